@@ -1,0 +1,110 @@
+"""Settings: the only module that reads the environment.
+
+Values come from ``MODELPORT_*`` environment variables, then an optional ``modelport.yaml``
+in the working directory (or the file named by ``MODELPORT_CONFIG``), then defaults. The
+object is frozen and passed explicitly to whoever needs it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    """Effective configuration of one modelport process."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELPORT_", frozen=True, extra="ignore")
+
+    home: Path = Field(
+        Path(".modelport"),
+        description="Folder for the embedded SQLite database, local artifacts and the load cache.",
+    )
+    database_url: SecretStr | None = Field(
+        None,
+        description="SQLAlchemy URL of the metadata database; default sqlite under `home`. "
+        "Use postgresql+psycopg://user@host/db for PostgreSQL.",
+    )
+    artifact_uri: str | None = Field(
+        None,
+        description="fsspec URL of the artifact store (a folder, or s3://bucket/prefix); "
+        "default `home`/artifacts.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="Endpoint of an S3-compatible store (MinIO, moto, Ceph)."
+    )
+    host: str = Field("127.0.0.1", description="Address `modelport serve` binds to.")
+    port: int = Field(8000, description="Port `modelport serve` listens on.")
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024, description="Largest request body accepted; larger bodies get 413."
+    )
+    reload_interval_s: float = Field(
+        2.0, description="How often the server checks the registry for moved aliases."
+    )
+    drain_timeout_s: float = Field(
+        30.0, description="On SIGTERM, how long in-flight requests may take to finish."
+    )
+    default_model: str | None = Field(
+        None, description="Model that answers `/invocations` when several are served."
+    )
+    log_level: str = Field("info", description="Log level of the server (debug, info, warning).")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_file = os.environ.get("MODELPORT_CONFIG", "modelport.yaml")
+        return (
+            init_settings,
+            env_settings,
+            YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file),
+        )
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{(self.home / 'modelport.db').resolve()}"
+
+    @property
+    def resolved_artifact_uri(self) -> str:
+        return self.artifact_uri or str((self.home / "artifacts").resolve())
+
+    @property
+    def cache_dir(self) -> Path:
+        """Local copies of remote artifacts, verified before use."""
+        return self.home / "cache"
+
+    def redacted(self) -> dict[str, Any]:
+        """Effective values for `modelport config show`, secrets hidden."""
+        values = self.model_dump(mode="json")
+        if self.database_url is not None:
+            values["database_url"] = "**********"
+        return values
+
+
+def describe_fields() -> list[tuple[str, str, str]]:
+    """(env var, default, description) of every setting, for docs and `config show`."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        rows.append((f"MODELPORT_{name.upper()}", repr(field.default), field.description or ""))
+    return rows
+
+
+def dump_yaml(settings: Settings) -> str:
+    return yaml.safe_dump(settings.redacted(), sort_keys=False)

@@ -1,0 +1,339 @@
+"""The model registry: models, numbered versions, aliases and stages over the store.
+
+A registration is all-or-nothing: the model's files are saved and verified in a scratch
+folder, uploaded under a fresh key, and only then is the version row written; if the row
+cannot be written the upload is deleted. Version numbers come from ``max + 1`` inside the
+inserting transaction, with the ``(model, version)`` unique constraint settling races.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from modelport.config import Settings
+from modelport.errors import (
+    AliasNotFoundError,
+    ConflictError,
+    InvalidInputError,
+    ModelNotFoundError,
+    ModelVersionNotFoundError,
+)
+from modelport.registry.address import ModelAddress, check_name
+from modelport.registry.records import (
+    AliasEvent,
+    ModelRecord,
+    Stage,
+    StageTransition,
+    VersionRecord,
+)
+from modelport.registry.staging import StagedModel
+from modelport.runtimes.base import LoadRequest, Runtime, load_runtime
+from modelport.runtimes.signature import Signature
+from modelport.store.artifacts import ArtifactStore
+from modelport.store.db import create_db_engine, session_factory
+from modelport.store.tables import (
+    AliasEventRow,
+    AliasRow,
+    ModelRow,
+    StageTransitionRow,
+    VersionRow,
+    utcnow,
+)
+
+_INSERT_ATTEMPTS = 50
+
+
+class Registry:
+    def __init__(self, engine: Engine, artifacts: ArtifactStore) -> None:
+        self.engine = engine
+        self.artifacts = artifacts
+        self._sessions: sessionmaker[Session] = session_factory(engine)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Registry:
+        options: dict[str, Any] = {}
+        if settings.s3_endpoint_url and settings.resolved_artifact_uri.startswith("s3://"):
+            options["client_kwargs"] = {"endpoint_url": settings.s3_endpoint_url}
+        store = ArtifactStore(settings.resolved_artifact_uri, settings.cache_dir, options)
+        return cls(create_db_engine(settings.resolved_database_url), store)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # -- models ---------------------------------------------------------------------------
+
+    def list_models(self) -> list[ModelRecord]:
+        with self._session() as s:
+            rows = s.scalars(select(ModelRow).order_by(ModelRow.name)).all()
+            return [self._model_record(s, row) for row in rows]
+
+    def get_model(self, name: str) -> ModelRecord:
+        with self._session() as s:
+            return self._model_record(s, self._model_row(s, name))
+
+    def update_model(self, name: str, *, description: str | None = None,
+                     tags: Mapping[str, Any] | None = None) -> ModelRecord:
+        with self._session() as s:
+            row = self._model_row(s, name)
+            if description is not None:
+                row.description = description
+            if tags is not None:
+                row.tags = {**row.tags, **tags}
+            row.updated_at = utcnow()
+            return self._model_record(s, row)
+
+    # -- versions -------------------------------------------------------------------------
+
+    def register(self, name: str, staged: StagedModel, *, description: str = "",
+                 tags: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None,
+                 metrics: Mapping[str, Any] | None = None,
+                 lineage: Mapping[str, Any] | None = None) -> VersionRecord:
+        """Store a staged model as the next version of ``name`` (created if new)."""
+        check_name(name)
+        key = self.artifacts.new_key(name)
+        files = self.artifacts.put_dir(staged.directory, key)
+        try:
+            return self._insert_version(name, VersionRow(
+                flavor=staged.flavor, framework=staged.saved.framework, artifact_key=key,
+                files=files, signature=staged.signature.to_dict(),
+                flavor_options=dict(staged.saved.options),
+                library_versions=dict(staged.saved.library_versions), trusted=staged.trusted,
+                description=description, tags=dict(tags or {}), params=dict(params or {}),
+                metrics=dict(metrics or {}), lineage=dict(lineage or {})))
+        except BaseException:
+            self.artifacts.delete(key)
+            raise
+
+    def _insert_version(self, name: str, row: VersionRow) -> VersionRecord:
+        for _ in range(_INSERT_ATTEMPTS):
+            try:
+                with self._session() as s:
+                    model = self._get_or_create_model(s, name)
+                    latest = s.scalar(select(func.max(VersionRow.version))
+                                      .where(VersionRow.model_id == model.id))
+                    row.model_id, row.version = model.id, (latest or 0) + 1
+                    model.updated_at = utcnow()
+                    s.add(row)
+                    s.flush()
+                    return self._version_record(s, row, name)
+            except (IntegrityError, OperationalError) as exc:
+                if not _is_retryable(exc):
+                    raise
+                row = _fresh_copy(row)
+        raise ConflictError(f"could not allocate a version number for {name!r}; retry")
+
+    def _get_or_create_model(self, s: Session, name: str) -> ModelRow:
+        model = s.scalar(select(ModelRow).where(ModelRow.name == name))
+        if model is None:
+            model = ModelRow(name=name)
+            s.add(model)
+            s.flush()
+        return model
+
+    def list_versions(self, name: str) -> list[VersionRecord]:
+        with self._session() as s:
+            model = self._model_row(s, name)
+            rows = s.scalars(select(VersionRow).where(VersionRow.model_id == model.id)
+                             .order_by(VersionRow.version)).all()
+            return [self._version_record(s, row, name) for row in rows]
+
+    def get_version(self, name: str, version: int) -> VersionRecord:
+        with self._session() as s:
+            return self._version_record(s, self._version_row(s, name, version), name)
+
+    def resolve(self, address: ModelAddress | str) -> VersionRecord:
+        """The version an address means now: its number, its alias's target, or the latest."""
+        if isinstance(address, str):
+            address = ModelAddress.parse(address)
+        with self._session() as s:
+            model = self._model_row(s, address.name)
+            if address.version is not None:
+                number = address.version
+            elif address.alias is not None:
+                number = self._alias_row(s, model, address.alias).version
+            else:
+                latest = s.scalar(select(func.max(VersionRow.version))
+                                  .where(VersionRow.model_id == model.id))
+                if latest is None:
+                    raise ModelVersionNotFoundError(f"model {address.name!r} has no versions")
+                number = latest
+            return self._version_record(s, self._version_row(s, address.name, number),
+                                        address.name)
+
+    def update_version(self, name: str, version: int, *, description: str | None = None,
+                       tags: Mapping[str, Any] | None = None) -> VersionRecord:
+        with self._session() as s:
+            row = self._version_row(s, name, version)
+            if description is not None:
+                row.description = description
+            if tags is not None:
+                row.tags = {**row.tags, **tags}
+            return self._version_record(s, row, name)
+
+    def transition_stage(self, name: str, version: int, stage: Stage) -> VersionRecord:
+        with self._session() as s:
+            row = self._version_row(s, name, version)
+            if row.stage != stage.value:
+                s.add(StageTransitionRow(version_id=row.id, from_stage=row.stage,
+                                         to_stage=stage.value))
+                row.stage = stage.value
+            return self._version_record(s, row, name)
+
+    def stage_history(self, name: str, version: int) -> list[StageTransition]:
+        with self._session() as s:
+            row = self._version_row(s, name, version)
+            events = s.scalars(select(StageTransitionRow)
+                               .where(StageTransitionRow.version_id == row.id)
+                               .order_by(StageTransitionRow.id)).all()
+            return [StageTransition(Stage(e.from_stage), Stage(e.to_stage), e.at) for e in events]
+
+    # -- aliases --------------------------------------------------------------------------
+
+    def set_alias(self, name: str, alias: str, version: int) -> VersionRecord:
+        """Point ``alias`` at ``version`` in one transaction, recording the move."""
+        check_name(alias, "alias")
+        if alias.isdigit() or alias == "latest":
+            raise InvalidInputError(f"{alias!r} is reserved and cannot be an alias",
+                                    pointer="/alias")
+        with self._session() as s:
+            model = self._model_row(s, name)
+            target = self._version_row(s, name, version)
+            row = s.get(AliasRow, (model.id, alias))
+            previous = row.version if row is not None else None
+            if row is None:
+                s.add(AliasRow(model_id=model.id, alias=alias, version=version))
+            else:
+                row.version, row.updated_at = version, utcnow()
+            if previous != version:
+                s.add(AliasEventRow(model_id=model.id, alias=alias, from_version=previous,
+                                    to_version=version))
+            s.flush()
+            return self._version_record(s, target, name)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        with self._session() as s:
+            model = self._model_row(s, name)
+            row = self._alias_row(s, model, alias)
+            s.add(AliasEventRow(model_id=model.id, alias=alias, from_version=row.version,
+                                to_version=None))
+            s.delete(row)
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
+        with self._session() as s:
+            model = self._model_row(s, name)
+            query = select(AliasEventRow).where(AliasEventRow.model_id == model.id)
+            if alias is not None:
+                query = query.where(AliasEventRow.alias == alias)
+            rows = s.scalars(query.order_by(AliasEventRow.id)).all()
+            return [AliasEvent(r.alias, r.from_version, r.to_version, r.at) for r in rows]
+
+    def alias_targets(self) -> dict[tuple[str, str], int]:
+        """Every ``(model, alias) -> version``: one cheap query for the server's reload poll."""
+        with self._session() as s:
+            rows = s.execute(select(ModelRow.name, AliasRow.alias, AliasRow.version)
+                             .join(AliasRow, AliasRow.model_id == ModelRow.id)).all()
+            return {(n, a): v for n, a, v in rows}
+
+    # -- loading and housekeeping ---------------------------------------------------------
+
+    def load(self, record: VersionRecord) -> Runtime:
+        """Fetch, verify (SHA-256 of every file) and load a version."""
+        directory = self.artifacts.fetch(record.artifact_key, record.files)
+        return load_runtime(record.flavor, LoadRequest(directory, record.signature,
+                                                       record.flavor_options, record.trusted))
+
+    def artifact_dir(self, record: VersionRecord) -> Path:
+        return self.artifacts.fetch(record.artifact_key, record.files)
+
+    def collect_garbage(self, older_than: timedelta = timedelta(hours=1)) -> list[str]:
+        """Delete artifacts left by registrations that died before writing their row."""
+        with self._session() as s:
+            referenced = set(s.scalars(select(VersionRow.artifact_key)).all())
+        orphans = self.artifacts.orphans(referenced, older_than)
+        for key in orphans:
+            self.artifacts.delete(key)
+        return orphans
+
+    def delete_version(self, name: str, version: int) -> None:
+        """Remove a version no alias points at, with its files."""
+        with self._session() as s:
+            row = self._version_row(s, name, version)
+            pointing = s.scalars(select(AliasRow.alias).where(
+                AliasRow.model_id == row.model_id, AliasRow.version == version)).all()
+            if pointing:
+                raise ConflictError(f"{name}/{version} is the target of alias(es) "
+                                    f"{', '.join(pointing)}; move them first")
+            key = row.artifact_key
+            s.execute(delete(StageTransitionRow).where(StageTransitionRow.version_id == row.id))
+            s.delete(row)
+        self.artifacts.delete(key)
+
+    # -- row helpers ----------------------------------------------------------------------
+
+    def _model_row(self, s: Session, name: str) -> ModelRow:
+        row = s.scalar(select(ModelRow).where(ModelRow.name == name))
+        if row is None:
+            raise ModelNotFoundError(f"model {name!r} is not registered")
+        return row
+
+    def _version_row(self, s: Session, name: str, version: int) -> VersionRow:
+        row = s.scalar(select(VersionRow).join(ModelRow, ModelRow.id == VersionRow.model_id)
+                       .where(ModelRow.name == name, VersionRow.version == version))
+        if row is None:
+            self._model_row(s, name)
+            raise ModelVersionNotFoundError(f"model {name!r} has no version {version}")
+        return row
+
+    def _alias_row(self, s: Session, model: ModelRow, alias: str) -> AliasRow:
+        row = s.get(AliasRow, (model.id, alias))
+        if row is None:
+            raise AliasNotFoundError(f"model {model.name!r} has no alias {alias!r}")
+        return row
+
+    def _model_record(self, s: Session, row: ModelRow) -> ModelRecord:
+        latest = s.scalar(select(func.max(VersionRow.version))
+                          .where(VersionRow.model_id == row.id))
+        aliases = dict(s.execute(select(AliasRow.alias, AliasRow.version)
+                                 .where(AliasRow.model_id == row.id)).tuples().all())
+        return ModelRecord(row.name, row.description, row.tags, row.created_at, row.updated_at,
+                           latest, aliases)
+
+    def _version_record(self, s: Session, row: VersionRow, name: str) -> VersionRecord:
+        aliases = tuple(s.scalars(select(AliasRow.alias).where(
+            AliasRow.model_id == row.model_id, AliasRow.version == row.version)
+            .order_by(AliasRow.alias)).all())
+        return VersionRecord(
+            name=name, version=row.version, flavor=row.flavor, framework=row.framework,
+            artifact_key=row.artifact_key, artifact_uri=self.artifacts.uri(row.artifact_key),
+            files=row.files, signature=Signature.from_dict(row.signature),
+            flavor_options=row.flavor_options, library_versions=row.library_versions,
+            trusted=row.trusted, stage=Stage(row.stage), description=row.description,
+            tags=row.tags, params=row.params, metrics=row.metrics, lineage=row.lineage,
+            created_at=row.created_at, aliases=aliases)
+
+
+def _is_retryable(exc: IntegrityError | OperationalError) -> bool:
+    """Unique-constraint races and SQLite lock timeouts are retried; anything else is not."""
+    message = str(exc.orig).lower()
+    return any(marker in message for marker in
+               ("unique", "duplicate key", "database is locked", "deadlock", "serialize"))
+
+
+def _fresh_copy(row: VersionRow) -> VersionRow:
+    """A transient copy of a row whose session rolled back."""
+    columns = {c.key: getattr(row, c.key) for c in VersionRow.__table__.columns
+               if c.key not in ("id", "model_id", "version", "created_at")}
+    return VersionRow(**columns)

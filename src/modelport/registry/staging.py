@@ -1,0 +1,101 @@
+"""Staging: turn a fitted object or a model file into verified files plus a full signature.
+
+The staged folder is loaded back through its runtime and run on the sample before anything
+is registered, so a version that cannot load or predict never reaches the registry, and the
+output side of the signature comes from what the saved model really returns.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelport.errors import ModelLoadError, ModelportError
+from modelport.runtimes.base import (
+    Flavor,
+    LoadRequest,
+    SavedModel,
+    call_model,
+    flavor_for,
+    flavor_for_file,
+    flavor_named,
+    load_runtime,
+)
+from modelport.runtimes.batch import Batch
+from modelport.runtimes.signature import Signature, infer_signature, sample_arrays
+
+INPUT_EXAMPLE = "input_example.json"
+_EXAMPLE_ROWS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class StagedModel:
+    directory: Path
+    flavor: str
+    saved: SavedModel
+    signature: Signature
+    trusted: bool
+
+
+@contextmanager
+def stage_object(model: object, sample: Any, *, flavor: str | None = None,
+                 allow_missing: bool | None = None) -> Iterator[StagedModel]:
+    """Save a live model object with its flavor (detected unless named)."""
+    chosen = flavor_named(flavor) if flavor else flavor_for(model)
+    signature = infer_signature(sample, allow_missing=allow_missing)
+    with tempfile.TemporaryDirectory(prefix="modelport-stage-") as scratch:
+        directory = Path(scratch)
+        saved = chosen.save(model, directory, signature)
+        yield _complete(chosen, directory, saved, signature, sample, trusted=saved.needs_trust)
+
+
+@contextmanager
+def stage_file(path: Path, sample: Any, *, trusted: bool = False,
+               allow_missing: bool | None = None) -> Iterator[StagedModel]:
+    """Adopt a model file already on disk (``.skops``, ``.onnx``, ``.txt``, ``.ubj`` ...)."""
+    if not path.is_file():
+        raise ModelLoadError(f"{path} is not a file")
+    chosen = flavor_for_file(path)
+    signature = infer_signature(sample, allow_missing=allow_missing)
+    with tempfile.TemporaryDirectory(prefix="modelport-stage-") as scratch:
+        directory = Path(scratch)
+        saved = chosen.import_file(path, directory, trusted)
+        yield _complete(chosen, directory, saved, signature, sample, trusted=saved.needs_trust)
+
+
+def _complete(flavor: Flavor, directory: Path, saved: SavedModel, signature: Signature,
+              sample: Any, *, trusted: bool) -> StagedModel:
+    """Load the saved files back, run the sample through them, record outputs and example."""
+    runtime = load_runtime(flavor.name, LoadRequest(directory, signature, saved.options, trusted))
+    batch = signature.conform(sample_arrays(sample)[1])
+    try:
+        outputs = call_model(runtime, batch)
+    except ModelportError as exc:
+        raise ModelLoadError(f"the saved model failed on the sample input: {exc.detail}") from exc
+    write_example(directory / INPUT_EXAMPLE, batch)
+    return StagedModel(directory, flavor.name, saved, signature.with_outputs(outputs), trusted)
+
+
+def write_example(path: Path, batch: Batch) -> None:
+    """A few sample rows, used to warm the model up and to document requests."""
+    rows = min(batch.n_rows, _EXAMPLE_ROWS)
+    columns = {name: _jsonable(array[:rows]) for name, array in batch.columns.items()}
+    path.write_text(json.dumps({"columns": columns}))
+
+
+def read_example(directory: Path, signature: Signature) -> Batch:
+    data = json.loads((directory / INPUT_EXAMPLE).read_text())["columns"]
+    return signature.conform({name: np.array(values) for name, values in data.items()})
+
+
+def _jsonable(array: np.ndarray) -> list[Any]:
+    if array.dtype.kind == "f":
+        return np.where(np.isnan(array), None, array).tolist()  # type: ignore[no-any-return]
+    return array.tolist()  # type: ignore[no-any-return]

@@ -1,0 +1,254 @@
+"""Model signatures: what a model takes and returns, inferred from a sample, enforced on input.
+
+A signature is either a *tensor* signature (one 2-D input, features by position) or a
+*columns* signature (named, possibly mixed-type 1-D columns, e.g. a DataFrame). Codecs turn
+wire data into ``name -> array``; :meth:`Signature.conform` checks and coerces those arrays
+into a :class:`Batch` or raises an error that points at the offending field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+from modelport.errors import FieldError, InvalidInputError, MalformedRequestError
+from modelport.runtimes.batch import Batch
+
+NUMERIC_DTYPES = (
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "float32", "float64",
+)
+STRING = "string"
+
+
+class SignatureKind(StrEnum):
+    TENSOR = "tensor"
+    COLUMNS = "columns"
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpec:
+    """One input or output: name, element dtype, shape (-1 = any), whether NaN/None is allowed."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    nullable: bool = False
+
+    @property
+    def numpy_dtype(self) -> np.dtype[Any]:
+        return np.dtype(object) if self.dtype == STRING else np.dtype(self.dtype)
+
+    @property
+    def width(self) -> int:
+        """Number of features per row (1 for a column)."""
+        return int(np.prod(self.shape[1:])) if len(self.shape) > 1 else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape),
+                "nullable": self.nullable}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TensorSpec:
+        return cls(data["name"], data["dtype"], tuple(data["shape"]), bool(data.get("nullable")))
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    kind: SignatureKind
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...] = field(default=())
+
+    def input_names(self) -> list[str]:
+        return [spec.name for spec in self.inputs]
+
+    def with_outputs(self, outputs: Mapping[str, np.ndarray]) -> Signature:
+        specs = tuple(_spec_for(name, np.asarray(a), nullable=False) for name, a in outputs.items())
+        return Signature(self.kind, self.inputs, specs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind.value, "inputs": [s.to_dict() for s in self.inputs],
+                "outputs": [s.to_dict() for s in self.outputs]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Signature:
+        return cls(SignatureKind(data["kind"]),
+                   tuple(TensorSpec.from_dict(s) for s in data["inputs"]),
+                   tuple(TensorSpec.from_dict(s) for s in data.get("outputs", [])))
+
+    def conform(self, arrays: Mapping[str, np.ndarray],
+                pointers: Mapping[str, str] | None = None) -> Batch:
+        """Check ``arrays`` against the inputs and coerce dtypes; the result is a Batch.
+
+        ``pointers`` maps an input name to the JSON pointer of the field that carried it, so
+        errors name what the client actually sent.
+        """
+        pointers = pointers or {}
+        unknown = [name for name in arrays if name not in {s.name for s in self.inputs}]
+        missing = [s.name for s in self.inputs if s.name not in arrays]
+        if unknown or missing:
+            errors = [FieldError(pointers.get(n, f"/{n}"), f"unknown input {n!r}") for n in unknown]
+            errors += [FieldError(f"/{n}", f"missing input {n!r}") for n in missing]
+            expected = ", ".join(self.input_names())
+            raise InvalidInputError(
+                f"inputs do not match the signature (expected: {expected}); "
+                + "; ".join(e.message for e in errors), errors=errors)
+        columns: dict[str, np.ndarray] = {}
+        n_rows: int | None = None
+        for spec in self.inputs:
+            pointer = pointers.get(spec.name, f"/{spec.name}")
+            array = _coerce(spec, arrays[spec.name], pointer)
+            if n_rows is not None and array.shape[0] != n_rows:
+                raise InvalidInputError(
+                    f"input {spec.name!r} has {array.shape[0]} rows, others have {n_rows}",
+                    pointer=pointer)
+            n_rows = array.shape[0]
+            columns[spec.name] = array
+        assert n_rows is not None
+        if n_rows == 0:
+            raise InvalidInputError("the batch is empty: send at least one row",
+                                    pointer=pointers.get(self.inputs[0].name, "/"))
+        return Batch(columns, n_rows)
+
+
+def _coerce(spec: TensorSpec, array: np.ndarray, pointer: str) -> np.ndarray:
+    expected_ndim = len(spec.shape)
+    if array.ndim == 1 and expected_ndim == 2 and spec.width == array.shape[0]:
+        array = array.reshape(1, -1)  # a single row sent without its batch dimension
+    if array.ndim != expected_ndim:
+        raise InvalidInputError(
+            f"input {spec.name!r} must have {expected_ndim} dimensions "
+            f"{_shape_text(spec.shape)}, got shape {list(array.shape)}", pointer=pointer)
+    for axis, (want, got) in enumerate(zip(spec.shape[1:], array.shape[1:], strict=True), 1):
+        if want != -1 and want != got:
+            raise InvalidInputError(
+                f"input {spec.name!r} expects {want} values on axis {axis} "
+                f"{_shape_text(spec.shape)}, got {got}", pointer=pointer)
+    if spec.dtype == STRING:
+        return _coerce_strings(spec, array, pointer)
+    return _coerce_numeric(spec, array, pointer)
+
+
+def _coerce_numeric(spec: TensorSpec, array: np.ndarray, pointer: str) -> np.ndarray:
+    target = np.dtype(spec.dtype)
+    kind = array.dtype.kind
+    if kind == "O":
+        array = _objects_to_numeric(spec, array, pointer)
+        kind = array.dtype.kind
+    if kind in "US" or (kind == "b" and target.kind != "b"):
+        got = "strings" if kind in "US" else "booleans"
+        raise InvalidInputError(f"input {spec.name!r} expects {spec.dtype} values, got {got}",
+                                pointer=pointer)
+    if kind not in "biuf":
+        raise InvalidInputError(f"input {spec.name!r} expects {spec.dtype} values", pointer=pointer)
+    if kind == "f" and target.kind != "f":
+        if not spec.nullable and not np.all(np.isfinite(array)):
+            raise InvalidInputError(f"input {spec.name!r} must not contain NaN or infinity",
+                                    pointer=pointer)
+        if not np.all(np.isnan(array) | (np.mod(array, 1) == 0)):
+            raise InvalidInputError(f"input {spec.name!r} expects integers, got fractions",
+                                    pointer=pointer)
+        if np.isnan(array).any():
+            return array  # nullable integer column: keep NaN as float, as pandas would
+    result = array.astype(target, copy=False)
+    if target.kind == "f" and not spec.nullable and not np.isfinite(result).all():
+        raise InvalidInputError(f"input {spec.name!r} must not contain NaN or infinity",
+                                pointer=pointer)
+    return result
+
+
+def _objects_to_numeric(spec: TensorSpec, array: np.ndarray, pointer: str) -> np.ndarray:
+    """JSON ``null`` arrives as None in an object array: NaN if the input allows it."""
+    flat = array.ravel()
+    has_none = any(v is None for v in flat)
+    if has_none and not spec.nullable:
+        raise InvalidInputError(f"input {spec.name!r} must not contain null values",
+                                pointer=pointer)
+    if any(isinstance(v, str | bytes | bool) for v in flat):
+        raise InvalidInputError(f"input {spec.name!r} expects {spec.dtype} values, got strings "
+                                "or booleans", pointer=pointer)
+    try:
+        return np.array([np.nan if v is None else v for v in flat],
+                        dtype=np.float64).reshape(array.shape)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"input {spec.name!r} expects {spec.dtype} values",
+                                pointer=pointer) from exc
+
+
+def _coerce_strings(spec: TensorSpec, array: np.ndarray, pointer: str) -> np.ndarray:
+    if array.dtype.kind in "US":
+        return array.astype(object)
+    if array.dtype.kind == "O":
+        bad = [v for v in array.ravel() if not (isinstance(v, str) or (v is None and spec.nullable))]
+        if bad:
+            raise InvalidInputError(f"input {spec.name!r} expects strings, got {bad[0]!r}",
+                                    pointer=pointer)
+        return array
+    raise InvalidInputError(f"input {spec.name!r} expects strings, got numbers", pointer=pointer)
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join("N" if d == -1 else str(d) for d in shape) + "]"
+
+
+def _dtype_name(array: np.ndarray) -> str:
+    kind = array.dtype.kind
+    if kind in "USO":
+        return STRING
+    if kind == "b" or kind in "iuf":
+        return str(array.dtype)
+    raise InvalidInputError(f"unsupported sample dtype {array.dtype}")
+
+
+def _has_missing(array: np.ndarray) -> bool:
+    if array.dtype.kind == "f":
+        return bool(np.isnan(array).any())
+    if array.dtype.kind == "O":
+        return any(v is None or (isinstance(v, float) and np.isnan(v)) for v in array.ravel())
+    return False
+
+
+def _spec_for(name: str, array: np.ndarray, nullable: bool | None) -> TensorSpec:
+    shape = (-1, *array.shape[1:])
+    return TensorSpec(name, _dtype_name(array), shape,
+                      _has_missing(array) if nullable is None else nullable)
+
+
+TENSOR_INPUT = "input"
+
+
+def sample_arrays(sample: Any) -> tuple[SignatureKind, dict[str, np.ndarray]]:
+    """A sample (ndarray, list of rows, DataFrame or dict of columns) as named arrays."""
+    if hasattr(sample, "dtypes") and hasattr(sample, "columns"):  # a pandas DataFrame
+        return SignatureKind.COLUMNS, {str(c): _frame_column(sample[c]) for c in sample.columns}
+    if isinstance(sample, Mapping):
+        return SignatureKind.COLUMNS, {str(k): np.asarray(v) for k, v in sample.items()}
+    array = np.asarray(sample)
+    if array.ndim != 2:
+        raise MalformedRequestError(
+            f"a sample input must be 2-D (rows x features), got shape {list(array.shape)}")
+    return SignatureKind.TENSOR, {TENSOR_INPUT: array}
+
+
+def infer_signature(sample: Any, *, allow_missing: bool | None = None) -> Signature:
+    """Infer the input side of a signature from a sample.
+
+    ``allow_missing`` overrides what the sample shows about NaN / None being acceptable.
+    """
+    kind, arrays = sample_arrays(sample)
+    specs = []
+    for name, array in arrays.items():
+        if kind is SignatureKind.COLUMNS and array.ndim != 1:
+            raise MalformedRequestError(f"sample column {name!r} must be 1-D")
+        specs.append(_spec_for(name, array, allow_missing))
+    return Signature(kind, tuple(specs))
+
+
+def _frame_column(series: Any) -> np.ndarray:
+    if str(series.dtype) in ("category", "string", "str") or series.dtype.kind == "O":
+        return np.asarray(series.astype(object).where(series.notna(), None), dtype=object)
+    return np.asarray(series.to_numpy())

@@ -1,0 +1,62 @@
+"""The in-process SDK: log a fitted model, load a registered one."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from modelport.config import Settings
+from modelport.registry import ModelAddress, Registry, VersionRecord, stage_object
+from modelport.runtimes.base import Runtime, call_model
+from modelport.runtimes.batch import Outputs
+from modelport.runtimes.signature import sample_arrays
+
+
+def log_model(model: object, name: str, sample_input: Any, *,
+              metrics: Mapping[str, float] | None = None,
+              params: Mapping[str, Any] | None = None,
+              tags: Mapping[str, Any] | None = None, description: str = "",
+              lineage: Mapping[str, Any] | None = None, flavor: str | None = None,
+              allow_missing: bool | None = None,
+              settings: Settings | None = None) -> VersionRecord:
+    """Register ``model`` as the next version of ``name``; returns the new version."""
+    registry = Registry.from_settings(settings or Settings())
+    try:
+        with stage_object(model, sample_input, flavor=flavor, allow_missing=allow_missing) as st:
+            return registry.register(name, st, description=description, tags=tags,
+                                     params=params, metrics=metrics, lineage=lineage)
+    finally:
+        registry.close()
+
+
+class LoadedModel:
+    """A registered version loaded in this process, called like the server calls it."""
+
+    def __init__(self, record: VersionRecord, runtime: Runtime) -> None:
+        self.record = record
+        self._runtime = runtime
+
+    def predict_outputs(self, data: Any) -> Outputs:
+        """Every output (e.g. ``label`` and ``probabilities``) for rows in ``data``."""
+        batch = self.record.signature.conform(sample_arrays(data)[1])
+        return call_model(self._runtime, batch)
+
+    def predict(self, data: Any) -> np.ndarray:
+        """The first output: the label for classifiers, the prediction for regressors."""
+        return next(iter(self.predict_outputs(data).values()))
+
+    def __repr__(self) -> str:
+        return f"<LoadedModel {self.record.address} ({self.record.framework})>"
+
+
+def load_model(uri: str, *, settings: Settings | None = None) -> LoadedModel:
+    """Load ``models:/name@alias``, ``name/3`` or ``name`` (latest), hash-verified."""
+    registry = Registry.from_settings(settings or Settings())
+    try:
+        record = registry.resolve(ModelAddress.parse(uri))
+        return LoadedModel(record, registry.load(record))
+    finally:
+        registry.close()
+
