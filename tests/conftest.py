@@ -1,0 +1,135 @@
+"""Shared fixtures: fresh settings per test, real PostgreSQL / S3 endpoints, fitted models.
+
+Service-backed fixtures skip with a loud reason when the service is absent, and fail
+instead when ``CI=true``: CI must never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.datasets import load_iris, make_classification
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from modelport.config import Settings
+from modelport.registry import Registry
+
+POSTGRES_ADMIN_URL = os.environ.get("MODELPORT_TEST_POSTGRES",
+                                    "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def service_missing(reason: str) -> None:
+    """Skip loudly, or fail under CI=true."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"required service unavailable under CI=true: {reason}")
+    pytest.skip(f"SERVICE MISSING: {reason}")
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Settings rooted in this test's own folder; keyword overrides win."""
+
+    def factory(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {"home": tmp_path / "home"}
+        values.update(overrides)
+        return Settings(**values)
+
+    return factory
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def registry(settings: Settings) -> Iterator[Registry]:
+    reg = Registry.from_settings(settings)
+    yield reg
+    reg.close()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A brand-new PostgreSQL database for this test, dropped afterwards."""
+    if not port_open("127.0.0.1", 5432):
+        service_missing("PostgreSQL on 127.0.0.1:5432")
+    from sqlalchemy import create_engine, text
+
+    name = f"mp_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+# -- fitted models, shared by the whole session (fitting is the slow part) -----------------
+
+
+@pytest.fixture(scope="session")
+def iris_data() -> tuple[np.ndarray, np.ndarray]:
+    data = load_iris()
+    return data.data, data.target
+
+
+@pytest.fixture(scope="session")
+def iris_logreg(iris_data: tuple[np.ndarray, np.ndarray]) -> LogisticRegression:
+    X, y = iris_data
+    return LogisticRegression(max_iter=500).fit(X, y)
+
+
+@pytest.fixture(scope="session")
+def iris_hgb(iris_data: tuple[np.ndarray, np.ndarray]) -> HistGradientBoostingClassifier:
+    X, y = iris_data
+    return HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(X, y)
+
+
+@pytest.fixture(scope="session")
+def tabular_data() -> tuple[np.ndarray, np.ndarray]:
+    return make_classification(n_samples=400, n_features=20, random_state=7)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def mixed_frame() -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({
+        "age": rng.integers(18, 90, 300).astype(np.int64),
+        "income": rng.normal(50_000, 15_000, 300),
+        "city": rng.choice(["paris", "lyon", "nice"], 300).astype(object),
+        "member": rng.choice(["yes", "no"], 300).astype(object),
+    })
+    target = ((frame["income"] > 50_000) ^ (frame["city"] == "nice")).astype(int).to_numpy()
+    return frame, target
+
+
+@pytest.fixture(scope="session")
+def mixed_pipeline(mixed_frame: tuple[pd.DataFrame, np.ndarray]) -> Pipeline:
+    """A ColumnTransformer over named, mixed-type columns, as real projects ship them."""
+    frame, target = mixed_frame
+    columns = ColumnTransformer([
+        ("num", StandardScaler(), ["age", "income"]),
+        ("cat", OneHotEncoder(handle_unknown="ignore"), ["city", "member"]),
+    ])
+    return Pipeline([("columns", columns),
+                     ("model", LogisticRegression(max_iter=500))]).fit(frame, target)
