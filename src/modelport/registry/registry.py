@@ -23,6 +23,8 @@ from modelport.errors import (
     AliasNotFoundError,
     ConflictError,
     InvalidInputError,
+    ModelLoadError,
+    ModelportError,
     ModelNotFoundError,
     ModelVersionNotFoundError,
 )
@@ -34,8 +36,8 @@ from modelport.registry.records import (
     StageTransition,
     VersionRecord,
 )
-from modelport.registry.staging import StagedModel
-from modelport.runtimes.base import LoadRequest, Runtime, load_runtime
+from modelport.registry.staging import INPUT_EXAMPLE, StagedModel, read_example
+from modelport.runtimes.base import LoadRequest, Runtime, call_model, load_runtime
 from modelport.runtimes.signature import Signature
 from modelport.store.artifacts import ArtifactStore
 from modelport.store.db import create_db_engine, session_factory
@@ -250,10 +252,21 @@ class Registry:
     # -- loading and housekeeping ---------------------------------------------------------
 
     def load(self, record: VersionRecord) -> Runtime:
-        """Fetch, verify (SHA-256 of every file) and load a version."""
+        """Fetch, verify (SHA-256 of every file), load and warm up a version.
+
+        Warming runs the stored input example once, so a version that loads but cannot
+        predict fails here, before it takes any traffic.
+        """
         directory = self.artifacts.fetch(record.artifact_key, record.files)
-        return load_runtime(record.flavor, LoadRequest(directory, record.signature,
-                                                       record.flavor_options, record.trusted))
+        runtime = load_runtime(record.flavor, LoadRequest(directory, record.signature,
+                                                          record.flavor_options, record.trusted))
+        if (directory / INPUT_EXAMPLE).is_file():
+            try:
+                call_model(runtime, read_example(directory, record.signature))
+            except ModelportError as exc:
+                raise ModelLoadError(f"{record.address} failed its warm-up prediction: "
+                                     f"{exc.detail}") from exc
+        return runtime
 
     def artifact_dir(self, record: VersionRecord) -> Path:
         return self.artifacts.fetch(record.artifact_key, record.files)
