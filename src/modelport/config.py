@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     default_model: str | None = Field(
         None, description="Model that answers `/invocations` when several are served."
     )
+    inference_threads: int = Field(
+        2, description="Threads running model code in one server process (off the event loop).")
+    model_threads: int = Field(
+        1, description="BLAS/OpenMP threads per model call; 1 avoids oversubscribing cores.")
     log_level: str = Field("info", description="Log level of the server (debug, info, warning).")
 
     @classmethod

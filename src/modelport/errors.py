@@ -9,6 +9,7 @@ turns problem+json back into the same classes.
     ├── InvalidInputError            422  input fails the signature / protocol
     │   ├── MalformedRequestError    400  body is not parseable at all
     │   └── UnsupportedMediaTypeError 415
+    ├── MethodNotAllowedError        405
     ├── PayloadTooLargeError         413
     ├── NotFoundError                404
     │   ├── ModelNotFoundError
@@ -96,6 +97,12 @@ class UnsupportedMediaTypeError(InvalidInputError):
     status = 415
     code = "unsupported_media_type"
     title = "Unsupported media type"
+
+
+class MethodNotAllowedError(ModelportError):
+    status = 405
+    code = "method_not_allowed"
+    title = "Method not allowed"
 
 
 class PayloadTooLargeError(ModelportError):

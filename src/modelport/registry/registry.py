@@ -24,8 +24,8 @@ from modelport.errors import (
     ConflictError,
     InvalidInputError,
     ModelLoadError,
-    ModelportError,
     ModelNotFoundError,
+    ModelportError,
     ModelVersionNotFoundError,
 )
 from modelport.registry.address import ModelAddress, check_name
@@ -319,8 +319,8 @@ class Registry:
     def _model_record(self, s: Session, row: ModelRow) -> ModelRecord:
         latest = s.scalar(select(func.max(VersionRow.version))
                           .where(VersionRow.model_id == row.id))
-        aliases = dict(s.execute(select(AliasRow.alias, AliasRow.version)
-                                 .where(AliasRow.model_id == row.id)).tuples().all())
+        aliases = {alias: version for alias, version in s.execute(
+            select(AliasRow.alias, AliasRow.version).where(AliasRow.model_id == row.id))}
         return ModelRecord(row.name, row.description, row.tags, row.created_at, row.updated_at,
                            latest, aliases)
 

@@ -97,5 +97,7 @@ def read_example(directory: Path, signature: Signature) -> Batch:
 
 def _jsonable(array: np.ndarray) -> list[Any]:
     if array.dtype.kind == "f":
-        return np.where(np.isnan(array), None, array).tolist()  # type: ignore[no-any-return]
+        values = array.astype(object)
+        values[np.isnan(array)] = None  # NaN has no JSON form; null reads back as missing
+        return values.tolist()  # type: ignore[no-any-return]
     return array.tolist()  # type: ignore[no-any-return]

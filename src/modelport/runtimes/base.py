@@ -105,7 +105,8 @@ def flavor_for_file(path: Path) -> Flavor:
         if path.suffix in flavor.suffixes:
             return flavor
     known = sorted({s for f in flavors().values() for s in f.suffixes})
-    raise ConfigurationError(f"no installed runtime reads {path.name!r} (known: {', '.join(known)})")
+    raise ConfigurationError(
+        f"no installed runtime reads {path.name!r} (known: {', '.join(known)})")
 
 
 def library_versions(*packages: str) -> dict[str, str]:
@@ -120,7 +121,8 @@ def call_model(runtime: Runtime, batch: Batch) -> Outputs:
         raise ModelError(f"{type(exc).__name__}: {exc}") from exc
     for name, array in outputs.items():
         if array.shape[:1] != (batch.n_rows,):
-            raise ModelError(f"output {name!r} has {array.shape[:1]} rows for {batch.n_rows} inputs")
+            raise ModelError(
+                f"output {name!r} has {array.shape[:1]} rows for {batch.n_rows} inputs")
     return outputs
 
 

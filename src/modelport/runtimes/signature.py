@@ -97,6 +97,11 @@ class Signature:
             raise InvalidInputError(
                 f"inputs do not match the signature (expected: {expected}); "
                 + "; ".join(e.message for e in errors), errors=errors)
+        first = self.inputs[0].name if self.inputs else ""
+        if all(np.shape(array)[:1] == (0,) for array in arrays.values()):
+            # checked before dtypes: an empty JSON list has no dtype worth complaining about
+            raise InvalidInputError("the batch is empty: send at least one row",
+                                    pointer=pointers.get(first, f"/{first}"))
         columns: dict[str, np.ndarray] = {}
         n_rows: int | None = None
         for spec in self.inputs:
@@ -109,9 +114,6 @@ class Signature:
             n_rows = array.shape[0]
             columns[spec.name] = array
         assert n_rows is not None
-        if n_rows == 0:
-            raise InvalidInputError("the batch is empty: send at least one row",
-                                    pointer=pointers.get(self.inputs[0].name, "/"))
         return Batch(columns, n_rows)
 
 
@@ -152,13 +154,30 @@ def _coerce_numeric(spec: TensorSpec, array: np.ndarray, pointer: str) -> np.nda
         if not np.all(np.isnan(array) | (np.mod(array, 1) == 0)):
             raise InvalidInputError(f"input {spec.name!r} expects integers, got fractions",
                                     pointer=pointer)
+        _check_range(spec, array, target, pointer)
         if np.isnan(array).any():
             return array  # nullable integer column: keep NaN as float, as pandas would
+    elif kind in "iu" and target.kind in "iu":
+        _check_range(spec, array, target, pointer)
     result = array.astype(target, copy=False)
     if target.kind == "f" and not spec.nullable and not np.isfinite(result).all():
         raise InvalidInputError(f"input {spec.name!r} must not contain NaN or infinity",
                                 pointer=pointer)
     return result
+
+
+def _check_range(spec: TensorSpec, array: np.ndarray, target: np.dtype[Any],
+                 pointer: str) -> None:
+    """Refuse values a narrower integer dtype would silently wrap around."""
+    values = array[np.isfinite(array)] if array.dtype.kind == "f" else array
+    if values.size == 0:
+        return
+    info = np.iinfo(target)
+    low, high = int(values.min()), int(values.max())
+    if low < info.min or high > info.max:
+        bad = low if low < info.min else high
+        raise InvalidInputError(f"input {spec.name!r} expects {spec.dtype} values in "
+                                f"[{info.min}, {info.max}], got {bad}", pointer=pointer)
 
 
 def _objects_to_numeric(spec: TensorSpec, array: np.ndarray, pointer: str) -> np.ndarray:
@@ -183,7 +202,8 @@ def _coerce_strings(spec: TensorSpec, array: np.ndarray, pointer: str) -> np.nda
     if array.dtype.kind in "US":
         return array.astype(object)
     if array.dtype.kind == "O":
-        bad = [v for v in array.ravel() if not (isinstance(v, str) or (v is None and spec.nullable))]
+        bad = [v for v in array.ravel()
+               if not (isinstance(v, str) or (v is None and spec.nullable))]
         if bad:
             raise InvalidInputError(f"input {spec.name!r} expects strings, got {bad[0]!r}",
                                     pointer=pointer)
@@ -226,7 +246,8 @@ def sample_arrays(sample: Any) -> tuple[SignatureKind, dict[str, np.ndarray]]:
     if hasattr(sample, "dtypes") and hasattr(sample, "columns"):  # a pandas DataFrame
         return SignatureKind.COLUMNS, {str(c): _frame_column(sample[c]) for c in sample.columns}
     if isinstance(sample, Mapping):
-        return SignatureKind.COLUMNS, {str(k): np.asarray(v) for k, v in sample.items()}
+        return SignatureKind.COLUMNS, {str(k): _numbers_if_numeric(np.asarray(v))
+                                       for k, v in sample.items()}
     array = np.asarray(sample)
     if array.ndim != 2:
         raise MalformedRequestError(
@@ -249,6 +270,34 @@ def infer_signature(sample: Any, *, allow_missing: bool | None = None) -> Signat
 
 
 def _frame_column(series: Any) -> np.ndarray:
-    if str(series.dtype) in ("category", "string", "str") or series.dtype.kind == "O":
-        return np.asarray(series.astype(object).where(series.notna(), None), dtype=object)
+    dtype = series.dtype
+    if hasattr(dtype, "numpy_dtype") and dtype.kind in "biuf":
+        # pandas' nullable Int64 / Float64 / boolean: pd.NA becomes NaN, as for float columns
+        if series.hasnans:
+            return np.asarray(series.to_numpy(dtype=np.float64, na_value=np.nan))
+        return np.asarray(series.to_numpy(dtype=dtype.numpy_dtype))
+    if str(dtype) in ("category", "string", "str") or dtype.kind == "O":
+        values = np.asarray(series.astype(object).where(series.notna(), None), dtype=object)
+        return _numbers_if_numeric(values)
     return np.asarray(series.to_numpy())
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float | np.floating) and bool(np.isnan(value)))
+
+
+def _numbers_if_numeric(array: np.ndarray) -> np.ndarray:
+    """An object array of numbers and missing values (JSON null, a numeric category) as numbers.
+
+    Without this, ``{"x": [1.5, None]}`` would be inferred as a string column.
+    """
+    if array.dtype.kind != "O":
+        return array
+    present = [v for v in array.ravel() if not _is_missing(v)]
+    if not present or not all(isinstance(v, int | float | np.integer | np.floating)
+                              and not isinstance(v, bool | np.bool_) for v in present):
+        return array
+    if len(present) < array.size:
+        return np.array([np.nan if _is_missing(v) else v for v in array.ravel()],
+                        dtype=np.float64).reshape(array.shape)
+    return np.array(array.tolist())

@@ -24,12 +24,14 @@ class SklearnRuntime:
     def __init__(self, model: Any, signature: Signature) -> None:
         self._model = model
         self._frame = signature.kind is SignatureKind.COLUMNS
-        self._classes = getattr(model, "classes_", None) if hasattr(model, "predict_proba") else None
+        proba = hasattr(model, "predict_proba")
+        self._classes = getattr(model, "classes_", None) if proba else None
 
     def predict(self, batch: Batch) -> Outputs:
         features = self._features(batch)
         if self._classes is not None:
-            return classifier_outputs(np.asarray(self._classes), self._model.predict_proba(features))
+            probabilities = self._model.predict_proba(features)
+            return classifier_outputs(np.asarray(self._classes), probabilities)
         return {"prediction": np.asarray(self._model.predict(features))}
 
     def _features(self, batch: Batch) -> Any:

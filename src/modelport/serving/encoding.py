@@ -1,0 +1,59 @@
+"""Fast JSON in and out of inference routes: orjson, numpy straight to bytes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from modelport.errors import MalformedRequestError
+
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+
+
+class JSONBytes(Response):
+    """A response whose body is already encoded; ``media_type`` is JSON."""
+
+    media_type = "application/json"
+
+
+async def read_json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object, or a 400 that says what is wrong with it."""
+    body = await request.body()
+    if not body:
+        raise MalformedRequestError("the request body is empty; send a JSON object",
+                                    pointer="")
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedRequestError(f"the body is not valid JSON: {exc}", pointer="") from exc
+    if not isinstance(payload, dict):
+        raise MalformedRequestError("the body must be a JSON object", pointer="")
+    return payload
+
+
+def as_array(value: Any, pointer: str) -> np.ndarray:
+    """A JSON list as an ndarray; ragged or non-scalar data is a 400 naming the field."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise MalformedRequestError(f"{pointer or 'data'} is not a rectangular array "
+                                    "(rows of different lengths?)", pointer=pointer) from exc
+    if array.dtype.kind == "O" and any(isinstance(v, list | dict) for v in array.ravel()):
+        raise MalformedRequestError(f"{pointer or 'data'} is not a rectangular array",
+                                    pointer=pointer)
+    return array
+
+
+def jsonable(array: np.ndarray) -> Any:
+    """Something orjson writes fast: numeric arrays as they are, object arrays as lists."""
+    if array.dtype.kind in "biuf" and array.flags.c_contiguous:
+        return array
+    return array.tolist()
+
+
+def dumps(payload: Any) -> bytes:
+    return orjson.dumps(payload, option=_NUMPY)

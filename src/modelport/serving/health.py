@@ -1,0 +1,43 @@
+"""Liveness, readiness, served-model status and Prometheus exposition."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from modelport.errors import ModelNotReadyError
+from modelport.serving.context import context
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> dict[str, Any]:
+    """Readiness: every served model is loaded and warmed."""
+    host = context(request).host
+    if not host.ready():
+        waiting = [m.status() for m in host.models.values() if m.current is None]
+        names = ", ".join(f"{w['name']} ({w['state']})" for w in waiting)
+        raise ModelNotReadyError(f"not ready: {names}")
+    return {"status": "ready", "models": [m.status() for m in host.models.values()]}
+
+
+@router.get("/api/serving")
+async def serving_status(request: Request) -> dict[str, Any]:
+    """What each served model follows, which version serves, and the last load failure."""
+    return {"models": [m.status() for m in context(request).host.models.values()]}
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    body = generate_latest(context(request).metrics.registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

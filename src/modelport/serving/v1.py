@@ -1,0 +1,126 @@
+"""KServe V1 / TensorFlow-Serving predict protocol (protocols.md §2).
+
+``instances`` (rows) or ``inputs`` (columns), never both. Rows may be positional lists (mapped
+onto the signature in order) or objects keyed by input name. The answer is always
+``{"predictions": [...]}``: the first output by default (label / prediction), or the one named
+by ``?output=`` (e.g. ``probabilities``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from modelport.errors import InvalidInputError, MalformedRequestError
+from modelport.runtimes.batch import Outputs
+from modelport.runtimes.signature import Signature, SignatureKind
+from modelport.serving.context import context
+from modelport.serving.encoding import JSONBytes, as_array, dumps, jsonable, read_json_object
+
+router = APIRouter(tags=["KServe V1"])
+
+_PREDICT_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object",
+    "properties": {"instances": {"type": "array", "description": "rows"},
+                   "inputs": {"description": "columns: a nested list or {name: column}"}},
+    "example": {"instances": [[5.1, 3.5, 1.4, 0.2]]}}}}}}
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> dict[str, list[str]]:
+    return {"models": list(context(request).host.models)}
+
+
+@router.get("/v1/models/{name}")
+async def model_ready(request: Request, name: str) -> dict[str, Any]:
+    deployed = context(request).host.get(name)
+    return {"name": deployed.record.name, "ready": True}
+
+
+@router.post("/v1/models/{name}:predict", openapi_extra=_PREDICT_BODY)
+async def predict(request: Request, name: str, output: str | None = None) -> Response:
+    return await _predict(request, name, None, output)
+
+
+@router.post("/v1/models/{name}/versions/{version}:predict", openapi_extra=_PREDICT_BODY)
+async def predict_version(request: Request, name: str, version: int,
+                          output: str | None = None) -> Response:
+    return await _predict(request, name, version, output)
+
+
+@router.post("/v1/models/{name}/labels/{alias}:predict", openapi_extra=_PREDICT_BODY)
+async def predict_label(request: Request, name: str, alias: str,
+                        output: str | None = None) -> Response:
+    return await _predict(request, f"{name}@{alias}", None, output)
+
+
+async def _predict(request: Request, name: str, version: int | None,
+                   output: str | None) -> Response:
+    host = context(request).host
+    deployed = host.get(name, version)
+    request.state.model, request.state.version = deployed.record.name, deployed.record.version
+    signature = deployed.record.signature
+    arrays, pointer = decode(await read_json_object(request), signature)
+    batch = signature.conform(arrays, dict.fromkeys(arrays, pointer))
+    outputs = await host.predict(deployed, batch)
+    return JSONBytes(dumps({"predictions": jsonable(select_output(outputs, output))}))
+
+
+def select_output(outputs: Outputs, name: str | None) -> np.ndarray:
+    """The output a client asked for by name, or the first one."""
+    if name is None:
+        return next(iter(outputs.values()))
+    if name not in outputs:
+        raise InvalidInputError(f"unknown output {name!r}; this model returns "
+                                f"{', '.join(outputs)}", pointer="/output")
+    return outputs[name]
+
+
+def decode(payload: dict[str, Any], signature: Signature) -> tuple[dict[str, np.ndarray], str]:
+    """``instances`` or ``inputs`` as ``input name -> array``, plus the field they came from."""
+    has_rows, has_columns = "instances" in payload, "inputs" in payload
+    if has_rows == has_columns:
+        raise MalformedRequestError("send exactly one of 'instances' (rows) or 'inputs' "
+                                    "(columns)", pointer="/instances")
+    key = "instances" if has_rows else "inputs"
+    value, pointer = payload[key], f"/{key}"
+    if isinstance(value, dict) and key == "inputs":
+        return {k: as_array(v, f"{pointer}/{k}") for k, v in value.items()}, pointer
+    if not isinstance(value, list) or not value:
+        raise MalformedRequestError(f"'{key}' must be a non-empty list", pointer=pointer)
+    if all(isinstance(row, dict) for row in value):
+        return rows_to_columns(value, pointer), pointer
+    return positional(value, signature, pointer), pointer
+
+
+def rows_to_columns(rows: list[dict[str, Any]], pointer: str) -> dict[str, np.ndarray]:
+    """``[{"a": 1, "b": "x"}, ...]`` as columns; every row must carry the same keys."""
+    names = list(rows[0])
+    for index, row in enumerate(rows):
+        if list(row) != names and set(row) != set(names):
+            raise MalformedRequestError(f"row {index} has keys {sorted(row)}, row 0 has "
+                                        f"{sorted(names)}", pointer=f"{pointer}/{index}")
+    return {n: as_array([row[n] for row in rows], f"{pointer}/0/{n}") for n in names}
+
+
+def positional(value: list[Any], signature: Signature, pointer: str) -> dict[str, np.ndarray]:
+    """Unnamed rows: the tensor input itself, or columns taken in signature order.
+
+    Mixed-type rows are transposed as Python lists, so ``[34, "paris"]`` keeps its number a
+    number (numpy would turn the whole row into strings).
+    """
+    if signature.kind is SignatureKind.TENSOR:
+        return {signature.inputs[0].name: as_array(value, pointer)}
+    rows = value if all(isinstance(row, list) for row in value) else [value]
+    width = len(signature.inputs)
+    for index, row in enumerate(rows):
+        if len(row) != width:
+            raise InvalidInputError(
+                f"each row must have {width} values ({', '.join(signature.input_names())}), "
+                f"row {index} has {len(row)}", pointer=f"{pointer}/{index}")
+    columns = zip(*rows, strict=True)
+    return {spec.name: as_array(list(column), f"{pointer}/0/{i}")
+            for i, (spec, column) in enumerate(zip(signature.inputs, columns, strict=True))}

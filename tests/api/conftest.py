@@ -1,0 +1,40 @@
+"""API tier: the real app in-process (Starlette TestClient runs its lifespan), real SQLite."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+from prometheus_client import CollectorRegistry
+from starlette.testclient import TestClient
+
+from modelport.config import Settings
+from modelport.serving import create_app
+
+ServeFactory = Callable[..., "contextmanager[TestClient]"]
+
+
+@contextmanager
+def serving(settings: Settings, models: list[str], *, wait_ready: bool = True,
+            timeout_s: float = 30.0) -> Iterator[TestClient]:
+    """A running app serving ``models``; by default returns once /readyz says ready."""
+    app = create_app(settings, models, metrics_registry=CollectorRegistry())
+    with TestClient(app, raise_server_exceptions=False) as client:
+        deadline = time.monotonic() + timeout_s
+        while wait_ready and client.get("/readyz").status_code != 200:
+            if time.monotonic() > deadline:
+                raise TimeoutError(client.get("/api/serving").text)
+            time.sleep(0.05)
+        yield client
+
+
+@pytest.fixture
+def serve(settings: Settings) -> Callable[..., contextmanager[TestClient]]:
+    """``with serve(["iris"]) as client:`` — the app on this test's own home folder."""
+
+    def factory(models: list[str], **kwargs: object) -> contextmanager[TestClient]:
+        return serving(kwargs.pop("settings", settings), models, **kwargs)  # type: ignore[arg-type]
+
+    return factory  # type: ignore[return-value]
