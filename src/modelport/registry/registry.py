@@ -8,13 +8,15 @@ inserting transaction, with the ``(model, version)`` unique constraint settling 
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -105,16 +107,20 @@ class Registry:
                  lineage: Mapping[str, Any] | None = None) -> VersionRecord:
         """Store a staged model as the next version of ``name`` (created if new)."""
         check_name(name)
+        # Checked before anything is uploaded: these become JSON columns, and a value JSON
+        # cannot hold (NaN, an arbitrary object) must be a 422, on SQLite and PostgreSQL alike.
+        metadata = {field: _json_field(field, value) for field, value in
+                    (("tags", tags), ("params", params), ("metrics", metrics),
+                     ("lineage", lineage))}
         key = self.artifacts.new_key(name)
-        files = self.artifacts.put_dir(staged.directory, key)
         try:
+            files = self.artifacts.put_dir(staged.directory, key)
             return self._insert_version(name, VersionRow(
                 flavor=staged.flavor, framework=staged.saved.framework, artifact_key=key,
                 files=files, signature=staged.signature.to_dict(),
                 flavor_options=dict(staged.saved.options),
                 library_versions=dict(staged.saved.library_versions), trusted=staged.trusted,
-                description=description, tags=dict(tags or {}), params=dict(params or {}),
-                metrics=dict(metrics or {}), lineage=dict(lineage or {})))
+                description=description, **metadata))
         except BaseException:
             self.artifacts.delete(key)
             raise
@@ -124,10 +130,14 @@ class Registry:
             try:
                 with self._session() as s:
                     model = self._get_or_create_model(s, name)
-                    latest = s.scalar(select(func.max(VersionRow.version))
-                                      .where(VersionRow.model_id == model.id))
-                    row.model_id, row.version = model.id, (latest or 0) + 1
-                    model.updated_at = utcnow()
+                    # The UPDATE locks the model row until commit, so concurrent registrations
+                    # queue here; a rollback gives the number back, so numbers stay gap-free.
+                    number = s.execute(
+                        update(ModelRow).where(ModelRow.id == model.id)
+                        .values(last_version=ModelRow.last_version + 1, updated_at=utcnow())
+                        .returning(ModelRow.last_version)
+                        .execution_options(synchronize_session=False)).scalar_one()
+                    row.model_id, row.version = model.id, number
                     s.add(row)
                     s.flush()
                     return self._version_record(s, row, name)
@@ -210,10 +220,21 @@ class Registry:
         if alias.isdigit() or alias == "latest":
             raise InvalidInputError(f"{alias!r} is reserved and cannot be an alias",
                                     pointer="/alias")
+        for _ in range(_INSERT_ATTEMPTS):
+            try:
+                return self._move_alias(name, alias, version)
+            except (IntegrityError, OperationalError) as exc:
+                if not _is_retryable(exc):
+                    raise
+        raise ConflictError(f"alias {alias!r} of {name!r} is being moved concurrently; retry")
+
+    def _move_alias(self, name: str, alias: str, version: int) -> VersionRecord:
         with self._session() as s:
             model = self._model_row(s, name)
             target = self._version_row(s, name, version)
-            row = s.get(AliasRow, (model.id, alias))
+            # Locked, so a concurrent move waits and then records the right from_version.
+            row = s.get(AliasRow, (model.id, alias), with_for_update=True,
+                        populate_existing=True)
             previous = row.version if row is not None else None
             if row is None:
                 s.add(AliasRow(model_id=model.id, alias=alias, version=version))
@@ -343,6 +364,40 @@ def _is_retryable(exc: IntegrityError | OperationalError) -> bool:
     message = str(exc.orig).lower()
     return any(marker in message for marker in
                ("unique", "duplicate key", "database is locked", "deadlock", "serialize"))
+
+
+def _json_field(field: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``value`` as plain JSON (numpy scalars unwrapped), or a 422 pointing at the bad entry."""
+    plain: dict[str, Any] = {}
+    for key, item in (value or {}).items():
+        try:
+            text = json.dumps(item, allow_nan=False, default=_unwrap_scalar)
+        except (TypeError, ValueError) as exc:
+            reason = ("NaN and infinity have no JSON form" if _non_finite(item)
+                      else f"{type(item).__name__} is not JSON-serialisable")
+            raise InvalidInputError(f"{field} entry {key!r} cannot be stored: {reason}",
+                                    pointer=f"/{field}/{_escape(str(key))}") from exc
+        plain[str(key)] = json.loads(text)
+    return plain
+
+
+def _escape(token: str) -> str:
+    """One JSON pointer reference token (RFC 6901)."""
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def _unwrap_scalar(value: Any) -> Any:
+    item = getattr(value, "item", None)  # numpy scalars, 0-d arrays
+    if callable(item) and getattr(value, "ndim", None) == 0:
+        return item()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def _non_finite(value: Any) -> bool:
+    try:
+        return not math.isfinite(value)
+    except (TypeError, ValueError):
+        return False
 
 
 def _fresh_copy(row: VersionRow) -> VersionRow:

@@ -9,6 +9,8 @@ Every file's SHA-256 is recorded at upload and checked on every fetch.
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator, Mapping
@@ -21,6 +23,8 @@ import fsspec
 from modelport.errors import ArtifactError, ArtifactIntegrityError
 
 _CHUNK = 1 << 20
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*/[0-9a-f]{32}$")
+"""What :meth:`ArtifactStore.new_key` makes; anything else under the root is not ours."""
 
 
 def sha256_of(path: Path) -> str:
@@ -90,16 +94,19 @@ class ArtifactStore:
         for relative in missing:
             path = directory / relative
             path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(path.name + ".part")
+            # unique per process and call: two workers may fetch the same version at once
+            partial = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
             try:
                 self.fs.get_file(f"{self.root}/{key}/{relative}", str(partial))
-            except (OSError, FileNotFoundError) as exc:
+            except OSError as exc:
+                partial.unlink(missing_ok=True)
                 raise ArtifactIntegrityError(f"artifact file {relative!r} of {key} "
                                              f"cannot be read: {exc}") from exc
             partial.replace(path)
 
     def delete(self, key: str) -> None:
         target = f"{self.root}/{key}"
+        self.fs.invalidate_cache(target)
         if self.fs.exists(target):
             self.fs.rm(target, recursive=True)
         cached = self._cache_dir / key
@@ -107,13 +114,22 @@ class ArtifactStore:
             shutil.rmtree(cached, ignore_errors=True)
 
     def keys(self) -> Iterator[tuple[str, datetime | None]]:
-        """Every ``<model>/<id>`` key in the store with its modification time, if known."""
+        """Every ``<model>/<id>`` key in the store with its modification time, if known.
+
+        Only names :meth:`new_key` could have made are listed, so whatever else shares the
+        root (a bucket used for other data too) is never mistaken for an orphan.
+        """
+        # Other processes upload too: listings cached by this filesystem object are stale.
+        self.fs.invalidate_cache(self.root)
         if not self.fs.exists(self.root):
             return
-        for model_dir in self.fs.ls(self.root, detail=False):
-            for key_dir in self.fs.ls(model_dir, detail=False):
-                key = key_dir[len(self.root) + 1:].strip("/")
-                yield key, self._modified(key_dir)
+        for model_dir in self.fs.ls(self.root, detail=True, refresh=True):
+            if model_dir["type"] != "directory":
+                continue
+            for key_dir in self.fs.ls(model_dir["name"], detail=True, refresh=True):
+                key = key_dir["name"].rstrip("/")[len(self.root) + 1:]
+                if key_dir["type"] == "directory" and _KEY.match(key):
+                    yield key, self._modified(key_dir["name"])
 
     def orphans(self, referenced: set[str], older_than: timedelta) -> list[str]:
         """Keys no version row references that are older than ``older_than``."""

@@ -38,6 +38,8 @@ class ModelRow(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    last_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Highest version number ever handed out; numbers of deleted versions are not reused."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
