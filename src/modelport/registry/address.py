@@ -1,4 +1,8 @@
-"""Model addresses: ``name``, ``name/3``, ``name@alias``, optionally prefixed ``models:/``."""
+"""Model addresses: ``name``, ``name/3``, ``name@alias``, optionally prefixed ``models:/``.
+
+``latest`` and all-digit words are reserved: ``name@latest`` (and MLflow's
+``models:/name/latest``) mean the newest version, and an alias never looks like a number.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,28 @@ from dataclasses import dataclass
 
 from modelport.errors import InvalidInputError
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
-_ADDRESS = re.compile(r"^(?:models:/)?(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[^/@]+))?$")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+MAX_LENGTH = {"model name": 200, "alias": 100}
+"""Longest name of each kind, as wide as its database column."""
+LATEST = "latest"
+MAX_VERSION = 2**31 - 1
+"""Version numbers are 32-bit database integers."""
+_ADDRESS = re.compile(
+    r"(?:models:/)?(?P<name>[^/@]+)(?:/(?P<version>\d+|latest)|@(?P<alias>[^/@]+))?")
 
 
 def check_name(name: str, what: str = "model name") -> str:
-    if not NAME_PATTERN.match(name):
+    limit = MAX_LENGTH.get(what, 200)
+    # fullmatch, not match + "$": "$" also matches before a trailing newline
+    if NAME_PATTERN.fullmatch(name) is None or len(name) > limit:
         raise InvalidInputError(
-            f"invalid {what} {name!r}: use letters, digits, '_', '.', '-' (at most 200)",
+            f"invalid {what} {name!r}: use letters, digits, '_', '.', '-' (at most {limit})",
             pointer=f"/{what.replace(' ', '_')}")
     return name
+
+
+def is_reserved_alias(alias: str) -> bool:
+    return alias.isdigit() or alias == LATEST
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,15 +45,24 @@ class ModelAddress:
 
     @classmethod
     def parse(cls, text: str) -> ModelAddress:
-        match = _ADDRESS.match(text.strip())
+        match = _ADDRESS.fullmatch(text.strip())
         if match is None:
             raise InvalidInputError(
                 f"invalid model address {text!r}: use name, name/3 or name@alias",
                 pointer="/model")
-        version = match["version"]
         name = check_name(match["name"])
-        alias = check_name(match["alias"], "alias") if match["alias"] else None
-        return cls(name, int(version) if version else None, alias)
+        version, alias = match["version"], match["alias"]
+        if alias is not None and alias.isdigit():
+            raise InvalidInputError(
+                f"invalid model address {text!r}: a version is written {name}/{alias}",
+                pointer="/model")
+        if version == LATEST or alias == LATEST:
+            return cls(name)
+        if version is not None and int(version) > MAX_VERSION:
+            raise InvalidInputError(f"invalid model address {text!r}: no version is that large",
+                                    pointer="/model")
+        return cls(name, int(version) if version else None,
+                   check_name(alias, "alias") if alias else None)
 
     def __str__(self) -> str:
         if self.version is not None:

@@ -30,7 +30,12 @@ from modelport.errors import (
     ModelportError,
     ModelVersionNotFoundError,
 )
-from modelport.registry.address import ModelAddress, check_name
+from modelport.registry.address import (
+    MAX_VERSION,
+    ModelAddress,
+    check_name,
+    is_reserved_alias,
+)
 from modelport.registry.records import (
     AliasEvent,
     ModelRecord,
@@ -217,7 +222,7 @@ class Registry:
     def set_alias(self, name: str, alias: str, version: int) -> VersionRecord:
         """Point ``alias`` at ``version`` in one transaction, recording the move."""
         check_name(alias, "alias")
-        if alias.isdigit() or alias == "latest":
+        if is_reserved_alias(alias):
             raise InvalidInputError(f"{alias!r} is reserved and cannot be an alias",
                                     pointer="/alias")
         for _ in range(_INSERT_ATTEMPTS):
@@ -324,8 +329,10 @@ class Registry:
         return row
 
     def _version_row(self, s: Session, name: str, version: int) -> VersionRow:
-        row = s.scalar(select(VersionRow).join(ModelRow, ModelRow.id == VersionRow.model_id)
-                       .where(ModelRow.name == name, VersionRow.version == version))
+        row = None
+        if 0 < version <= MAX_VERSION:  # larger numbers overflow the column's type in the query
+            row = s.scalar(select(VersionRow).join(ModelRow, ModelRow.id == VersionRow.model_id)
+                           .where(ModelRow.name == name, VersionRow.version == version))
         if row is None:
             self._model_row(s, name)
             raise ModelVersionNotFoundError(f"model {name!r} has no version {version}")
