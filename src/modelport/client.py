@@ -1,2 +1,81 @@
-"""placeholder"""
-class Client: ...
+"""HTTP client for a running modelport server; problem+json comes back as our exceptions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import numpy as np
+
+from modelport.errors import ModelportError, error_class_for
+from modelport.runtimes.signature import SignatureKind, sample_arrays
+
+
+class Client:
+    """``Client("http://127.0.0.1:8000").predict("iris", rows)`` — V1 protocol under the hood."""
+
+    def __init__(self, url: str, api_key: str | None = None, timeout: float = 30.0) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def predict(self, model: str, data: Any, output: str | None = None) -> np.ndarray:
+        """Rows (ndarray, DataFrame or dict of columns) in, one output array out."""
+        kind, arrays = sample_arrays(data)
+        if kind is SignatureKind.TENSOR:
+            body: dict[str, Any] = {"instances": next(iter(arrays.values())).tolist()}
+        else:
+            body = {"inputs": {name: _listed(a) for name, a in arrays.items()}}
+        params = {"output": output} if output else None
+        answer = self._call("POST", f"/v1/models/{model}:predict", json=body, params=params)
+        return np.asarray(answer["predictions"])
+
+    def ready(self) -> bool:
+        return self._http.get("/readyz").status_code == 200
+
+    def models(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/api/models")["models"])
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        return list(self._call("GET", f"/api/models/{name}/versions")["versions"])
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        self._call("PUT", f"/api/models/{name}/aliases/{alias}", json={"version": version})
+
+    def serving(self) -> list[dict[str, Any]]:
+        """What the server hosts and the last load failure of each model."""
+        return list(self._call("GET", "/api/serving")["models"])
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Mapping[str, Any]:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ModelportError(f"cannot reach {self._http.base_url}: {exc}") from exc
+        if response.is_success:
+            return response.json() if response.content else {}  # type: ignore[no-any-return]
+        raise _problem_to_error(response)
+
+
+def _problem_to_error(response: httpx.Response) -> ModelportError:
+    try:
+        problem = response.json()
+    except ValueError:
+        return ModelportError(f"HTTP {response.status_code}: {response.text[:200]}")
+    error = error_class_for(str(problem.get("code", "")))(str(problem.get("detail", "")))
+    return error
+
+
+def _listed(array: np.ndarray) -> list[Any]:
+    values = array.astype(object) if array.dtype.kind == "f" else array
+    if array.dtype.kind == "f":
+        values[np.isnan(array)] = None
+    return values.tolist()  # type: ignore[no-any-return]

@@ -1,0 +1,3 @@
+from modelport.cli.main import app
+
+app(prog_name="modelport")

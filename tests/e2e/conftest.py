@@ -1,0 +1,123 @@
+"""E2E tier: `modelport serve` and the CLI as real subprocesses on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from modelport.config import Settings
+
+_SETTINGS_ENV = ("home", "database_url", "artifact_uri", "s3_endpoint_url", "max_body_bytes",
+                 "reload_interval_s", "default_model", "drain_timeout_s", "inference_threads")
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment a subprocess needs to see the same settings as ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELPORT_")}
+    for field in _SETTINGS_ENV:
+        value = getattr(settings, field)
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"MODELPORT_{field.upper()}"] = str(value)
+    env.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def host_port(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def terminate(self, timeout_s: float = 30.0) -> int:
+        """SIGTERM, as Kubernetes sends it; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout_s)
+
+
+def start_server(models: list[str], settings: Settings, tmp_path: Path, *extra: str,
+                 wait_ready: bool = True, timeout_s: float = 60.0) -> LiveServer:
+    port = free_port()
+    log_path = tmp_path / f"server-{port}.log"
+    command = [sys.executable, "-m", "modelport", "serve", *models, "--port", str(port), *extra]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   env=settings_env(settings))
+    server = LiveServer(process, port, log_path)
+    deadline = time.monotonic() + timeout_s
+    wanted = "/readyz" if wait_ready else "/healthz"
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
+        try:
+            if httpx.get(server.url + wanted, timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            server.terminate()
+            raise TimeoutError(f"server not ready after {timeout_s}s:\n{server.log()}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """``live_server(["iris@production"], settings)`` — stopped at the end of the test."""
+    started: list[LiveServer] = []
+
+    def factory(models: list[str], settings: Settings, *extra: str,
+                wait_ready: bool = True) -> LiveServer:
+        server = start_server(models, settings, tmp_path, *extra, wait_ready=wait_ready)
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
+
+
+@pytest.fixture
+def cli(settings: Settings) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run `modelport ARGS...` as a subprocess against this test's settings."""
+
+    def run(*args: str, input: str | None = None,
+            settings_override: Settings | None = None) -> subprocess.CompletedProcess[str]:
+        env = settings_env(settings_override or settings)
+        env["COLUMNS"] = "200"
+        return subprocess.run([sys.executable, "-m", "modelport", *args], env=env, input=input,
+                              capture_output=True, text=True, timeout=120)
+
+    return run
