@@ -133,3 +133,40 @@ def mixed_pipeline(mixed_frame: tuple[pd.DataFrame, np.ndarray]) -> Pipeline:
     ])
     return Pipeline([("columns", columns),
                      ("model", LogisticRegression(max_iter=500))]).fit(frame, target)
+
+
+# -- S3 on loopback and the two metadata backends ------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 endpoint on loopback for the session: moto in server mode, on a free port."""
+    import logging
+    import threading
+
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:
+        service_missing(f"moto[server] is not installed: {exc}")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    # start() waits forever if the server thread dies before listening; bound that wait.
+    starter = threading.Thread(target=server.start, daemon=True)
+    starter.start()
+    starter.join(timeout=20)
+    try:
+        host, port = server.get_host_and_port()
+    except AssertionError:
+        service_missing("moto S3 server did not start on 127.0.0.1")
+    if starter.is_alive() or not port_open(host, port):
+        service_missing(f"moto S3 server on {host}:{port} is not answering")
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest, make_settings: Callable[..., Settings]) -> Settings:
+    """Settings on the embedded SQLite file, or on a fresh database of the real PostgreSQL."""
+    if request.param == "postgres":
+        return make_settings(database_url=request.getfixturevalue("postgres_url"))
+    return make_settings()
