@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,19 @@ class JSONBytes(Response):
     media_type = "application/json"
 
 
-async def read_json_object(request: Request) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class JsonBody:
+    """A parsed request body, and whether JSON ``true``/``false`` occur anywhere in it.
+
+    numpy silently turns ``[1.5, true]`` into ``[1.5, 1.0]``; only bodies that contain a
+    boolean token pay for the walk that catches it (see :func:`as_array`).
+    """
+
+    payload: dict[str, Any]
+    has_booleans: bool
+
+
+async def read_json_object(request: Request) -> JsonBody:
     """The body as a JSON object, or a 400 that says what is wrong with it."""
     body = await request.body()
     if not body:
@@ -32,11 +45,15 @@ async def read_json_object(request: Request) -> dict[str, Any]:
         raise MalformedRequestError(f"the body is not valid JSON: {exc}", pointer="") from exc
     if not isinstance(payload, dict):
         raise MalformedRequestError("the body must be a JSON object", pointer="")
-    return payload
+    return JsonBody(payload, b"true" in body or b"false" in body)
 
 
-def as_array(value: Any, pointer: str) -> np.ndarray:
-    """A JSON list as an ndarray; ragged or non-scalar data is a 400 naming the field."""
+def as_array(value: Any, pointer: str, *, check_booleans: bool = False) -> np.ndarray:
+    """A JSON list as an ndarray; ragged or non-scalar data is a 400 naming the field.
+
+    With ``check_booleans``, a numeric result that came from a list holding booleans is
+    returned as an object array instead, so the signature check rejects the booleans.
+    """
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as exc:
@@ -45,7 +62,15 @@ def as_array(value: Any, pointer: str) -> np.ndarray:
     if array.dtype.kind == "O" and any(isinstance(v, list | dict) for v in array.ravel()):
         raise MalformedRequestError(f"{pointer or 'data'} is not a rectangular array",
                                     pointer=pointer)
+    if check_booleans and array.dtype.kind in "iuf" and _holds_bool(value):
+        return np.asarray(value, dtype=object)
     return array
+
+
+def _holds_bool(value: Any) -> bool:
+    if isinstance(value, list):
+        return any(_holds_bool(v) for v in value)
+    return isinstance(value, bool)
 
 
 def jsonable(array: np.ndarray) -> Any:

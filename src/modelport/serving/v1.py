@@ -18,7 +18,14 @@ from modelport.errors import InvalidInputError, MalformedRequestError
 from modelport.runtimes.batch import Outputs
 from modelport.runtimes.signature import Signature, SignatureKind
 from modelport.serving.context import context
-from modelport.serving.encoding import JSONBytes, as_array, dumps, jsonable, read_json_object
+from modelport.serving.encoding import (
+    JsonBody,
+    JSONBytes,
+    as_array,
+    dumps,
+    jsonable,
+    read_json_object,
+)
 
 router = APIRouter(tags=["KServe V1"])
 
@@ -63,8 +70,8 @@ async def _predict(request: Request, name: str, version: int | None,
     deployed = host.get(name, version)
     request.state.model, request.state.version = deployed.record.name, deployed.record.version
     signature = deployed.record.signature
-    arrays, pointer = decode(await read_json_object(request), signature)
-    batch = signature.conform(arrays, dict.fromkeys(arrays, pointer))
+    arrays, pointers = decode(await read_json_object(request), signature)
+    batch = signature.conform(arrays, pointers)
     outputs = await host.predict(deployed, batch)
     return JSONBytes(dumps({"predictions": jsonable(select_output(outputs, output))}))
 
@@ -79,8 +86,10 @@ def select_output(outputs: Outputs, name: str | None) -> np.ndarray:
     return outputs[name]
 
 
-def decode(payload: dict[str, Any], signature: Signature) -> tuple[dict[str, np.ndarray], str]:
-    """``instances`` or ``inputs`` as ``input name -> array``, plus the field they came from."""
+def decode(body: JsonBody,
+           signature: Signature) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """``instances`` or ``inputs`` as ``input name -> array``, plus the field each came from."""
+    payload, check = body.payload, body.has_booleans
     has_rows, has_columns = "instances" in payload, "inputs" in payload
     if has_rows == has_columns:
         raise MalformedRequestError("send exactly one of 'instances' (rows) or 'inputs' "
@@ -88,32 +97,40 @@ def decode(payload: dict[str, Any], signature: Signature) -> tuple[dict[str, np.
     key = "instances" if has_rows else "inputs"
     value, pointer = payload[key], f"/{key}"
     if isinstance(value, dict) and key == "inputs":
-        return {k: as_array(v, f"{pointer}/{k}") for k, v in value.items()}, pointer
+        pointers = {k: f"{pointer}/{k}" for k in value}
+        return {k: as_array(v, pointers[k], check_booleans=check)
+                for k, v in value.items()}, pointers
     if not isinstance(value, list) or not value:
         raise MalformedRequestError(f"'{key}' must be a non-empty list", pointer=pointer)
     if all(isinstance(row, dict) for row in value):
-        return rows_to_columns(value, pointer), pointer
-    return positional(value, signature, pointer), pointer
+        arrays = rows_to_columns(value, pointer, check)
+    else:
+        arrays = positional(value, signature, pointer, check)
+    return arrays, dict.fromkeys(arrays, pointer)
 
 
-def rows_to_columns(rows: list[dict[str, Any]], pointer: str) -> dict[str, np.ndarray]:
+def rows_to_columns(rows: list[dict[str, Any]], pointer: str,
+                    check_booleans: bool = False) -> dict[str, np.ndarray]:
     """``[{"a": 1, "b": "x"}, ...]`` as columns; every row must carry the same keys."""
     names = list(rows[0])
     for index, row in enumerate(rows):
         if list(row) != names and set(row) != set(names):
             raise MalformedRequestError(f"row {index} has keys {sorted(row)}, row 0 has "
                                         f"{sorted(names)}", pointer=f"{pointer}/{index}")
-    return {n: as_array([row[n] for row in rows], f"{pointer}/0/{n}") for n in names}
+    return {n: as_array([row[n] for row in rows], f"{pointer}/0/{n}",
+                        check_booleans=check_booleans) for n in names}
 
 
-def positional(value: list[Any], signature: Signature, pointer: str) -> dict[str, np.ndarray]:
+def positional(value: list[Any], signature: Signature, pointer: str,
+               check_booleans: bool = False) -> dict[str, np.ndarray]:
     """Unnamed rows: the tensor input itself, or columns taken in signature order.
 
     Mixed-type rows are transposed as Python lists, so ``[34, "paris"]`` keeps its number a
     number (numpy would turn the whole row into strings).
     """
     if signature.kind is SignatureKind.TENSOR:
-        return {signature.inputs[0].name: as_array(value, pointer)}
+        return {signature.inputs[0].name: as_array(value, pointer,
+                                                   check_booleans=check_booleans)}
     rows = value if all(isinstance(row, list) for row in value) else [value]
     width = len(signature.inputs)
     for index, row in enumerate(rows):
@@ -122,5 +139,6 @@ def positional(value: list[Any], signature: Signature, pointer: str) -> dict[str
                 f"each row must have {width} values ({', '.join(signature.input_names())}), "
                 f"row {index} has {len(row)}", pointer=f"{pointer}/{index}")
     columns = zip(*rows, strict=True)
-    return {spec.name: as_array(list(column), f"{pointer}/0/{i}")
+    return {spec.name: as_array(list(column), f"{pointer}/0/{i}",
+                                check_booleans=check_booleans)
             for i, (spec, column) in enumerate(zip(signature.inputs, columns, strict=True))}
