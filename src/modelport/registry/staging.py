@@ -52,7 +52,8 @@ def stage_object(model: object, sample: Any, *, flavor: str | None = None,
     signature = infer_signature(sample, allow_missing=allow_missing)
     with tempfile.TemporaryDirectory(prefix="modelport-stage-") as scratch:
         directory = Path(scratch)
-        saved = chosen.save(model, directory, signature)
+        with _flavor_errors(f"{chosen.name} could not save the model"):
+            saved = chosen.save(model, directory, signature)
         yield _complete(chosen, directory, saved, signature, sample, trusted=saved.needs_trust)
 
 
@@ -66,8 +67,20 @@ def stage_file(path: Path, sample: Any, *, trusted: bool = False,
     signature = infer_signature(sample, allow_missing=allow_missing)
     with tempfile.TemporaryDirectory(prefix="modelport-stage-") as scratch:
         directory = Path(scratch)
-        saved = chosen.import_file(path, directory, trusted)
+        with _flavor_errors(f"{chosen.name} could not read {path.name}"):
+            saved = chosen.import_file(path, directory, trusted)
         yield _complete(chosen, directory, saved, signature, sample, trusted=saved.needs_trust)
+
+
+@contextmanager
+def _flavor_errors(what: str) -> Iterator[None]:
+    """A framework's own exception while saving or reading becomes ``ModelLoadError``."""
+    try:
+        yield
+    except ModelportError:
+        raise
+    except Exception as exc:
+        raise ModelLoadError(f"{what}: {type(exc).__name__}: {exc}") from exc
 
 
 def _complete(flavor: Flavor, directory: Path, saved: SavedModel, signature: Signature,

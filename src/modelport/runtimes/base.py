@@ -17,7 +17,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from modelport.errors import ConfigurationError, ModelError, ModelLoadError, ModelportError
+from modelport.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    ModelError,
+    ModelLoadError,
+    ModelportError,
+)
 from modelport.runtimes.batch import Batch, Outputs
 from modelport.runtimes.signature import Signature
 
@@ -105,8 +111,9 @@ def flavor_for_file(path: Path) -> Flavor:
         if path.suffix in flavor.suffixes:
             return flavor
     known = sorted({s for f in flavors().values() for s in f.suffixes})
-    raise ConfigurationError(
-        f"no installed runtime reads {path.name!r} (known: {', '.join(known)})")
+    raise InvalidInputError(
+        f"no installed runtime reads {path.name!r} (known: {', '.join(known)})",
+        pointer="/artifact")
 
 
 def library_versions(*packages: str) -> dict[str, str]:

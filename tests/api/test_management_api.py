@@ -1,0 +1,158 @@
+"""The /api registry routes: listing, aliases, stages and registering by upload."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import skops.io as sio
+from sklearn.linear_model import LogisticRegression
+
+import modelport
+from modelport.config import Settings
+
+
+def _upload(client: Any, name: str, model_bytes: bytes, filename: str, sample: Any,
+            **form: str) -> Any:
+    files = {"artifact": (filename, io.BytesIO(model_bytes), "application/octet-stream")}
+    data = {"sample": json.dumps(sample), **form}
+    return client.post(f"/api/models/{name}/versions", files=files, data=data)
+
+
+def _skops_bytes(model: LogisticRegression, tmp_path: Path) -> bytes:
+    path = tmp_path / "model.skops"
+    sio.dump(model, path)
+    return path.read_bytes()
+
+
+def test_upload_registers_a_servable_version(serve: Any, settings: Settings, tmp_path: Path,
+                                             iris_logreg: LogisticRegression,
+                                             iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, _ = iris_data
+    modelport.log_model(iris_logreg, "iris", X[:10], settings=settings)
+    with serve(["iris"]) as client:
+        created = _upload(client, "iris", _skops_bytes(iris_logreg, tmp_path), "model.skops",
+                          X[:5].tolist(), description="uploaded",
+                          metadata=json.dumps({"metrics": {"accuracy": 0.97},
+                                               "tags": {"team": "fraud"}}))
+        assert created.status_code == 201, created.text
+        version = created.json()
+        assert version["version"] == 2
+        assert version["metrics"] == {"accuracy": 0.97}
+        assert version["signature"]["outputs"][0]["name"] == "label"
+        assert len(version["files"]["model.skops"]) == 64
+        listed = client.get("/api/models/iris/versions").json()["versions"]
+        assert [v["version"] for v in listed] == [1, 2]
+        assert client.get("/api/models/iris").json()["latest_version"] == 2
+        assert client.get("/api/models").json()["models"][0]["name"] == "iris"
+    loaded = modelport.load_model("iris/2", settings=settings)
+    assert loaded.predict(X[:7]).tolist() == iris_logreg.predict(X[:7]).tolist()
+
+
+def test_upload_refuses_untrusted_pickle_and_leaves_nothing(
+        serve: Any, settings: Settings, tmp_path: Path, iris_logreg: LogisticRegression,
+        iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, _ = iris_data
+    modelport.log_model(iris_logreg, "iris", X[:10], settings=settings)
+    buffer = io.BytesIO()
+    joblib.dump(iris_logreg, buffer)
+    with serve(["iris"]) as client:
+        refused = _upload(client, "iris", buffer.getvalue(), "model.joblib", X[:5].tolist())
+        trusted = _upload(client, "iris", buffer.getvalue(), "model.joblib", X[:5].tolist(),
+                          trusted="true")
+        versions = client.get("/api/models/iris/versions").json()["versions"]
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "untrusted_artifact"
+    assert trusted.status_code == 201, trusted.text
+    assert [(v["version"], v["trusted"]) for v in versions] == [(1, False), (2, True)]
+
+
+def test_upload_input_errors(serve: Any, settings: Settings, tmp_path: Path,
+                             iris_logreg: LogisticRegression,
+                             iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, _ = iris_data
+    modelport.log_model(iris_logreg, "iris", X[:10], settings=settings)
+    good = _skops_bytes(iris_logreg, tmp_path)
+    with serve(["iris"]) as client:
+        bad_sample = client.post("/api/models/iris/versions", data={"sample": "[[1,"},
+                                 files={"artifact": ("model.skops", io.BytesIO(good))})
+        missing_file = client.post("/api/models/iris/versions", data={"sample": "[[1]]"})
+        wrong_sample = _upload(client, "iris", good, "model.skops", [[1.0, 2.0]])
+        corrupt = _upload(client, "iris", b"not a model", "model.skops", X[:2].tolist())
+        unknown_kind = _upload(client, "iris", good, "model.bin", X[:2].tolist())
+        bad_name = _upload(client, "bad name!", good, "model.skops", X[:2].tolist())
+        count = len(client.get("/api/models/iris/versions").json()["versions"])
+    assert bad_sample.status_code == 422 and bad_sample.json()["pointer"] == "/sample"
+    assert missing_file.status_code == 422
+    assert missing_file.json()["errors"][0]["pointer"] == "/artifact"
+    assert wrong_sample.status_code == 422
+    assert corrupt.status_code == 422 and corrupt.json()["code"] == "model_load_error"
+    assert unknown_kind.status_code == 422 and unknown_kind.json()["pointer"] == "/artifact"
+    assert bad_name.status_code == 422
+    assert count == 1
+
+
+def test_alias_routes_move_with_history(serve: Any, settings: Settings,
+                                        iris_logreg: LogisticRegression,
+                                        iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, _ = iris_data
+    for _ in range(2):
+        modelport.log_model(iris_logreg, "iris", X[:10], settings=settings)
+    with serve(["iris"]) as client:
+        assert client.put("/api/models/iris/aliases/production",
+                          json={"version": 1}).status_code == 200
+        assert client.put("/api/models/iris/aliases/production",
+                          json={"version": 2}).status_code == 200
+        current = client.get("/api/models/iris/aliases/production").json()
+        history = client.get("/api/models/iris/aliases").json()
+        missing_version = client.put("/api/models/iris/aliases/production",
+                                     json={"version": 9})
+        bad_body = client.put("/api/models/iris/aliases/production", json={"version": "x"})
+        deleted = client.delete("/api/models/iris/aliases/production")
+        gone = client.get("/api/models/iris/aliases/production")
+    assert current == {"model": "iris", "alias": "production", "version": 2}
+    assert [(e["from_version"], e["to_version"]) for e in history["history"]] == [
+        (None, 1), (1, 2)]
+    assert missing_version.status_code == 404
+    assert bad_body.status_code == 422 and bad_body.json()["pointer"] == "/version"
+    assert deleted.status_code == 204
+    assert gone.status_code == 404 and gone.json()["code"] == "alias_not_found"
+
+
+def test_stage_transitions_are_recorded(serve: Any, settings: Settings,
+                                        iris_logreg: LogisticRegression,
+                                        iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, _ = iris_data
+    modelport.log_model(iris_logreg, "iris", X[:10], settings=settings)
+    with serve(["iris"]) as client:
+        for stage in ("Staging", "Production"):
+            moved = client.post("/api/models/iris/versions/1/stage", json={"stage": stage})
+            assert moved.status_code == 200
+        invalid = client.post("/api/models/iris/versions/1/stage", json={"stage": "Live"})
+        history = client.get("/api/models/iris/versions/1/stages").json()["transitions"]
+    assert invalid.status_code == 422
+    assert [(t["from_stage"], t["to_stage"]) for t in history] == [
+        ("None", "Staging"), ("Staging", "Production")]
+
+
+def test_unknown_things_are_404_problems(serve: Any, settings: Settings,
+                                         iris_logreg: LogisticRegression,
+                                         iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, _ = iris_data
+    modelport.log_model(iris_logreg, "iris", X[:10], settings=settings)
+    with serve(["iris"]) as client:
+        for path, code in [("/api/models/nope", "model_not_found"),
+                           ("/api/models/iris/versions/5", "model_version_not_found"),
+                           ("/api/models/nope/versions", "model_not_found"),
+                           ("/api/nothing", "not_found")]:
+            answer = client.get(path)
+            assert answer.status_code == 404, path
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert answer.json()["code"] == code
+        wrong_method = client.delete("/api/models")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["code"] == "method_not_allowed"
