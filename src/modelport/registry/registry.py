@@ -2,8 +2,9 @@
 
 A registration is all-or-nothing: the model's files are saved and verified in a scratch
 folder, uploaded under a fresh key, and only then is the version row written; if the row
-cannot be written the upload is deleted. Version numbers come from ``max + 1`` inside the
-inserting transaction, with the ``(model, version)`` unique constraint settling races.
+cannot be written the upload is deleted. Version numbers come from a per-model counter
+incremented inside the inserting transaction: concurrent registrations queue on the model
+row, a failed one gives its number back, and a deleted version's number is never reused.
 """
 
 from __future__ import annotations
@@ -311,7 +312,8 @@ class Registry:
         with self._session() as s:
             row = self._version_row(s, name, version)
             pointing = s.scalars(select(AliasRow.alias).where(
-                AliasRow.model_id == row.model_id, AliasRow.version == version)).all()
+                AliasRow.model_id == row.model_id, AliasRow.version == version)
+                .order_by(AliasRow.alias)).all()
             if pointing:
                 raise ConflictError(f"{name}/{version} is the target of alias(es) "
                                     f"{', '.join(pointing)}; move them first")
