@@ -106,7 +106,8 @@ def describe_fields() -> list[tuple[str, str, str]]:
     """(env var, default, description) of every setting, for docs and `config show`."""
     rows = []
     for name, field in Settings.model_fields.items():
-        rows.append((f"MODELPORT_{name.upper()}", repr(field.default), field.description or ""))
+        default = "(unset)" if field.default is None else str(field.default)
+        rows.append((f"MODELPORT_{name.upper()}", default, field.description or ""))
     return rows
 
 

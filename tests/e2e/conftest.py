@@ -67,8 +67,9 @@ class LiveServer:
 
 
 def start_server(models: list[str], settings: Settings, tmp_path: Path, *extra: str,
-                 wait_ready: bool = True, timeout_s: float = 60.0) -> LiveServer:
-    port = free_port()
+                 wait_ready: bool = True, timeout_s: float = 60.0,
+                 port: int | None = None) -> LiveServer:
+    port = port or free_port()
     log_path = tmp_path / f"server-{port}.log"
     command = [sys.executable, "-m", "modelport", "serve", *models, "--port", str(port), *extra]
     with log_path.open("wb") as log:

@@ -1,0 +1,70 @@
+"""House rules that break silently: public API list, documented settings and commands, layers."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import modelport
+from modelport.cli.main import app
+from modelport.config import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "src" / "modelport"
+
+# Which top-level packages each layer may import (DESIGN.md: imports flow down only).
+LAYERS = {
+    "store": set(),
+    "runtimes": set(),
+    "registry": {"store", "runtimes"},
+    "serving": {"store", "runtimes", "registry"},
+    "cli": {"store", "runtimes", "registry", "serving"},
+}
+SHARED = {"errors", "config"}
+
+
+def test_public_api_is_explicit_and_complete() -> None:
+    public = {name for name in vars(modelport) if not name.startswith("_")}
+    submodules = {p.stem for p in SRC.iterdir() if p.suffix == ".py" or p.is_dir()}
+    assert set(modelport.__all__) - {"__version__"} == public - submodules
+    for name in modelport.__all__:
+        assert getattr(modelport, name) is not None
+
+
+def test_every_setting_is_documented() -> None:
+    documented = (ROOT / "docs" / "configuration.md").read_text()
+    for name, field in Settings.model_fields.items():
+        assert field.description, f"setting {name} has no description"
+        assert f"MODELPORT_{name.upper()}" in documented, f"{name} missing from the docs"
+
+
+def test_every_cli_command_is_documented() -> None:
+    documented = (ROOT / "docs" / "cli.md").read_text()
+    names = [c.name or c.callback.__name__ for c in app.registered_commands]  # type: ignore[union-attr]
+    names += [g.name for g in app.registered_groups]  # type: ignore[misc]
+    for name in names:
+        assert f"`modelport {name}" in documented, f"command {name} missing from docs/cli.md"
+
+
+def _imported_layers(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        modules = []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            modules = [node.module]
+        elif isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        for module in modules:
+            match = re.match(r"modelport\.(\w+)", module)
+            if match:
+                found.add(match.group(1))
+    return found
+
+
+def test_layers_import_only_downwards() -> None:
+    for layer, allowed in LAYERS.items():
+        for path in (SRC / layer).rglob("*.py"):
+            imported = _imported_layers(path) - SHARED - {layer}
+            upward = {m for m in imported if m in LAYERS and m not in allowed}
+            assert not upward, f"{path.relative_to(SRC)} imports upper layer(s) {upward}"
