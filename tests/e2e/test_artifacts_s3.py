@@ -27,7 +27,7 @@ PREFIX = "models"
 @pytest.fixture
 def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]:
     """A boto3 client on the endpoint and a fresh, empty bucket for this test."""
-    import boto3
+    import boto3  # type: ignore[import-untyped]
 
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.setenv(name, "testing")

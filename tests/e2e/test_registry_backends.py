@@ -349,13 +349,24 @@ def test_metadata_json_cannot_hold_is_a_422_and_leaves_nothing(
         registry: Registry, backend: Settings, staged: StagedModel) -> None:
     """NaN metrics used to pass on SQLite and crash PostgreSQL's JSON column with a 500."""
     for field, value, pointer in UNSTORABLE:
+        options: dict[str, Any] = {field: value}
         with pytest.raises(InvalidInputError) as caught:
-            registry.register("iris", staged, **{field: value})
+            registry.register("iris", staged, **options)
         assert caught.value.pointer == pointer
         assert caught.value.status == 422
     with pytest.raises(ModelNotFoundError):
         registry.get_model("iris")
     assert artifact_files(backend) == set()
+
+
+def test_updated_tags_are_json_checked_too(registry: Registry, staged: StagedModel) -> None:
+    registry.register("iris", staged, tags={"a": 1})
+    with pytest.raises(InvalidInputError) as caught:
+        registry.update_version("iris", 1, tags={"score": float("nan")})
+    assert caught.value.pointer == "/tags/score"
+    with pytest.raises(InvalidInputError):
+        registry.update_model("iris", tags={"owner": object()})
+    assert registry.update_version("iris", 1, tags={"n": np.int64(2)}).tags == {"a": 1, "n": 2}
 
 
 def test_failed_database_write_leaves_no_row_and_no_files(

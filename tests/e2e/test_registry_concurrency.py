@@ -147,13 +147,13 @@ def registrations_blocked(settings: Settings) -> Iterator[Callable[[], bool]]:
     """Hold the lock a registration's row insert needs; yields "is someone waiting on it?"."""
     url = settings.resolved_database_url
     if url.startswith("sqlite"):
-        conn = sqlite3.connect(url.split("///", 1)[1], isolation_level=None, timeout=30)
-        conn.execute("BEGIN IMMEDIATE")  # the database's one write lock
+        lite = sqlite3.connect(url.split("///", 1)[1], isolation_level=None, timeout=30)
+        lite.execute("BEGIN IMMEDIATE")  # the database's one write lock
         try:
             yield lambda: True
         finally:
-            conn.execute("ROLLBACK")
-            conn.close()
+            lite.execute("ROLLBACK")
+            lite.close()
         return
     engine = create_engine(url)
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -101,7 +101,7 @@ class Registry:
             if description is not None:
                 row.description = description
             if tags is not None:
-                row.tags = {**row.tags, **tags}
+                row.tags = {**row.tags, **_json_field("tags", tags)}
             row.updated_at = utcnow()
             return self._model_record(s, row)
 
@@ -128,7 +128,10 @@ class Registry:
                 library_versions=dict(staged.saved.library_versions), trusted=staged.trusted,
                 description=description, **metadata))
         except BaseException:
-            self.artifacts.delete(key)
+            # Best effort: if the store is what failed, collect_garbage() removes the rest
+            # later, and the error the caller sees stays the one that mattered.
+            with suppress(Exception):
+                self.artifacts.delete(key)
             raise
 
     def _insert_version(self, name: str, row: VersionRow) -> VersionRecord:
@@ -198,7 +201,7 @@ class Registry:
             if description is not None:
                 row.description = description
             if tags is not None:
-                row.tags = {**row.tags, **tags}
+                row.tags = {**row.tags, **_json_field("tags", tags)}
             return self._version_record(s, row, name)
 
     def transition_stage(self, name: str, version: int, stage: Stage) -> VersionRecord:

@@ -14,6 +14,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,8 @@ class ArtifactStore:
                                  exist_ok=True)
                 self.fs.put_file(str(local_dir / relative), f"{target}/{relative}")
         except OSError as exc:
-            self.delete(key)
+            with suppress(Exception):  # best effort; orphans() finds whatever is left
+                self.delete(key)
             raise ArtifactError(f"could not store artifact {key}: {exc}") from exc
         return files
 
