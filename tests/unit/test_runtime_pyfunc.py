@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,6 +27,21 @@ from modelport.runtimes.pyfunc import PythonModel
 class Constant(PythonModel):
     def predict(self, inputs):
         return np.full(len(inputs["input"]), {value})
+"""
+
+MAIN_SCRIPT = """
+import sys
+import numpy as np
+import modelport
+from modelport.config import Settings
+from modelport.runtimes.pyfunc import PythonModel
+
+class Doubler(PythonModel):
+    def predict(self, inputs):
+        return inputs["input"].sum(axis=1) * 2
+
+if __name__ == "__main__":
+    modelport.log_model(Doubler(), "doubler", np.ones((2, 3)), settings=Settings(home=sys.argv[1]))
 """
 
 
@@ -98,6 +114,15 @@ def test_two_versions_of_the_same_module_do_not_collide(
     second = modelport.load_model("constant/2", settings=settings)
     assert first.predict(np.zeros((3, 3))).tolist() == [1, 1, 1]
     assert second.predict(np.zeros((3, 3))).tolist() == [2, 2, 2]
+
+
+def test_a_class_defined_in_a_script_main(settings: Settings, tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text(MAIN_SCRIPT)
+    subprocess.run([sys.executable, str(script), str(settings.home)], check=True, timeout=60)
+    loaded = modelport.load_model("doubler", settings=settings)
+    assert loaded.record.flavor_options["class"] == "__main__:Doubler"
+    assert loaded.predict(np.array([[1.0, 2.0, 3.0]])).tolist() == [12.0]
 
 
 def test_untrusted_version_is_not_loaded(settings: Settings, registry: Registry,
