@@ -61,7 +61,7 @@ class Client:
         except httpx.HTTPError as exc:
             raise ModelportError(f"cannot reach {self._http.base_url}: {exc}") from exc
         if response.is_success:
-            return response.json() if response.content else {}  # type: ignore[no-any-return]
+            return response.json() if response.content else {}
         raise _problem_to_error(response)
 
 

@@ -6,10 +6,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import numpy as np
+import pandas as pd
 import pytest
 from prometheus_client import CollectorRegistry
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
 from starlette.testclient import TestClient
 
+import modelport
 from modelport.config import Settings
 from modelport.serving import create_app
 
@@ -38,3 +43,21 @@ def serve(settings: Settings) -> Callable[..., contextmanager[TestClient]]:
         return serving(kwargs.pop("settings", settings), models, **kwargs)  # type: ignore[arg-type]
 
     return factory  # type: ignore[return-value]
+
+
+@pytest.fixture
+def iris_served(settings: Settings, iris_logreg: LogisticRegression,
+                iris_data: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The iris LogisticRegression registered as ``iris/1``; returns every iris row."""
+    X, _ = iris_data
+    modelport.log_model(iris_logreg, "iris", X[:20], settings=settings)
+    return X
+
+
+@pytest.fixture
+def mixed_served(settings: Settings, mixed_pipeline: Pipeline,
+                 mixed_frame: tuple[pd.DataFrame, np.ndarray]) -> pd.DataFrame:
+    """The mixed-type ColumnTransformer pipeline registered as ``mixed/1``; returns its frame."""
+    frame, _ = mixed_frame
+    modelport.log_model(mixed_pipeline, "mixed", frame.head(20), settings=settings)
+    return frame

@@ -86,12 +86,15 @@ def test_upload_input_errors(serve: Any, settings: Settings, tmp_path: Path,
         unknown_kind = _upload(client, "iris", good, "model.bin", X[:2].tolist())
         bad_name = _upload(client, "bad name!", good, "model.skops", X[:2].tolist())
         count = len(client.get("/api/models/iris/versions").json()["versions"])
-    assert bad_sample.status_code == 422 and bad_sample.json()["pointer"] == "/sample"
+    assert bad_sample.status_code == 422
+    assert bad_sample.json()["pointer"] == "/sample"
     assert missing_file.status_code == 422
     assert missing_file.json()["errors"][0]["pointer"] == "/artifact"
     assert wrong_sample.status_code == 422
-    assert corrupt.status_code == 422 and corrupt.json()["code"] == "model_load_error"
-    assert unknown_kind.status_code == 422 and unknown_kind.json()["pointer"] == "/artifact"
+    assert corrupt.status_code == 422
+    assert corrupt.json()["code"] == "model_load_error"
+    assert unknown_kind.status_code == 422
+    assert unknown_kind.json()["pointer"] == "/artifact"
     assert bad_name.status_code == 422
     assert count == 1
 
@@ -118,9 +121,11 @@ def test_alias_routes_move_with_history(serve: Any, settings: Settings,
     assert [(e["from_version"], e["to_version"]) for e in history["history"]] == [
         (None, 1), (1, 2)]
     assert missing_version.status_code == 404
-    assert bad_body.status_code == 422 and bad_body.json()["pointer"] == "/version"
+    assert bad_body.status_code == 422
+    assert bad_body.json()["pointer"] == "/version"
     assert deleted.status_code == 204
-    assert gone.status_code == 404 and gone.json()["code"] == "alias_not_found"
+    assert gone.status_code == 404
+    assert gone.json()["code"] == "alias_not_found"
 
 
 def test_stage_transitions_are_recorded(serve: Any, settings: Settings,

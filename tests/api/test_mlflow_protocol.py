@@ -20,19 +20,13 @@ JSON = {"content-type": "application/json"}
 
 
 @pytest.fixture
-def iris_served(settings: Settings, iris_logreg: LogisticRegression,
-                iris_data: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    X, _ = iris_data
-    modelport.log_model(iris_logreg, "iris", X[:20], settings=settings)
-    return X[::6]
+def iris_rows(iris_served: np.ndarray) -> np.ndarray:
+    return iris_served[::6]
 
 
 @pytest.fixture
-def mixed_served(settings: Settings, mixed_pipeline: Pipeline,
-                 mixed_frame: tuple[pd.DataFrame, np.ndarray]) -> pd.DataFrame:
-    frame, _ = mixed_frame
-    modelport.log_model(mixed_pipeline, "mixed", frame.head(20), settings=settings)
-    return frame.head(15)
+def mixed_rows(mixed_served: pd.DataFrame) -> pd.DataFrame:
+    return mixed_served.head(15)
 
 
 def mlflow_error(answer: httpx.Response, status: int, error_code: str, message: str) -> None:
@@ -53,9 +47,9 @@ def predictions(answer: httpx.Response) -> list[Any]:
 # -- predictions ------------------------------------------------------------------------
 
 
-def test_tensor_model_in_every_format(serve: Any, iris_served: np.ndarray,
+def test_tensor_model_in_every_format(serve: Any, iris_rows: np.ndarray,
                                       iris_logreg: LogisticRegression) -> None:
-    rows = iris_served
+    rows = iris_rows
     frame = pd.DataFrame(rows, columns=["sepal_l", "sepal_w", "petal_l", "petal_w"])
     bodies = [{"dataframe_split": {"data": rows.tolist()}},
               {"dataframe_split": frame.to_dict(orient="split")},
@@ -74,9 +68,9 @@ def test_tensor_model_in_every_format(serve: Any, iris_served: np.ndarray,
             assert predictions(csv) == expected, content_type
 
 
-def test_columns_model_in_every_format(serve: Any, mixed_served: pd.DataFrame,
+def test_columns_model_in_every_format(serve: Any, mixed_rows: pd.DataFrame,
                                        mixed_pipeline: Pipeline) -> None:
-    frame = mixed_served
+    frame = mixed_rows
     reordered = frame[["member", "income", "city", "age"]]
     bodies = [{"dataframe_split": frame.to_dict(orient="split")},
               {"dataframe_split": reordered.to_dict(orient="split")},
@@ -95,10 +89,10 @@ def test_columns_model_in_every_format(serve: Any, mixed_served: pd.DataFrame,
         assert predictions(csv) == expected
 
 
-def test_output_selection(serve: Any, iris_served: np.ndarray, iris_logreg: LogisticRegression,
+def test_output_selection(serve: Any, iris_rows: np.ndarray, iris_logreg: LogisticRegression,
                           caplog: pytest.LogCaptureFixture) -> None:
-    rows = iris_served.tolist()
-    expected = iris_logreg.predict_proba(iris_served)
+    rows = iris_rows.tolist()
+    expected = iris_logreg.predict_proba(iris_rows)
     with serve(["iris"]) as client:
         by_param = client.post("/invocations", json={"inputs": rows,
                                                      "params": {"output": "probabilities"}})
@@ -110,34 +104,34 @@ def test_output_selection(serve: Any, iris_served: np.ndarray, iris_logreg: Logi
                                                       "params": {"temperature": 0.2}})
     np.testing.assert_allclose(predictions(by_param), expected, rtol=1e-12)
     np.testing.assert_allclose(predictions(by_query), expected, rtol=1e-12)
-    assert predictions(both) == predictions(extra) == iris_logreg.predict(iris_served).tolist()
+    assert predictions(both) == predictions(extra) == iris_logreg.predict(iris_rows).tolist()
     assert "ignoring params temperature" in caplog.text
 
 
 def test_mlflow_client_payloads_and_response_parser(
-        serve: Any, mixed_served: pd.DataFrame, mixed_pipeline: Pipeline,
-        iris_served: np.ndarray, iris_logreg: LogisticRegression) -> None:
+        serve: Any, mixed_rows: pd.DataFrame, mixed_pipeline: Pipeline,
+        iris_rows: np.ndarray, iris_logreg: LogisticRegression) -> None:
     """The payloads MLflow's own scoring client builds, read back with its own parser."""
     proto_json_utils = pytest.importorskip("mlflow.utils.proto_json_utils")
     deployments = pytest.importorskip("mlflow.deployments")
-    frame_body = proto_json_utils.dump_input_data(mixed_served,
+    frame_body = proto_json_utils.dump_input_data(mixed_rows,
                                                   params={"output": "probabilities"})
-    array_body = proto_json_utils.dump_input_data(iris_served)
+    array_body = proto_json_utils.dump_input_data(iris_rows)
     with serve(["mixed", "iris"]) as client:
         by_frame = client.post("/models/mixed/invocations", content=frame_body, headers=JSON)
         by_array = client.post("/models/iris/invocations", content=array_body, headers=JSON)
     assert by_frame.status_code == by_array.status_code == 200, (by_frame.text, by_array.text)
     parsed = deployments.PredictionsResponse.from_json(by_frame.text).get_predictions()
-    np.testing.assert_allclose(parsed.to_numpy(), mixed_pipeline.predict_proba(mixed_served),
+    np.testing.assert_allclose(parsed.to_numpy(), mixed_pipeline.predict_proba(mixed_rows),
                                rtol=1e-12)
     labels = deployments.PredictionsResponse.from_json(by_array.text).get_predictions()
-    assert labels.iloc[:, 0].tolist() == iris_logreg.predict(iris_served).tolist()
+    assert labels.iloc[:, 0].tolist() == iris_logreg.predict(iris_rows).tolist()
 
 
 # -- health, version, default model --------------------------------------------------------
 
 
-def test_ping_health_and_version(serve: Any, iris_served: np.ndarray) -> None:
+def test_ping_health_and_version(serve: Any, iris_rows: np.ndarray) -> None:
     with serve(["iris"]) as client:
         for path in ("/ping", "/health"):
             answer = client.get(path)
@@ -148,22 +142,22 @@ def test_ping_health_and_version(serve: Any, iris_served: np.ndarray) -> None:
 
 
 def test_default_model_among_several(serve: Any, make_settings: Callable[..., Settings],
-                                     iris_served: np.ndarray, mixed_served: pd.DataFrame,
+                                     iris_rows: np.ndarray, mixed_rows: pd.DataFrame,
                                      mixed_pipeline: Pipeline,
                                      iris_logreg: LogisticRegression) -> None:
-    records = {"dataframe_records": mixed_served.to_dict(orient="records")}
-    iris_rows = {"instances": iris_served.tolist()}
+    records = {"dataframe_records": mixed_rows.to_dict(orient="records")}
+    instances = {"instances": iris_rows.tolist()}
     with serve(["iris", "mixed"], settings=make_settings(default_model="mixed")) as client:
         assert client.get("/ping").status_code == 200
         chosen = client.post("/invocations", json=records)
-        named = client.post("/models/iris/invocations", json=iris_rows)
-    assert predictions(chosen) == mixed_pipeline.predict(mixed_served).tolist()
-    assert predictions(named) == iris_logreg.predict(iris_served).tolist()
+        named = client.post("/models/iris/invocations", json=instances)
+    assert predictions(chosen) == mixed_pipeline.predict(mixed_rows).tolist()
+    assert predictions(named) == iris_logreg.predict(iris_rows).tolist()
     with serve(["iris", "mixed"]) as client:
-        mlflow_error(client.post("/invocations", json=iris_rows), 404,
+        mlflow_error(client.post("/invocations", json=instances), 404,
                      "RESOURCE_DOES_NOT_EXIST", "--default-model")
         mlflow_error(client.get("/ping"), 404, "RESOURCE_DOES_NOT_EXIST", "--default-model")
-        assert predictions(client.post("/models/iris/invocations", json=iris_rows))
+        assert predictions(client.post("/models/iris/invocations", json=instances))
 
 
 def test_model_that_never_loaded(serve: Any) -> None:
@@ -175,9 +169,9 @@ def test_model_that_never_loaded(serve: Any) -> None:
                      "RESOURCE_DOES_NOT_EXIST", "model 'nope' is not served here")
 
 
-def test_requests_are_counted_per_model(serve: Any, iris_served: np.ndarray) -> None:
+def test_requests_are_counted_per_model(serve: Any, iris_rows: np.ndarray) -> None:
     with serve(["iris"]) as client:
-        client.post("/invocations", json={"inputs": iris_served.tolist()})
+        client.post("/invocations", json={"inputs": iris_rows.tolist()})
         exposition = client.get("/metrics").text
     assert ('modelport_requests_total{model="iris",protocol="mlflow",status="200",version="1"}'
             in exposition)
@@ -186,7 +180,7 @@ def test_requests_are_counted_per_model(serve: Any, iris_served: np.ndarray) -> 
 # -- errors -------------------------------------------------------------------------------
 
 
-def test_unsupported_media_types(serve: Any, iris_served: np.ndarray) -> None:
+def test_unsupported_media_types(serve: Any, iris_rows: np.ndarray) -> None:
     body = b'{"inputs": [[5.1, 3.5, 1.4, 0.2]]}'
     cases = {None: "send a Content-Type header",
              "text/plain": "unsupported Content-Type 'text/plain'",
@@ -201,7 +195,7 @@ def test_unsupported_media_types(serve: Any, iris_served: np.ndarray) -> None:
         assert predictions(client.post("/invocations", content=body, headers=JSON))
 
 
-def test_malformed_bodies(serve: Any, iris_served: np.ndarray) -> None:
+def test_malformed_bodies(serve: Any, iris_rows: np.ndarray) -> None:
     csv = {"content-type": "text/csv"}
     cases: list[tuple[bytes, dict[str, str], str]] = [
         (b"", JSON, "the request body is empty"),
@@ -230,7 +224,7 @@ def test_malformed_bodies(serve: Any, iris_served: np.ndarray) -> None:
         mlflow_error(disagree, 400, "BAD_REQUEST", "disagree")
 
 
-def test_tensor_inputs_that_fail_the_signature(serve: Any, iris_served: np.ndarray) -> None:
+def test_tensor_inputs_that_fail_the_signature(serve: Any, iris_rows: np.ndarray) -> None:
     cases: list[tuple[dict[str, Any], str, str]] = [
         ({"inputs": [[1.0, 2.0, 3.0]]}, "expects 4 values on axis 1", "/inputs/0"),
         ({"dataframe_split": {"data": [[1, 2, 3, 4], [1, 2, "x", 4]]}}, "got strings",
@@ -254,13 +248,13 @@ def test_tensor_inputs_that_fail_the_signature(serve: Any, iris_served: np.ndarr
         mlflow_error(bad_csv, 422, "INVALID_PARAMETER_VALUE", "got strings or booleans (row 2)")
 
 
-def test_columns_inputs_that_fail_the_signature(serve: Any, mixed_served: pd.DataFrame) -> None:
-    records = mixed_served.head(5).to_dict(orient="records")
+def test_columns_inputs_that_fail_the_signature(serve: Any, mixed_rows: pd.DataFrame) -> None:
+    records = mixed_rows.head(5).to_dict(orient="records")
     records[3]["age"] = "old"
-    split = mixed_served.head(5).to_dict(orient="split")
+    split = mixed_rows.head(5).to_dict(orient="split")
     split["data"][2][0] = 1.5  # a fraction in the int64 age column
     cases: list[tuple[dict[str, Any], str, str]] = [
-        ({"dataframe_records": records}, "input 'age' expects int64 values, got strings (row 3)",
+        ({"dataframe_records": records}, "input 'age' expects int64 values, got strings or booleans (row 3)",
          "/dataframe_records/3/age"),
         ({"dataframe_split": split}, "expects integers, got fractions (row 2)",
          "/dataframe_split/data/2/0"),
@@ -270,7 +264,7 @@ def test_columns_inputs_that_fail_the_signature(serve: Any, mixed_served: pd.Dat
         ({"inputs": {"age": [30], "income": [1.0], "city": [7], "member": ["yes"]}},
          "expects strings, got numbers (row 0)", "/inputs/city/0"),
     ]
-    csv = mixed_served.head(5).assign(age=["31", "40", "x", "50", "60"]).to_csv(index=False)
+    csv = mixed_rows.head(5).assign(age=["31", "40", "x", "50", "60"]).to_csv(index=False)
     with serve(["mixed"]) as client:
         for body, message, pointer in cases:
             answer = client.post("/invocations", json=body)
@@ -281,7 +275,7 @@ def test_columns_inputs_that_fail_the_signature(serve: Any, mixed_served: pd.Dat
 
 
 def test_oversized_body(serve: Any, make_settings: Callable[..., Settings],
-                        iris_served: np.ndarray) -> None:
+                        iris_rows: np.ndarray) -> None:
     body = {"inputs": np.ones((200, 4)).tolist()}
     with serve(["iris"], settings=make_settings(max_body_bytes=1000)) as client:
         mlflow_error(client.post("/invocations", json=body), 413, "BAD_REQUEST",

@@ -14,22 +14,6 @@ import modelport
 from modelport.config import Settings
 
 
-@pytest.fixture
-def iris_served(settings: Settings, iris_logreg: LogisticRegression,
-                iris_data: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    X, _ = iris_data
-    modelport.log_model(iris_logreg, "iris", X[:20], settings=settings)
-    return X
-
-
-@pytest.fixture
-def mixed_served(settings: Settings, mixed_pipeline: Pipeline,
-                 mixed_frame: tuple[pd.DataFrame, np.ndarray]) -> pd.DataFrame:
-    frame, _ = mixed_frame
-    modelport.log_model(mixed_pipeline, "mixed", frame.head(20), settings=settings)
-    return frame
-
-
 def test_instances_match_in_process_predict(serve: Any, iris_served: np.ndarray,
                                             iris_logreg: LogisticRegression) -> None:
     rows = iris_served[:25]

@@ -18,22 +18,6 @@ from modelport.config import Settings
 from modelport.registry import Registry
 
 
-@pytest.fixture
-def iris_served(settings: Settings, iris_logreg: LogisticRegression,
-                iris_data: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    X, _ = iris_data
-    modelport.log_model(iris_logreg, "iris", X[:20], settings=settings)
-    return X
-
-
-@pytest.fixture
-def mixed_served(settings: Settings, mixed_pipeline: Pipeline,
-                 mixed_frame: tuple[pd.DataFrame, np.ndarray]) -> pd.DataFrame:
-    frame, _ = mixed_frame
-    modelport.log_model(mixed_pipeline, "mixed", frame.head(20), settings=settings)
-    return frame
-
-
 def infer(client: TestClient, payload: dict[str, Any], path: str = "/v2/models/iris/infer",
           **headers: str) -> Any:
     """POST the way tritonclient does: raw bytes, no Content-Type."""

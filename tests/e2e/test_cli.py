@@ -32,7 +32,8 @@ def test_register_list_alias_predict(cli: Any, tmp_path: Path, iris_logreg: Logi
     assert json.loads(second.stdout)["version"] == 2
 
     listed = json.loads(cli("models", "--json").stdout)
-    assert listed[0]["aliases"] == {"production": 1} and listed[0]["latest_version"] == 2
+    assert listed[0]["aliases"] == {"production": 1}
+    assert listed[0]["latest_version"] == 2
     versions = json.loads(cli("versions", "iris", "--json").stdout)
     assert versions[0]["metrics"] == {"accuracy": 0.97}
     assert versions[0]["tags"] == {"team": "risk"}
@@ -105,8 +106,10 @@ def test_remote_predict_and_config(cli: Any, live_server: Any, settings: Any, tm
     assert remote.returncode == 0, remote.stderr
     assert json.loads(remote.stdout)["predictions"] == iris_logreg.predict(X[:10]).tolist()
     unknown = cli("predict", "other", "--input", str(sample), "--url", server.url)
-    assert unknown.returncode == 1 and "Model not found" in unknown.stderr
+    assert unknown.returncode == 1
+    assert "Model not found" in unknown.stderr
     shown = cli("config", "show")
-    assert shown.returncode == 0 and "max_body_bytes" in shown.stdout
+    assert shown.returncode == 0
+    assert "max_body_bytes" in shown.stdout
     described = cli("config", "show", "--describe")
     assert "MODELPORT_DATABASE_URL" in described.stdout

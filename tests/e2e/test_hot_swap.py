@@ -108,7 +108,8 @@ def test_version_that_fails_to_load_never_takes_traffic(
     answer = httpx.post(f"{server.url}/v1/models/iris:predict", json=body)
     assert answer.status_code == 200
     assert answer.json()["predictions"] == iris_logreg.predict(X[:5]).tolist()
-    assert status["version"] == 1 and status["state"] == "ready"
+    assert status["version"] == 1
+    assert status["state"] == "ready"
     assert "SHA-256" in status["last_error"]
     assert httpx.get(f"{server.url}/readyz").status_code == 200
     metrics = httpx.get(f"{server.url}/metrics").text

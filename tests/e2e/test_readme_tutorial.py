@@ -64,7 +64,8 @@ def test_tutorial_runs_as_written(settings: Settings, tmp_path: Path, live_serve
             done = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=30)
             assert done.returncode == 0, (line, done.stderr)
             answer = json.loads(done.stdout)
-            assert "error" not in answer and "error_code" not in answer, (line, answer)
+            assert "error" not in answer, (line, answer)
+            assert "error_code" not in answer, (line, answer)
     assert server is not None
     assert server.terminate() in (0, -15)  # uvicorn re-raises SIGTERM after a clean shutdown
     assert "Application shutdown complete" in server.log()

@@ -183,7 +183,6 @@ def predict(
     """Predict with a registered model, locally or through a server; prints JSON."""
     from modelport.client import Client
     from modelport.sdk import load_model
-    from modelport.serving.v1 import select_output
 
     with output.reporting_errors():
         data = read_input(input)
@@ -191,8 +190,9 @@ def predict(
             with Client(url) as client:
                 result = client.predict(model, data, output=output_name)
         else:
-            outputs = load_model(model, settings=Settings()).predict_outputs(data)
-            result = select_output(outputs, output_name)
+            loaded = load_model(model, settings=Settings())
+            chosen = loaded.record.signature.output_name(output_name)
+            result = loaded.predict_outputs(data)[chosen]
     output.emit_json({"predictions": result.tolist()})
 
 

@@ -66,6 +66,16 @@ class Signature:
     def input_names(self) -> list[str]:
         return [spec.name for spec in self.inputs]
 
+    def output_name(self, requested: str | None) -> str:
+        """The output a client asked for (checked before the model runs), or the first one."""
+        names = [spec.name for spec in self.outputs]
+        if requested is None:
+            return names[0]
+        if requested not in names:
+            raise InvalidInputError(f"unknown output {requested!r}; this model returns "
+                                    f"{', '.join(names)}", pointer="/output")
+        return requested
+
     def with_outputs(self, outputs: Mapping[str, np.ndarray]) -> Signature:
         specs = tuple(_spec_for(name, np.asarray(a), nullable=False) for name, a in outputs.items())
         return Signature(self.kind, self.inputs, specs)

@@ -64,7 +64,15 @@ def as_array(value: Any, pointer: str, *, check_booleans: bool = False) -> np.nd
                                     pointer=pointer)
     if check_booleans and array.dtype.kind in "iuf" and _holds_bool(value):
         return np.asarray(value, dtype=object)
+    if array.dtype.kind == "U" and not all(isinstance(v, str) for v in _flat(value)):
+        return np.asarray(value, dtype=object)  # numpy would turn 7 into "7" beside strings
     return array
+
+
+def _flat(value: Any) -> list[Any]:
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _flat(item)]
+    return [value]
 
 
 def _holds_bool(value: Any) -> bool:

@@ -30,7 +30,6 @@ from modelport.serving.mlflow_codec import (
     decode_json,
     decode_parquet,
 )
-from modelport.serving.v1 import select_output
 
 log = logging.getLogger("modelport.serving")
 router = APIRouter(tags=["MLflow scoring"])
@@ -83,9 +82,9 @@ async def _invoke(request: Request, name: str, output: str | None) -> Response:
     if decoded.ignored_params:
         log.warning("%s: ignoring params %s; the only one understood is 'output'",
                     deployed.record.address, ", ".join(decoded.ignored_params))
-    chosen = _output_name(output, decoded.output)
+    chosen = signature.output_name(_output_name(output, decoded.output))
     outputs = await host.predict(deployed, _conform(signature, decoded))
-    return JSONBytes(dumps({"predictions": jsonable(select_output(outputs, chosen))}))
+    return JSONBytes(dumps({"predictions": jsonable(outputs[chosen])}))
 
 
 async def _decode(request: Request, signature: Signature) -> Decoded:

@@ -15,7 +15,6 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from modelport.errors import InvalidInputError, MalformedRequestError
-from modelport.runtimes.batch import Outputs
 from modelport.runtimes.signature import Signature, SignatureKind
 from modelport.serving.context import context
 from modelport.serving.encoding import (
@@ -70,20 +69,11 @@ async def _predict(request: Request, name: str, version: int | None,
     deployed = host.get(name, version)
     request.state.model, request.state.version = deployed.record.name, deployed.record.version
     signature = deployed.record.signature
+    chosen = signature.output_name(output)
     arrays, pointers = decode(await read_json_object(request), signature)
     batch = signature.conform(arrays, pointers)
     outputs = await host.predict(deployed, batch)
-    return JSONBytes(dumps({"predictions": jsonable(select_output(outputs, output))}))
-
-
-def select_output(outputs: Outputs, name: str | None) -> np.ndarray:
-    """The output a client asked for by name, or the first one."""
-    if name is None:
-        return next(iter(outputs.values()))
-    if name not in outputs:
-        raise InvalidInputError(f"unknown output {name!r}; this model returns "
-                                f"{', '.join(outputs)}", pointer="/output")
-    return outputs[name]
+    return JSONBytes(dumps({"predictions": jsonable(outputs[chosen])}))
 
 
 def decode(body: JsonBody,
