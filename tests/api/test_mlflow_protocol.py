@@ -254,7 +254,8 @@ def test_columns_inputs_that_fail_the_signature(serve: Any, mixed_rows: pd.DataF
     split = mixed_rows.head(5).to_dict(orient="split")
     split["data"][2][0] = 1.5  # a fraction in the int64 age column
     cases: list[tuple[dict[str, Any], str, str]] = [
-        ({"dataframe_records": records}, "input 'age' expects int64 values, got strings or booleans (row 3)",
+        ({"dataframe_records": records},
+         "input 'age' expects int64 values, got strings or booleans (row 3)",
          "/dataframe_records/3/age"),
         ({"dataframe_split": split}, "expects integers, got fractions (row 2)",
          "/dataframe_split/data/2/0"),
