@@ -21,6 +21,7 @@ turns problem+json back into the same classes.
     │   ├── UntrustedArtifactError        pickle or unknown types without trust
     │   └── ModelLoadError                the runtime cannot load the artifact
     ├── ModelNotReadyError           503  (Retry-After)
+    ├── StorageUnavailableError      503  database unreachable (Retry-After)
     ├── ModelError                   500  the model itself raised
     └── ConfigurationError           500
 """
@@ -164,6 +165,13 @@ class ModelNotReadyError(ModelportError):
     code = "model_not_ready"
     title = "Model not ready"
     retry_after = 1
+
+
+class StorageUnavailableError(ModelportError):
+    status = 503
+    code = "storage_unavailable"
+    title = "Registry storage unavailable"
+    retry_after = 2
 
 
 class ModelError(ModelportError):

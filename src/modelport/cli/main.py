@@ -201,10 +201,11 @@ def import_mlflow_command(
     source: Annotated[str, typer.Argument(help="MLflow model folder, file://, runs:/ or models:/")],
     name: Annotated[str, typer.Argument(help="Model name in modelport.")],
     trusted: Annotated[bool, typer.Option(help="Allow pickled (cloudpickle) models.")] = False,
-    sample: Annotated[str | None, typer.Option(help="Sample input if MLflow has none.")] = None,
+    sample: Annotated[str | None, typer.Option(
+        help="Sample input (default: the MLflow input example, else its signature).")] = None,
     alias: Annotated[str | None, typer.Option(help="Point this alias at the new version.")] = None,
 ) -> None:
-    """Turn an MLflow model (sklearn, onnx or pyfunc flavor) into a modelport version."""
+    """Turn an MLflow model (sklearn, onnx, lightgbm, xgboost or pyfunc) into a version."""
     from modelport.registry.mlflow_import import import_mlflow
 
     with opened_registry() as registry:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from modelport.config import Settings
@@ -30,6 +30,7 @@ from modelport.errors import (
     ModelNotFoundError,
     ModelportError,
     ModelVersionNotFoundError,
+    StorageUnavailableError,
 )
 from modelport.registry.address import (
     MAX_VERSION,
@@ -66,6 +67,9 @@ class Registry:
         self.engine = engine
         self.artifacts = artifacts
         self._sessions: sessionmaker[Session] = session_factory(engine)
+        # Reads need no write lock: on SQLite they begin DEFERRED and run beside a writer.
+        self._reads: sessionmaker[Session] = session_factory(
+            engine.execution_options(read_only=True))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Registry:
@@ -80,18 +84,23 @@ class Registry:
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
+        with _storage_errors(), self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with _storage_errors(), self._reads.begin() as session:
             yield session
 
     # -- models ---------------------------------------------------------------------------
 
     def list_models(self) -> list[ModelRecord]:
-        with self._session() as s:
+        with self._read() as s:
             rows = s.scalars(select(ModelRow).order_by(ModelRow.name)).all()
             return [self._model_record(s, row) for row in rows]
 
     def get_model(self, name: str) -> ModelRecord:
-        with self._session() as s:
+        with self._read() as s:
             return self._model_record(s, self._model_row(s, name))
 
     def update_model(self, name: str, *, description: str | None = None,
@@ -165,21 +174,21 @@ class Registry:
         return model
 
     def list_versions(self, name: str) -> list[VersionRecord]:
-        with self._session() as s:
+        with self._read() as s:
             model = self._model_row(s, name)
             rows = s.scalars(select(VersionRow).where(VersionRow.model_id == model.id)
                              .order_by(VersionRow.version)).all()
             return [self._version_record(s, row, name) for row in rows]
 
     def get_version(self, name: str, version: int) -> VersionRecord:
-        with self._session() as s:
+        with self._read() as s:
             return self._version_record(s, self._version_row(s, name, version), name)
 
     def resolve(self, address: ModelAddress | str) -> VersionRecord:
         """The version an address means now: its number, its alias's target, or the latest."""
         if isinstance(address, str):
             address = ModelAddress.parse(address)
-        with self._session() as s:
+        with self._read() as s:
             model = self._model_row(s, address.name)
             if address.version is not None:
                 number = address.version
@@ -214,7 +223,7 @@ class Registry:
             return self._version_record(s, row, name)
 
     def stage_history(self, name: str, version: int) -> list[StageTransition]:
-        with self._session() as s:
+        with self._read() as s:
             row = self._version_row(s, name, version)
             events = s.scalars(select(StageTransitionRow)
                                .where(StageTransitionRow.version_id == row.id)
@@ -264,7 +273,7 @@ class Registry:
             s.delete(row)
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
-        with self._session() as s:
+        with self._read() as s:
             model = self._model_row(s, name)
             query = select(AliasEventRow).where(AliasEventRow.model_id == model.id)
             if alias is not None:
@@ -274,7 +283,7 @@ class Registry:
 
     def alias_targets(self) -> dict[tuple[str, str], int]:
         """Every ``(model, alias) -> version``: one cheap query for the server's reload poll."""
-        with self._session() as s:
+        with self._read() as s:
             rows = s.execute(select(ModelRow.name, AliasRow.alias, AliasRow.version)
                              .join(AliasRow, AliasRow.model_id == ModelRow.id)).all()
             return {(n, a): v for n, a, v in rows}
@@ -303,7 +312,7 @@ class Registry:
 
     def collect_garbage(self, older_than: timedelta = timedelta(hours=1)) -> list[str]:
         """Delete artifacts left by registrations that died before writing their row."""
-        with self._session() as s:
+        with self._read() as s:
             referenced = set(s.scalars(select(VersionRow.artifact_key)).all())
         orphans = self.artifacts.orphans(referenced, older_than)
         for key in orphans:
@@ -369,6 +378,20 @@ class Registry:
             trusted=row.trusted, stage=Stage(row.stage), description=row.description,
             tags=row.tags, params=row.params, metrics=row.metrics, lineage=row.lineage,
             created_at=row.created_at, aliases=aliases)
+
+
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    """A database that cannot be reached is a 503 the caller may retry, not a crash."""
+    try:
+        yield
+    except OperationalError as exc:
+        if _is_retryable(exc):
+            raise  # lock timeouts: the inserting loop retries those itself
+        raise StorageUnavailableError(f"the registry database is unavailable: "
+                                      f"{str(exc.orig).strip()[:200]}") from exc
+    except InterfaceError as exc:
+        raise StorageUnavailableError("the registry database connection was lost") from exc
 
 
 def _is_retryable(exc: IntegrityError | OperationalError) -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-from enum import StrEnum
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from modelport.errors import ModelLoadError
-from modelport.runtimes.base import LoadRequest, SavedModel, classifier_outputs, library_versions
+from modelport.runtimes.base import LoadRequest, SavedModel, library_versions
 from modelport.runtimes.batch import Batch, Outputs
-from modelport.runtimes.signature import STRING, Signature, SignatureKind
+from modelport.runtimes.signature import Signature
+from modelport.runtimes.trees import Objective, column_order, feature_matrix, tree_outputs
 
 if find_spec("lightgbm") is None:  # flavors() leaves this flavor out when it is missing
     raise ImportError("lightgbm is not installed")
@@ -27,11 +27,6 @@ MODEL_FILE = "model.txt"
 _HEADER_LINES = 64
 
 
-class Objective(StrEnum):
-    BINARY = "binary"
-    MULTICLASS = "multiclass"
-    REGRESSION = "regression"
-
 
 class LightGBMRuntime:
     """Calls ``Booster.predict`` on a float matrix; classifiers answer label + probabilities."""
@@ -39,37 +34,16 @@ class LightGBMRuntime:
     def __init__(self, booster: Any, signature: Signature, objective: Objective,
                  classes: np.ndarray) -> None:
         self._booster = booster
-        self._columns = _column_order(signature, list(booster.feature_name()))
+        features = list(booster.feature_name())
+        self._columns = column_order("lightgbm", signature, features, len(features))
         self._objective = objective
         self._classes = classes
 
     def predict(self, batch: Batch) -> Outputs:
-        scores = np.asarray(self._booster.predict(self._features(batch), num_threads=1))
-        if self._objective is Objective.REGRESSION:
-            return {"prediction": scores}
-        if self._objective is Objective.BINARY:
-            scores = np.column_stack([1.0 - scores, scores])  # P(class 1) -> one column per class
-        return classifier_outputs(self._classes, scores)
+        features = feature_matrix(batch, self._columns)
+        scores = np.asarray(self._booster.predict(features, num_threads=1))
+        return tree_outputs(self._objective, self._classes, scores)
 
-    def _features(self, batch: Batch) -> np.ndarray:
-        if self._columns is None:
-            return next(iter(batch.columns.values()))
-        return np.column_stack([batch.columns[name] for name in self._columns]).astype(np.float64)
-
-
-def _column_order(signature: Signature, features: list[str]) -> list[str] | None:
-    """Columns in the booster's feature order when the names match, else in signature order."""
-    if signature.kind is SignatureKind.TENSOR:
-        return None
-    strings = [spec.name for spec in signature.inputs if spec.dtype == STRING]
-    if strings:
-        raise ModelLoadError(f"the lightgbm runtime takes numeric columns; {', '.join(strings)} "
-                             "hold strings: encode them before fitting, or use the sklearn flavor")
-    names = signature.input_names()
-    if len(names) != len(features):
-        raise ModelLoadError(f"the model has {len(features)} features, the sample has "
-                             f"{len(names)} columns")
-    return features if sorted(features) == sorted(names) else names
 
 
 def _read_header(path: Path) -> dict[str, str]:

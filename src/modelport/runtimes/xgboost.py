@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from enum import StrEnum
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from modelport.errors import ModelLoadError
-from modelport.runtimes.base import LoadRequest, SavedModel, classifier_outputs, library_versions
+from modelport.runtimes.base import LoadRequest, SavedModel, library_versions
 from modelport.runtimes.batch import Batch, Outputs
-from modelport.runtimes.signature import STRING, Signature, SignatureKind
+from modelport.runtimes.signature import Signature
+from modelport.runtimes.trees import Objective, column_order, feature_matrix, tree_outputs
 
 if find_spec("xgboost") is None:  # flavors() leaves this flavor out when it is missing
     raise ImportError("xgboost is not installed")
@@ -28,11 +28,6 @@ MODEL_FILE = "model.ubj"
 _OBJECTIVES = {"binary:logistic": "binary", "multi:softprob": "multiclass"}
 
 
-class Objective(StrEnum):
-    BINARY = "binary"
-    MULTICLASS = "multiclass"
-    REGRESSION = "regression"
-
 
 class XGBoostRuntime:
     """Calls ``inplace_predict`` (no DMatrix); classifiers answer label + probabilities."""
@@ -40,7 +35,8 @@ class XGBoostRuntime:
     def __init__(self, booster: Any, signature: Signature, objective: Objective,
                  classes: np.ndarray) -> None:
         self._booster = booster
-        self._columns = _column_order(signature, booster.feature_names, booster.num_features())
+        self._columns = column_order("xgboost", signature, booster.feature_names,
+                                     booster.num_features())
         self._objective = objective
         self._classes = classes
         # the scikit-learn wrapper predicts with the trees up to the early-stopping best one
@@ -48,34 +44,10 @@ class XGBoostRuntime:
         self._iterations = (0, int(best) + 1) if best is not None else (0, 0)
 
     def predict(self, batch: Batch) -> Outputs:
-        scores = self._booster.inplace_predict(self._features(batch),
+        scores = self._booster.inplace_predict(feature_matrix(batch, self._columns),
                                                iteration_range=self._iterations)
-        if self._objective is Objective.REGRESSION:
-            return {"prediction": scores}
-        if self._objective is Objective.BINARY:
-            scores = np.column_stack([1.0 - scores, scores])  # P(class 1) -> one column per class
-        return classifier_outputs(self._classes, scores)
+        return tree_outputs(self._objective, self._classes, scores)
 
-    def _features(self, batch: Batch) -> np.ndarray:
-        if self._columns is None:
-            return next(iter(batch.columns.values()))
-        return np.column_stack([batch.columns[name] for name in self._columns]).astype(np.float64)
-
-
-def _column_order(signature: Signature, features: list[str] | None,
-                  n_features: int) -> list[str] | None:
-    """Columns in the booster's feature order when the names match, else in signature order."""
-    if signature.kind is SignatureKind.TENSOR:
-        return None
-    strings = [spec.name for spec in signature.inputs if spec.dtype == STRING]
-    if strings:
-        raise ModelLoadError(f"the xgboost runtime takes numeric columns; {', '.join(strings)} "
-                             "hold strings: encode them before fitting, or use the sklearn flavor")
-    names = signature.input_names()
-    if len(names) != n_features:
-        raise ModelLoadError(f"the model has {n_features} features, the sample has "
-                             f"{len(names)} columns")
-    return features if features and sorted(features) == sorted(names) else names
 
 
 def _options(booster: Any, classes: Any) -> dict[str, Any]:

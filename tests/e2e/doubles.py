@@ -1,0 +1,42 @@
+"""Real runtimes used as test doubles (pyfunc classes the server loads from their source)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from modelport.runtimes.pyfunc import PythonModel
+
+
+class SlowModel(PythonModel):
+    """Sleeps for as long as the ``seconds`` input asks, then echoes it: a request in flight.
+
+    When ``SLOW_MODEL_MARKER`` names a file, it is created as the sleep starts, so a test
+    knows the request has reached the model.
+    """
+
+    def predict(self, inputs: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+        seconds = inputs["input"][:, 0]
+        marker = os.environ.get("SLOW_MODEL_MARKER")
+        if marker and seconds.max() > 0:
+            Path(marker).touch()
+        time.sleep(float(seconds.max()))
+        return {"prediction": seconds}
+
+
+class ScaledSum(PythonModel):
+    """Sums the features and scales them by a factor read from its artifact file."""
+
+    def __init__(self, factor_file: Path | None = None) -> None:
+        self.artifacts = {"factor.txt": factor_file} if factor_file else {}
+        self.factor = 1.0
+
+    def load(self, artifacts: Path) -> None:
+        self.factor = float((artifacts / "factor.txt").read_text())
+
+    def predict(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        return inputs["input"].sum(axis=1) * self.factor
