@@ -12,13 +12,23 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+
+class ModelOptions(BaseModel):
+    """Serving options of one model; unset fields fall back to the server-wide settings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch_max_size: int | None = Field(None, ge=1)
+    batch_max_wait_ms: float | None = Field(None, ge=0)
+    queue_max_rows: int | None = Field(None, ge=1)
 
 
 class Settings(BaseSettings):
@@ -61,6 +71,16 @@ class Settings(BaseSettings):
         2, description="Threads running model code in one server process (off the event loop).")
     model_threads: int = Field(
         1, description="BLAS/OpenMP threads per model call; 1 avoids oversubscribing cores.")
+    batch_max_size: int = Field(
+        64, description="Most rows one merged model call may carry (adaptive batching).")
+    batch_max_wait_ms: float = Field(
+        0.0, description="How long a batch that is already forming may wait for more rows; "
+        "a lone request never waits.")
+    queue_max_rows: int = Field(
+        4096, description="Rows that may wait per model version; past it requests get 503.")
+    model_options: dict[str, ModelOptions] = Field(
+        default_factory=dict, description="Per-model overrides, e.g. "
+        '{"iris": {"batch_max_size": 256, "batch_max_wait_ms": 2}} (JSON in the environment).')
     log_level: str = Field("info", description="Log level of the server (debug, info, warning).")
 
     @classmethod
@@ -106,7 +126,8 @@ def describe_fields() -> list[tuple[str, str, str]]:
     """(env var, default, description) of every setting, for docs and `config show`."""
     rows = []
     for name, field in Settings.model_fields.items():
-        default = "(unset)" if field.default is None else str(field.default)
+        value = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+        default = "(unset)" if value is None else str(value)
         rows.append((f"MODELPORT_{name.upper()}", default, field.description or ""))
     return rows
 

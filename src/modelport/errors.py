@@ -21,6 +21,7 @@ turns problem+json back into the same classes.
     │   ├── UntrustedArtifactError        pickle or unknown types without trust
     │   └── ModelLoadError                the runtime cannot load the artifact
     ├── ModelNotReadyError           503  (Retry-After)
+    ├── QueueFullError               503  load shedding (Retry-After)
     ├── StorageUnavailableError      503  database unreachable (Retry-After)
     ├── ModelError                   500  the model itself raised
     └── ConfigurationError           500
@@ -164,6 +165,13 @@ class ModelNotReadyError(ModelportError):
     status = 503
     code = "model_not_ready"
     title = "Model not ready"
+    retry_after = 1
+
+
+class QueueFullError(ModelportError):
+    status = 503
+    code = "queue_full"
+    title = "Server busy"
     retry_after = 1
 
 

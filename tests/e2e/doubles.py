@@ -40,3 +40,14 @@ class ScaledSum(PythonModel):
 
     def predict(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         return inputs["input"].sum(axis=1) * self.factor
+
+
+class SlowPoisonModel(PythonModel):
+    """Takes 50 ms per call (so requests queue and merge) and fails on any row holding -1."""
+
+    def predict(self, inputs: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+        rows = inputs["input"]
+        time.sleep(0.05)
+        if (rows == -1).any():
+            raise ValueError("poisoned row")
+        return {"prediction": rows.sum(axis=1), "rows": np.full(len(rows), len(rows))}

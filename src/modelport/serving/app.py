@@ -14,8 +14,10 @@ import modelport
 from modelport.config import Settings
 from modelport.registry import ModelAddress, Registry
 from modelport.serving import api, health, mlflow, v1, v2
+from modelport.serving.batching import BatchingOptions
 from modelport.serving.context import ServingContext
-from modelport.serving.host import ModelExecutor, ModelHost
+from modelport.serving.executor import ModelExecutor
+from modelport.serving.host import ModelHost
 from modelport.serving.limits import BodyLimitMiddleware
 from modelport.serving.metrics import MetricsMiddleware, ServingMetrics
 from modelport.serving.problems import install_error_handlers
@@ -29,7 +31,9 @@ def create_app(settings: Settings, models: Sequence[str], *,
     registry = registry or Registry.from_settings(settings)
     metrics = ServingMetrics(metrics_registry or CollectorRegistry())
     executor = ModelExecutor(settings.inference_threads, settings.model_threads)
-    host = ModelHost(registry, [ModelAddress.parse(m) for m in models], metrics, executor,
+    addresses = [ModelAddress.parse(m) for m in models]
+    batching = {a.name: BatchingOptions.for_model(settings, a.name) for a in addresses}
+    host = ModelHost(registry, addresses, metrics, executor, batching,
                      default_model=settings.default_model)
 
     @asynccontextmanager

@@ -12,14 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypeVar
-
-from threadpoolctl import threadpool_limits
+from typing import Any
 
 from modelport.errors import (
     ModelNotFoundError,
@@ -28,20 +24,22 @@ from modelport.errors import (
     ModelVersionNotFoundError,
 )
 from modelport.registry import ModelAddress, Registry, VersionRecord
-from modelport.runtimes.base import Runtime, call_model
+from modelport.runtimes.base import Runtime
 from modelport.runtimes.batch import Batch, Outputs
+from modelport.serving.batching import Batcher, BatchingOptions
+from modelport.serving.executor import ModelExecutor
 from modelport.serving.metrics import ServingMetrics
 
 log = logging.getLogger("modelport.serving")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
 class Deployed:
-    """A loaded, warmed version, ready for traffic."""
+    """A loaded, warmed version, ready for traffic, with its own request queue."""
 
     record: VersionRecord
     runtime: Runtime
+    batcher: Batcher
 
 
 class ModelState(StrEnum):
@@ -75,36 +73,11 @@ class ServedModel:
                 "last_error": self.last_error, "failed_version": self.failed_version}
 
 
-class ModelExecutor:
-    """Threads that run model code, each pinned to one BLAS/OpenMP thread.
-
-    Pinning is per thread and only reaches libraries already loaded, so it is re-applied
-    lazily after every model load (``generation``) instead of once at thread start.
-    """
-
-    def __init__(self, workers: int, model_threads: int) -> None:
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="modelport-model")
-        self._model_threads = model_threads
-        self._local = threading.local()
-        self.generation = 0
-
-    async def run(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._pinned, fn)
-
-    def _pinned(self, fn: Callable[[], T]) -> T:
-        if getattr(self._local, "generation", -1) != self.generation:
-            threadpool_limits(self._model_threads)
-            self._local.generation = self.generation
-        return fn()
-
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=True)
-
-
 class ModelHost:
     def __init__(self, registry: Registry, addresses: list[ModelAddress],
                  metrics: ServingMetrics, executor: ModelExecutor,
-                 default_model: str | None = None) -> None:
+                 batching: Mapping[str, BatchingOptions], default_model: str | None = None
+                 ) -> None:
         names = [a.name for a in addresses]
         if len(set(names)) != len(names):
             raise ModelportError(f"each model can be served once; got {', '.join(names)}")
@@ -112,6 +85,7 @@ class ModelHost:
         self.models = {a.name: ServedModel(a) for a in addresses}
         self.metrics = metrics
         self.executor = executor
+        self.batching = batching
         self.default_model = default_model
         self._wake = asyncio.Event()
 
@@ -159,7 +133,7 @@ class ModelHost:
         return all(m.current is not None for m in self.models.values())
 
     async def predict(self, deployed: Deployed, batch: Batch) -> Outputs:
-        outputs = await self.executor.run(lambda: call_model(deployed.runtime, batch))
+        outputs = await deployed.batcher.predict(batch)
         record = deployed.record
         self.metrics.rows.labels(record.name, str(record.version)).inc(batch.n_rows)
         return outputs
@@ -203,7 +177,11 @@ class ModelHost:
             return
         self.executor.generation += 1
         previous = model.current
-        model.current = Deployed(record, runtime)
+        batcher = Batcher(runtime, self.executor, self.batching[model.name], self.metrics,
+                          record.name, record.version)
+        model.current = Deployed(record, runtime, batcher)
+        if previous is not None:
+            previous.batcher.close()  # requests already queued for it are still answered
         model.last_error, model.failed_version = None, None
         self.metrics.model_loaded.labels(model.name).set(record.version)
         if previous is None:

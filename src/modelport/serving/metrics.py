@@ -32,6 +32,15 @@ class ServingMetrics:
         self.load_failures = Counter(
             "modelport_model_load_failures", "Versions that failed to load or warm up.",
             ["model", "version"], registry=registry)
+        self.batch_rows = Histogram(
+            "modelport_batch_rows", "Rows per merged model call.", ["model", "version"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096), registry=registry)
+        self.queue_wait = Histogram(
+            "modelport_queue_wait_seconds", "Time a request waited for its batch to start.",
+            ["model", "version"], buckets=LATENCY_BUCKETS, registry=registry)
+        self.batch_releases = Counter(
+            "modelport_batch_releases", "Why each batch was released: full, timer or idle.",
+            ["model", "version", "reason"], registry=registry)
         self.rows = Counter(
             "modelport_predicted_rows", "Rows passed to models.", ["model", "version"],
             registry=registry)
