@@ -29,6 +29,7 @@ class ModelOptions(BaseModel):
     batch_max_size: int | None = Field(None, ge=1)
     batch_max_wait_ms: float | None = Field(None, ge=0)
     queue_max_rows: int | None = Field(None, ge=1)
+    cache: bool = Field(False, description="Answer repeated inputs from the response cache.")
 
 
 class Settings(BaseSettings):
@@ -78,9 +79,16 @@ class Settings(BaseSettings):
         "a lone request never waits.")
     queue_max_rows: int = Field(
         4096, description="Rows that may wait per model version; past it requests get 503.")
+    cache_url: SecretStr | None = Field(
+        None, description="Redis URL of the response cache (redis://host:6379/0), shared by "
+        "replicas; default an in-process LRU.")
+    cache_max_bytes: int = Field(
+        64 * 1024 * 1024, description="Size bound of the in-process response cache.")
+    cache_ttl_s: int = Field(3600, description="Lifetime of a response cached in Redis.")
     model_options: dict[str, ModelOptions] = Field(
         default_factory=dict, description="Per-model overrides, e.g. "
-        '{"iris": {"batch_max_size": 256, "batch_max_wait_ms": 2}} (JSON in the environment).')
+        '{"iris": {"batch_max_size": 256, "batch_max_wait_ms": 2, "cache": true}} '
+        "(JSON in the environment).")
     log_level: str = Field("info", description="Log level of the server (debug, info, warning).")
 
     @classmethod
@@ -117,8 +125,9 @@ class Settings(BaseSettings):
     def redacted(self) -> dict[str, Any]:
         """Effective values for `modelport config show`, secrets hidden."""
         values = self.model_dump(mode="json")
-        if self.database_url is not None:
-            values["database_url"] = "**********"
+        for secret in ("database_url", "cache_url"):
+            if getattr(self, secret) is not None:
+                values[secret] = "**********"
         return values
 
 

@@ -15,6 +15,7 @@ from modelport.config import Settings
 from modelport.registry import ModelAddress, Registry
 from modelport.serving import api, health, mlflow, v1, v2
 from modelport.serving.batching import BatchingOptions
+from modelport.serving.cache import create_cache
 from modelport.serving.context import ServingContext
 from modelport.serving.executor import ModelExecutor
 from modelport.serving.host import ModelHost
@@ -33,7 +34,10 @@ def create_app(settings: Settings, models: Sequence[str], *,
     executor = ModelExecutor(settings.inference_threads, settings.model_threads)
     addresses = [ModelAddress.parse(m) for m in models]
     batching = {a.name: BatchingOptions.for_model(settings, a.name) for a in addresses}
-    host = ModelHost(registry, addresses, metrics, executor, batching,
+    cached = frozenset(name for name, options in settings.model_options.items()
+                       if options.cache)
+    cache = create_cache(settings)
+    host = ModelHost(registry, addresses, metrics, executor, batching, cache, cached,
                      default_model=settings.default_model)
 
     @asynccontextmanager
@@ -46,6 +50,7 @@ def create_app(settings: Settings, models: Sequence[str], *,
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
             executor.shutdown()
+            await cache.close()
             if owns_registry:
                 registry.close()
 

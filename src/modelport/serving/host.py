@@ -27,6 +27,7 @@ from modelport.registry import ModelAddress, Registry, VersionRecord
 from modelport.runtimes.base import Runtime
 from modelport.runtimes.batch import Batch, Outputs
 from modelport.serving.batching import Batcher, BatchingOptions
+from modelport.serving.cache import ResponseCache, cache_key
 from modelport.serving.executor import ModelExecutor
 from modelport.serving.metrics import ServingMetrics
 
@@ -76,8 +77,9 @@ class ServedModel:
 class ModelHost:
     def __init__(self, registry: Registry, addresses: list[ModelAddress],
                  metrics: ServingMetrics, executor: ModelExecutor,
-                 batching: Mapping[str, BatchingOptions], default_model: str | None = None
-                 ) -> None:
+                 batching: Mapping[str, BatchingOptions], cache: ResponseCache,
+                 cached_models: frozenset[str] = frozenset(),
+                 default_model: str | None = None) -> None:
         names = [a.name for a in addresses]
         if len(set(names)) != len(names):
             raise ModelportError(f"each model can be served once; got {', '.join(names)}")
@@ -86,6 +88,8 @@ class ModelHost:
         self.metrics = metrics
         self.executor = executor
         self.batching = batching
+        self.cache = cache
+        self.cached_models = cached_models
         self.default_model = default_model
         self._wake = asyncio.Event()
 
@@ -133,9 +137,17 @@ class ModelHost:
         return all(m.current is not None for m in self.models.values())
 
     async def predict(self, deployed: Deployed, batch: Batch) -> Outputs:
-        outputs = await deployed.batcher.predict(batch)
         record = deployed.record
+        key = cache_key(record, batch) if record.name in self.cached_models else None
+        if key is not None:
+            hit = await self.cache.get(key)
+            self.metrics.cache.labels(record.name, "miss" if hit is None else "hit").inc()
+            if hit is not None:
+                return hit
+        outputs = await deployed.batcher.predict(batch)
         self.metrics.rows.labels(record.name, str(record.version)).inc(batch.n_rows)
+        if key is not None:
+            await self.cache.put(key, outputs)
         return outputs
 
     # -- loading and hot reload ---------------------------------------------------------

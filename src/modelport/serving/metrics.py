@@ -41,6 +41,9 @@ class ServingMetrics:
         self.batch_releases = Counter(
             "modelport_batch_releases", "Why each batch was released: full, timer or idle.",
             ["model", "version", "reason"], registry=registry)
+        self.cache = Counter(
+            "modelport_cache_requests", "Response cache lookups by result (hit or miss).",
+            ["model", "result"], registry=registry)
         self.rows = Counter(
             "modelport_predicted_rows", "Rows passed to models.", ["model", "version"],
             registry=registry)
