@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 import modelport
 from modelport.config import Settings
 from modelport.registry import ModelAddress, Registry
-from modelport.serving import api, health, mlflow, v1, v2
+from modelport.serving import api, health, mlflow, routes, v1, v2
 from modelport.serving.batching import BatchingOptions
 from modelport.serving.cache import create_cache
 from modelport.serving.context import ServingContext
@@ -61,6 +61,7 @@ def create_app(settings: Settings, models: Sequence[str], *,
     install_error_handlers(app)
     for module in (health, v1, v2, mlflow, api):
         app.include_router(module.router)
+    routes.install(app, [v1.hot, v2.hot, mlflow.hot])
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

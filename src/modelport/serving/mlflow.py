@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request
@@ -30,11 +31,13 @@ from modelport.serving.mlflow_codec import (
     decode_json,
     decode_parquet,
 )
+from modelport.serving.routes import HotRoutes
 
 log = logging.getLogger("modelport.serving")
 router = APIRouter(tags=["MLflow scoring"])
+hot = HotRoutes("MLflow scoring")
 
-_INVOCATIONS_BODY = {"requestBody": {"required": True, "content": {
+_INVOCATIONS_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
     "application/json": {
         "schema": {"type": "object", "description": "exactly one of dataframe_split, "
                    "dataframe_records, instances or inputs; optional params.output"},
@@ -60,20 +63,22 @@ async def version() -> PlainTextResponse:
     return PlainTextResponse(modelport.__version__)
 
 
-@router.post("/invocations", openapi_extra=_INVOCATIONS_BODY)
-async def invocations(request: Request, output: str | None = None) -> Response:
-    """Predictions from the default model."""
-    return await _invoke(request, context(request).host.default().name, output)
+@hot.post("/invocations", summary="Predictions from the default model",
+          body=_INVOCATIONS_BODY, query=("output",))
+async def invocations(request: Request) -> Response:
+    return await _invoke(request, context(request).host.default().name)
 
 
-@router.post("/models/{name}/invocations", openapi_extra=_INVOCATIONS_BODY)
-async def model_invocations(request: Request, name: str, output: str | None = None) -> Response:
-    """Predictions from any served model: ``iris``, ``iris@production`` or ``iris/3``."""
-    return await _invoke(request, name, output)
+@hot.post("/models/{name}/invocations", summary="Predictions from a served model",
+          body=_INVOCATIONS_BODY, query=("output",))
+async def model_invocations(request: Request) -> Response:
+    """Any served model: ``iris``, ``iris@production`` or ``iris/3``."""
+    return await _invoke(request, request.path_params["name"])
 
 
-async def _invoke(request: Request, name: str, output: str | None) -> Response:
+async def _invoke(request: Request, name: str) -> Response:
     """Both invocation routes; the model is named to metrics before the body can fail."""
+    output = request.query_params.get("output")
     host = context(request).host
     deployed = host.get(name)
     request.state.model, request.state.version = deployed.record.name, deployed.record.version

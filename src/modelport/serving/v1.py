@@ -25,10 +25,13 @@ from modelport.serving.encoding import (
     jsonable,
     read_json_object,
 )
+from modelport.serving.routes import HotRoutes, path_version
 
 router = APIRouter(tags=["KServe V1"])
+hot = HotRoutes("KServe V1")
 
-_PREDICT_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+_PREDICT_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {
     "type": "object",
     "properties": {"instances": {"type": "array", "description": "rows"},
                    "inputs": {"description": "columns: a nested list or {name: column}"}},
@@ -46,25 +49,24 @@ async def model_ready(request: Request, name: str) -> dict[str, Any]:
     return {"name": deployed.record.name, "ready": True}
 
 
-@router.post("/v1/models/{name}:predict", openapi_extra=_PREDICT_BODY)
-async def predict(request: Request, name: str, output: str | None = None) -> Response:
-    return await _predict(request, name, None, output)
+@hot.post("/v1/models/{name}:predict", summary="Predict", body=_PREDICT_BODY,
+          query=("output",))
+@hot.post("/v1/models/{name}/versions/{version}:predict", summary="Predict with a version",
+          body=_PREDICT_BODY, query=("output",))
+async def predict(request: Request) -> Response:
+    name = request.path_params["name"]
+    return await _predict(request, name, path_version(request, name))
 
 
-@router.post("/v1/models/{name}/versions/{version}:predict", openapi_extra=_PREDICT_BODY)
-async def predict_version(request: Request, name: str, version: int,
-                          output: str | None = None) -> Response:
-    return await _predict(request, name, version, output)
+@hot.post("/v1/models/{name}/labels/{alias}:predict", summary="Predict with an alias",
+          body=_PREDICT_BODY, query=("output",))
+async def predict_label(request: Request) -> Response:
+    params = request.path_params
+    return await _predict(request, f"{params['name']}@{params['alias']}", None)
 
 
-@router.post("/v1/models/{name}/labels/{alias}:predict", openapi_extra=_PREDICT_BODY)
-async def predict_label(request: Request, name: str, alias: str,
-                        output: str | None = None) -> Response:
-    return await _predict(request, f"{name}@{alias}", None, output)
-
-
-async def _predict(request: Request, name: str, version: int | None,
-                   output: str | None) -> Response:
+async def _predict(request: Request, name: str, version: int | None) -> Response:
+    output = request.query_params.get("output")
     host = context(request).host
     deployed = host.get(name, version)
     request.state.model, request.state.version = deployed.record.name, deployed.record.version

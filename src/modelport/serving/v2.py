@@ -27,6 +27,7 @@ from modelport.runtimes.signature import STRING, Signature, SignatureKind, Tenso
 from modelport.serving.context import context
 from modelport.serving.encoding import JSONBytes
 from modelport.serving.host import Deployed
+from modelport.serving.routes import HotRoutes
 from modelport.serving.v2_codec import (
     InferRequest,
     InputTensor,
@@ -37,12 +38,14 @@ from modelport.serving.v2_codec import (
 )
 
 router = APIRouter(tags=["Open Inference Protocol V2"])
+hot = HotRoutes("Open Inference Protocol V2")
 
 BINARY_HEADER = "Inference-Header-Content-Length"
 EXTENSIONS = ["binary_tensor_data"]
 _PLATFORM_FORMATS = {"onnx": "onnxv1", "lightgbm": "text", "xgboost": "ubj", "pyfunc": "python"}
 
-_INFER_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+_INFER_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {
     "type": "object", "required": ["inputs"], "description": (
         "Content-Type is optional. With the Inference-Header-Content-Length header the body "
         "is this JSON followed by raw tensors (binary tensor data extension)."),
@@ -96,15 +99,13 @@ async def model_version_ready(request: Request, name: str, version: str) -> dict
     return {"name": _deployed(request, name, version).record.name, "ready": True}
 
 
-@router.post("/v2/models/{name}/infer", openapi_extra=_INFER_BODY)
-async def infer(request: Request, name: str) -> Response:
+@hot.post("/v2/models/{name}/infer", summary="Infer", body=_INFER_BODY)
+@hot.post("/v2/models/{name}/versions/{version}/infer", summary="Infer with a version",
+          body=_INFER_BODY)
+async def infer(request: Request) -> Response:
     """Predict; JSON, or with ``Inference-Header-Content-Length`` JSON plus binary tensors."""
-    return await _infer(request, _deployed(request, name, None))
-
-
-@router.post("/v2/models/{name}/versions/{version}/infer", openapi_extra=_INFER_BODY)
-async def infer_version(request: Request, name: str, version: str) -> Response:
-    return await _infer(request, _deployed(request, name, version))
+    params = request.path_params
+    return await _infer(request, _deployed(request, params["name"], params.get("version")))
 
 
 def _deployed(request: Request, name: str, version: str | None) -> Deployed:
