@@ -84,6 +84,7 @@ class Batcher:
         self._batch_rows = metrics.batch_rows.labels(*labels)
         self._queue_wait = metrics.queue_wait.labels(*labels)
         self._releases = {r: metrics.batch_releases.labels(*labels, r.value) for r in Release}
+        self._rows = metrics.rows.labels(*labels)
 
     async def predict(self, batch: Batch) -> Outputs:
         if self._queued_rows + batch.n_rows > self._options.max_queue_rows:
@@ -149,6 +150,7 @@ class Batcher:
         self._releases[release].inc()
         merged = merge([p.batch for p in taken])
         self._batch_rows.observe(merged.n_rows)
+        self._rows.inc(merged.n_rows)
         try:
             outputs = await self._executor.predict(self._runtime, merged)
         except ModelportError as exc:

@@ -145,7 +145,6 @@ class ModelHost:
             if hit is not None:
                 return hit
         outputs = await deployed.batcher.predict(batch)
-        self.metrics.rows.labels(record.name, str(record.version)).inc(batch.n_rows)
         if key is not None:
             await self.cache.put(key, outputs)
         return outputs

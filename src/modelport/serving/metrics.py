@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -59,6 +60,8 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: ServingMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        # labels() costs microseconds per call; the set of label values is small and fixed
+        self._children: dict[tuple[str, str, str, int], _Children] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] == "/metrics":
@@ -85,7 +88,25 @@ class MetricsMiddleware:
         version = str(state.get("version", "-"))
         if protocol is Protocol.API and model == "-":
             model = "api"
-        self.metrics.requests.labels(model, version, protocol.value, str(status)).inc()
-        self.metrics.latency.labels(model, protocol.value).observe(elapsed)
-        if status >= 400:
-            self.metrics.errors.labels(model, version, protocol.value, str(status)).inc()
+        key = (model, version, protocol.value, status)
+        children = self._children.get(key) or self._new_children(key)
+        children.requests.inc()
+        children.latency.observe(elapsed)
+        if children.errors is not None:
+            children.errors.inc()
+
+    def _new_children(self, key: tuple[str, str, str, int]) -> _Children:
+        model, version, protocol, status = key
+        labels = (model, version, protocol, str(status))
+        children = _Children(self.metrics.requests.labels(*labels),
+                             self.metrics.latency.labels(model, protocol),
+                             self.metrics.errors.labels(*labels) if status >= 400 else None)
+        self._children[key] = children
+        return children
+
+
+@dataclass(frozen=True, slots=True)
+class _Children:
+    requests: Any
+    latency: Any
+    errors: Any | None
