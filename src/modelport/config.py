@@ -7,6 +7,7 @@ object is frozen and passed explicitly to whoever needs it.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,15 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address `modelport serve` binds to.")
     port: int = Field(8000, description="Port `modelport serve` listens on.")
+    workers: int = Field(
+        1, ge=1, description="Server processes sharing the port; metrics are aggregated "
+        "across them.")
+    models: list[str] = Field(
+        default_factory=list, description="Models `modelport serve` hosts (name, name/3, "
+        "name@alias); the CLI arguments set it.")
+    metrics_dir: Path | None = Field(
+        None, description="Folder where worker processes share metrics; set by `serve` when "
+        "workers > 1.")
     max_body_bytes: int = Field(
         16 * 1024 * 1024, description="Largest request body accepted; larger bodies get 413."
     )
@@ -129,6 +139,19 @@ class Settings(BaseSettings):
             if getattr(self, secret) is not None:
                 values[secret] = "**********"
         return values
+
+
+def as_environment(settings: Settings) -> dict[str, str]:
+    """``MODELPORT_*`` variables that rebuild ``settings`` in another process (secrets too)."""
+    env = {}
+    for name, value in settings.model_dump(mode="json").items():
+        secret = getattr(settings, name)
+        if isinstance(secret, SecretStr):
+            value = secret.get_secret_value()
+        if value is not None:
+            text = value if isinstance(value, str) else json.dumps(value)
+            env[f"MODELPORT_{name.upper()}"] = text
+    return env
 
 
 def describe_fields() -> list[tuple[str, str, str]]:

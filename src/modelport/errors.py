@@ -20,6 +20,7 @@ turns problem+json back into the same classes.
     │   ├── ArtifactIntegrityError        hash mismatch
     │   ├── UntrustedArtifactError        pickle or unknown types without trust
     │   └── ModelLoadError                the runtime cannot load the artifact
+    ├── ConversionError              422  no faithful ONNX form (`modelport optimize`)
     ├── ModelNotReadyError           503  (Retry-After)
     ├── QueueFullError               503  load shedding (Retry-After)
     ├── StorageUnavailableError      503  database unreachable (Retry-After)
@@ -159,6 +160,12 @@ class UntrustedArtifactError(ArtifactError):
 class ModelLoadError(ArtifactError):
     code = "model_load_error"
     title = "Model failed to load"
+
+
+class ConversionError(ModelportError):
+    status = 422
+    code = "conversion_failed"
+    title = "Conversion failed"
 
 
 class ModelNotReadyError(ModelportError):

@@ -161,12 +161,13 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
     default_model: Annotated[str | None, typer.Option(help="Model for /invocations.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Server processes (default 1).")] = None,
 ) -> None:
     """Serve models over KServe V1, Open Inference Protocol V2 and MLflow /invocations."""
     from modelport.cli.server import run_server
 
-    overrides = {k: v for k, v in {"host": host, "port": port,
-                                   "default_model": default_model}.items() if v is not None}
+    overrides = {k: v for k, v in {"host": host, "port": port, "default_model": default_model,
+                                   "workers": workers}.items() if v is not None}
     with output.reporting_errors():
         for item in model:
             ModelAddress.parse(item)
@@ -214,6 +215,30 @@ def import_mlflow_command(
         if alias:
             registry.set_alias(name, alias, record.version)
     output.console.print(f"imported {source} as {record.address} ({record.framework})")
+
+
+@app.command()
+def optimize(
+    model: Annotated[str, typer.Argument(help="name, name/3 or name@alias")],
+    rows: Annotated[int, typer.Option(min=1, help="Rows in the parity sample.")] = 512,
+    atol: Annotated[float, typer.Option(
+        min=0.0, help="Largest allowed difference of probabilities / predictions.")] = 1e-5,
+    alias: Annotated[str | None, typer.Option(help="Point this alias at the new version.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Compile a scikit-learn, LightGBM or XGBoost version to ONNX, checked for parity."""
+    from modelport.registry.optimize import optimize_version
+
+    with opened_registry() as registry:
+        result = optimize_version(registry, model, rows=rows, atol=atol)
+        record = result.record
+        if alias:
+            record = registry.set_alias(record.name, alias, record.version)
+    if as_json:
+        output.emit_json({"version": record.to_dict(), **result.report()})
+    else:
+        output.console.print(result.summary()
+                             + (f", {alias} -> v{record.version}" if alias else ""))
 
 
 @app.command()

@@ -1,23 +1,40 @@
-"""Running the server from the CLI: uvicorn with graceful drain on SIGTERM."""
+"""Running the server from the CLI: uvicorn (uvloop + httptools), graceful drain on SIGTERM."""
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+from typing import Any
 
 import uvicorn
 
-from modelport.config import Settings
+from modelport.config import Settings, as_environment
 from modelport.serving import create_app
+
+FACTORY = "modelport.serving.app:app_from_environment"
 
 
 def run_server(settings: Settings, models: list[str]) -> None:
-    """Serve until SIGINT/SIGTERM; in-flight requests get ``drain_timeout_s`` to finish."""
+    """Serve until SIGINT/SIGTERM; in-flight requests get ``drain_timeout_s`` to finish.
+
+    With several workers, each process builds its own app from the environment, and
+    Prometheus metrics go through a shared folder so ``/metrics`` sums every process.
+    """
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    app = create_app(settings, models)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port,
-                            log_level=settings.log_level, access_log=False,
-                            timeout_graceful_shutdown=int(settings.drain_timeout_s),
-                            loop="uvloop", http="httptools")
-    uvicorn.Server(config).run()
+    options: dict[str, Any] = {
+        "host": settings.host, "port": settings.port, "log_level": settings.log_level,
+        "access_log": False, "loop": "uvloop", "http": "httptools",
+        "timeout_graceful_shutdown": int(settings.drain_timeout_s)}
+    if settings.workers == 1:
+        uvicorn.Server(uvicorn.Config(create_app(settings, models), **options)).run()
+        return
+    metrics_dir = (settings.home / "metrics" / str(settings.port)).resolve()
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    shared = settings.model_copy(update={"models": models, "metrics_dir": metrics_dir})
+    os.environ.update(as_environment(shared))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # read by each worker at import
+    uvicorn.run(FACTORY, factory=True, workers=settings.workers, **options)

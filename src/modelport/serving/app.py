@@ -24,6 +24,12 @@ from modelport.serving.metrics import MetricsMiddleware, ServingMetrics
 from modelport.serving.problems import install_error_handlers
 
 
+def app_from_environment() -> FastAPI:
+    """The app of one worker process of ``modelport serve --workers N``."""
+    settings = Settings()
+    return create_app(settings, settings.models)
+
+
 def create_app(settings: Settings, models: Sequence[str], *,
                registry: Registry | None = None,
                metrics_registry: CollectorRegistry | None = None) -> FastAPI:

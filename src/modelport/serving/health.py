@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.responses import Response
 
 from modelport.errors import ModelNotReadyError
@@ -39,5 +40,10 @@ async def serving_status(request: Request) -> dict[str, Any]:
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
-    body = generate_latest(context(request).metrics.registry)
+    ctx = context(request)
+    registry = ctx.metrics.registry
+    if ctx.settings.metrics_dir is not None:  # several workers: sum what every process wrote
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(ctx.settings.metrics_dir))  # type: ignore[no-untyped-call]
+    body = generate_latest(registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

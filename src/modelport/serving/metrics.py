@@ -29,7 +29,7 @@ class ServingMetrics:
             ["model", "version", "protocol", "status"], registry=registry)
         self.model_loaded = Gauge(
             "modelport_model_loaded_version", "Version currently serving each model.",
-            ["model"], registry=registry)
+            ["model"], registry=registry, multiprocess_mode="max")
         self.load_failures = Counter(
             "modelport_model_load_failures", "Versions that failed to load or warm up.",
             ["model", "version"], registry=registry)
