@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -195,6 +196,9 @@ class ModelHost:
             previous.batcher.close()  # requests already queued for it are still answered
         model.last_error, model.failed_version = None, None
         self.metrics.model_loaded.labels(model.name).set(record.version)
+        # Everything loaded so far (libraries, the model) lives as long as the process; a full
+        # collection walking it stalled requests for ~100 ms (p99). Frozen objects are skipped.
+        gc.freeze()
         if previous is None:
             log.info("%s serving %s", model.address, record.address)
         else:
