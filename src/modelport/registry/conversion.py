@@ -17,7 +17,7 @@ from modelport.errors import ConfigurationError, ConversionError, ModelportError
 from modelport.registry.records import VersionRecord
 from modelport.runtimes.signature import STRING, Signature, SignatureKind
 
-CONVERTIBLE = ("sklearn", "lightgbm", "xgboost")
+_CONVERTIBLE = ("sklearn", "lightgbm", "xgboost")
 _BOOSTERS = ("lightgbm", "xgboost")
 _STACKED_INPUT = "stacked_columns"  # no column's name: the onnx runtime stacks all columns in
 _MESSAGE_CHARS = 160
@@ -27,9 +27,9 @@ def check_convertible(source: VersionRecord) -> None:
     """Refuse versions that have no converter, before anything is loaded."""
     if source.flavor == "onnx":
         raise ConversionError(f"{source.address} is already an ONNX version")
-    if source.flavor not in CONVERTIBLE:
+    if source.flavor not in _CONVERTIBLE:
         raise ConversionError(
-            f"{source.address} is a {source.flavor} version; only {', '.join(CONVERTIBLE)} "
+            f"{source.address} is a {source.flavor} version; only {', '.join(_CONVERTIBLE)} "
             "versions compile to ONNX: serve it as is")
 
 
@@ -68,7 +68,7 @@ def convert(model: Any, source: VersionRecord) -> tuple[Any, str]:
     A converter's own exception becomes ``ConversionError``.
     """
     boosters = _booster_parts(model) if source.flavor == "sklearn" else set()
-    converter = _converter(["skl2onnx"] if source.flavor == "sklearn" else []
+    converter = _converter((["skl2onnx"] if source.flavor == "sklearn" else [])
                            + (["onnxmltools"] if boosters or source.flavor in _BOOSTERS else []))
     try:
         if source.flavor == "sklearn":
@@ -91,10 +91,14 @@ def _converter(packages: list[str]) -> str:
             f"{exc.name} is not installed; try `pip install modelport[onnx]`") from None
 
 
+def _parts(model: Any) -> list[Any]:
+    """The estimator and everything nested in it (Pipeline steps, ColumnTransformer parts)."""
+    return [model, *model.get_params(deep=True).values()]
+
+
 def _booster_parts(model: Any) -> set[str]:
     """The gradient-boosting frameworks (lightgbm, xgboost) of a Pipeline's steps."""
-    parts = [model, *model.get_params(deep=True).values()]
-    return {type(p).__module__.split(".")[0] for p in parts} & set(_BOOSTERS)
+    return {type(p).__module__.split(".")[0] for p in _parts(model)} & set(_BOOSTERS)
 
 
 def _from_sklearn(model: Any, signature: Signature, boosters: set[str]) -> Any:
@@ -103,9 +107,8 @@ def _from_sklearn(model: Any, signature: Signature, boosters: set[str]) -> Any:
     from sklearn.compose import ColumnTransformer
 
     _register_booster_converters(boosters)
-    parts = [model, *model.get_params(deep=True).values()]
     # a ColumnTransformer picks columns by name, so each column must be a graph input of its own
-    per_column = (any(isinstance(p, ColumnTransformer) for p in parts)
+    per_column = (any(isinstance(p, ColumnTransformer) for p in _parts(model))
                   or any(spec.dtype == STRING for spec in signature.inputs))
     types = (FloatTensorType, Int64TensorType, StringTensorType) if per_column else None
     return convert_sklearn(

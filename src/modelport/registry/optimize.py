@@ -78,8 +78,8 @@ def optimize_version(registry: Registry, address: str, *, rows: int = 512,
                      atol: float = 1e-5) -> Optimization:
     """Register an ONNX compilation of the version at ``address``, or refuse and change nothing.
 
-    ``rows`` is the size of the parity sample: the version's stored input example, then rows
-    drawn around it.
+    ``rows`` sizes the parity sample: the version's stored input example (all of it), then
+    rows drawn around it up to ``rows``.
     """
     source = registry.resolve(ModelAddress.parse(address))
     check_convertible(source)
