@@ -87,6 +87,8 @@ class Batcher:
         self._rows = metrics.rows.labels(*labels)
 
     async def predict(self, batch: Batch) -> Outputs:
+        if not self._queue and not self._slots.locked():
+            return await self._run_alone(batch)
         if self._queued_rows + batch.n_rows > self._options.max_queue_rows:
             raise QueueFullError(f"the queue of this model holds {self._queued_rows} rows "
                                  f"(limit {self._options.max_queue_rows}); retry shortly")
@@ -97,6 +99,18 @@ class Batcher:
         if self._dispatcher is None:
             self._dispatcher = asyncio.create_task(self._dispatch_forever())
         return await pending.future
+
+    async def _run_alone(self, batch: Batch) -> Outputs:
+        """Nothing queued and a model thread free: no batch is forming, so go straight in."""
+        async with self._slots:
+            self._queue_wait.observe(0.0)
+            self._observe(Release.IDLE, batch.n_rows)
+            return await self._executor.predict(self._runtime, batch)
+
+    def _observe(self, release: Release, rows: int) -> None:
+        self._releases[release].inc()
+        self._batch_rows.observe(rows)
+        self._rows.inc(rows)
 
     def close(self) -> None:
         """Stop once the queue is empty: requests already queued are still answered."""
@@ -147,10 +161,8 @@ class Batcher:
         now = time.perf_counter()
         for pending in taken:
             self._queue_wait.observe(now - pending.enqueued)
-        self._releases[release].inc()
         merged = merge([p.batch for p in taken])
-        self._batch_rows.observe(merged.n_rows)
-        self._rows.inc(merged.n_rows)
+        self._observe(release, merged.n_rows)
         try:
             outputs = await self._executor.predict(self._runtime, merged)
         except ModelportError as exc:
