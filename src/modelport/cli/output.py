@@ -22,6 +22,7 @@ _NEXT_STEPS = {
     "alias_not_found": "see aliases with `modelport versions NAME`",
     "untrusted_artifact": "register it with --trusted only if you created the file",
     "artifact_integrity_error": "the stored file changed; register the model again",
+    "conversion_failed": "serve the version as it is; its own runtime still works",
 }
 
 
