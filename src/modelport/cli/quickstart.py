@@ -73,4 +73,4 @@ MLflow scoring protocol:
 Promote v2 while serving (the server switches without dropping a request):
   modelport alias set {DEMO} production 2
 Metrics: curl -s {url}/metrics
-""", highlight=False)
+""", highlight=False, soft_wrap=True)  # wrapped lines would break copy-paste
