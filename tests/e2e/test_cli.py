@@ -113,3 +113,25 @@ def test_remote_predict_and_config(cli: Any, live_server: Any, settings: Any, tm
     assert "max_body_bytes" in shown.stdout
     described = cli("config", "show", "--describe")
     assert "MODELPORT_DATABASE_URL" in described.stdout
+
+
+def test_gc_removes_only_orphaned_artifacts(cli: Any, settings: Any, tmp_path: Path,
+                                            iris_logreg: LogisticRegression,
+                                            iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, _ = iris_data
+    model_path, sample = _files(tmp_path, iris_logreg, X)
+    assert cli("register", "iris", str(model_path), "--sample", str(sample)).returncode == 0
+    store = Path(settings.home) / "artifacts" / "iris"
+    (kept,) = list(store.iterdir())
+    orphan = store / ("ab" * 16)  # what a registration killed before its row leaves behind
+    orphan.mkdir()
+    (orphan / "model.skops").write_bytes(b"partial upload")
+    young = cli("gc")
+    assert young.returncode == 0
+    assert orphan.exists(), "a fresh orphan may still be uploading"
+    done = cli("gc", "--older-than-minutes", "0")
+    assert done.returncode == 0, done.stderr
+    assert f"iris/{'ab' * 16}" in done.stdout
+    assert not orphan.exists()
+    assert kept.exists()
+    assert cli("predict", "iris", "--input", str(sample)).returncode == 0

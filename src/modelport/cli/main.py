@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -153,6 +154,19 @@ def alias_list(name: str, as_json: JsonFlag = False) -> None:
     output.table("history", ["at", "alias", "from", "to"],
                  [(e.at.strftime("%Y-%m-%d %H:%M:%S"), e.alias, e.from_version, e.to_version)
                   for e in history])
+
+
+@app.command()
+def gc(
+    older_than_minutes: Annotated[int, typer.Option(
+        help="Leave younger files alone: a registration may still be uploading them.")] = 60,
+) -> None:
+    """Delete artifact files that no version references (left by killed registrations)."""
+    with opened_registry() as registry:
+        removed = registry.collect_garbage(timedelta(minutes=older_than_minutes))
+    output.console.print(f"removed {len(removed)} orphaned artifact folder(s)")
+    for key in removed:
+        output.console.print(f"  {key}", highlight=False)
 
 
 @app.command()

@@ -281,12 +281,6 @@ class Registry:
             rows = s.scalars(query.order_by(AliasEventRow.id)).all()
             return [AliasEvent(r.alias, r.from_version, r.to_version, r.at) for r in rows]
 
-    def alias_targets(self) -> dict[tuple[str, str], int]:
-        """Every ``(model, alias) -> version``: one cheap query for the server's reload poll."""
-        with self._read() as s:
-            rows = s.execute(select(ModelRow.name, AliasRow.alias, AliasRow.version)
-                             .join(AliasRow, AliasRow.model_id == ModelRow.id)).all()
-            return {(n, a): v for n, a, v in rows}
 
     # -- loading and housekeeping ---------------------------------------------------------
 

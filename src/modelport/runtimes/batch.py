@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -13,12 +13,10 @@ class Batch:
     """Ordered ``name -> array`` with a common first dimension of ``n_rows``.
 
     Tensor models carry one entry (a 2-D array); column models carry one 1-D array per column.
-    ``request_ids`` names the request each row came from, once requests are merged.
     """
 
     columns: Mapping[str, np.ndarray]
     n_rows: int
-    request_ids: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         for name, array in self.columns.items():
