@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,11 +50,9 @@ def stage_object(model: object, sample: Any, *, flavor: str | None = None,
     """Save a live model object with its flavor (detected unless named)."""
     chosen = flavor_named(flavor) if flavor else flavor_for(model)
     signature = infer_signature(sample, allow_missing=allow_missing)
-    with tempfile.TemporaryDirectory(prefix="modelport-stage-") as scratch:
-        directory = Path(scratch)
-        with _flavor_errors(f"{chosen.name} could not save the model"):
-            saved = chosen.save(model, directory, signature)
-        yield _complete(chosen, directory, saved, signature, sample, trusted=saved.needs_trust)
+    with _scratch(chosen, signature, sample, "could not save the model",
+                  lambda directory: chosen.save(model, directory, signature)) as staged:
+        yield staged
 
 
 @contextmanager
@@ -65,22 +63,25 @@ def stage_file(path: Path, sample: Any, *, trusted: bool = False,
         raise ModelLoadError(f"{path} is not a file")
     chosen = flavor_for_file(path)
     signature = infer_signature(sample, allow_missing=allow_missing)
-    with tempfile.TemporaryDirectory(prefix="modelport-stage-") as scratch:
-        directory = Path(scratch)
-        with _flavor_errors(f"{chosen.name} could not read {path.name}"):
-            saved = chosen.import_file(path, directory, trusted)
-        yield _complete(chosen, directory, saved, signature, sample, trusted=saved.needs_trust)
+    with _scratch(chosen, signature, sample, f"could not read {path.name}",
+                  lambda directory: chosen.import_file(path, directory, trusted)) as staged:
+        yield staged
 
 
 @contextmanager
-def _flavor_errors(what: str) -> Iterator[None]:
-    """A framework's own exception while saving or reading becomes ``ModelLoadError``."""
-    try:
-        yield
-    except ModelportError:
-        raise
-    except Exception as exc:
-        raise ModelLoadError(f"{what}: {type(exc).__name__}: {exc}") from exc
+def _scratch(flavor: Flavor, signature: Signature, sample: Any, failure: str,
+             write: Callable[[Path], SavedModel]) -> Iterator[StagedModel]:
+    """A scratch folder the flavor writes into; a framework's own exception there becomes
+    ``ModelLoadError``."""
+    with tempfile.TemporaryDirectory(prefix="modelport-stage-") as scratch:
+        directory = Path(scratch)
+        try:
+            saved = write(directory)
+        except ModelportError:
+            raise
+        except Exception as exc:
+            raise ModelLoadError(f"{flavor.name} {failure}: {type(exc).__name__}: {exc}") from exc
+        yield _complete(flavor, directory, saved, signature, sample, trusted=saved.needs_trust)
 
 
 def _complete(flavor: Flavor, directory: Path, saved: SavedModel, signature: Signature,
