@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,7 @@ def check_rows(model: BenchModel, count: int = 8) -> np.ndarray:
 @dataclass(frozen=True, slots=True)
 class InProcessTiming:
     model: str
+    path: str  # "predict_proba" (the estimator alone) or "runtime" (modelport's call path)
     rows_per_call: int
     median_us: float
     repeats: int
@@ -80,27 +82,49 @@ class InProcessTiming:
         return self.rows_per_call / (self.median_us / 1e6)
 
 
-def time_in_process(model: BenchModel, budget_s: float = 1.0,
+def time_in_process(model: BenchModel, home: Path, budget_s: float = 1.0, rounds: int = 5,
                     max_repeats: int = 2000) -> list[InProcessTiming]:
-    """Median wall time of ``predict_proba`` per batch size, BLAS/OpenMP pinned to 1 thread.
+    """Median wall time per call, BLAS/OpenMP pinned to one thread, calls interleaved.
 
     One thread because the server pins its model threads the same way (MODELPORT_MODEL_THREADS,
     OMP_NUM_THREADS=1): a two-thread number would promise a ceiling the server cannot reach.
+    The lines are timed in ``rounds`` interleaved slices, not one after the other, so a
+    second-long hiccup of the machine spreads over every line instead of doubling one of them.
     """
     from threadpoolctl import threadpool_limits
 
-    timings = []
+    calls = {("predict_proba", size): _proba_call(model, size) for size in BATCH_SIZES}
+    calls["runtime", 1] = _runtime_call(model, home)
+    samples: dict[tuple[str, int], list[int]] = {key: [] for key in calls}
     with threadpool_limits(1):
-        for size in BATCH_SIZES:
-            batch = np.ascontiguousarray(np.resize(model.rows, (size, model.n_features)))
-            samples = _repeat(lambda b=batch: model.estimator.predict_proba(b),
-                              budget_s, max_repeats)
-            timings.append(InProcessTiming(model.name, size,
-                                           statistics.median(samples) / 1e3, len(samples)))
-    return timings
+        for _ in range(rounds):
+            for key, call in calls.items():
+                samples[key] += _repeat(call, budget_s / rounds, max_repeats // rounds)
+    return [InProcessTiming(model.name, path, size, statistics.median(found) / 1e3, len(found))
+            for (path, size), found in samples.items()]
 
 
-def _repeat(call: Any, budget_s: float, max_repeats: int, min_repeats: int = 20) -> list[int]:
+def _proba_call(model: BenchModel, size: int) -> Callable[[], object]:
+    batch = np.ascontiguousarray(np.resize(model.rows, (size, model.n_features)))
+    return lambda: model.estimator.predict_proba(batch)
+
+
+def _runtime_call(model: BenchModel, home: Path) -> Callable[[], object]:
+    """One row through modelport's own path (signature check + runtime), without HTTP.
+
+    The difference to raw ``predict_proba`` is what the signature conform and output packing
+    cost; the difference to the served c=1 latency is HTTP, JSON and the event loop.
+    """
+    from modelport.config import Settings
+    from modelport.sdk import load_model
+
+    loaded = load_model(model.name, settings=Settings(home=home))
+    row = model.rows[:1].tolist()  # a JSON-like list, as a request would carry it
+    return lambda: loaded.predict_outputs(row)
+
+
+def _repeat(call: Callable[[], object], budget_s: float, max_repeats: int,
+            min_repeats: int = 5) -> list[int]:
     """Nanoseconds per call, until the budget or the repeat cap runs out (after a warm-up)."""
     for _ in range(3):
         call()
@@ -112,21 +136,3 @@ def _repeat(call: Any, budget_s: float, max_repeats: int, min_repeats: int = 20)
         call()
         samples.append(time.perf_counter_ns() - start)
     return samples
-
-
-def time_sdk_single_row(model: BenchModel, home: Path, budget_s: float = 1.0) -> InProcessTiming:
-    """One row through modelport's own path (signature check + runtime), without HTTP.
-
-    The difference to raw ``predict_proba`` is what the signature conform and output packing
-    cost; the difference to the served c=1 latency is HTTP, JSON and the event loop.
-    """
-    from threadpoolctl import threadpool_limits
-
-    from modelport.config import Settings
-    from modelport.sdk import load_model
-
-    loaded = load_model(model.name, settings=Settings(home=home))
-    row = model.rows[:1].tolist()  # a JSON-like list, as a request would carry it
-    with threadpool_limits(1):
-        samples = _repeat(lambda: loaded.predict_outputs(row), budget_s, 2000)
-    return InProcessTiming(model.name, 1, statistics.median(samples) / 1e3, len(samples))

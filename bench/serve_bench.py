@@ -29,7 +29,6 @@ from models import (
     check_rows,
     register,
     time_in_process,
-    time_sdk_single_row,
 )
 from targets import ENDPOINTS, Endpoint, Target, modelport_target, running
 
@@ -93,14 +92,12 @@ def measure_in_process(models: dict[str, BenchModel], home: Path, opts: Options,
     for model in models.values():
         print(f"timing {model.name} in-process ...", flush=True)
         wall0, own0, machine0 = time.monotonic(), time.process_time(), load.machine_cpu_seconds()
-        timings = [(t, "predict_proba") for t in time_in_process(model, opts.in_process_budget_s)]
-        timings.append((time_sdk_single_row(model, home, opts.in_process_budget_s), "runtime"))
+        timings = time_in_process(model, home, opts.in_process_budget_s)
         wall = time.monotonic() - wall0
         other = (load.machine_cpu_seconds() - machine0) - (time.process_time() - own0)
-        for timing, path in timings:
-            results.in_process.append({**asdict(timing), "path": path,
-                                       "rows_per_s": timing.rows_per_s, "wall_s": wall,
-                                       "other_cpu_s": max(0.0, other)})
+        for timing in timings:
+            results.in_process.append({**asdict(timing), "rows_per_s": timing.rows_per_s,
+                                       "wall_s": wall, "other_cpu_s": max(0.0, other)})
 
 
 def measure_server(target: Target, models: dict[str, BenchModel], opts: Options,
