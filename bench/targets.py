@@ -85,7 +85,8 @@ def modelport_target(home: Path, port: int, models: tuple[str, ...]) -> Target:
     port = port or free_port()
     exe = Path(sys.executable).with_name("modelport")
     command = (str(exe), "serve", *models, "--port", str(port))
-    env = {"MODELPORT_HOME": str(home), "OMP_NUM_THREADS": "1",
+    # every request sends the same row: a response cache would time the cache, not the model
+    env = {"MODELPORT_HOME": str(home), "MODELPORT_CACHE": "false", "OMP_NUM_THREADS": "1",
            "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     return Target("modelport", command, env, home.parent, "127.0.0.1", port)
 
