@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import modelport
@@ -27,9 +29,32 @@ SHARED = {"errors", "config"}
 def test_public_api_is_explicit_and_complete() -> None:
     public = {name for name in vars(modelport) if not name.startswith("_")}
     submodules = {p.stem for p in SRC.iterdir() if p.suffix == ".py" or p.is_dir()}
-    assert set(modelport.__all__) - {"__version__"} == public - submodules
+    lazy = {"Client"}  # resolved on first use, so that servers never import httpx
+    assert set(modelport.__all__) - {"__version__"} == (public - submodules) | lazy
     for name in modelport.__all__:
         assert getattr(modelport, name) is not None
+
+
+def test_head_revision_constant_matches_the_migration_scripts() -> None:
+    from alembic.script import ScriptDirectory
+
+    from modelport.store.db import HEAD_REVISION, MIGRATIONS
+
+    assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == HEAD_REVISION
+
+
+def test_a_server_imports_neither_alembic_nor_httpx(tmp_path: Path) -> None:
+    """Memory is a target (issue: one worker <= 250 MiB): servers skip what they never use."""
+    code = ("import sys; from modelport.config import Settings; "
+            "from modelport.serving import create_app; "
+            f"create_app(Settings(home={str(tmp_path)!r}), []); "
+            "print(sorted(m for m in ('alembic', 'httpx') if m in sys.modules))")
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True)  # creates and migrates the database: alembic needed
+    assert "httpx" not in first.stdout
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True)
+    assert again.stdout.strip() == "[]"
 
 
 def test_every_setting_is_documented() -> None:

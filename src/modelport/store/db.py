@@ -6,15 +6,16 @@ from pathlib import Path
 from typing import Any
 
 import filelock
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+HEAD_REVISION = "0002"
+"""The newest migration; a test checks it against Alembic's own view of the scripts.
+
+Knowing it lets a process that finds the schema current skip importing Alembic at all
+(about 10 MiB of every server's memory)."""
 _PG_MIGRATION_LOCK = 7_114_201  # arbitrary advisory-lock key owned by modelport
 
 
@@ -54,17 +55,12 @@ def _sqlite_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
-def _alembic_config(connection: Connection) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["connection"] = connection
-    return config
-
-
 def _is_current(engine: Engine) -> bool:
-    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision() == head
+        if not inspect(connection).has_table("alembic_version"):
+            return False
+        current = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+        return [row[0] for row in current] == [HEAD_REVISION]
 
 
 def upgrade(engine: Engine) -> None:
@@ -90,5 +86,11 @@ def upgrade(engine: Engine) -> None:
 
 
 def _run_upgrade(engine: Engine) -> None:
+    from alembic import command
+    from alembic.config import Config
+
     with engine.begin() as connection:
-        command.upgrade(_alembic_config(connection), "head")
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
