@@ -93,8 +93,9 @@ def other_cpu_s(point: dict[str, Any]) -> float:
 
 def noise_warnings(results: Any) -> list[str]:
     """Rows whose numbers are lower than true: a busy neighbour, or a saturated client."""
-    def name(p: dict[str, Any]) -> str:
-        return f"{p['model']} {p['protocol']} c={p['concurrency']}"
+    def name(p: dict[str, Any]) -> str:  # bench/compare.py points also carry a server
+        return " ".join(filter(None, (p.get("server"), p["model"], p["protocol"],
+                                      f"c={p['concurrency']}")))
 
     warnings = []
     saturated = [name(p) for p in results.points if p["client_cpu_s"] > 0.8 * p["duration_s"]]
