@@ -48,7 +48,9 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     """Settings rooted in this test's own folder; keyword overrides win."""
 
     def factory(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"home": tmp_path / "home"}
+        # one server process per test keeps the suite light; tests/e2e/test_workers.py
+        # covers several
+        values: dict[str, Any] = {"home": tmp_path / "home", "workers": 1}
         values.update(overrides)
         return Settings(**values)
 

@@ -58,8 +58,8 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `modelport serve` binds to.")
     port: int = Field(8000, description="Port `modelport serve` listens on.")
     workers: int = Field(
-        1, ge=1, description="Server processes sharing the port; metrics are aggregated "
-        "across them.")
+        0, ge=0, description="Server processes sharing the port, metrics aggregated across "
+        "them; 0 = one per CPU this process may use (measured best on 2 cores: bench/README).")
     models: list[str] = Field(
         default_factory=list, description="Models `modelport serve` hosts (name, name/3, "
         "name@alias); the CLI arguments set it.")
@@ -126,6 +126,12 @@ class Settings(BaseSettings):
     @property
     def resolved_artifact_uri(self) -> str:
         return self.artifact_uri or str((self.home / "artifacts").resolve())
+
+    @property
+    def resolved_workers(self) -> int:
+        """``workers``, with 0 meaning one per CPU this process may run on (its affinity;
+        under a container CPU quota, set it explicitly)."""
+        return self.workers or len(os.sched_getaffinity(0))
 
     @property
     def cache_dir(self) -> Path:

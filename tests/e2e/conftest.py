@@ -15,22 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modelport.config import Settings
-
-_SETTINGS_ENV = ("home", "database_url", "artifact_uri", "s3_endpoint_url", "max_body_bytes",
-                 "reload_interval_s", "default_model", "drain_timeout_s", "inference_threads")
+from modelport.config import Settings, as_environment
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment a subprocess needs to see the same settings as ``settings``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELPORT_")}
-    for field in _SETTINGS_ENV:
-        value = getattr(settings, field)
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[f"MODELPORT_{field.upper()}"] = str(value)
+    env.update(as_environment(settings))
     env.setdefault("AWS_ACCESS_KEY_ID", "testing")
     env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     return env

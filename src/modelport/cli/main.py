@@ -175,7 +175,8 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
     default_model: Annotated[str | None, typer.Option(help="Model for /invocations.")] = None,
-    workers: Annotated[int | None, typer.Option(help="Server processes (default 1).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Server processes (default: one per CPU).")] = None,
 ) -> None:
     """Serve models over KServe V1, Open Inference Protocol V2 and MLflow /invocations."""
     from modelport.cli.server import run_server

@@ -28,7 +28,8 @@ def run_server(settings: Settings, models: list[str]) -> None:
         "host": settings.host, "port": settings.port, "log_level": settings.log_level,
         "access_log": False, "loop": "uvloop", "http": "httptools",
         "timeout_graceful_shutdown": int(settings.drain_timeout_s)}
-    if settings.workers == 1:
+    workers = settings.resolved_workers
+    if workers == 1:
         uvicorn.Server(uvicorn.Config(create_app(settings, models), **options)).run()
         return
     metrics_dir = (settings.home / "metrics" / str(settings.port)).resolve()
@@ -37,4 +38,4 @@ def run_server(settings: Settings, models: list[str]) -> None:
     shared = settings.model_copy(update={"models": models, "metrics_dir": metrics_dir})
     os.environ.update(as_environment(shared))
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # read by each worker at import
-    uvicorn.run(FACTORY, factory=True, workers=settings.workers, **options)
+    uvicorn.run(FACTORY, factory=True, workers=workers, **options)

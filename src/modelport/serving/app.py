@@ -33,7 +33,7 @@ def app_from_environment() -> FastAPI:
 def create_app(settings: Settings, models: Sequence[str], *,
                registry: Registry | None = None,
                metrics_registry: CollectorRegistry | None = None) -> FastAPI:
-    """Build the app; models load in the background once it starts (see ``/readyz``)."""
+    """Build the app; models load and warm up during start-up, then follow the registry."""
     owns_registry = registry is None
     registry = registry or Registry.from_settings(settings)
     metrics = ServingMetrics(metrics_registry or CollectorRegistry())
@@ -48,6 +48,9 @@ def create_app(settings: Settings, models: Sequence[str], *,
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Loaded before the server accepts connections: with several workers on one port, a
+        # worker still loading would otherwise take requests and answer 503.
+        await host.refresh_logged()
         watcher = asyncio.create_task(host.watch(settings.reload_interval_s))
         try:
             yield

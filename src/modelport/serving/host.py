@@ -157,15 +157,18 @@ class ModelHost:
         self._wake.set()
 
     async def watch(self, interval_s: float) -> None:
-        """Load every model, then follow the registry until cancelled."""
+        """Follow the registry until cancelled; the first load happens at start-up."""
         while True:
-            try:
-                await self.refresh()
-            except Exception:  # the watcher must outlive any one bad poll (e.g. DB restart)
-                log.exception("checking the registry for model changes failed; will retry")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=interval_s)
+            self._wake.clear()
+            await self.refresh_logged()
+
+    async def refresh_logged(self) -> None:
+        try:
+            await self.refresh()
+        except Exception:  # the watcher must outlive any one bad poll (e.g. DB restart)
+            log.exception("checking the registry for model changes failed; will retry")
 
     async def refresh(self) -> None:
         for model in self.models.values():
