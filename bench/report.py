@@ -74,7 +74,8 @@ def table_rows(results: Any) -> list[tuple[str, ...]]:
         per_req = p["server_cpu_s"] / p["requests"] * 1e6 if p["requests"] else 0.0
         rows.append((p["model"], p["protocol"], str(p["concurrency"]), f"{p['req_per_s']:,.0f}",
                      f"{p['p50_ms']:.2f}", f"{p['p99_ms']:.2f}", str(p["errors"]),
-                     f"{p['req_per_s']:,.0f}", _pct(p["server_cpu_s"], p["duration_s"]),
+                     f"{p['req_per_s'] * p.get('rows_per_request', 1):,.0f}",
+                     _pct(p["server_cpu_s"], p["duration_s"]),
                      _pct(p["client_cpu_s"], p["duration_s"]),
                      _pct(other_cpu_s(p), p["duration_s"]), f"{per_req:,.0f}"))
     for t in results.in_process:

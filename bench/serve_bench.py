@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: siblings import
 
 import load
@@ -44,6 +46,7 @@ class Options:
     models: tuple[str, ...]
     concurrency: tuple[int, ...]
     floor: bool
+    bulk_rows: int
     port: int
     json_path: Path | None
 
@@ -120,6 +123,14 @@ def measure_server(target: Target, models: dict[str, BenchModel], opts: Options,
                                        endpoint.path(model.name),
                                        endpoint.body(model.rows[:1].tolist()))
                 drive(request, model.name, endpoint.protocol, server.pids(), opts, results)
+        bulk = [e for e in usable if e.protocol == "v2"]
+        if bulk and opts.bulk_rows:
+            for model in models.values():
+                rows = np.resize(model.rows, (opts.bulk_rows, model.n_features)).tolist()
+                request = load.Request(server.host, server.port, "POST",
+                                       bulk[0].path(model.name), bulk[0].body(rows))
+                drive(request, model.name, f"v2, {opts.bulk_rows} rows per request",
+                      server.pids(), opts, results, levels=(1,), rows=opts.bulk_rows)
         results.server["rss_mib_end"] = server.rss_mib()
 
 
@@ -151,14 +162,15 @@ def verify(url: str, endpoint: Endpoint, models: dict[str, BenchModel],
 
 
 def drive(request: load.Request, model: str, protocol: str, server_pids: list[int],
-          opts: Options, results: Results) -> None:
-    for concurrency in opts.concurrency:
+          opts: Options, results: Results, levels: tuple[int, ...] | None = None,
+          rows: int = 1) -> None:
+    for concurrency in levels or opts.concurrency:
         print(f"  {model} {protocol} c={concurrency} for {opts.duration_s:g}s ...",
               end="", flush=True)
         result = load.run(request, concurrency, opts.duration_s, opts.warmup_s, server_pids)
         print(f" {result.req_per_s:,.0f} req/s", flush=True)
         results.points.append({"model": model, "protocol": protocol, **asdict(result),
-                               "req_per_s": result.req_per_s})
+                               "req_per_s": result.req_per_s, "rows_per_request": rows})
 
 
 def parse_args(argv: list[str] | None) -> Options:
@@ -173,6 +185,8 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument("--concurrency", default=",".join(map(str, CONCURRENCY)))
     parser.add_argument("--no-floor", action="store_true",
                         help="skip the GET /healthz points (the HTTP floor)")
+    parser.add_argument("--bulk-rows", type=int, default=1000,
+                        help="rows in the one-request V2 bulk point (0: skip it)")
     parser.add_argument("--port", type=int, default=0, help="server port (0: a free one)")
     parser.add_argument("--json", type=Path, default=None, help="also write raw numbers here")
     args = parser.parse_args(argv)
@@ -187,7 +201,7 @@ def parse_args(argv: list[str] | None) -> Options:
         protocols=protocols,
         models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
         concurrency=tuple(int(c) for c in args.concurrency.split(",")),
-        floor=not args.no_floor, port=args.port, json_path=args.json)
+        floor=not args.no_floor, bulk_rows=args.bulk_rows, port=args.port, json_path=args.json)
 
 
 def _jsonable(value: dict[str, Any]) -> dict[str, Any]:
