@@ -13,6 +13,7 @@ cannot fail its neighbours. The queue is bounded in rows; past it, requests get 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -22,13 +23,14 @@ from typing import TypeVar
 import numpy as np
 
 from modelport.config import ModelOptions, Settings
-from modelport.errors import ModelportError, QueueFullError
+from modelport.errors import ModelError, ModelportError, QueueFullError
 from modelport.runtimes.base import Runtime
 from modelport.runtimes.batch import Batch, Outputs
 from modelport.serving.executor import ModelExecutor
 from modelport.serving.metrics import ServingMetrics
 
 T = TypeVar("T")
+log = logging.getLogger("modelport.serving")
 
 
 class Release(StrEnum):
@@ -96,7 +98,9 @@ class Batcher:
         self._queue.append(pending)
         self._queued_rows += batch.n_rows
         self._arrived.set()
-        if self._dispatcher is None:
+        if self._dispatcher is None or self._dispatcher.done():
+            # done: closed after a swap, yet a request that picked this version just before
+            # the swap still arrives; it must be answered, not left waiting
             self._dispatcher = asyncio.create_task(self._dispatch_forever())
         return await pending.future
 
@@ -158,6 +162,14 @@ class Batcher:
         return taken, rows
 
     async def _execute(self, taken: list[_Pending], release: Release) -> None:
+        try:
+            await self._execute_merged(taken, release)
+        except Exception as exc:  # never leave a client waiting on a future nobody settles
+            log.exception("batch of %d requests failed", len(taken))
+            for pending in taken:
+                _settle(pending, ModelError(f"the batch failed: {type(exc).__name__}"))
+
+    async def _execute_merged(self, taken: list[_Pending], release: Release) -> None:
         now = time.perf_counter()
         for pending in taken:
             self._queue_wait.observe(now - pending.enqueued)

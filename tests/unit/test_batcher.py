@@ -1,0 +1,77 @@
+"""The batcher on its own: a real executor, a real (tiny) runtime, no HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+from prometheus_client import CollectorRegistry
+
+from modelport.runtimes.batch import Batch, Outputs
+from modelport.serving.batching import Batcher, BatchingOptions
+from modelport.serving.executor import ModelExecutor
+from modelport.serving.metrics import ServingMetrics
+
+
+class EchoRuntime:
+    """Returns its input doubled; ``gate`` holds every call until the test opens it."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.calls: list[int] = []
+
+    def predict(self, batch: Batch) -> Outputs:
+        self.gate.wait(5)
+        self.calls.append(batch.n_rows)
+        return {"prediction": batch.columns["input"][:, 0] * 2}
+
+
+def _batch(value: float, rows: int = 1) -> Batch:
+    return Batch({"input": np.full((rows, 1), value)}, rows)
+
+
+def _batcher(runtime: EchoRuntime, workers: int = 1) -> tuple[Batcher, ModelExecutor]:
+    executor = ModelExecutor(workers, 1)
+    options = BatchingOptions(max_batch_size=64, max_wait_ms=0.0, max_queue_rows=1000)
+    metrics = ServingMetrics(CollectorRegistry())
+    return Batcher(runtime, executor, options, metrics, "echo", 1), executor
+
+
+def test_requests_queued_behind_a_busy_model_share_one_call() -> None:
+    runtime = EchoRuntime()
+
+    async def scenario() -> list[Outputs]:
+        batcher, executor = _batcher(runtime)
+        first = asyncio.create_task(batcher.predict(_batch(0.0)))
+        await asyncio.sleep(0.05)  # the first call holds the only model thread
+        rest = [asyncio.create_task(batcher.predict(_batch(float(i), i))) for i in range(1, 6)]
+        await asyncio.sleep(0.05)
+        runtime.gate.set()
+        answers = await asyncio.gather(first, *rest)
+        executor.shutdown()
+        return answers
+
+    answers = asyncio.run(scenario())
+    assert runtime.calls == [1, 15]
+    for i, answer in enumerate(answers):
+        assert answer["prediction"].tolist() == [2.0 * i] * max(i, 1)
+
+
+def test_a_closed_batcher_still_answers_late_requests() -> None:
+    """A request can pick a version just before a hot swap closes its batcher."""
+    runtime = EchoRuntime()
+    runtime.gate.set()
+
+    async def scenario() -> list[Outputs]:
+        batcher, executor = _batcher(runtime)
+        await batcher.predict(_batch(1.0))  # starts, then idles the dispatcher
+        batcher.close()
+        await asyncio.sleep(0.01)  # the dispatcher has nothing queued: it exits
+        answers = await asyncio.wait_for(
+            asyncio.gather(*[batcher.predict(_batch(float(i))) for i in range(8)]), 5)
+        executor.shutdown()
+        return answers
+
+    answers = asyncio.run(scenario())
+    assert [a["prediction"].tolist() for a in answers] == [[2.0 * i] for i in range(8)]
