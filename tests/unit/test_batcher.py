@@ -61,13 +61,18 @@ def test_requests_queued_behind_a_busy_model_share_one_call() -> None:
 def test_a_closed_batcher_still_answers_late_requests() -> None:
     """A request can pick a version just before a hot swap closes its batcher."""
     runtime = EchoRuntime()
-    runtime.gate.set()
 
     async def scenario() -> list[Outputs]:
         batcher, executor = _batcher(runtime)
-        await batcher.predict(_batch(1.0))  # starts, then idles the dispatcher
+        busy = asyncio.create_task(batcher.predict(_batch(1.0)))
+        await asyncio.sleep(0.05)
+        queued = asyncio.create_task(batcher.predict(_batch(1.0)))  # starts the dispatcher
+        runtime.gate.set()
+        await asyncio.gather(busy, queued)
         batcher.close()
-        await asyncio.sleep(0.01)  # the dispatcher has nothing queued: it exits
+        await asyncio.sleep(0.05)  # the dispatcher has nothing queued: it exits
+        runtime.gate.clear()
+        threading.Timer(0.2, runtime.gate.set).start()  # keep the thread busy so late ones queue
         answers = await asyncio.wait_for(
             asyncio.gather(*[batcher.predict(_batch(float(i))) for i in range(8)]), 5)
         executor.shutdown()
