@@ -12,31 +12,41 @@ import os
 import time
 from pathlib import Path
 
+import load
 from targets import descendants
 
-QUIET_LOADAVG = 1.0  # 1-minute load average under which the machine counts as idle
+QUIET_SHARE = 0.25  # of a core: what report.py flags as a busy neighbour during a point
+SAMPLE_S = 3.0
 BENCH_SCRIPTS = ("serve_bench.py", "compare.py", "bench/load.py")
 POLL_S = 15.0
 
 
-def wait_for_quiet(max_wait_s: float, check_load: bool) -> str:
+def wait_for_quiet(max_wait_s: float) -> str:
     """'' once quiet; otherwise, after ``max_wait_s``, why the machine still was not.
 
-    The load average is only worth checking before the first server: after it, our own load
-    generator keeps it high.
+    Quiet means no other benchmark running and the rest of the machine using less than
+    QUIET_SHARE of a core over a short window. It is measured from /proc/stat between two
+    servers, when we use nothing: the load average would still remember our own load.
     """
     deadline = time.monotonic() + max_wait_s
     while True:
         others = other_benchmarks()
-        load_1m = os.getloadavg()[0]
-        if not others and not (check_load and load_1m > QUIET_LOADAVG):
+        share = 0.0 if others else busy_share(SAMPLE_S)
+        if not others and share < QUIET_SHARE:
             return ""
         why = (f"other benchmark(s) running: {others}" if others
-               else f"load average {load_1m:.2f} > {QUIET_LOADAVG}")
+               else f"other processes use {share:.0%} of a core")
         if time.monotonic() >= deadline:
             return why
         print(f"{why}: waiting ...", flush=True)
         time.sleep(POLL_S)
+
+
+def busy_share(seconds: float) -> float:
+    """CPU the whole machine used over ``seconds``, in cores (we sleep meanwhile)."""
+    before = load.machine_cpu_seconds()
+    time.sleep(seconds)
+    return (load.machine_cpu_seconds() - before) / seconds
 
 
 def other_benchmarks() -> list[str]:
