@@ -321,3 +321,12 @@ def test_from_dict_tolerates_missing_optional_keys() -> None:
     data = {"kind": "tensor", "inputs": [{"name": "input", "dtype": "float64",
                                           "shape": [-1, 4]}]}
     assert Signature.from_dict(data) == TENSOR
+
+
+def test_bool_column_takes_zero_and_one_but_not_other_numbers() -> None:
+    signature = Signature(SignatureKind.COLUMNS, (TensorSpec("flag", "bool", (-1,)),))
+    batch = signature.conform({"flag": np.array([0, 1, 1])})
+    assert batch.columns["flag"].tolist() == [False, True, True]
+    with pytest.raises(InvalidInputError, match="expects booleans") as raised:
+        signature.conform({"flag": np.array([0, 2])}, {"flag": "/inputs/flag"})
+    assert raised.value.pointer == "/inputs/flag"

@@ -169,6 +169,9 @@ def _coerce_numeric(spec: TensorSpec, array: np.ndarray, pointer: str) -> np.nda
             return array  # nullable integer column: keep NaN as float, as pandas would
     elif kind in "iu" and target.kind in "iu":
         _check_range(spec, array, target, pointer)
+    if target.kind == "b" and kind != "b" and not np.isin(array, (0, 1)).all():
+        raise InvalidInputError(f"input {spec.name!r} expects booleans (true/false or 0/1)",
+                                pointer=pointer)  # astype(bool) would make 2 True
     result = array.astype(target, copy=False)
     if target.kind == "f" and not spec.nullable and not np.isfinite(result).all():
         raise InvalidInputError(f"input {spec.name!r} must not contain NaN or infinity",
