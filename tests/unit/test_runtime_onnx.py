@@ -20,6 +20,7 @@ from modelport.config import Settings
 from modelport.errors import ArtifactIntegrityError, ModelLoadError
 from modelport.registry import Registry, stage_file
 from modelport.runtimes.base import flavor_for
+from tests.parity import assert_same_classifier, round_trip
 
 PROBABILITY_TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}  # float32 graph vs float64 sklearn
 
@@ -58,11 +59,8 @@ def test_binary_tensor_probabilities_match_sklearn(
         tabular_data: tuple[np.ndarray, np.ndarray]) -> None:
     X, _ = tabular_data
     model = graph(binary_logreg, X, zipmap=False)
-    modelport.log_model(model, "binary-onnx", X[:5], settings=settings)
-    outputs = modelport.load_model("binary-onnx", settings=settings).predict_outputs(X)
-    np.testing.assert_array_equal(outputs["label"], binary_logreg.predict(X))
-    np.testing.assert_allclose(outputs["probabilities"], binary_logreg.predict_proba(X),
-                               **PROBABILITY_TOLERANCE)
+    outputs = round_trip(model, "binary-onnx", X[:5], X, settings)
+    assert_same_classifier(outputs, binary_logreg, X, **PROBABILITY_TOLERANCE)
 
 
 def test_string_labels_come_back_in_class_order(
@@ -70,19 +68,15 @@ def test_string_labels_come_back_in_class_order(
     X, y = iris_data
     names = np.array(["setosa", "versicolor", "virginica"], dtype=object)[y]
     model = LogisticRegression(max_iter=500).fit(X, names)
-    modelport.log_model(graph(model, X), "iris-names", X[:5], settings=settings)
-    outputs = modelport.load_model("iris-names", settings=settings).predict_outputs(X)
-    np.testing.assert_array_equal(outputs["label"], model.predict(X))
-    np.testing.assert_allclose(outputs["probabilities"], model.predict_proba(X),
-                               **PROBABILITY_TOLERANCE)
+    outputs = round_trip(graph(model, X), "iris-names", X[:5], X, settings)
+    assert_same_classifier(outputs, model, X, **PROBABILITY_TOLERANCE)
 
 
 def test_regressor_single_output_becomes_flat_prediction(
         settings: Settings, forest: RandomForestRegressor,
         tabular_data: tuple[np.ndarray, np.ndarray]) -> None:
     X, _ = tabular_data
-    modelport.log_model(graph(forest, X), "forest-onnx", X[:5], settings=settings)
-    outputs = modelport.load_model("forest-onnx", settings=settings).predict_outputs(X)
+    outputs = round_trip(graph(forest, X), "forest-onnx", X[:5], X, settings)
     assert list(outputs) == ["prediction"]
     assert outputs["prediction"].shape == (len(X),)
     np.testing.assert_allclose(outputs["prediction"], forest.predict(X), rtol=1e-5)

@@ -14,6 +14,7 @@ from modelport.config import Settings
 from modelport.errors import ArtifactIntegrityError, ModelLoadError
 from modelport.registry import Registry, stage_file
 from modelport.runtimes.base import flavor_for
+from tests.parity import assert_same_classifier, round_trip
 
 SMALL = {"n_estimators": 20, "max_depth": 3, "n_jobs": 1, "random_state": 0}
 
@@ -47,24 +48,20 @@ def test_binary_classifier(settings: Settings, binary: xgb.XGBClassifier,
     record = modelport.log_model(binary, "churn", X[:5], settings=settings)
     outputs = modelport.load_model("churn", settings=settings).predict_outputs(X)
     assert (record.framework, record.flavor_options["objective"]) == ("xgboost", "binary")
-    np.testing.assert_array_equal(outputs["label"], binary.predict(X))
-    np.testing.assert_allclose(outputs["probabilities"], binary.predict_proba(X), rtol=1e-6)
+    assert_same_classifier(outputs, binary, X)
 
 
 def test_multiclass_classifier(settings: Settings, multiclass: xgb.XGBClassifier,
                                iris_data: tuple[np.ndarray, np.ndarray]) -> None:
     X, _ = iris_data
-    modelport.log_model(multiclass, "iris-xgb", X[:5], settings=settings)
-    outputs = modelport.load_model("iris-xgb", settings=settings).predict_outputs(X)
-    np.testing.assert_array_equal(outputs["label"], multiclass.predict(X))
-    np.testing.assert_allclose(outputs["probabilities"], multiclass.predict_proba(X), rtol=1e-6)
+    outputs = round_trip(multiclass, "iris-xgb", X[:5], X, settings)
+    assert_same_classifier(outputs, multiclass, X)
 
 
 def test_regressor_on_reordered_columns(settings: Settings, regressor: xgb.XGBRegressor,
                                         frame_data: pd.DataFrame) -> None:
     reordered = frame_data[list(reversed(frame_data.columns))]  # fed by name, not position
-    modelport.log_model(regressor, "amount", reordered.head(), settings=settings)
-    outputs = modelport.load_model("amount", settings=settings).predict_outputs(reordered)
+    outputs = round_trip(regressor, "amount", reordered.head(), reordered, settings)
     assert list(outputs) == ["prediction"]
     np.testing.assert_allclose(outputs["prediction"], regressor.predict(frame_data), rtol=1e-6)
 
