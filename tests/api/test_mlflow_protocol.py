@@ -240,12 +240,18 @@ def test_tensor_inputs_that_fail_the_signature(serve: Any, iris_rows: np.ndarray
     ]
     csv = "a,b,c,d\n1,2,3,4\n1,2,3,4\n1,2,x,4\n"
     with serve(["iris"]) as client:
-        for body, message, pointer in cases:
-            answer = client.post("/invocations", json=body)
-            mlflow_error(answer, 422, "INVALID_PARAMETER_VALUE", message)
-            assert answer.json()["pointer"] == pointer, (body, answer.json())
-        bad_csv = client.post("/invocations", content=csv, headers={"content-type": "text/csv"})
-        mlflow_error(bad_csv, 422, "INVALID_PARAMETER_VALUE", "got strings or booleans (row 2)")
+        assert_signature_failures(client, cases, csv)
+
+
+def assert_signature_failures(client: Any, cases: list[tuple[dict[str, Any], str, str]],
+                              csv: str) -> None:
+    """Each JSON case is a 422 with its message and pointer; the CSV fails at its row 2."""
+    for body, message, pointer in cases:
+        answer = client.post("/invocations", json=body)
+        mlflow_error(answer, 422, "INVALID_PARAMETER_VALUE", message)
+        assert answer.json()["pointer"] == pointer, (body, answer.json())
+    bad_csv = client.post("/invocations", content=csv, headers={"content-type": "text/csv"})
+    mlflow_error(bad_csv, 422, "INVALID_PARAMETER_VALUE", "got strings or booleans (row 2)")
 
 
 def test_columns_inputs_that_fail_the_signature(serve: Any, mixed_rows: pd.DataFrame) -> None:
@@ -267,12 +273,7 @@ def test_columns_inputs_that_fail_the_signature(serve: Any, mixed_rows: pd.DataF
     ]
     csv = mixed_rows.head(5).assign(age=["31", "40", "x", "50", "60"]).to_csv(index=False)
     with serve(["mixed"]) as client:
-        for body, message, pointer in cases:
-            answer = client.post("/invocations", json=body)
-            mlflow_error(answer, 422, "INVALID_PARAMETER_VALUE", message)
-            assert answer.json()["pointer"] == pointer, (body, answer.json())
-        bad_csv = client.post("/invocations", content=csv, headers={"content-type": "text/csv"})
-        mlflow_error(bad_csv, 422, "INVALID_PARAMETER_VALUE", "got strings or booleans (row 2)")
+        assert_signature_failures(client, cases, csv)
 
 
 def test_oversized_body(serve: Any, make_settings: Callable[..., Settings],
