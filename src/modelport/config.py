@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,11 @@ from pydantic_settings import (
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
 
 
 class ModelOptions(BaseModel):
@@ -100,6 +106,14 @@ class Settings(BaseSettings):
         '{"iris": {"batch_max_size": 256, "batch_max_wait_ms": 2, "cache": true}} '
         "(JSON in the environment).")
     log_level: str = Field("info", description="Log level of the server (debug, info, warning).")
+    log_format: LogFormat = Field(
+        LogFormat.TEXT, description="Server log lines as `text` (time, level, logger, request "
+        "id, message) or `json` (one object per line, for log shippers).")
+    access_log: bool = Field(
+        False, description="Log one line per HTTP request (method, path, status, time).")
+    wait_for_models: bool = Field(
+        False, description="Start serving even when a model cannot be loaded yet, and keep "
+        "trying; by default `serve` exits with the reason.")
 
     @classmethod
     def settings_customise_sources(

@@ -24,7 +24,12 @@ ServeFactory = Callable[..., "contextmanager[TestClient]"]
 @contextmanager
 def serving(settings: Settings, models: list[str], *, wait_ready: bool = True,
             timeout_s: float = 30.0) -> Iterator[TestClient]:
-    """A running app serving ``models``; by default returns once /readyz says ready."""
+    """A running app serving ``models``; by default returns once /readyz says ready.
+
+    ``wait_ready=False`` also lets the app start when a model cannot be loaded.
+    """
+    if not wait_ready:
+        settings = settings.model_copy(update={"wait_for_models": True})
     app = create_app(settings, models, metrics_registry=CollectorRegistry())
     with TestClient(app, raise_server_exceptions=False) as client:
         deadline = time.monotonic() + timeout_s

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 from prometheus_client import CollectorRegistry
 
 import modelport
@@ -24,7 +26,7 @@ def run_against(settings: Settings, scenario: Scenario) -> Any:
     app = create_app(settings, ["slow"], metrics_registry=CollectorRegistry())
 
     async def main() -> Any:
-        async with app.router.lifespan_context(app):
+        async with app.app.router.lifespan_context(app.app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
                 while (await client.get("/readyz")).status_code != 200:
@@ -75,7 +77,8 @@ def test_every_request_gets_its_own_rows_back(make_settings: Any) -> None:
     assert releases == calls
 
 
-def test_a_failing_request_does_not_fail_its_batch(make_settings: Any) -> None:
+def test_a_failing_request_does_not_fail_its_batch(make_settings: Any,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
     settings = make_settings()
     _register(settings)
     bodies = [{"instances": [[float(i), 1.0, 1.0]]} for i in range(12)]
@@ -85,12 +88,18 @@ def test_a_failing_request_does_not_fail_its_batch(make_settings: Any) -> None:
         return list(await asyncio.gather(*[client.post("/v1/models/slow:predict", json=b)
                                            for b in bodies]))
 
-    answers = run_against(settings, scenario)
+    with caplog.at_level(logging.ERROR, logger="modelport.serving"):
+        answers = run_against(settings, scenario)
     for index, answer in enumerate(answers):
         if index == 5:
             assert answer.status_code == 500
-            assert answer.json()["code"] == "model_error"
-            assert "poisoned row" in answer.json()["error"]
+            problem = answer.json()
+            assert problem["code"] == "model_error"
+            # the model's own message stays in the log, under the id the client can quote
+            assert "poisoned row" not in answer.text
+            assert problem["request_id"] == answer.headers["x-request-id"]
+            logged = [r.getMessage() for r in caplog.records]
+            assert any(problem["request_id"] in m and "poisoned row" in m for m in logged)
         else:
             assert answer.status_code == 200, answer.text
             assert answer.json()["predictions"] == [index + 2.0]

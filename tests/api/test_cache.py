@@ -14,8 +14,8 @@ from sklearn.linear_model import LogisticRegression
 
 import modelport
 from modelport.config import Settings
+from modelport.inference.cache import decode_outputs, encode_outputs
 from modelport.registry import Registry
-from modelport.serving.cache import decode_outputs, encode_outputs
 from tests.conftest import port_open, service_missing
 
 REDIS_URL = "redis://127.0.0.1:6379/15"

@@ -8,10 +8,10 @@ import threading
 import numpy as np
 from prometheus_client import CollectorRegistry
 
+from modelport.inference.batching import Batcher, BatchingOptions
+from modelport.inference.executor import ModelExecutor
+from modelport.inference.metrics import ServingMetrics
 from modelport.runtimes.batch import Batch, Outputs
-from modelport.serving.batching import Batcher, BatchingOptions
-from modelport.serving.executor import ModelExecutor
-from modelport.serving.metrics import ServingMetrics
 
 
 class EchoRuntime:

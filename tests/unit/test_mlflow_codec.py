@@ -9,18 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelport.errors import InvalidInputError, MalformedRequestError, UnsupportedMediaTypeError
-from modelport.runtimes.signature import Signature, SignatureKind, TensorSpec
-from modelport.serving.encoding import JsonBody
-from modelport.serving.mlflow_codec import (
+from modelport.codecs.json import JsonBody
+from modelport.codecs.mlflow import (
     BodyFormat,
-    Decoded,
+    Parsed,
     Place,
     body_format,
     decode_csv,
     decode_json,
     decode_parquet,
 )
+from modelport.errors import InvalidInputError, MalformedRequestError, UnsupportedMediaTypeError
+from modelport.runtimes.signature import Signature, SignatureKind, TensorSpec
 
 TENSOR = Signature(SignatureKind.TENSOR, (TensorSpec("input", "float64", (-1, 4)),))
 COLUMNS = Signature(SignatureKind.COLUMNS, (
@@ -34,7 +34,7 @@ RECORDS = [{"age": 31, "income": 1500.5, "city": "paris"},
 MIXED_ROWS = [[31, 1500.5, "paris"], [45, 2200.0, "75001"]]
 
 
-def decode(payload: dict[str, Any], signature: Signature) -> Decoded:
+def decode(payload: dict[str, Any], signature: Signature) -> Parsed:
     return decode_json(JsonBody(payload, has_booleans=False), signature)
 
 
@@ -44,7 +44,7 @@ def refused(payload: Any, signature: Signature = COLUMNS) -> InvalidInputError:
     return caught.value
 
 
-def assert_mixed(decoded: Decoded) -> None:
+def assert_mixed(decoded: Parsed) -> None:
     """The two example rows, each column with its own type (numbers stay numbers)."""
     batch = COLUMNS.conform(decoded.arrays)
     assert batch.columns["age"].tolist() == [31, 45]

@@ -20,10 +20,12 @@ LAYERS = {
     "store": set(),
     "runtimes": set(),
     "registry": {"store", "runtimes"},
-    "serving": {"store", "runtimes", "registry"},
-    "cli": {"store", "runtimes", "registry", "serving"},
+    "codecs": {"runtimes", "registry"},
+    "inference": {"store", "runtimes", "registry", "codecs"},
+    "serving": {"store", "runtimes", "registry", "codecs", "inference"},
+    "cli": {"store", "runtimes", "registry", "codecs", "inference", "serving"},
 }
-SHARED = {"errors", "config"}
+SHARED = {"errors", "config", "logs"}
 
 
 def test_public_api_is_explicit_and_complete() -> None:

@@ -10,9 +10,7 @@ import orjson
 import pytest
 from tritonclient.http import InferResult
 
-from modelport.errors import MalformedRequestError
-from modelport.serving.v2_binary import from_binary, to_binary
-from modelport.serving.v2_codec import (
+from modelport.codecs.v2 import (
     DATATYPES,
     OutputTensor,
     datatype_of,
@@ -20,6 +18,8 @@ from modelport.serving.v2_codec import (
     encode_response,
     from_json,
 )
+from modelport.codecs.v2_binary import from_binary, to_binary
+from modelport.errors import MalformedRequestError
 
 
 def tensor(data: Any = None, *, name: str = "x", shape: list[int] | None = None,

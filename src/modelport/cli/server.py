@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 from typing import Any
@@ -10,9 +9,10 @@ from typing import Any
 import uvicorn
 
 from modelport.config import Settings, as_environment
+from modelport.logs import configure_logging
 from modelport.serving import create_app
 
-FACTORY = "modelport.serving.app:app_from_environment"
+FACTORY = "modelport.serving.http.app:app_from_environment"
 
 
 def run_server(settings: Settings, models: list[str]) -> None:
@@ -21,12 +21,11 @@ def run_server(settings: Settings, models: list[str]) -> None:
     With several workers, each process builds its own app from the environment, and
     Prometheus metrics go through a shared folder so ``/metrics`` sums every process.
     """
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(settings)
     options: dict[str, Any] = {
         "host": settings.host, "port": settings.port, "log_level": settings.log_level,
-        "access_log": False, "loop": "uvloop", "http": "httptools",
+        "log_config": None, "access_log": settings.access_log, "loop": "uvloop",
+        "http": "httptools",
         "timeout_graceful_shutdown": int(settings.drain_timeout_s)}
     workers = settings.resolved_workers
     if workers == 1:

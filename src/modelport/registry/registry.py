@@ -47,6 +47,7 @@ from modelport.registry.records import (
 )
 from modelport.registry.staging import INPUT_EXAMPLE, StagedModel, read_example
 from modelport.runtimes.base import LoadRequest, Runtime, call_model, load_runtime
+from modelport.runtimes.batch import Batch
 from modelport.runtimes.signature import Signature
 from modelport.store.artifacts import ArtifactStore
 from modelport.store.db import create_db_engine, session_factory
@@ -290,16 +291,22 @@ class Registry:
         Warming runs the stored input example once, so a version that loads but cannot
         predict fails here, before it takes any traffic.
         """
+        runtime, example = self.open(record)
+        if example is not None:
+            warm_up(record, runtime, example)
+        return runtime
+
+    def open(self, record: VersionRecord) -> tuple[Runtime, Batch | None]:
+        """Fetch, verify and load a version, not yet warmed; with its stored input example.
+
+        Servers warm the runtime themselves, on the threads that will run its traffic.
+        """
         directory = self.artifacts.fetch(record.artifact_key, record.files)
         runtime = load_runtime(record.flavor, LoadRequest(directory, record.signature,
                                                           record.flavor_options, record.trusted))
-        if (directory / INPUT_EXAMPLE).is_file():
-            try:
-                call_model(runtime, read_example(directory, record.signature))
-            except ModelportError as exc:
-                raise ModelLoadError(f"{record.address} failed its warm-up prediction: "
-                                     f"{exc.detail}") from exc
-        return runtime
+        if not (directory / INPUT_EXAMPLE).is_file():
+            return runtime, None
+        return runtime, read_example(directory, record.signature)
 
     def artifact_dir(self, record: VersionRecord) -> Path:
         return self.artifacts.fetch(record.artifact_key, record.files)
@@ -372,6 +379,15 @@ class Registry:
             trusted=row.trusted, stage=Stage(row.stage), description=row.description,
             tags=row.tags, params=row.params, metrics=row.metrics, lineage=row.lineage,
             created_at=row.created_at, aliases=aliases)
+
+
+def warm_up(record: VersionRecord, runtime: Runtime, example: Batch) -> None:
+    """Run the input example once; a version that cannot predict it never takes traffic."""
+    try:
+        call_model(runtime, example)
+    except ModelportError as exc:
+        raise ModelLoadError(f"{record.address} failed its warm-up prediction: "
+                             f"{exc.detail}") from exc
 
 
 @contextmanager

@@ -32,9 +32,20 @@ ENTRY_POINT_GROUP = "modelport.runtimes"
 
 @runtime_checkable
 class Runtime(Protocol):
-    """A loaded model. ``predict`` is called from worker threads, never on the event loop."""
+    """A loaded model. ``predict`` is called from worker threads, never on the event loop.
+
+    A runtime that holds resources beyond memory (native sessions, files) may also define
+    ``close()``; servers call it through :func:`close_runtime` when they unload the version.
+    """
 
     def predict(self, batch: Batch) -> Outputs: ...
+
+
+def close_runtime(runtime: Runtime) -> None:
+    """Call the runtime's optional ``close()``."""
+    close = getattr(runtime, "close", None)
+    if callable(close):
+        close()
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,8 @@ NUMERIC_DTYPES = (
     "float16", "float32", "float64",
 )
 STRING = "string"
+MAX_LISTED_ERRORS = 20
+"""Errors listed in one answer: a body with 100k unknown inputs must not get a 10 MB reply."""
 
 
 class SignatureKind(StrEnum):
@@ -103,10 +105,13 @@ class Signature:
         if unknown or missing:
             errors = [FieldError(pointers.get(n, f"/{n}"), f"unknown input {n!r}") for n in unknown]
             errors += [FieldError(f"/{n}", f"missing input {n!r}") for n in missing]
-            expected = ", ".join(self.input_names())
+            expected = _listed(self.input_names())
+            shown = errors[:MAX_LISTED_ERRORS]
+            more = (f" ({len(errors)} problems in all, the first {len(shown)} listed)"
+                    if len(errors) > len(shown) else "")
             raise InvalidInputError(
                 f"inputs do not match the signature (expected: {expected}); "
-                + "; ".join(e.message for e in errors), errors=errors)
+                + "; ".join(e.message for e in shown) + more, errors=shown)
         first = self.inputs[0].name if self.inputs else ""
         if all(np.shape(array)[:1] == (0,) for array in arrays.values()):
             # checked before dtypes: an empty JSON list has no dtype worth complaining about
@@ -125,6 +130,11 @@ class Signature:
             columns[spec.name] = array
         assert n_rows is not None
         return Batch(columns, n_rows)
+
+
+def _listed(names: list[str]) -> str:
+    shown = ", ".join(names[:MAX_LISTED_ERRORS])
+    return shown if len(names) <= MAX_LISTED_ERRORS else f"{shown}, ... ({len(names)} in all)"
 
 
 def _coerce(spec: TensorSpec, array: np.ndarray, pointer: str) -> np.ndarray:

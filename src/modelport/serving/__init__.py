@@ -1,5 +1,5 @@
-"""Serving: the ASGI app, its protocols (V1, V2, MLflow), the model host and metrics."""
+"""Serving: the transports over the inference service (HTTP today: V1, V2, MLflow, the API)."""
 
-from modelport.serving.app import create_app
+from modelport.serving.http.app import create_app
 
 __all__ = ["create_app"]

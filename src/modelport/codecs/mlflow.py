@@ -1,9 +1,9 @@
-"""MLflow scoring bodies (protocols.md §3.2-3.4) decoded into named arrays for a signature.
+"""MLflow scoring bodies (docs/protocols.md, MLflow) decoded into named arrays for a signature.
 
 No HTTP here: :func:`body_format` reads the Content-Type, the ``decode_*`` functions turn a
 JSON payload, a CSV or a Parquet file into ``input name -> array``, plus where each input sat
 in the body so that errors can point at the offending row. pandas is imported for CSV and
-Parquet only.
+Parquet only. :func:`decode_invocation` is the whole request for the inference service.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from modelport.codecs.decoded import Decoded, check_input_count
+from modelport.codecs.json import JsonBody, as_array, parse_object
+from modelport.codecs.mlflow_rows import row_locator
+from modelport.codecs.v1 import positional, rows_to_columns
 from modelport.errors import InvalidInputError, MalformedRequestError, UnsupportedMediaTypeError
 from modelport.runtimes.signature import STRING, Signature, SignatureKind, sample_arrays
-from modelport.serving.encoding import JsonBody, as_array
-from modelport.serving.v1 import positional, rows_to_columns
 
 JSON_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 _SPLIT_KEYS = ("columns", "data", "index")
@@ -52,7 +54,7 @@ class Place:
 
 
 @dataclass(frozen=True, slots=True)
-class Decoded:
+class Parsed:
     """A body as named arrays, where they came from, and the ``params`` that matter."""
 
     arrays: dict[str, np.ndarray]
@@ -85,7 +87,7 @@ def body_format(content_type: str | None) -> BodyFormat:
     return found
 
 
-def decode_json(body: JsonBody, signature: Signature) -> Decoded:
+def decode_json(body: JsonBody, signature: Signature) -> Parsed:
     """Exactly one of the four JSON formats, plus optional ``params``, as named arrays."""
     payload, check = body.payload, body.has_booleans
     keys = [key for key in JSON_FORMATS if key in payload]
@@ -101,7 +103,7 @@ def decode_json(body: JsonBody, signature: Signature) -> Decoded:
         arrays, places = _records(payload[key], signature, check)
     else:
         arrays, places = _tf_serving(key, payload[key], signature, check)
-    return Decoded(arrays, places, output, ignored)
+    return Parsed(arrays, places, output, ignored)
 
 
 def _params(params: Any) -> tuple[str | None, tuple[str, ...]]:
@@ -154,6 +156,7 @@ def _column_names(columns: Any, signature: Signature) -> list[str]:
             isinstance(c, str | int) and not isinstance(c, bool) for c in columns):
         raise MalformedRequestError("dataframe_split.columns must be a list of column names",
                                     pointer=pointer)
+    check_input_count(len(columns), pointer)
     names = [str(c) for c in columns]
     if len(set(names)) != len(names):
         raise MalformedRequestError("dataframe_split.columns names a column twice",
@@ -192,6 +195,7 @@ def _tf_serving(key: str, value: Any, signature: Signature, check: bool) -> Colu
     """``instances`` / ``inputs`` as in KServe V1: rows, objects by name, or named columns."""
     pointer = f"/{key}"
     if key == "inputs" and isinstance(value, dict):
+        check_input_count(len(value), pointer)
         paths = {name: f"{pointer}/{_escape(name)}" for name in value}
         return ({name: as_array(column, paths[name], check_booleans=check)
                  for name, column in value.items()},
@@ -233,11 +237,13 @@ def _escape(name: str) -> str:
     return name.replace("~", "~0").replace("/", "~1")
 
 
-def decode_csv(body: bytes, signature: Signature) -> Decoded:
+def decode_csv(body: bytes, signature: Signature) -> Parsed:
     """A CSV with a header row, as ``DataFrame.to_csv(index=False)`` writes it."""
     import pandas as pd
 
     # string inputs stay strings even when they look like numbers ("75001")
+    header = body.split(b"\n", 1)[0]
+    check_input_count(header.count(b",") + 1, "")
     strings = ({spec.name: str for spec in signature.inputs if spec.dtype == STRING}
                if signature.kind is SignatureKind.COLUMNS else {})
     try:
@@ -248,7 +254,7 @@ def decode_csv(body: bytes, signature: Signature) -> Decoded:
     return _frame(frame, signature)
 
 
-def decode_parquet(body: bytes, signature: Signature) -> Decoded:
+def decode_parquet(body: bytes, signature: Signature) -> Parsed:
     """A Parquet file of a DataFrame; only when the server has pyarrow."""
     if importlib.util.find_spec("pyarrow") is None:
         raise UnsupportedMediaTypeError("Parquet bodies need pyarrow on the server; "
@@ -263,10 +269,41 @@ def decode_parquet(body: bytes, signature: Signature) -> Decoded:
     return _frame(frame, signature)
 
 
-def _frame(frame: Any, signature: Signature) -> Decoded:
+def _frame(frame: Any, signature: Signature) -> Parsed:
     """A DataFrame by position (tensor) or by column name (columns signature)."""
     if signature.kind is SignatureKind.TENSOR:
         name = signature.inputs[0].name
-        return Decoded({name: frame.to_numpy()}, {name: Place("", None)})
+        return Parsed({name: frame.to_numpy()}, {name: Place("", None)})
     arrays = sample_arrays(frame)[1]
-    return Decoded(arrays, {name: Place(f"/{_escape(name)}", None) for name in arrays})
+    return Parsed(arrays, {name: Place(f"/{_escape(name)}", None) for name in arrays})
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationExtras:
+    output: str
+    """The output to answer with (``?output=``, ``params.output`` or the first one)."""
+    ignored_params: tuple[str, ...]
+
+
+def decode_invocation(body: bytes, content_type: str | None, signature: Signature,
+                      query_output: str | None) -> Decoded[InvocationExtras]:
+    """A whole ``/invocations`` request for ``signature``, whatever its content type."""
+    found = body_format(content_type)
+    if found is BodyFormat.JSON:
+        parsed = decode_json(parse_object(body), signature)
+    elif found is BodyFormat.CSV:
+        parsed = decode_csv(body, signature)
+    else:
+        parsed = decode_parquet(body, signature)
+    chosen = signature.output_name(_output_name(query_output, parsed.output))
+    return Decoded(parsed.arrays, {name: place.path for name, place in parsed.places.items()},
+                   InvocationExtras(chosen, parsed.ignored_params),
+                   row_locator(signature, parsed.arrays, parsed.places))
+
+
+def _output_name(query: str | None, param: str | None) -> str | None:
+    """``?output=`` (as in V1) or ``params.output``; naming two different outputs is an error."""
+    if query is not None and param is not None and query != param:
+        raise MalformedRequestError(f"?output={query} and params.output={param} disagree; "
+                                    "name the output once", pointer="/params/output")
+    return query or param

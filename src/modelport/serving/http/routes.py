@@ -1,9 +1,9 @@
-"""Inference routes as plain Starlette routes, matched before every FastAPI route.
+"""Inference routes: declared once per protocol, answered by :mod:`.front`, documented in OpenAPI.
 
-FastAPI's route matching and dependency solving cost about a third of a small model's
-request (measured in-process: ~400 µs -> ~250 µs per V1 request). Inference endpoints take
-only the request, read path and query parameters themselves, and are documented in the
-OpenAPI schema from what they declare here. Everything else stays an ordinary FastAPI route.
+A handler receives an :class:`HttpCall` (the request context, path and query parameters, the
+headers a codec may need, the whole body) and the inference service, and returns an
+:class:`HttpAnswer`. It decodes nothing itself: it names the target and hands a codec call to
+``service.infer``, then encodes the answer with the same codec.
 """
 
 from __future__ import annotations
@@ -13,19 +13,42 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from modelport.errors import ModelVersionNotFoundError
+from modelport.inference import InferenceContext, InferenceService, Transport
 
-Endpoint = Callable[[Request], Awaitable[Response]]
+JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpCall:
+    ctx: InferenceContext
+    params: dict[str, str]
+    query: dict[str, str]
+    headers: dict[bytes, bytes]
+    """Only the headers a codec reads (content-type, inference-header-content-length, ...)."""
+    body: bytes
+
+    def header(self, name: bytes) -> str | None:
+        value = self.headers.get(name)
+        return None if value is None else value.decode("latin-1")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    body: bytes
+    media_type: str = JSON
+    headers: Sequence[tuple[bytes, bytes]] = ()
+
+
+Handler = Callable[[HttpCall, InferenceService], Awaitable[HttpAnswer]]
 
 
 @dataclass(frozen=True, slots=True)
 class HotRoute:
     path: str
-    endpoint: Endpoint
+    handler: Handler
+    transport: Transport
     summary: str
     body: dict[str, Any]
     query: tuple[str, ...]
@@ -36,31 +59,30 @@ class HotRoutes:
     """The inference routes of one protocol, declared with ``@routes.post(...)``."""
 
     tag: str
+    transport: Transport
     routes: list[HotRoute] = field(default_factory=list)
 
     def post(self, path: str, *, summary: str, body: dict[str, Any],
-             query: tuple[str, ...] = ()) -> Callable[[Endpoint], Endpoint]:
-        def register(endpoint: Endpoint) -> Endpoint:
-            self.routes.append(HotRoute(path, endpoint, summary, body, query))
-            return endpoint
+             query: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.routes.append(HotRoute(path, handler, self.transport, summary, body, query))
+            return handler
 
         return register
 
 
-def path_version(request: Request, name: str) -> int | None:
-    """The ``{version}`` path segment as a number; one that is not a number is not found."""
-    version = request.path_params.get("version")
+def version_number(name: str, version: str | None) -> int | None:
+    """A ``{version}`` path segment as a number; one that is not a number is not found."""
     if version is None:
         return None
     if not (version.isascii() and version.isdigit()) or len(version) > 18:
-        raise ModelVersionNotFoundError(f"model {name!r} has no version {version!r}")
+        raise ModelVersionNotFoundError(f"model {name!r} has no version {version[:40]!r}")
     return int(version)
 
 
-def install(app: FastAPI, groups: Sequence[HotRoutes]) -> None:
-    """Put the routes first in ``app`` and describe them in its OpenAPI document."""
+def document(app: FastAPI, groups: Sequence[HotRoutes]) -> None:
+    """Describe the inference routes in ``app``'s OpenAPI document."""
     hot = [(group.tag, route) for group in groups for route in group.routes]
-    app.router.routes[:0] = [Route(r.path, r.endpoint, methods=["POST"]) for _, r in hot]
     build_schema = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -82,7 +104,7 @@ def _operation(tag: str, route: HotRoute) -> dict[str, Any]:
     parameters += [{"name": q, "in": "query", "required": False, "schema": {"type": "string"}}
                    for q in route.query]
     return {"tags": [tag], "summary": route.summary,
-            "operationId": f"{route.endpoint.__module__}.{route.endpoint.__name__}",
+            "operationId": f"{route.handler.__module__}.{route.handler.__name__}",
             "parameters": parameters, **route.body,
             "responses": {"200": {"description": "Predictions"},
                           "4XX": {"description": "problem+json naming the bad field"}}}

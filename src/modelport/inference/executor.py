@@ -1,4 +1,4 @@
-"""The threads that run model code, off the event loop."""
+"""The threads that run model code, off the event loop, shared by every loaded version."""
 
 from __future__ import annotations
 
@@ -17,14 +17,18 @@ T = TypeVar("T")
 
 
 class ModelExecutor:
-    """Threads that run model code, each pinned to one BLAS/OpenMP thread.
+    """Threads that run model code, each pinned to ``model_threads`` BLAS/OpenMP threads.
 
-    Pinning is per thread and only reaches libraries already loaded, so it is re-applied
-    lazily after every model load (``generation``) instead of once at thread start.
+    ``slots`` is the one budget of model calls in flight for the whole process: every
+    version's batcher takes a slot before it hands a batch over, so two loaded versions never
+    queue more calls than there are threads. Pinning is per thread and only reaches
+    libraries already loaded, so it is re-applied lazily after every model load
+    (``generation``) instead of once at thread start.
     """
 
     def __init__(self, workers: int, model_threads: int) -> None:
         self.workers = workers
+        self.slots = asyncio.Semaphore(workers)
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="modelport-model")
         self._model_threads = model_threads
         self._local = threading.local()
@@ -44,4 +48,3 @@ class ModelExecutor:
 
     async def predict(self, runtime: Runtime, batch: Batch) -> Outputs:
         return await self.run(lambda: call_model(runtime, batch))
-

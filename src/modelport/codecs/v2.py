@@ -1,24 +1,29 @@
-"""Open Inference Protocol V2 tensors on the wire (protocols.md §1.4-1.6, §1.9).
+"""Open Inference Protocol V2 tensors on the wire (docs/protocols.md, V2 and its binary
+tensor data extension).
 
-Pure functions, no app and no model: a request body (JSON, or JSON header plus raw bytes of
-the binary tensor extension) becomes numpy arrays shaped as the client declared them, and
-output arrays become a JSON or binary response body. Every client mistake is a 400 that
-points at the field (``/inputs/0/shape``); matching tensors to a signature is the route's job.
+Pure functions, no app: a request body (JSON, or JSON header plus raw bytes of the binary
+tensor extension) becomes numpy arrays shaped as the client declared them, matched onto the
+model's signature; output arrays become a JSON or binary response body. Every client mistake
+is a 400 that points at the field (``/inputs/0/shape``). The gRPC transport shares the
+signature matching, output selection and metadata.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 
-from modelport.errors import MalformedRequestError
-from modelport.serving.encoding import as_array
-from modelport.serving.v2_binary import BinaryReader, as_text, from_binary, to_binary
+from modelport.codecs.decoded import Decoded, check_input_count
+from modelport.codecs.json import as_array
+from modelport.codecs.v2_binary import BinaryReader, as_text, from_binary, to_binary
+from modelport.errors import InvalidInputError, MalformedRequestError
+from modelport.registry import VersionRecord
+from modelport.runtimes.signature import STRING, Signature, SignatureKind, TensorSpec
 
 DATATYPES: dict[str, np.dtype[Any]] = {
     "BOOL": np.dtype(np.bool_), "UINT8": np.dtype(np.uint8), "UINT16": np.dtype(np.uint16),
@@ -28,6 +33,10 @@ DATATYPES: dict[str, np.dtype[Any]] = {
     "BYTES": np.dtype(object),
 }
 _BY_NUMPY = {dtype: name for name, dtype in DATATYPES.items() if name != "BYTES"}
+MAX_DIMENSIONS = 32
+MAX_DIMENSION = 2**40
+EXTENSIONS = ("binary_tensor_data",)
+_PLATFORM_FORMATS = {"onnx": "onnxv1", "lightgbm": "text", "xgboost": "ubj", "pyfunc": "python"}
 
 
 def datatype_of(dtype: np.dtype[Any] | str) -> str:
@@ -78,6 +87,7 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise MalformedRequestError("'inputs' must be a non-empty list of tensors",
                                     pointer="/inputs")
+    check_input_count(len(raw_inputs), "/inputs")
     reader = BinaryReader(binary)
     inputs = tuple(_decode_input(i, raw, reader, booleans) for i, raw in enumerate(raw_inputs))
     reader.finish()
@@ -89,11 +99,13 @@ def _split(body: bytes, header_length: str | None) -> tuple[dict[str, Any], memo
     """The JSON header as an object, the binary bytes after it, and whether data may be boolean."""
     end = len(body)
     if header_length is not None:
-        if not header_length.strip().isdigit() or int(header_length) > len(body):
+        digits = header_length.strip()
+        if not (digits.isascii() and digits.isdigit() and len(digits) <= 18) \
+                or int(digits) > len(body):
             raise MalformedRequestError(
                 f"Inference-Header-Content-Length {header_length!r} must be a byte count "
                 f"within the body ({len(body)} bytes)", pointer="")
-        end = int(header_length)
+        end = int(digits)
     if end == 0:
         raise MalformedRequestError("the request body is empty; send a JSON object", pointer="")
     head = body if end == len(body) else body[:end]
@@ -164,7 +176,11 @@ def _shape(value: Any, name: str, pointer: str) -> tuple[int, ...]:
     if not isinstance(value, list) or not all(_is_count(d) for d in value):
         raise MalformedRequestError(
             f"input {name!r}: shape must be a list of integers >= 0 (-1 is only for "
-            f"metadata), got {value!r}", pointer=pointer)
+            f"metadata), got {str(value)[:200]}", pointer=pointer)
+    if len(value) > MAX_DIMENSIONS or any(d > MAX_DIMENSION for d in value):
+        raise MalformedRequestError(
+            f"input {name!r}: a shape has at most {MAX_DIMENSIONS} dimensions of at most "
+            f"{MAX_DIMENSION} each", pointer=pointer)
     return tuple(value)
 
 
@@ -286,3 +302,107 @@ def to_json(array: np.ndarray) -> Any:
     if array.dtype.kind in "biuf":
         return np.ascontiguousarray(array).ravel()
     return [as_text(v) for v in array.ravel().tolist()]
+
+
+@dataclass(frozen=True, slots=True)
+class InferExtras:
+    """What the response needs from the request: the outputs to return, and the client's id."""
+
+    outputs: tuple[tuple[str, bool], ...]
+    request_id: str | None
+
+
+def decode_infer(body: bytes, header_length: str | None,
+                 signature: Signature) -> Decoded[InferExtras]:
+    """An HTTP infer body (JSON, or JSON + binary tensors) for ``signature``."""
+    request = decode_request(body, header_length)
+    return decoded_for(request.inputs, select_outputs(request, signature), request.request_id,
+                       signature)
+
+
+def decoded_for(inputs: tuple[InputTensor, ...], outputs: list[tuple[str, bool]],
+                request_id: str | None, signature: Signature) -> Decoded[InferExtras]:
+    """Decoded tensors of any V2 transport (HTTP or gRPC) matched onto ``signature``."""
+    arrays, pointers = match_signature(inputs, signature)
+    return Decoded(arrays, pointers, InferExtras(tuple(outputs), request_id))
+
+
+def select_outputs(decoded: InferRequest, signature: Signature) -> list[tuple[str, bool]]:
+    """The outputs to return, in order, each with whether it goes out as binary."""
+    default = decoded.binary_output
+    names = [spec.name for spec in signature.outputs]
+    if not decoded.outputs:
+        return [(name, default) for name in names]
+    for index, output in enumerate(decoded.outputs):
+        if output.name not in names:
+            raise MalformedRequestError(
+                f"unknown output {output.name!r}; this model returns {', '.join(names)}",
+                pointer=f"/outputs/{index}/name")
+    return [(o.name, default if o.binary is None else o.binary) for o in decoded.outputs]
+
+
+def match_signature(inputs: tuple[InputTensor, ...],
+                    signature: Signature) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Request tensors as the signature's named inputs, plus the pointer each came from."""
+    if signature.kind is SignatureKind.TENSOR:
+        return _tensor_input(inputs, signature.inputs[0])
+    names = signature.input_names()
+    if len(inputs) == 1 and inputs[0].name not in names and _positional(inputs[0], signature):
+        array, pointer = inputs[0].array, inputs[0].pointer()
+        return ({name: array[:, i] for i, name in enumerate(names)}, dict.fromkeys(names, pointer))
+    arrays: dict[str, np.ndarray] = {}
+    for tensor in inputs:
+        if tensor.name in arrays:
+            raise MalformedRequestError(f"input {tensor.name!r} is sent twice",
+                                        pointer=tensor.pointer("name"))
+        array = tensor.array
+        arrays[tensor.name] = array[:, 0] if array.ndim == 2 and array.shape[1] == 1 else array
+    return arrays, {t.name: t.pointer() for t in inputs}
+
+
+def _tensor_input(inputs: tuple[InputTensor, ...],
+                  spec: TensorSpec) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """A tensor model takes one ``[N, features]`` tensor, under its own name or any other."""
+    if len(inputs) != 1:
+        raise InvalidInputError(f"this model takes one input tensor {spec.name!r} of shape "
+                                f"{list(spec.shape)}, got {len(inputs)}", pointer="/inputs")
+    tensor = inputs[0]
+    if tensor.array.ndim != len(spec.shape):
+        raise InvalidInputError(
+            f"input {tensor.name!r} must have shape {list(spec.shape)} (-1: any), got "
+            f"{list(tensor.array.shape)}", pointer=tensor.pointer("shape"))
+    return {spec.name: tensor.array}, {spec.name: tensor.pointer()}
+
+
+def _positional(tensor: InputTensor, signature: Signature) -> bool:
+    """One ``[N, n_columns]`` tensor may stand for all-numeric columns, in signature order."""
+    return (tensor.array.ndim == 2 and tensor.array.shape[1] == len(signature.inputs)
+            and all(spec.dtype != STRING for spec in signature.inputs))
+
+
+def metadata(record: VersionRecord) -> dict[str, Any]:
+    """Model metadata from the signature; only the serving version can be named in ``{v}``."""
+    return {"name": record.name, "versions": [str(record.version)],
+            "platform": platform(record.flavor, record.flavor_options),
+            "inputs": [_tensor_metadata(s) for s in record.signature.inputs],
+            "outputs": [_tensor_metadata(s) for s in record.signature.outputs]}
+
+
+def platform(flavor: str, options: Mapping[str, Any]) -> str:
+    """``<framework>_<format>`` as V2 platforms are named (``sklearn_skops``, ``onnx_onnxv1``)."""
+    fmt = _PLATFORM_FORMATS.get(flavor) or options.get("format")
+    return f"{flavor}_{fmt}" if fmt else flavor
+
+
+def _tensor_metadata(spec: TensorSpec) -> dict[str, Any]:
+    return {"name": spec.name, "datatype": datatype_of(spec.dtype), "shape": list(spec.shape)}
+
+
+def encode_infer(record: VersionRecord, outputs: Mapping[str, np.ndarray],
+                 extras: InferExtras) -> tuple[bytes, int | None]:
+    """The infer response body, and the JSON header's length when binary outputs follow."""
+    header: dict[str, Any] = {"model_name": record.name, "model_version": str(record.version)}
+    if extras.request_id is not None:
+        header["id"] = extras.request_id
+    return encode_response(header, [OutputTensor(name, outputs[name], binary)
+                                    for name, binary in extras.outputs])

@@ -1,4 +1,4 @@
-"""Fast JSON in and out of inference routes: orjson, numpy straight to bytes."""
+"""Fast JSON in and out of inference requests: orjson, numpy straight to bytes."""
 
 from __future__ import annotations
 
@@ -7,18 +7,10 @@ from typing import Any
 
 import numpy as np
 import orjson
-from starlette.requests import Request
-from starlette.responses import Response
 
 from modelport.errors import MalformedRequestError
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
-
-
-class JSONBytes(Response):
-    """A response whose body is already encoded; ``media_type`` is JSON."""
-
-    media_type = "application/json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +25,8 @@ class JsonBody:
     has_booleans: bool
 
 
-async def read_json_object(request: Request) -> JsonBody:
+def parse_object(body: bytes) -> JsonBody:
     """The body as a JSON object, or a 400 that says what is wrong with it."""
-    body = await request.body()
     if not body:
         raise MalformedRequestError("the request body is empty; send a JSON object",
                                     pointer="")

@@ -1,9 +1,9 @@
-"""KServe V1 / TensorFlow-Serving predict protocol (protocols.md §2).
+"""KServe V1 / TensorFlow-Serving predict bodies (docs/protocols.md, V1).
 
 ``instances`` (rows) or ``inputs`` (columns), never both. Rows may be positional lists (mapped
 onto the signature in order) or objects keyed by input name. The answer is always
-``{"predictions": [...]}``: the first output by default (label / prediction), or the one named
-by ``?output=`` (e.g. ``probabilities``).
+``{"predictions": [...]}``: the first output by default (label / prediction), or the one the
+client named (``?output=probabilities``).
 """
 
 from __future__ import annotations
@@ -11,71 +11,23 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Request
-from starlette.responses import Response
 
+from modelport.codecs.decoded import Decoded, check_input_count
+from modelport.codecs.json import JsonBody, as_array, dumps, jsonable, parse_object
 from modelport.errors import InvalidInputError, MalformedRequestError
+from modelport.runtimes.batch import Outputs
 from modelport.runtimes.signature import Signature, SignatureKind
-from modelport.serving.context import context
-from modelport.serving.encoding import (
-    JsonBody,
-    JSONBytes,
-    as_array,
-    dumps,
-    jsonable,
-    read_json_object,
-)
-from modelport.serving.routes import HotRoutes, path_version
-
-router = APIRouter(tags=["KServe V1"])
-hot = HotRoutes("KServe V1")
-
-_PREDICT_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": {
-    "type": "object",
-    "properties": {"instances": {"type": "array", "description": "rows"},
-                   "inputs": {"description": "columns: a nested list or {name: column}"}},
-    "example": {"instances": [[5.1, 3.5, 1.4, 0.2]]}}}}}}
 
 
-@router.get("/v1/models")
-async def list_models(request: Request) -> dict[str, list[str]]:
-    return {"models": list(context(request).host.models)}
-
-
-@router.get("/v1/models/{name}")
-async def model_ready(request: Request, name: str) -> dict[str, Any]:
-    deployed = context(request).host.get(name)
-    return {"name": deployed.record.name, "ready": True}
-
-
-@hot.post("/v1/models/{name}:predict", summary="Predict", body=_PREDICT_BODY,
-          query=("output",))
-@hot.post("/v1/models/{name}/versions/{version}:predict", summary="Predict with a version",
-          body=_PREDICT_BODY, query=("output",))
-async def predict(request: Request) -> Response:
-    name = request.path_params["name"]
-    return await _predict(request, name, path_version(request, name))
-
-
-@hot.post("/v1/models/{name}/labels/{alias}:predict", summary="Predict with an alias",
-          body=_PREDICT_BODY, query=("output",))
-async def predict_label(request: Request) -> Response:
-    params = request.path_params
-    return await _predict(request, f"{params['name']}@{params['alias']}", None)
-
-
-async def _predict(request: Request, name: str, version: int | None) -> Response:
-    output = request.query_params.get("output")
-    host = context(request).host
-    deployed = host.get(name, version)
-    request.state.model, request.state.version = deployed.record.name, deployed.record.version
-    signature = deployed.record.signature
+def decode_predict(body: bytes, signature: Signature, output: str | None) -> Decoded[str]:
+    """A predict body for ``signature``; ``extras`` is the output to answer with."""
     chosen = signature.output_name(output)
-    arrays, pointers = decode(await read_json_object(request), signature)
-    batch = signature.conform(arrays, pointers)
-    outputs = await host.predict(deployed, batch)
-    return JSONBytes(dumps({"predictions": jsonable(outputs[chosen])}))
+    arrays, pointers = decode(parse_object(body), signature)
+    return Decoded(arrays, pointers, chosen)
+
+
+def encode_predictions(outputs: Outputs, chosen: str) -> bytes:
+    return dumps({"predictions": jsonable(outputs[chosen])})
 
 
 def decode(body: JsonBody,
@@ -89,6 +41,7 @@ def decode(body: JsonBody,
     key = "instances" if has_rows else "inputs"
     value, pointer = payload[key], f"/{key}"
     if isinstance(value, dict) and key == "inputs":
+        check_input_count(len(value), pointer)
         pointers = {k: f"{pointer}/{k}" for k in value}
         return {k: as_array(v, pointers[k], check_booleans=check)
                 for k, v in value.items()}, pointers
@@ -105,12 +58,18 @@ def rows_to_columns(rows: list[dict[str, Any]], pointer: str,
                     check_booleans: bool = False) -> dict[str, np.ndarray]:
     """``[{"a": 1, "b": "x"}, ...]`` as columns; every row must carry the same keys."""
     names = list(rows[0])
+    check_input_count(len(names), f"{pointer}/0")
     for index, row in enumerate(rows):
         if list(row) != names and set(row) != set(names):
-            raise MalformedRequestError(f"row {index} has keys {sorted(row)}, row 0 has "
-                                        f"{sorted(names)}", pointer=f"{pointer}/{index}")
+            raise MalformedRequestError(f"row {index} has keys {_few(row)}, row 0 has "
+                                        f"{_few(names)}", pointer=f"{pointer}/{index}")
     return {n: as_array([row[n] for row in rows], f"{pointer}/0/{n}",
                         check_booleans=check_booleans) for n in names}
+
+
+def _few(keys: Any) -> str:
+    names = sorted(keys)
+    return str(names) if len(names) <= 20 else f"{names[:20]} ... ({len(names)} keys)"
 
 
 def positional(value: list[Any], signature: Signature, pointer: str,

@@ -1,15 +1,15 @@
 """The one error renderer: RFC 9457 problem+json, plus each inference protocol's own keys.
 
 V1 and V2 clients (tritonclient) read ``error``; MLflow clients read ``error_code`` and
-``message``. Every route's errors go through :func:`problem_response`, so one body
-satisfies both the project convention and the client in front of it.
+``message``. Every route's errors, on the fast inference path and on ordinary routes alike,
+go through :func:`render`, so one body satisfies both the project convention and the client
+in front of it. A 500 never shows its cause to the client: the detail goes to the log with
+the request id, and the body carries the id to quote.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
-from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -27,35 +27,29 @@ from modelport.errors import (
     NotFoundError,
     PayloadTooLargeError,
 )
+from modelport.inference import Transport, request_id_from
 
 log = logging.getLogger("modelport.serving")
 
 PROBLEM_JSON = "application/problem+json"
 REQUEST_ID = "x-request-id"
 
-
-class Protocol(StrEnum):
-    V1 = "v1"
-    V2 = "v2"
-    MLFLOW = "mlflow"
-    API = "api"
-
-
 _MLFLOW_PATHS = ("/invocations", "/ping", "/health", "/version")
 
 
-def protocol_of(path: str) -> Protocol:
+def transport_of(path: str) -> Transport:
+    """The protocol a path belongs to (its error keys and its metrics label)."""
     if path.startswith("/v2"):
-        return Protocol.V2
+        return Transport.V2
     if path.startswith("/v1/"):
-        return Protocol.V1
+        return Transport.V1
     if path in _MLFLOW_PATHS or (path.startswith("/models/") and path.endswith("/invocations")):
-        return Protocol.MLFLOW
-    return Protocol.API
+        return Transport.MLFLOW
+    return Transport.API
 
 
 _MLFLOW_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-                 404: "RESOURCE_DOES_NOT_EXIST", 409: "RESOURCE_ALREADY_EXISTS",
+                 404: "RESOURCE_DOES_NOT_EXIST", 405: "BAD_REQUEST", 409: "RESOURCE_ALREADY_EXISTS",
                  413: "BAD_REQUEST", 415: "BAD_REQUEST", 422: "INVALID_PARAMETER_VALUE",
                  429: "REQUEST_LIMIT_EXCEEDED", 503: "TEMPORARILY_UNAVAILABLE"}
 
@@ -63,25 +57,51 @@ _MLFLOW_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "PERMISSION_DE
 def problem_body(path: str, status: int, body: dict[str, Any]) -> dict[str, Any]:
     """Add the protocol's own error keys to a problem body."""
     message = str(body.get("detail") or body.get("title"))
-    match protocol_of(path):
-        case Protocol.V1 | Protocol.V2:
+    match transport_of(path):
+        case Transport.V1 | Transport.V2:
             body["error"] = message
-        case Protocol.MLFLOW:
+        case Transport.MLFLOW:
             body["error_code"] = _MLFLOW_CODES.get(status, "INTERNAL_ERROR")
             body["message"] = message
     return body
 
 
-def problem_response(request: Request, exc: ModelportError) -> Response:
-    request_id = request.headers.get(REQUEST_ID) or uuid.uuid4().hex
+def render(path: str, exc: ModelportError, request_id: str) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and problem+json body for ``exc`` on ``path``."""
     body = exc.to_problem()
-    body["instance"] = request.url.path
+    if exc.status == 500:
+        log.error("request %s on %s failed: %s", request_id, path, exc.detail,
+                  exc_info=exc.__cause__ or exc)
+        body["detail"] = (f"{exc.title}; the cause is in the server log under request id "
+                          f"{request_id}")
+        body.pop("errors", None)
+        body.pop("pointer", None)
+    body["instance"] = path
     body["request_id"] = request_id
     headers = {REQUEST_ID: request_id}
     if exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
-    return Response(orjson.dumps(problem_body(request.url.path, exc.status, body)),
-                    status_code=exc.status, media_type=PROBLEM_JSON, headers=headers)
+    return exc.status, headers, orjson.dumps(problem_body(path, exc.status, body))
+
+
+def hidden(exc: Exception) -> ModelportError:
+    """An unexpected exception, as the 500 a client may see (the traceback is logged)."""
+    error = ModelportError("an unexpected error occurred")
+    error.__cause__ = exc
+    return error
+
+
+def problem_response(request: Request, exc: ModelportError) -> Response:
+    status, headers, body = render(request.url.path, exc, request_id_of(request))
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def request_id_of(request: Request) -> str:
+    """The id the request was given on arrival (see :mod:`modelport.serving.http.front`)."""
+    ctx = request.scope.get("state", {}).get("ctx")
+    if ctx is not None:
+        return str(ctx.request_id)
+    return request_id_from(request.headers.get(REQUEST_ID), request.headers.get("traceparent"))
 
 
 _HTTP_ERRORS: dict[int, type[ModelportError]] = {
@@ -89,13 +109,10 @@ _HTTP_ERRORS: dict[int, type[ModelportError]] = {
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Route every exception through :func:`problem_response`."""
+    """Route every exception of the ordinary routes through :func:`render`."""
 
     async def on_modelport_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ModelportError)
-        if exc.status == 500:
-            log.error("%s %s failed: %s", request.method, request.url.path, exc.detail,
-                      exc_info=exc)
         return problem_response(request, exc)
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
@@ -114,9 +131,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(request, InvalidInputError(detail, errors=errors))
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        hidden = ModelportError("an unexpected error occurred; the request id is in the logs")
-        return problem_response(request, hidden)
+        return problem_response(request, hidden(exc))
 
     app.add_exception_handler(ModelportError, on_modelport_error)
     app.add_exception_handler(HTTPException, on_http_error)

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from modelport.errors import InvalidInputError
 from modelport.registry import Stage, stage_file
-from modelport.serving.context import context
+from modelport.serving.http.state import serving_state
 
 router = APIRouter(prefix="/api", tags=["registry"])
 
@@ -29,25 +29,25 @@ class StageBody(BaseModel):
 
 @router.get("/models")
 async def list_models(request: Request) -> dict[str, Any]:
-    models = await run_in_threadpool(context(request).registry.list_models)
+    models = await run_in_threadpool(serving_state(request).registry.list_models)
     return {"models": [m.to_dict() for m in models]}
 
 
 @router.get("/models/{name}")
 async def get_model(request: Request, name: str) -> dict[str, Any]:
-    model = await run_in_threadpool(context(request).registry.get_model, name)
+    model = await run_in_threadpool(serving_state(request).registry.get_model, name)
     return model.to_dict()
 
 
 @router.get("/models/{name}/versions")
 async def list_versions(request: Request, name: str) -> dict[str, Any]:
-    versions = await run_in_threadpool(context(request).registry.list_versions, name)
+    versions = await run_in_threadpool(serving_state(request).registry.list_versions, name)
     return {"versions": [v.to_dict() for v in versions]}
 
 
 @router.get("/models/{name}/versions/{version}")
 async def get_version(request: Request, name: str, version: int) -> dict[str, Any]:
-    record = await run_in_threadpool(context(request).registry.get_version, name, version)
+    record = await run_in_threadpool(serving_state(request).registry.get_version, name, version)
     return record.to_dict()
 
 
@@ -73,7 +73,7 @@ async def upload_version(
         raise InvalidInputError(f"unknown metadata keys: {', '.join(sorted(unknown))}",
                                 pointer="/metadata")
     data = await artifact.read()
-    registry = context(request).registry
+    registry = serving_state(request).registry
 
     def register() -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="modelport-upload-") as scratch:
@@ -89,43 +89,43 @@ async def upload_version(
 @router.post("/models/{name}/versions/{version}/stage")
 async def transition_stage(request: Request, name: str, version: int,
                            body: StageBody) -> dict[str, Any]:
-    registry = context(request).registry
+    registry = serving_state(request).registry
     record = await run_in_threadpool(registry.transition_stage, name, version, body.stage)
     return record.to_dict()
 
 
 @router.get("/models/{name}/versions/{version}/stages")
 async def stage_history(request: Request, name: str, version: int) -> dict[str, Any]:
-    history = await run_in_threadpool(context(request).registry.stage_history, name, version)
+    history = await run_in_threadpool(serving_state(request).registry.stage_history, name, version)
     return {"transitions": [t.to_dict() for t in history]}
 
 
 @router.get("/models/{name}/aliases/{alias}")
 async def get_alias(request: Request, name: str, alias: str) -> dict[str, Any]:
-    record = await run_in_threadpool(context(request).registry.resolve, f"{name}@{alias}")
+    record = await run_in_threadpool(serving_state(request).registry.resolve, f"{name}@{alias}")
     return {"model": name, "alias": alias, "version": record.version}
 
 
 @router.put("/models/{name}/aliases/{alias}")
 async def set_alias(request: Request, name: str, alias: str, body: AliasBody) -> dict[str, Any]:
     """Move an alias; a server following it loads the new version, then switches."""
-    ctx = context(request)
-    await run_in_threadpool(ctx.registry.set_alias, name, alias, body.version)
-    ctx.host.wake()
+    state = serving_state(request)
+    await run_in_threadpool(state.registry.set_alias, name, alias, body.version)
+    state.follower.wake()
     return {"model": name, "alias": alias, "version": body.version}
 
 
 @router.delete("/models/{name}/aliases/{alias}", status_code=204)
 async def delete_alias(request: Request, name: str, alias: str) -> Response:
-    ctx = context(request)
-    await run_in_threadpool(ctx.registry.delete_alias, name, alias)
-    ctx.host.wake()
+    state = serving_state(request)
+    await run_in_threadpool(state.registry.delete_alias, name, alias)
+    state.follower.wake()
     return Response(status_code=204)
 
 
 @router.get("/models/{name}/aliases")
 async def alias_history(request: Request, name: str) -> dict[str, Any]:
-    registry = context(request).registry
+    registry = serving_state(request).registry
     model = await run_in_threadpool(registry.get_model, name)
     events = await run_in_threadpool(registry.alias_history, name)
     return {"aliases": dict(model.aliases), "history": [e.to_dict() for e in events]}

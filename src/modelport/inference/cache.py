@@ -20,7 +20,7 @@ from modelport.config import Settings
 from modelport.registry import VersionRecord
 from modelport.runtimes.batch import Batch, Outputs
 
-log = logging.getLogger("modelport.serving")
+log = logging.getLogger("modelport.inference")
 
 
 class ResponseCache(Protocol):

@@ -10,7 +10,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.responses import Response
 
 from modelport.errors import ModelNotReadyError
-from modelport.serving.context import context
+from modelport.serving.http.state import serving_state
 
 router = APIRouter(tags=["health"])
 
@@ -24,26 +24,26 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz")
 async def readyz(request: Request) -> dict[str, Any]:
     """Readiness: every served model is loaded and warmed."""
-    host = context(request).host
-    if not host.ready():
-        waiting = [m.status() for m in host.models.values() if m.current is None]
+    router = serving_state(request).service.router
+    if not router.ready():
+        waiting = [r.status() for r in router.routes.values() if r.current is None]
         names = ", ".join(f"{w['name']} ({w['state']})" for w in waiting)
         raise ModelNotReadyError(f"not ready: {names}")
-    return {"status": "ready", "models": [m.status() for m in host.models.values()]}
+    return {"status": "ready", "models": router.status()}
 
 
 @router.get("/api/serving")
 async def serving_status(request: Request) -> dict[str, Any]:
     """What each served model follows, which version serves, and the last load failure."""
-    return {"models": [m.status() for m in context(request).host.models.values()]}
+    return {"models": serving_state(request).service.router.status()}
 
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
-    ctx = context(request)
-    registry = ctx.metrics.registry
-    if ctx.settings.metrics_dir is not None:  # several workers: sum what every process wrote
+    state = serving_state(request)
+    registry = state.metrics.registry
+    if state.settings.metrics_dir is not None:  # several workers: sum what every process wrote
         registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=str(ctx.settings.metrics_dir))  # type: ignore[no-untyped-call]
+        MultiProcessCollector(registry, path=str(state.settings.metrics_dir))  # type: ignore[no-untyped-call]
     body = generate_latest(registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

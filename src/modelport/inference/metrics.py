@@ -1,15 +1,10 @@
-"""Prometheus metrics of one server, on a registry injected per app (tests get fresh ones)."""
+"""Prometheus metrics of the data plane, on a registry injected per app (tests get fresh ones)."""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-from typing import Any
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from modelport.serving.problems import Protocol, protocol_of
+from modelport.inference.observers import Outcome
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
                    5.0)
@@ -48,65 +43,53 @@ class ServingMetrics:
         self.rows = Counter(
             "modelport_predicted_rows", "Rows passed to models.", ["model", "version"],
             registry=registry)
+        self.observer_drops = Counter(
+            "modelport_observer_dropped", "Outcomes an observer's full queue had to drop.",
+            ["observer"], registry=registry)
 
 
-class MetricsMiddleware:
-    """Counts every request by model, version, protocol and status, and times it.
+class RequestMetrics:
+    """Counts and times every request by model, version, protocol and status.
 
-    Routes name the model they served in ``scope["state"]``; requests that never reached a
-    model (bad path, bad body) count under the name in the URL or ``-``.
+    An observer for inference outcomes; transports also call :meth:`record` for requests
+    that never reached the service (an unknown path, a body over the limit, the API).
     """
 
-    def __init__(self, app: ASGIApp, metrics: ServingMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
+    def __init__(self, metrics: ServingMetrics) -> None:
+        self._metrics = metrics
         # labels() costs microseconds per call; the set of label values is small and fixed
         self._children: dict[tuple[str, str, str, int], _Children] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] == "/metrics":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
+    def observe(self, outcome: Outcome) -> None:
+        ctx = outcome.context
+        model = ctx.model or "-"
+        version = "-" if ctx.version is None else str(ctx.version)
+        self.record(model, version, ctx.transport.value, outcome.status, outcome.elapsed_s)
 
-        async def observe(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, observe)
-        finally:
-            self._record(scope, status, time.perf_counter() - started)
-
-    def _record(self, scope: Scope, status: int, elapsed: float) -> None:
-        state: dict[str, Any] = scope.get("state", {})
-        protocol = protocol_of(scope["path"])
-        model = str(state.get("model", "-"))
-        version = str(state.get("version", "-"))
-        if protocol is Protocol.API and model == "-":
-            model = "api"
-        key = (model, version, protocol.value, status)
+    def record(self, model: str, version: str, protocol: str, status: int,
+               elapsed_s: float) -> None:
+        key = (model, version, protocol, status)
         children = self._children.get(key) or self._new_children(key)
         children.requests.inc()
-        children.latency.observe(elapsed)
+        children.latency.observe(elapsed_s)
         if children.errors is not None:
             children.errors.inc()
 
     def _new_children(self, key: tuple[str, str, str, int]) -> _Children:
         model, version, protocol, status = key
         labels = (model, version, protocol, str(status))
-        children = _Children(self.metrics.requests.labels(*labels),
-                             self.metrics.latency.labels(model, protocol),
-                             self.metrics.errors.labels(*labels) if status >= 400 else None)
+        metrics = self._metrics
+        children = _Children(metrics.requests.labels(*labels),
+                             metrics.latency.labels(model, protocol),
+                             metrics.errors.labels(*labels) if status >= 400 else None)
         self._children[key] = children
         return children
 
 
-@dataclass(frozen=True, slots=True)
 class _Children:
-    requests: Any
-    latency: Any
-    errors: Any | None
+    __slots__ = ("errors", "latency", "requests")
+
+    def __init__(self, requests: Counter, latency: Histogram, errors: Counter | None) -> None:
+        self.requests = requests
+        self.latency = latency
+        self.errors = errors

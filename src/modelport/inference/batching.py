@@ -1,6 +1,7 @@
 """Adaptive batching: concurrent requests for one version merged into one ``predict`` call.
 
-Requests queue per loaded version. A dispatcher takes a free model slot, then everything
+Requests queue per loaded version. A dispatcher takes a free model slot (the slots are the
+executor's threads, shared by every loaded version), then everything
 queued (up to ``max_batch_size`` rows) and runs it as one call, so batches form while the
 model is busy and a lone request on an idle server goes straight through. ``max_wait_ms``
 only applies when a batch is already forming (more than one request queued): it lets the
@@ -24,13 +25,13 @@ import numpy as np
 
 from modelport.config import ModelOptions, Settings
 from modelport.errors import ModelError, ModelportError, QueueFullError
+from modelport.inference.executor import ModelExecutor
+from modelport.inference.metrics import ServingMetrics
 from modelport.runtimes.base import Runtime
 from modelport.runtimes.batch import Batch, Outputs
-from modelport.serving.executor import ModelExecutor
-from modelport.serving.metrics import ServingMetrics
 
 T = TypeVar("T")
-log = logging.getLogger("modelport.serving")
+log = logging.getLogger("modelport.inference")
 
 
 class Release(StrEnum):
@@ -79,7 +80,7 @@ class Batcher:
         self._queue: deque[_Pending] = deque()
         self._queued_rows = 0
         self._arrived = asyncio.Event()
-        self._slots = asyncio.Semaphore(executor.workers)
+        self._slots = executor.slots
         self._dispatcher: asyncio.Task[None] | None = None
         self._closing = False
         labels = (model, str(version))

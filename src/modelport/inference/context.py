@@ -1,0 +1,71 @@
+"""The request context: who asked what, through which transport, and what answered.
+
+One :class:`InferenceContext` is made for every request on every transport (HTTP, gRPC, a job,
+a stream message). The router fills in what it resolved, the service whether the cache
+answered; observers receive it with the outcome. The request id is also kept in a context
+variable (:data:`modelport.logs.current_request_id`) so every log line written while the
+request is handled carries it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Transport(StrEnum):
+    """How a request arrived; the ``protocol`` label of request metrics."""
+
+    V1 = "v1"
+    V2 = "v2"
+    MLFLOW = "mlflow"
+    GRPC = "grpc"
+    API = "api"
+
+
+@dataclass(slots=True)
+class InferenceContext:
+    request_id: str
+    transport: Transport
+    reference: str = ""
+    """What the caller named (``iris@production``, ``iris/3``); empty for the default model."""
+    unit_id: str | None = None
+    """Randomisation unit (a user, a session) for sticky routing; from ``X-Unit-Id``."""
+    caller: str | None = None
+    """The authenticated identity; empty until API keys exist."""
+    started: float = field(default_factory=time.perf_counter)
+    model: str | None = None
+    version: int | None = None
+    slot: str | None = None
+    cached: bool = False
+    reported: bool = False
+    """Whether observers have seen this request; transports count the others themselves."""
+
+
+_UNSAFE = re.compile(r"[^\x21-\x7e]")
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+MAX_ID_LENGTH = 128
+
+
+def request_id_from(request_id: str | None, traceparent: str | None) -> str:
+    """The caller's ``X-Request-Id``, else the trace id of a W3C ``traceparent``, else a new id.
+
+    A caller's id is only kept when it is short printable ASCII: it is echoed in a header and
+    written to logs, so it must not carry line breaks or control characters.
+    """
+    if request_id and len(request_id) <= MAX_ID_LENGTH and not _UNSAFE.search(request_id):
+        return request_id
+    if traceparent:
+        match = _TRACEPARENT.match(traceparent.strip().lower())
+        if match and match.group(1) != "0" * 32:
+            return match.group(1)
+    return uuid.uuid4().hex
+
+
+def unit_id_from(value: str | None) -> str | None:
+    if value and len(value) <= MAX_ID_LENGTH and not _UNSAFE.search(value):
+        return value
+    return None

@@ -1,0 +1,123 @@
+"""The inference service: the one pipeline under every transport.
+
+A transport (HTTP route, gRPC method, job, stream message) makes an
+:class:`~modelport.inference.context.InferenceContext` and calls :meth:`InferenceService.infer`
+with what the caller named and a decoder from :mod:`modelport.codecs`. The service resolves the
+target through the router, decodes and checks the input against the target's signature (off
+the event loop when the body is large), answers from the cache or through the version's
+batcher, and reports the outcome to every observer. The transport only encodes the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from modelport.codecs import Decoded
+from modelport.errors import InvalidInputError, ModelportError
+from modelport.inference.cache import ResponseCache, cache_key
+from modelport.inference.context import InferenceContext
+from modelport.inference.metrics import ServingMetrics
+from modelport.inference.observers import LifecycleObserver, Observer, Outcome, notify
+from modelport.inference.router import Router, Target
+from modelport.runtimes.batch import Batch, Outputs
+from modelport.runtimes.signature import Signature
+
+T = TypeVar("T")
+
+Decoder = Callable[[Signature], Decoded[T]]
+"""Turns a request body into named arrays for the target's signature (a codec call)."""
+
+OFFLOAD_BYTES = 256 * 1024
+"""Bodies from this size are decoded and checked on a thread: parsing 10 MB of JSON or CSV
+on the event loop would stall every other request, health probes included."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer(Generic[T]):
+    target: Target
+    extras: T
+    outputs: Outputs
+
+
+class InferenceService:
+    def __init__(self, router: Router, metrics: ServingMetrics, cache: ResponseCache,
+                 cached_models: frozenset[str], observers: Sequence[Observer]) -> None:
+        self.router = router
+        self._metrics = metrics
+        self._cache = cache
+        self._cached_models = cached_models
+        self._observers = tuple(observers)
+
+    async def start(self) -> None:
+        for observer in self._observers:
+            if isinstance(observer, LifecycleObserver):
+                await observer.start()
+
+    async def stop(self) -> None:
+        """Flush observers that queue (graceful shutdown loses no outcome)."""
+        for observer in self._observers:
+            if isinstance(observer, LifecycleObserver):
+                await observer.stop()
+
+    def resolve(self, reference: str | None, version: int | None,
+                ctx: InferenceContext) -> Target:
+        return self.router.resolve(reference, version, ctx)
+
+    async def infer(self, ctx: InferenceContext, reference: str | None, version: int | None,
+                    decode: Decoder[T], size: int = 0) -> Answer[T]:
+        """Resolve, decode, check, predict; every outcome reaches the observers."""
+        ctx.reference = reference or ""
+        batch: Batch | None = None
+        try:
+            target = self.router.resolve(reference, version, ctx)
+            with target.loaded.serving():
+                if size >= OFFLOAD_BYTES:
+                    decoded, checked = await asyncio.to_thread(_checked, target.signature, decode)
+                else:
+                    decoded, checked = _checked(target.signature, decode)
+                batch = checked
+                outputs = await self.predict(target, checked, ctx)
+        except ModelportError as exc:
+            self._report(ctx, batch, None, exc)
+            raise
+        except Exception:
+            self._report(ctx, batch, None, ModelportError("unexpected error"))
+            raise
+        self._report(ctx, batch, outputs, None)
+        return Answer(target, decoded.extras, outputs)
+
+    async def predict(self, target: Target, batch: Batch, ctx: InferenceContext) -> Outputs:
+        """A checked batch through the cache (when the model opts in) and the batcher."""
+        record = target.record
+        key = cache_key(record, batch) if record.name in self._cached_models else None
+        if key is not None:
+            hit = await self._cache.get(key)
+            self._metrics.cache.labels(record.name, "miss" if hit is None else "hit").inc()
+            if hit is not None:
+                ctx.cached = True
+                return hit
+        outputs = await target.loaded.batcher.predict(batch)
+        if key is not None:
+            await self._cache.put(key, outputs)
+        return outputs
+
+    def _report(self, ctx: InferenceContext, batch: Batch | None, outputs: Outputs | None,
+                error: ModelportError | None) -> None:
+        elapsed = time.perf_counter() - ctx.started
+        ctx.reported = True
+        notify(self._observers, Outcome(ctx, batch, outputs, error, elapsed))
+
+
+def _checked(signature: Signature, decode: Decoder[T]) -> tuple[Decoded[T], Batch]:
+    """Decode, then check against the signature; a codec may sharpen the signature's error."""
+    decoded = decode(signature)
+    try:
+        return decoded, signature.conform(decoded.arrays, decoded.pointers)
+    except InvalidInputError as exc:
+        if decoded.locate is None:
+            raise
+        raise decoded.locate(exc) from exc

@@ -1,0 +1,62 @@
+"""Logging of every modelport process: one format, the request id on every line.
+
+Server workers are separate processes that uvicorn starts without our configuration, so each
+worker calls :func:`configure_logging` itself (as does the CLI's own process). ``text`` is for
+people; ``json`` is one object per line for log shippers.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import sys
+from datetime import UTC, datetime
+
+import orjson
+
+from modelport.config import LogFormat, Settings
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+
+
+current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "modelport_request_id", default="-")
+"""The id of the request being handled by this task (``-`` outside a request)."""
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` to every log record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = current_request_id.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+                 "level": record.levelname, "logger": record.name,
+                 "request_id": getattr(record, "request_id", "-"),
+                 "message": record.getMessage()}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry).decode()
+
+
+def configure_logging(settings: Settings) -> None:
+    """Root handler on stderr in the configured format; quiet third-party chatter."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RequestIdFilter())
+    if settings.log_format is LogFormat.JSON:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(settings.log_level.upper())
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True

@@ -1,0 +1,1 @@
+"""The HTTP transport: the front door, protocol routes, the management API."""

@@ -1,0 +1,107 @@
+"""``create_app``: the composition root of one server process.
+
+It builds the data plane (router, pool, follower, service, observers) from the settings, the
+FastAPI app for everything that is not inference, and the :class:`Front` that answers the
+inference routes itself. Models load and warm during start-up, before the process accepts a
+connection; then the follower keeps them in step with the registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+import modelport
+from modelport.config import Settings
+from modelport.errors import ConfigurationError
+from modelport.inference import InferenceService, ModelPool, RegistryFollower, Router
+from modelport.inference.batching import BatchingOptions
+from modelport.inference.cache import ResponseCache, create_cache
+from modelport.inference.executor import ModelExecutor
+from modelport.inference.metrics import RequestMetrics, ServingMetrics
+from modelport.logs import configure_logging
+from modelport.registry import ModelAddress, Registry
+from modelport.serving.http import api, health, mlflow, v1, v2
+from modelport.serving.http.front import Front
+from modelport.serving.http.problems import install_error_handlers
+from modelport.serving.http.routes import document
+from modelport.serving.http.state import ServingState
+
+log = logging.getLogger("modelport.serving")
+HOT_ROUTES = (v1.hot, v2.hot, mlflow.hot)
+
+
+def app_from_environment() -> Front:
+    """The app of one worker process of ``modelport serve --workers N``."""
+    settings = Settings()
+    configure_logging(settings)
+    return create_app(settings, settings.models)
+
+
+def create_app(settings: Settings, models: Sequence[str], *,
+               registry: Registry | None = None,
+               metrics_registry: CollectorRegistry | None = None) -> Front:
+    """Build one server process's app; ``front.app`` is the FastAPI part (OpenAPI, API)."""
+    owns_registry = registry is None
+    registry = registry or Registry.from_settings(settings)
+    metrics = ServingMetrics(metrics_registry or CollectorRegistry())
+    executor = ModelExecutor(settings.inference_threads, settings.model_threads)
+    router = Router([ModelAddress.parse(m) for m in models], settings.default_model)
+    pool = ModelPool(registry, executor, metrics,
+                     lambda name: BatchingOptions.for_model(settings, name))
+    follower = RegistryFollower(registry, router, pool, metrics)
+    cache = create_cache(settings)
+    cached = frozenset(name for name, options in settings.model_options.items() if options.cache)
+    request_metrics = RequestMetrics(metrics)
+    service = InferenceService(router, metrics, cache, cached, [request_metrics])
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Loaded before the server accepts connections: with several workers on one port, a
+        # worker still loading would otherwise take requests and answer 503.
+        await follower.refresh_logged()
+        problems = follower.problems()
+        if problems and not settings.wait_for_models:
+            await _close(pool, executor, cache, registry if owns_registry else None)
+            raise ConfigurationError("no model to serve for " + "; ".join(problems) +
+                                     " (start with --wait-for-models to wait for them)")
+        await service.start()
+        log.info("ready (pid %d): %s", os.getpid(), "; ".join(
+            f"{r.address} -> v{r.current.record.version}" if r.current else f"{r.address} waiting"
+            for r in router.routes.values()) or "no models")
+        watcher = asyncio.create_task(follower.watch(settings.reload_interval_s))
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await service.stop()
+            await _close(pool, executor, cache, registry if owns_registry else None)
+
+    app = FastAPI(title="modelport", version=modelport.__version__, lifespan=lifespan,
+                  description="Model serving over KServe V1, Open Inference Protocol V2 and "
+                              "the MLflow scoring protocol, plus the registry API.")
+    app.state.serving = ServingState(settings, registry, service, follower, metrics)
+    install_error_handlers(app)
+    for module in (health, v1, v2, mlflow, api):
+        app.include_router(module.router)
+    document(app, HOT_ROUTES)
+    return Front(app, [r for group in HOT_ROUTES for r in group.routes], service,
+                 request_metrics, settings.max_body_bytes)
+
+
+async def _close(pool: ModelPool, executor: ModelExecutor, cache: ResponseCache,
+                 registry: Registry | None) -> None:
+    await pool.close()
+    executor.shutdown()
+    await cache.close()
+    if registry is not None:
+        registry.close()

@@ -1,0 +1,197 @@
+"""The front door of the HTTP server: a small ASGI dispatcher in front of the FastAPI app.
+
+Inference routes are matched here and answered directly: the request context is made, the
+body read within its limit, the protocol's handler called, the answer (or problem+json) sent.
+Starlette's middleware stack, routing and Request objects cost about half of a small model's
+request (measured with py-spy; see bench/README.md), and none of it is needed for a POST whose
+body a codec reads anyway. Every other request goes to the FastAPI app, with the same request
+id, body limit and request metrics. Either way each response carries ``X-Request-Id`` and log
+lines written while it is handled carry the same id.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from modelport.errors import MethodNotAllowedError, ModelportError, PayloadTooLargeError
+from modelport.inference import InferenceContext, InferenceService, Transport, request_id_from
+from modelport.inference.context import unit_id_from
+from modelport.inference.metrics import RequestMetrics
+from modelport.logs import current_request_id
+from modelport.serving.http.problems import PROBLEM_JSON, hidden, render, transport_of
+from modelport.serving.http.routes import HotRoute, HttpCall
+
+log = logging.getLogger("modelport.serving")
+
+_WANTED = {b"x-request-id", b"traceparent", b"x-unit-id", b"content-length", b"content-type",
+           b"inference-header-content-length"}
+
+
+class ClientGoneError(Exception):
+    """The client disconnected before its body arrived; nobody is left to answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    pattern: re.Pattern[str]
+    route: HotRoute
+
+
+class Front:
+    def __init__(self, app: ASGIApp, routes: Sequence[HotRoute], service: InferenceService,
+                 request_metrics: RequestMetrics, max_body_bytes: int) -> None:
+        self.app = app
+        self._routes = [_Compiled(re.compile(_regex(r.path)), r) for r in routes]
+        self._service = service
+        self._metrics = request_metrics
+        self._max_body = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        for compiled in self._routes:
+            match = compiled.pattern.match(path)
+            if match is not None:
+                await self._hot(compiled.route, match.groupdict(), scope, receive, send)
+                return
+        await self._other(scope, receive, send)
+
+    async def _hot(self, route: HotRoute, params: dict[str, str], scope: Scope,
+                   receive: Receive, send: Send) -> None:
+        headers = _headers(scope)
+        ctx = _context(headers, route.transport)
+        token = current_request_id.set(ctx.request_id)
+        extra: Sequence[tuple[bytes, bytes]] = ()
+        try:
+            if scope["method"] != "POST":
+                raise MethodNotAllowedError(f"{scope['method']} is not allowed on "
+                                            f"{scope['path']}; send POST")
+            body = await self._body(headers, receive)
+            query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+            answer = await route.handler(HttpCall(ctx, params, query, headers, body),
+                                         self._service)
+            status, media_type, content, extra = 200, answer.media_type, answer.body, answer.headers
+        except ClientGoneError:
+            return
+        except ModelportError as exc:
+            status, media_type, content, extra = self._problem(scope, exc, ctx)
+        except Exception as exc:
+            status, media_type, content, extra = self._problem(scope, hidden(exc), ctx)
+        finally:
+            current_request_id.reset(token)
+        response = [(b"content-type", media_type.encode()),
+                    (b"content-length", str(len(content)).encode()),
+                    (b"x-request-id", ctx.request_id.encode()), *extra]
+        if status == 413:
+            response.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": response})
+        await send({"type": "http.response.body", "body": content})
+        if not ctx.reported:
+            self._metrics.record(ctx.model or "-", "-" if ctx.version is None else
+                                 str(ctx.version), ctx.transport.value, status,
+                                 time.perf_counter() - ctx.started)
+
+    def _problem(self, scope: Scope, exc: ModelportError, ctx: InferenceContext
+                 ) -> tuple[int, str, bytes, list[tuple[bytes, bytes]]]:
+        status, headers, body = render(scope["path"], exc, ctx.request_id)
+        retry = headers.get("Retry-After")
+        extra = [(b"retry-after", retry.encode())] if retry is not None else []
+        return status, PROBLEM_JSON, body, extra
+
+    async def _body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self._max_body:
+            raise self._too_large()
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGoneError
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > self._max_body:
+                raise self._too_large()
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _too_large(self) -> PayloadTooLargeError:
+        return PayloadTooLargeError(f"request body exceeds the limit of {self._max_body} "
+                                    "bytes (MODELPORT_MAX_BODY_BYTES)")
+
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Any other route: FastAPI, with the request id, the body limit and metrics."""
+        headers = _headers(scope)
+        ctx = _context(headers, transport_of(scope["path"]))
+        scope.setdefault("state", {})["ctx"] = ctx
+        token = current_request_id.set(ctx.request_id)
+        status = 500
+        request_id = (b"x-request-id", ctx.request_id.encode())
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), request_id]
+            await send(message)
+
+        received = 0
+
+        async def receiving() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self._max_body:
+                raise self._too_large()
+            return message
+
+        declared = headers.get(b"content-length")
+        try:
+            if declared is not None and declared.isdigit() and int(declared) > self._max_body:
+                await self._reject(scope, ctx, sending)
+            else:
+                await self.app(scope, receiving, sending)
+        finally:
+            current_request_id.reset(token)
+            if scope["path"] != "/metrics":
+                model = "api" if ctx.transport is Transport.API else "-"
+                self._metrics.record(model, "-", ctx.transport.value, status,
+                                     time.perf_counter() - ctx.started)
+
+    async def _reject(self, scope: Scope, ctx: InferenceContext, send: Send) -> None:
+        status, _, body = render(scope["path"], self._too_large(), ctx.request_id)
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    return {key: value for key, value in scope["headers"] if key in _WANTED}
+
+
+def _context(headers: dict[bytes, bytes], transport: Transport) -> InferenceContext:
+    def text(name: bytes) -> str | None:
+        value = headers.get(name)
+        return None if value is None else value.decode("latin-1")
+
+    return InferenceContext(request_id_from(text(b"x-request-id"), text(b"traceparent")),
+                            transport, unit_id=unit_id_from(text(b"x-unit-id")))
+
+
+def _regex(path: str) -> str:
+    """A route template (``/v1/models/{name}:predict``) as an anchored regex."""
+    parts = re.split(r"\{(\w+)\}", path)
+    pattern = "".join(re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)"
+                      for i, part in enumerate(parts))
+    return f"^{pattern}$"

@@ -1,0 +1,78 @@
+"""MLflow scoring server routes (docs/protocols.md, MLflow), so MLflow clients can call modelport.
+
+``/invocations`` answers for the default model (the only one served, or ``--default-model``);
+``/models/{name}/invocations`` is modelport's extension for any served model. Bodies are JSON
+(``dataframe_split``, ``dataframe_records``, ``instances`` or ``inputs``), CSV, or Parquet
+when pyarrow is installed; :mod:`modelport.codecs.mlflow` decodes them. Errors carry MLflow's
+``error_code`` and ``message`` (added by the one renderer).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import PlainTextResponse, Response
+
+import modelport
+from modelport.codecs import mlflow as codec
+from modelport.codecs import v1
+from modelport.errors import NotFoundError
+from modelport.inference import InferenceService, Transport
+from modelport.serving.http.routes import HotRoutes, HttpAnswer, HttpCall
+from modelport.serving.http.state import serving_state
+
+log = logging.getLogger("modelport.serving")
+router = APIRouter(tags=["MLflow scoring"])
+hot = HotRoutes("MLflow scoring", Transport.MLFLOW)
+
+_INVOCATIONS_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/json": {
+        "schema": {"type": "object", "description": "exactly one of dataframe_split, "
+                   "dataframe_records, instances or inputs; optional params.output"},
+        "example": {"dataframe_split": {"columns": ["a", "b", "c", "d"],
+                                        "data": [[5.1, 3.5, 1.4, 0.2]]}}},
+    "text/csv": {"schema": {"type": "string", "description": "a header row, then rows"}}}}}
+
+
+@router.get("/ping")
+@router.get("/health")
+async def ping(request: Request) -> Response:
+    """MLflow's health probe: 200 once the default model is loaded, 404 until then."""
+    route = serving_state(request).service.router.default()
+    if route.current is None:
+        reason = f": {route.last_error}" if route.last_error else " yet"
+        raise NotFoundError(f"model {route.name!r} is not loaded{reason}")
+    return Response("\n", media_type="application/json")
+
+
+@router.get("/version")
+async def version() -> PlainTextResponse:
+    """The server version as raw text, where MLflow clients look for it."""
+    return PlainTextResponse(modelport.__version__)
+
+
+@hot.post("/invocations", summary="Predictions from the default model",
+          body=_INVOCATIONS_BODY, query=("output",))
+async def invocations(call: HttpCall, service: InferenceService) -> HttpAnswer:
+    return await _invoke(call, service, None)
+
+
+@hot.post("/models/{name}/invocations", summary="Predictions from a served model",
+          body=_INVOCATIONS_BODY, query=("output",))
+async def model_invocations(call: HttpCall, service: InferenceService) -> HttpAnswer:
+    """Any served model: ``iris``, ``iris@production`` or ``iris/3``."""
+    return await _invoke(call, service, call.params["name"])
+
+
+async def _invoke(call: HttpCall, service: InferenceService, name: str | None) -> HttpAnswer:
+    body, content_type, output = call.body, call.header(b"content-type"), call.query.get("output")
+    answer = await service.infer(
+        call.ctx, name, None,
+        lambda signature: codec.decode_invocation(body, content_type, signature, output),
+        len(body))
+    if answer.extras.ignored_params:
+        log.warning("%s: ignoring params %s; the only one understood is 'output'",
+                    answer.target.record.address, ", ".join(answer.extras.ignored_params))
+    return HttpAnswer(v1.encode_predictions(answer.outputs, answer.extras.output))

@@ -1,0 +1,26 @@
+"""What every ordinary route needs, built once per app and kept on ``app.state.serving``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from modelport.config import Settings
+from modelport.inference import InferenceService, RegistryFollower
+from modelport.inference.metrics import ServingMetrics
+from modelport.registry import Registry
+
+
+@dataclass(frozen=True, slots=True)
+class ServingState:
+    settings: Settings
+    registry: Registry
+    service: InferenceService
+    follower: RegistryFollower
+    metrics: ServingMetrics
+
+
+def serving_state(request: Request) -> ServingState:
+    state: ServingState = request.app.state.serving
+    return state
