@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
+import socket
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -81,18 +86,58 @@ def test_models_without_the_option_are_not_cached(
         assert _lookups(client, "hit") == _lookups(client, "miss") == 0.0
 
 
-def test_an_unreachable_redis_degrades_to_misses(
+class SilentServer:
+    """A TCP server that accepts connections and never answers: a hung Redis."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                self.accepted.append(self.listener.accept()[0])
+
+    def close(self) -> None:
+        self.listener.close()
+        for connection in self.accepted:
+            connection.close()
+
+
+@pytest.fixture
+def silent_redis() -> Iterator[SilentServer]:
+    server = SilentServer()
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize("hung", [False, True], ids=["refusing", "hanging"])
+def test_an_unreachable_redis_degrades_to_misses_and_is_skipped_after_a_failure(
         serve: Any, make_settings: Any, iris_logreg: LogisticRegression,
-        iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+        iris_data: tuple[np.ndarray, np.ndarray], hung: bool, caplog: pytest.LogCaptureFixture,
+        request: pytest.FixtureRequest) -> None:
     X, _ = iris_data
-    settings = make_settings(model_options={"iris": {"cache": True}},
-                             cache_url="redis://127.0.0.1:1/0")
+    silent = request.getfixturevalue("silent_redis") if hung else None
+    url = silent.url if silent else "redis://127.0.0.1:1/0"
+    settings = make_settings(model_options={"iris": {"cache": True}}, cache_url=url)
     modelport.log_model(iris_logreg, "iris", X[:10], settings=settings)
-    with serve(["iris"], settings=settings) as client:
-        for _ in range(2):
+    with caplog.at_level(logging.WARNING, logger="modelport.inference"), \
+            serve(["iris"], settings=settings) as client:
+        for _ in range(20):
             answer = client.post("/v1/models/iris:predict", json={"instances": X[:2].tolist()})
             assert answer.status_code == 200
-        assert _lookups(client, "miss") == 2.0
+        assert _lookups(client, "miss") == 20.0
+    warnings = [r for r in caplog.records if "response cache" in r.getMessage()]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    if silent is not None:  # after the first timeout, Redis was left alone
+        assert len(silent.accepted) == 1
 
 
 def test_cached_outputs_round_trip_through_bytes() -> None:

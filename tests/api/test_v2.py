@@ -282,6 +282,9 @@ _ERRORS: list[tuple[str, Any, int, str]] = [
     ("empty batch", _iris(shape=[0, 4], data=[]), 422, "/inputs/0/data"),
     ("two inputs", {"inputs": _iris()["inputs"] * 2}, 422, "/inputs"),
     ("unknown output", {**_iris(), "outputs": [{"name": "score"}]}, 400, "/outputs/0/name"),
+    ("dimension past int64", _iris(shape=[9223372036854775808, 0], data=[]), 400,
+     "/inputs/0/shape"),
+    ("65 dimensions", _iris(shape=[1] * 65, data=[1]), 400, "/inputs/0/shape"),
 ]
 
 

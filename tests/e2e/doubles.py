@@ -51,3 +51,15 @@ class SlowPoisonModel(PythonModel):
         if (rows == -1).any():
             raise ValueError("poisoned row")
         return {"prediction": rows.sum(axis=1), "rows": np.full(len(rows), len(rows))}
+
+
+class ClosingModel(PythonModel):
+    """Doubles its input; on close it touches ``CLOSED_MODEL_DIR``/closed so unloads show."""
+
+    def predict(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        return inputs["input"][:, 0] * 2
+
+    def close(self) -> None:
+        folder = os.environ.get("CLOSED_MODEL_DIR")
+        if folder:
+            (Path(folder) / "closed").touch()

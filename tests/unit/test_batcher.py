@@ -80,3 +80,28 @@ def test_a_closed_batcher_still_answers_late_requests() -> None:
 
     answers = asyncio.run(scenario())
     assert [a["prediction"].tolist() for a in answers] == [[2.0 * i] for i in range(8)]
+
+
+def test_loaded_versions_share_one_budget_of_model_threads() -> None:
+    """While version A holds the only model thread, B's requests queue and merge."""
+    first, second = EchoRuntime(), EchoRuntime()
+    second.gate.set()
+
+    async def scenario() -> list[Outputs]:
+        executor = ModelExecutor(1, 1)
+        options = BatchingOptions(max_batch_size=64, max_wait_ms=0.0, max_queue_rows=1000)
+        metrics = ServingMetrics(CollectorRegistry())
+        a = Batcher(first, executor, options, metrics, "a", 1)
+        b = Batcher(second, executor, options, metrics, "b", 1)
+        busy = asyncio.create_task(a.predict(_batch(1.0)))
+        await asyncio.sleep(0.05)
+        waiting = [asyncio.create_task(b.predict(_batch(float(i)))) for i in range(2, 5)]
+        await asyncio.sleep(0.05)
+        first.gate.set()
+        answers = await asyncio.gather(busy, *waiting)
+        executor.shutdown()
+        return answers
+
+    answers = asyncio.run(scenario())
+    assert second.calls == [3]  # with a budget per version, B's first call would go alone
+    assert [a["prediction"].tolist() for a in answers] == [[2.0], [4.0], [6.0], [8.0]]

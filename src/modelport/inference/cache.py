@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections import OrderedDict
 from typing import Any, Protocol
 
@@ -80,30 +81,65 @@ class MemoryCache:
 
 
 class RedisCache:
-    """Entries in Redis with a TTL; a Redis outage degrades to cache misses, never to errors."""
+    """Entries in Redis with a TTL; a Redis outage degrades to cache misses, never to errors.
 
-    def __init__(self, url: str, ttl_s: int) -> None:
+    Lookups are worth microseconds, so the socket timeouts are short, and after a failure
+    the breaker skips Redis for ``cooldown_s``: a hanging Redis must not add a timeout to
+    every request, nor a refusing one two log lines per request.
+    """
+
+    def __init__(self, url: str, ttl_s: int, cooldown_s: float = 5.0) -> None:
         import redis.asyncio as redis
 
-        self._client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self._client = redis.Redis.from_url(url, socket_timeout=0.1, socket_connect_timeout=0.2)
         self._ttl_s = ttl_s
+        self._breaker = Breaker("response cache (Redis)", cooldown_s)
 
     async def get(self, key: bytes) -> Outputs | None:
+        if not self._breaker.closed():
+            return None
         try:
             raw = await self._client.get(key)
         except Exception as exc:  # redis.RedisError and socket errors alike
-            log.warning("response cache unavailable: %s", exc)
+            self._breaker.failed(exc)
             return None
+        self._breaker.succeeded()
         return decode_outputs(raw) if isinstance(raw, bytes) else None
 
     async def put(self, key: bytes, outputs: Outputs) -> None:
+        if not self._breaker.closed():
+            return
         try:
             await self._client.set(key, encode_outputs(outputs), ex=self._ttl_s)
         except Exception as exc:
-            log.warning("response cache unavailable: %s", exc)
+            self._breaker.failed(exc)
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+class Breaker:
+    """A circuit breaker that logs once per state change, not once per request."""
+
+    def __init__(self, name: str, cooldown_s: float) -> None:
+        self._name = name
+        self._cooldown_s = cooldown_s
+        self._open_until: float | None = None
+
+    def closed(self) -> bool:
+        """True when calls may go through (the breaker is closed, or its cooldown is over)."""
+        return self._open_until is None or time.monotonic() >= self._open_until
+
+    def failed(self, exc: Exception) -> None:
+        if self._open_until is None:
+            log.warning("%s unavailable (%s); skipping it, next try in %.0f s", self._name,
+                        exc, self._cooldown_s)
+        self._open_until = time.monotonic() + self._cooldown_s
+
+    def succeeded(self) -> None:
+        if self._open_until is not None:
+            log.warning("%s reachable again", self._name)
+            self._open_until = None
 
 
 def create_cache(settings: Settings) -> ResponseCache:

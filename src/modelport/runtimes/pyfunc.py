@@ -58,6 +58,9 @@ class PythonModel(ABC):
     def predict(self, inputs: Mapping[str, np.ndarray]) -> Prediction:
         """Columns (or the single ``input`` tensor) by name -> outputs by name, or one array."""
 
+    def close(self) -> None:  # noqa: B027 - optional hook, as load is
+        """Release what ``load`` acquired; called when a server unloads the version."""
+
 
 class PyfuncRuntime:
     """Hands the Batch's arrays to the user's ``predict``; a bare array becomes ``prediction``."""
@@ -70,6 +73,11 @@ class PyfuncRuntime:
         if isinstance(result, Mapping):
             return {str(name): np.asarray(value) for name, value in result.items()}
         return {"prediction": np.asarray(result)}
+
+    def close(self) -> None:
+        close = getattr(self._model, "close", None)
+        if callable(close):
+            close()
 
 
 class PyfuncFlavor:

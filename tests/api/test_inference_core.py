@@ -1,0 +1,85 @@
+"""The data plane seen from HTTP: request ids, wrong methods, bounded errors, hostile numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+REQUEST_ID = "x-request-id"
+
+
+def test_every_response_carries_a_request_id(serve: Any, iris_served: np.ndarray) -> None:
+    body = {"instances": iris_served[:1].tolist()}
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    with serve(["iris"]) as client:
+        given = client.post("/v1/models/iris:predict", json=body, headers={REQUEST_ID: "abc-1"})
+        traced = client.post("/v1/models/iris:predict", json=body, headers={"traceparent": trace})
+        fresh = [client.post("/v1/models/iris:predict", json=body).headers[REQUEST_ID]
+                 for _ in range(2)]
+        unsafe = client.get("/healthz", headers={REQUEST_ID: "x" * 500})
+        failed = client.post("/v2/models/ghost/infer", content=b"{}",
+                             headers={REQUEST_ID: "abc-2"})
+        api = client.get("/api/models", headers={REQUEST_ID: "abc-3"})
+    assert given.headers[REQUEST_ID] == "abc-1"
+    assert traced.headers[REQUEST_ID] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert fresh[0] != fresh[1]
+    assert all(len(f) == 32 for f in fresh)
+    assert unsafe.headers[REQUEST_ID] != "x" * 500
+    assert failed.headers[REQUEST_ID] == failed.json()["request_id"] == "abc-2"
+    assert api.headers[REQUEST_ID] == "abc-3"
+
+
+@pytest.mark.parametrize("path", ["/v1/models/iris:predict", "/v2/models/iris/infer",
+                                  "/invocations", "/models/iris/invocations"])
+def test_get_on_an_inference_route_is_405(serve: Any, iris_served: np.ndarray,
+                                          path: str) -> None:
+    with serve(["iris"]) as client:
+        answer = client.get(path)
+    assert answer.status_code == 405, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["code"] == "method_not_allowed"
+
+
+def test_many_unknown_inputs_get_a_short_answer(serve: Any, iris_served: np.ndarray) -> None:
+    columns = {f"f{i}": [1.0] for i in range(3000)}
+    too_many = {f"f{i}": [1.0] for i in range(100_000)}
+    with serve(["iris"]) as client:
+        listed = client.post("/v1/models/iris:predict", json={"inputs": columns})
+        refused = client.post("/v1/models/iris:predict", json={"inputs": too_many})
+        csv = client.post("/invocations", content=",".join(f"c{i}" for i in range(300_000))
+                          .encode() + b"\n" + b"1," * 299_999 + b"1\n",
+                          headers={"content-type": "text/csv"})
+    assert listed.status_code == 422
+    assert len(listed.content) < 10_000
+    assert "3001 problems in all" in listed.json()["detail"]
+    assert len(listed.json()["errors"]) == 20
+    for answer in (refused, csv):
+        assert answer.status_code == 400, answer.text[:300]
+        assert len(answer.content) < 2_000
+        assert "at most 4096" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize("length", ["\u0661\u0662", "\u00b2", "1" * 5000, "-1", " "])
+def test_header_lengths_that_are_not_byte_counts_are_400(serve: Any, iris_served: np.ndarray,
+                                                         length: str) -> None:
+    body = orjson.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64",
+                                     "data": [1, 2, 3, 4]}]})
+    with serve(["iris"]) as client:
+        answer = client.post("/v2/models/iris/infer", content=body,
+                             headers={"Inference-Header-Content-Length": length.encode()})
+    assert answer.status_code == 400, answer.text
+
+
+@pytest.mark.parametrize("path", ["/v2/models/iris/versions/{v}/infer",
+                                  "/v2/models/iris/versions/{v}",
+                                  "/v2/models/iris/versions/{v}/ready",
+                                  "/v1/models/iris/versions/{v}:predict"])
+def test_absurd_version_segments_are_404(serve: Any, iris_served: np.ndarray, path: str) -> None:
+    with serve(["iris"]) as client:
+        url = path.format(v="9" * 5000)
+        answer = client.post(url, content=b"{}") if "infer" in url or "predict" in url \
+            else client.get(url)
+    assert answer.status_code == 404, answer.text[:300]
