@@ -177,12 +177,16 @@ def serve(
     default_model: Annotated[str | None, typer.Option(help="Model for /invocations.")] = None,
     workers: Annotated[int | None, typer.Option(
         help="Server processes (default: one per CPU).")] = None,
+    wait_for_models: Annotated[bool | None, typer.Option(
+        "--wait-for-models", help="Start even when a model cannot be loaded yet, and keep "
+        "trying (default: exit with the reason).")] = None,
 ) -> None:
     """Serve models over KServe V1, Open Inference Protocol V2 and MLflow /invocations."""
     from modelport.cli.server import run_server
 
     overrides = {k: v for k, v in {"host": host, "port": port, "default_model": default_model,
-                                   "workers": workers}.items() if v is not None}
+                                   "workers": workers, "wait_for_models": wait_for_models
+                                   }.items() if v is not None}
     with output.reporting_errors():
         for item in model:
             ModelAddress.parse(item)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
+import socket
 from typing import Any
 
 import uvicorn
 
 from modelport.config import Settings, as_environment
+from modelport.errors import ConfigurationError, ModelportError
 from modelport.logs import configure_logging
+from modelport.registry import ModelAddress, Registry
 from modelport.serving import create_app
 
 FACTORY = "modelport.serving.http.app:app_from_environment"
@@ -20,16 +25,26 @@ def run_server(settings: Settings, models: list[str]) -> None:
 
     With several workers, each process builds its own app from the environment, and
     Prometheus metrics go through a shared folder so ``/metrics`` sums every process.
+    Start-up fails fast, with the reason, when the port is taken or a model has nothing to
+    serve (unless ``wait_for_models``).
     """
     configure_logging(settings)
+    check_port(settings.host, settings.port)
+    if not settings.wait_for_models:
+        check_models(settings, models)
     options: dict[str, Any] = {
         "host": settings.host, "port": settings.port, "log_level": settings.log_level,
         "log_config": None, "access_log": settings.access_log, "loop": "uvloop",
-        "http": "httptools",
-        "timeout_graceful_shutdown": int(settings.drain_timeout_s)}
+        "http": "httptools", "timeout_graceful_shutdown": int(settings.drain_timeout_s)}
     workers = settings.resolved_workers
     if workers == 1:
-        uvicorn.Server(uvicorn.Config(create_app(settings, models), **options)).run()
+        app = create_app(settings, models)
+        server = uvicorn.Server(uvicorn.Config(app, **options))
+        with contextlib.suppress(SystemExit):  # uvicorn exits on a failed start; we explain it
+            server.run()
+        if not server.started:
+            raise getattr(app.app.state, "startup_error", None) or ConfigurationError(
+                "the server did not start; the log above says why")
         return
     metrics_dir = (settings.home / "metrics" / str(settings.port)).resolve()
     shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -38,3 +53,30 @@ def run_server(settings: Settings, models: list[str]) -> None:
     os.environ.update(as_environment(shared))
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # read by each worker at import
     uvicorn.run(FACTORY, factory=True, workers=workers, **options)
+
+
+def check_port(host: str, port: int) -> None:
+    """The port is free to bind (uvicorn would only log the failure and exit)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            reason = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound: {exc}"
+            raise ConfigurationError(f"port {port} on {host} {reason}; pick another with "
+                                     "--port or MODELPORT_PORT") from exc
+
+
+def check_models(settings: Settings, models: list[str]) -> None:
+    """Every address resolves in the registry, before any worker starts loading."""
+    registry = Registry.from_settings(settings)
+    try:
+        for model in models:
+            try:
+                registry.resolve(ModelAddress.parse(model))
+            except ModelportError as exc:
+                raise type(exc)(f"cannot serve {model}: {exc.detail} (start with "
+                                "--wait-for-models to wait for it)") from exc
+    finally:
+        registry.close()

@@ -33,6 +33,7 @@ from modelport.serving.http.front import Front
 from modelport.serving.http.problems import install_error_handlers
 from modelport.serving.http.routes import document
 from modelport.serving.http.state import ServingState
+from modelport.serving.parent import exit_with_parent
 
 log = logging.getLogger("modelport.serving")
 HOT_ROUTES = (v1.hot, v2.hot, mlflow.hot)
@@ -40,6 +41,7 @@ HOT_ROUTES = (v1.hot, v2.hot, mlflow.hot)
 
 def app_from_environment() -> Front:
     """The app of one worker process of ``modelport serve --workers N``."""
+    exit_with_parent()
     settings = Settings()
     configure_logging(settings)
     return create_app(settings, settings.models)
@@ -63,15 +65,17 @@ def create_app(settings: Settings, models: Sequence[str], *,
     service = InferenceService(router, metrics, cache, cached, [request_metrics])
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(fastapi_app: FastAPI) -> AsyncIterator[None]:
         # Loaded before the server accepts connections: with several workers on one port, a
         # worker still loading would otherwise take requests and answer 503.
         await follower.refresh_logged()
         problems = follower.problems()
         if problems and not settings.wait_for_models:
             await _close(pool, executor, cache, registry if owns_registry else None)
-            raise ConfigurationError("no model to serve for " + "; ".join(problems) +
-                                     " (start with --wait-for-models to wait for them)")
+            fastapi_app.state.startup_error = ConfigurationError(
+                "nothing to serve for " + "; ".join(problems) +
+                " (start with --wait-for-models to keep waiting for them)")
+            raise fastapi_app.state.startup_error
         await service.start()
         log.info("ready (pid %d): %s", os.getpid(), "; ".join(
             f"{r.address} -> v{r.current.record.version}" if r.current else f"{r.address} waiting"

@@ -1,0 +1,89 @@
+"""`modelport serve` starting and stopping as an operator sees it: fail fast, no orphans."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+import modelport
+from modelport.config import Settings
+from modelport.registry import Registry
+from tests.e2e.conftest import free_port, settings_env
+
+
+def _serve(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "modelport", "serve", *args],
+                          env=settings_env(settings), capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_a_model_that_does_not_exist_fails_the_start(settings: Settings) -> None:
+    result = _serve(settings, "nosuch", "--port", str(free_port()))
+    assert result.returncode == 1
+    assert "error: Model not found" in result.stderr
+    assert "nosuch" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_model_whose_version_cannot_load_fails_the_start(
+        settings: Settings, iris_logreg: LogisticRegression,
+        iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    modelport.log_model(iris_logreg, "iris", iris_data[0][:10], settings=settings)
+    registry = Registry.from_settings(settings)
+    folder = registry.artifact_dir(registry.resolve("iris"))
+    registry.close()
+    for path in folder.iterdir():
+        if path.suffix == ".skops":
+            path.write_bytes(path.read_bytes()[:-10])
+    result = _serve(settings, "iris", "--port", str(free_port()), "--workers", "1")
+    assert result.returncode == 1
+    assert "error: Configuration error: nothing to serve for iris" in result.stderr
+    assert "hash" in result.stderr.lower() or "sha-256" in result.stderr.lower()
+
+
+def test_a_port_in_use_is_a_clear_error(settings: Settings) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = _serve(settings, "iris", "--port", str(port))
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is in use" in result.stderr
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_workers_exit_when_their_supervisor_is_killed(
+        live_server: Any, settings: Settings, iris_logreg: LogisticRegression,
+        iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    modelport.log_model(iris_logreg, "iris", iris_data[0][:10], settings=settings)
+    server = live_server(["iris"], settings, "--workers", "2")
+    workers = [p for p in _children(server.process.pid)
+               if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()]
+    assert len(workers) == 2
+    os.kill(server.process.pid, signal.SIGKILL)
+    server.process.wait()
+    deadline = time.monotonic() + 30
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in workers)
