@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from fastapi import FastAPI
+from starlette.types import Message, Receive, Scope, Send
 
 from modelport.errors import MethodNotAllowedError, ModelportError, PayloadTooLargeError
 from modelport.inference import InferenceContext, InferenceService, Transport, request_id_from
@@ -45,7 +46,7 @@ class _Compiled:
 
 
 class Front:
-    def __init__(self, app: ASGIApp, routes: Sequence[HotRoute], service: InferenceService,
+    def __init__(self, app: FastAPI, routes: Sequence[HotRoute], service: InferenceService,
                  request_metrics: RequestMetrics, max_body_bytes: int) -> None:
         self.app = app
         self._routes = [_Compiled(re.compile(_regex(r.path)), r) for r in routes]
