@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -83,3 +84,14 @@ def test_absurd_version_segments_are_404(serve: Any, iris_served: np.ndarray, pa
         answer = client.post(url, content=b"{}") if "infer" in url or "predict" in url \
             else client.get(url)
     assert answer.status_code == 404, answer.text[:300]
+
+
+def test_the_api_docs_need_no_network(serve: Any) -> None:
+    with serve([]) as client:
+        page = client.get("/docs")
+        assets = re.findall(r"""(?:src|href)=['"](/[^'"]+\.(?:js|css))['"]""", page.text)
+        fetched = {asset: client.get(asset) for asset in assets}
+    assert page.status_code == 200
+    assert len(assets) == 2
+    assert all(a.status_code == 200 and len(a.content) > 10_000 for a in fetched.values())
+    assert "cdn" not in page.text.lower()

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CollectorRegistry
 
 import modelport
@@ -90,7 +91,8 @@ def create_app(settings: Settings, models: Sequence[str], *,
             await service.stop()
             await _close(pool, executor, cache, registry if owns_registry else None)
 
-    app = FastAPI(title="modelport", version=modelport.__version__, lifespan=lifespan,
+    # Swagger UI and ReDoc from files in the package, not a CDN: /docs works offline
+    app = FastAPIOffline(title="modelport", version=modelport.__version__, lifespan=lifespan,
                   description="Model serving over KServe V1, Open Inference Protocol V2 and "
                               "the MLflow scoring protocol, plus the registry API.")
     app.state.serving = ServingState(settings, registry, service, follower, metrics)
