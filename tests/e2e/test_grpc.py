@@ -173,6 +173,9 @@ def test_errors_carry_our_message_and_a_status_code(client: triton.InferenceServ
         client.infer("iris", [iris_input(np.ones((2, 3)))])
     assert wrong_shape.value.status() == "StatusCode.INVALID_ARGUMENT"
     assert "expects 4 values" in wrong_shape.value.message()
+    with pytest.raises(InferenceServerException) as not_served:
+        client.get_inference_statistics()
+    assert not_served.value.status() == "StatusCode.UNIMPLEMENTED"
     with pytest.raises(InferenceServerException) as unknown_output:
         client.infer("iris", [iris_input(np.ones((1, 4)))],
                      outputs=[triton.InferRequestedOutput("score")])
