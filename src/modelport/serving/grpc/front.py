@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TypeVar
 
 import grpc
 
@@ -24,7 +24,10 @@ from modelport.inference.metrics import RequestMetrics
 from modelport.logs import current_request_id
 from modelport.serving.http.problems import REQUEST_ID, hidden, public_detail
 
-Context = grpc.aio.ServicerContext[Any, Any]
+Context = grpc.aio.ServicerContext
+"""A call's servicer context, as ``Context[RequestMessage, ResponseMessage]``."""
+RequestT = TypeVar("RequestT")
+ResponseT = TypeVar("ResponseT")
 
 STATUS_CODES: dict[int, grpc.StatusCode] = {
     400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED,
@@ -38,12 +41,12 @@ STATUS_CODES: dict[int, grpc.StatusCode] = {
 SERVICE = "/inference.GRPCInferenceService/"
 
 
-class Front:
+class GrpcFront:
     def __init__(self, metrics: RequestMetrics) -> None:
         self._metrics = metrics
 
     @asynccontextmanager
-    async def call(self, context: Context, method: str,
+    async def call(self, context: Context[RequestT, ResponseT], method: str,
                    request_id: str = "") -> AsyncIterator[InferenceContext]:
         """The context of one call; a :class:`ModelportError` raised inside aborts it."""
         ctx = _context(context, request_id)
@@ -69,7 +72,7 @@ class Front:
                                      time.perf_counter() - ctx.started)
 
 
-def _context(context: Context, request_id: str) -> InferenceContext:
+def _context(context: Context[RequestT, ResponseT], request_id: str) -> InferenceContext:
     wanted: dict[str, str] = {}
     for key, value in context.invocation_metadata() or ():
         if key in (REQUEST_ID, "traceparent", "x-unit-id") and isinstance(value, str):
@@ -79,7 +82,8 @@ def _context(context: Context, request_id: str) -> InferenceContext:
         Transport.GRPC, unit_id=unit_id_from(wanted.get("x-unit-id")))
 
 
-async def _abort(context: Context, exc: ModelportError, request_id: str, method: str) -> None:
+async def _abort(context: Context[RequestT, ResponseT], exc: ModelportError, request_id: str,
+                 method: str) -> None:
     trailing = [(REQUEST_ID, request_id)]
     if exc.retry_after is not None:
         trailing.append(("retry-after", str(exc.retry_after)))

@@ -15,7 +15,7 @@ from modelport.errors import ConfigurationError
 from modelport.inference import InferenceService
 from modelport.inference.metrics import RequestMetrics
 from modelport.serving.grpc import inference_pb2_grpc as pb_grpc
-from modelport.serving.grpc.front import Front
+from modelport.serving.grpc.front import GrpcFront
 from modelport.serving.grpc.v2 import InferenceServicer
 
 log = logging.getLogger("modelport.serving")
@@ -40,7 +40,7 @@ class GrpcServer:
             # must fail on a port that is taken, not share it unnoticed
             ("grpc.so_reuseport", int(settings.resolved_workers > 1))])
         pb_grpc.add_GRPCInferenceServiceServicer_to_server(
-            InferenceServicer(self._service, Front(self._metrics)), server)
+            InferenceServicer(self._service, GrpcFront(self._metrics)), server)
         try:
             port = server.add_insecure_port(self.address)
         except RuntimeError as exc:

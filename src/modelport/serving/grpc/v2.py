@@ -2,7 +2,7 @@
 
 Like the HTTP V2 routes, each method names its target and hands a codec call
 (:mod:`modelport.codecs.v2_grpc`) to the inference service, then encodes the answer; the
-:class:`~modelport.serving.grpc.front.Front` gives every call its context, request id, error
+:class:`~modelport.serving.grpc.front.GrpcFront` gives every call its context, request id, error
 status and metrics.
 """
 
@@ -18,28 +18,34 @@ from modelport.errors import MalformedRequestError, ModelNotReadyError, NotFound
 from modelport.inference import Answer, InferenceContext, InferenceService, Target
 from modelport.serving.grpc import inference_pb2 as pb
 from modelport.serving.grpc import inference_pb2_grpc as pb_grpc
-from modelport.serving.grpc.front import Context, Front
+from modelport.serving.grpc.front import Context, GrpcFront
 from modelport.serving.http.routes import version_number
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, service: InferenceService, front: Front) -> None:
+    def __init__(self, service: InferenceService, front: GrpcFront) -> None:
         self._service = service
         self._front = front
 
-    async def ServerLive(self, request: pb.ServerLiveRequest,  # noqa: N802
-                         context: Context) -> pb.ServerLiveResponse:
+    async def ServerLive(  # noqa: N802
+            self, request: pb.ServerLiveRequest,
+            context: Context[pb.ServerLiveRequest, pb.ServerLiveResponse],
+    ) -> pb.ServerLiveResponse:
         async with self._front.call(context, "ServerLive"):
             return pb.ServerLiveResponse(live=True)
 
-    async def ServerReady(self, request: pb.ServerReadyRequest,  # noqa: N802
-                          context: Context) -> pb.ServerReadyResponse:
+    async def ServerReady(  # noqa: N802
+            self, request: pb.ServerReadyRequest,
+            context: Context[pb.ServerReadyRequest, pb.ServerReadyResponse],
+    ) -> pb.ServerReadyResponse:
         """Ready once every served model is loaded (no error while not: clients read the flag)."""
         async with self._front.call(context, "ServerReady"):
             return pb.ServerReadyResponse(ready=self._service.router.ready())
 
-    async def ModelReady(self, request: pb.ModelReadyRequest,  # noqa: N802
-                         context: Context) -> pb.ModelReadyResponse:
+    async def ModelReady(  # noqa: N802
+            self, request: pb.ModelReadyRequest,
+            context: Context[pb.ModelReadyRequest, pb.ModelReadyResponse],
+    ) -> pb.ModelReadyResponse:
         """Not ready (rather than an error) for an unknown or still loading model or version."""
         async with self._front.call(context, "ModelReady") as ctx:
             try:
@@ -48,19 +54,25 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 return pb.ModelReadyResponse(ready=False)
             return pb.ModelReadyResponse(ready=True)
 
-    async def ServerMetadata(self, request: pb.ServerMetadataRequest,  # noqa: N802
-                             context: Context) -> pb.ServerMetadataResponse:
+    async def ServerMetadata(  # noqa: N802
+            self, request: pb.ServerMetadataRequest,
+            context: Context[pb.ServerMetadataRequest, pb.ServerMetadataResponse],
+    ) -> pb.ServerMetadataResponse:
         async with self._front.call(context, "ServerMetadata"):
             return pb.ServerMetadataResponse(name="modelport", version=modelport.__version__)
 
-    async def ModelMetadata(self, request: pb.ModelMetadataRequest,  # noqa: N802
-                            context: Context) -> pb.ModelMetadataResponse:
+    async def ModelMetadata(  # noqa: N802
+            self, request: pb.ModelMetadataRequest,
+            context: Context[pb.ModelMetadataRequest, pb.ModelMetadataResponse],
+    ) -> pb.ModelMetadataResponse:
         async with self._front.call(context, "ModelMetadata") as ctx:
             record = self._target(request.name, request.version, ctx).record
             return json_format.ParseDict(v2_codec.metadata(record), pb.ModelMetadataResponse())
 
-    async def ModelInfer(self, request: pb.ModelInferRequest,  # noqa: N802
-                         context: Context) -> pb.ModelInferResponse:
+    async def ModelInfer(  # noqa: N802
+            self, request: pb.ModelInferRequest,
+            context: Context[pb.ModelInferRequest, pb.ModelInferResponse],
+    ) -> pb.ModelInferResponse:
         async with self._front.call(context, "ModelInfer", request.id) as ctx:
             name = _named(request.model_name)
             answer = await self._service.infer(
