@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: run test lint services bench clean
+.PHONY: run test lint services bench proto clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ test: $(STAMP) services
 
 bench: $(STAMP)
 	$(BIN)/python bench/serve_bench.py
+
+# the gRPC modules, generated from our .proto and committed (a test checks they are current)
+proto: $(STAMP)
+	cd src && ../$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. \
+		--grpc_python_out=. modelport/serving/grpc/inference.proto
 
 clean:
 	rm -rf $(VENV) .modelport .pytest_cache .mypy_cache

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address `modelport serve` binds to.")
     port: int = Field(8000, description="Port `modelport serve` listens on.")
+    grpc_port: int | None = Field(
+        None, ge=0, le=65535, description="Port of the gRPC Open Inference Protocol V2 "
+        "service on `host` (`serve --grpc-port`); unset: HTTP only.")
     workers: int = Field(
         0, ge=0, description="Server processes sharing the port, metrics aggregated across "
         "them; 0 = one per CPU this process may use (measured best on 2 cores: bench/README).")

@@ -174,6 +174,9 @@ def serve(
     model: Annotated[list[str], typer.Argument(help="Models to serve: name, name/3, name@alias")],
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    grpc_port: Annotated[int | None, typer.Option(
+        min=0, max=65535, help="Also serve gRPC (Open Inference Protocol V2) on this port.")
+    ] = None,
     default_model: Annotated[str | None, typer.Option(help="Model for /invocations.")] = None,
     workers: Annotated[int | None, typer.Option(
         help="Server processes (default: one per CPU).")] = None,
@@ -184,9 +187,9 @@ def serve(
     """Serve models over KServe V1, Open Inference Protocol V2 and MLflow /invocations."""
     from modelport.cli.server import run_server
 
-    overrides = {k: v for k, v in {"host": host, "port": port, "default_model": default_model,
-                                   "workers": workers, "wait_for_models": wait_for_models
-                                   }.items() if v is not None}
+    overrides = {k: v for k, v in {"host": host, "port": port, "grpc_port": grpc_port,
+                                   "default_model": default_model, "workers": workers,
+                                   "wait_for_models": wait_for_models}.items() if v is not None}
     with output.reporting_errors():
         for item in model:
             ModelAddress.parse(item)

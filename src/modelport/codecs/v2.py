@@ -147,12 +147,8 @@ def _decode_input(index: int, raw: Any, reader: BinaryReader, booleans: bool) ->
     name = raw.get("name")
     if not isinstance(name, str):
         raise MalformedRequestError(f"{base}/name must be a string", pointer=f"{base}/name")
-    datatype = raw.get("datatype")
-    if datatype not in DATATYPES:
-        raise MalformedRequestError(
-            f"input {name!r}: datatype {datatype!r} is not one of {', '.join(DATATYPES)}",
-            pointer=f"{base}/datatype")
-    shape = _shape(raw.get("shape"), name, f"{base}/shape")
+    datatype = tensor_datatype(raw.get("datatype"), name, f"{base}/datatype")
+    shape = tensor_shape(raw.get("shape"), name, f"{base}/shape")
     size = _object(raw.get("parameters", {}), f"{base}/parameters").get("binary_data_size")
     if size is None:
         if "data" not in raw:
@@ -172,7 +168,17 @@ def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _shape(value: Any, name: str, pointer: str) -> tuple[int, ...]:
+def tensor_datatype(value: Any, name: str, pointer: str) -> str:
+    """A declared datatype, checked against the V2 table."""
+    if value not in DATATYPES:
+        raise MalformedRequestError(
+            f"input {name!r}: datatype {value!r} is not one of {', '.join(DATATYPES)}",
+            pointer=pointer)
+    return str(value)
+
+
+def tensor_shape(value: Any, name: str, pointer: str) -> tuple[int, ...]:
+    """A declared shape, checked: counts >= 0, within the dimension limits."""
     if not isinstance(value, list) or not all(_is_count(d) for d in value):
         raise MalformedRequestError(
             f"input {name!r}: shape must be a list of integers >= 0 (-1 is only for "
@@ -221,7 +227,7 @@ def _convert(array: np.ndarray, datatype: str, pointer: str) -> np.ndarray:
         raise MalformedRequestError(f"{pointer}: {datatype} elements cannot be {got}",
                                     pointer=pointer)
     if target.kind in "iu" and kind in "iuf":
-        return _to_integers(array, datatype, pointer)
+        return to_integers(array, datatype, pointer)
     return array.astype(target, copy=False)
 
 
@@ -236,7 +242,7 @@ def _nulls_to_nan(array: np.ndarray, datatype: str, pointer: str) -> np.ndarray:
                     dtype=np.float64).reshape(array.shape)
 
 
-def _to_integers(array: np.ndarray, datatype: str, pointer: str) -> np.ndarray:
+def to_integers(array: np.ndarray, datatype: str, pointer: str) -> np.ndarray:
     """Integers in range for ``datatype``; whole floats pass, NaN (null) stays for conform."""
     target = DATATYPES[datatype]
     values = array

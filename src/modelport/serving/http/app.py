@@ -2,7 +2,8 @@
 
 It builds the data plane (router, pool, follower, service, observers) from the settings, the
 FastAPI app for everything that is not inference, and the :class:`Front` that answers the
-inference routes itself. Models load and warm during start-up, before the process accepts a
+inference routes itself; with ``grpc_port`` set, the lifespan also runs the gRPC transport
+over the same service. Models load and warm during start-up, before the process accepts a
 connection; then the follower keeps them in step with the registry.
 """
 
@@ -65,6 +66,15 @@ def create_app(settings: Settings, models: Sequence[str], *,
     request_metrics = RequestMetrics(metrics)
     service = InferenceService(router, metrics, cache, cached, [request_metrics])
 
+    grpc_server = None
+    if settings.grpc_port is not None:  # imported only then: grpc is an optional extra
+        try:
+            from modelport.serving.grpc import GrpcServer
+        except ImportError as exc:
+            raise ConfigurationError(f"gRPC needs the grpc extra (pip install "
+                                     f"'modelport[grpc]'): {exc}") from exc
+        grpc_server = GrpcServer(settings, settings.grpc_port, service, request_metrics)
+
     @asynccontextmanager
     async def lifespan(fastapi_app: FastAPI) -> AsyncIterator[None]:
         # Loaded before the server accepts connections: with several workers on one port, a
@@ -83,8 +93,12 @@ def create_app(settings: Settings, models: Sequence[str], *,
             for r in router.routes.values()) or "no models")
         watcher = asyncio.create_task(follower.watch(settings.reload_interval_s))
         try:
+            if grpc_server is not None:
+                await grpc_server.start()
             yield
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop(settings.drain_timeout_s)
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher

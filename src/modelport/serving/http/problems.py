@@ -70,10 +70,7 @@ def render(path: str, exc: ModelportError, request_id: str) -> tuple[int, dict[s
     """Status, headers and problem+json body for ``exc`` on ``path``."""
     body = exc.to_problem()
     if exc.status == 500:
-        log.error("request %s on %s failed: %s", request_id, path, exc.detail,
-                  exc_info=exc.__cause__ or exc)
-        body["detail"] = (f"{exc.title}; the cause is in the server log under request id "
-                          f"{request_id}")
+        body["detail"] = public_detail(exc, request_id, path)
         body.pop("errors", None)
         body.pop("pointer", None)
     body["instance"] = path
@@ -82,6 +79,16 @@ def render(path: str, exc: ModelportError, request_id: str) -> tuple[int, dict[s
     if exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
     return exc.status, headers, orjson.dumps(problem_body(path, exc.status, body))
+
+
+def public_detail(exc: ModelportError, request_id: str, where: str) -> str:
+    """What a client may read of ``exc``: its detail, but of a 500 only the request id to
+    quote; the cause goes to the log. The gRPC transport answers with the same text."""
+    if exc.status != 500:
+        return exc.detail
+    log.error("request %s on %s failed: %s", request_id, where, exc.detail,
+              exc_info=exc.__cause__ or exc)
+    return f"{exc.title}; the cause is in the server log under request id {request_id}"
 
 
 def hidden(exc: Exception) -> ModelportError:

@@ -1,0 +1,91 @@
+"""What every gRPC call gets, whichever method: the front door of the gRPC transport.
+
+As :mod:`modelport.serving.http.front` does for HTTP: a request context with the caller's
+request id (metadata ``x-request-id``, else the request's own ``id``, else ``traceparent``, else
+a new one), echoed in the initial and trailing metadata and set on every log line; errors as a
+gRPC status with the message the HTTP renderer would show (a 500 hides its cause, see
+:func:`~modelport.serving.http.problems.public_detail`); request metrics for calls the
+inference service did not count itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+import grpc
+
+from modelport.errors import ModelportError
+from modelport.inference import InferenceContext, Transport, request_id_from
+from modelport.inference.context import unit_id_from
+from modelport.inference.metrics import RequestMetrics
+from modelport.logs import current_request_id
+from modelport.serving.http.problems import REQUEST_ID, hidden, public_detail
+
+Context = grpc.aio.ServicerContext
+"""A call's servicer context, as ``Context[RequestMessage, ResponseMessage]``."""
+RequestT = TypeVar("RequestT")
+ResponseT = TypeVar("ResponseT")
+
+STATUS_CODES: dict[int, grpc.StatusCode] = {
+    400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED, 404: grpc.StatusCode.NOT_FOUND,
+    405: grpc.StatusCode.UNIMPLEMENTED, 409: grpc.StatusCode.ABORTED,
+    413: grpc.StatusCode.RESOURCE_EXHAUSTED, 415: grpc.StatusCode.INVALID_ARGUMENT,
+    422: grpc.StatusCode.INVALID_ARGUMENT, 429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    503: grpc.StatusCode.UNAVAILABLE}
+"""The gRPC status of each HTTP status an error carries; anything else is INTERNAL."""
+
+SERVICE = "/inference.GRPCInferenceService/"
+
+
+class GrpcFront:
+    def __init__(self, metrics: RequestMetrics) -> None:
+        self._metrics = metrics
+
+    @asynccontextmanager
+    async def call(self, context: Context[RequestT, ResponseT], method: str,
+                   request_id: str = "") -> AsyncIterator[InferenceContext]:
+        """The context of one call; a :class:`ModelportError` raised inside aborts it."""
+        ctx = _context(context, request_id)
+        token = current_request_id.set(ctx.request_id)
+        metadata = ((REQUEST_ID, ctx.request_id),)
+        status: int | None = None  # stays None when the client cancels: nobody is answered
+        try:
+            await context.send_initial_metadata(metadata)
+            context.set_trailing_metadata(metadata)
+            yield ctx
+            status = 200
+        except ModelportError as exc:
+            status = exc.status
+            await _abort(context, exc, ctx.request_id, method)
+        except Exception as exc:
+            status = 500
+            await _abort(context, hidden(exc), ctx.request_id, method)
+        finally:
+            current_request_id.reset(token)
+            if status is not None and not ctx.reported:
+                self._metrics.record(ctx.model or "-", "-" if ctx.version is None else
+                                     str(ctx.version), ctx.transport.value, status,
+                                     time.perf_counter() - ctx.started)
+
+
+def _context(context: Context[RequestT, ResponseT], request_id: str) -> InferenceContext:
+    wanted: dict[str, str] = {}
+    for key, value in context.invocation_metadata() or ():
+        if key in (REQUEST_ID, "traceparent", "x-unit-id") and isinstance(value, str):
+            wanted.setdefault(key, value)
+    return InferenceContext(
+        request_id_from(wanted.get(REQUEST_ID) or request_id or None, wanted.get("traceparent")),
+        Transport.GRPC, unit_id=unit_id_from(wanted.get("x-unit-id")))
+
+
+async def _abort(context: Context[RequestT, ResponseT], exc: ModelportError, request_id: str,
+                 method: str) -> None:
+    trailing = [(REQUEST_ID, request_id)]
+    if exc.retry_after is not None:
+        trailing.append(("retry-after", str(exc.retry_after)))
+    await context.abort(STATUS_CODES.get(exc.status, grpc.StatusCode.INTERNAL),
+                        public_detail(exc, request_id, SERVICE + method), tuple(trailing))
