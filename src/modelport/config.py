@@ -36,6 +36,7 @@ class ModelOptions(BaseModel):
     batch_max_size: int | None = Field(None, ge=1)
     batch_max_wait_ms: float | None = Field(None, ge=0)
     queue_max_rows: int | None = Field(None, ge=1)
+    inline_max_ms: float | None = Field(None, ge=0)
     cache: bool = Field(False, description="Answer repeated inputs from the response cache.")
 
 
@@ -98,6 +99,10 @@ class Settings(BaseSettings):
         "a lone request never waits.")
     queue_max_rows: int = Field(
         4096, description="Rows that may wait per model version; past it requests get 503.")
+    inline_max_ms: float = Field(
+        0.3, ge=0, description="A model whose small calls (up to 8 rows) take less than this "
+        "runs on the event loop when nothing is queued, saving the hand-off to a model thread; "
+        "0 turns it off.")
     cache_url: SecretStr | None = Field(
         None, description="Redis URL of the response cache (redis://host:6379/0), shared by "
         "replicas; default an in-process LRU.")

@@ -6,6 +6,7 @@ import asyncio
 import threading
 
 import numpy as np
+import pytest
 from prometheus_client import CollectorRegistry
 
 from modelport.inference.batching import Batcher, BatchingOptions
@@ -105,3 +106,35 @@ def test_loaded_versions_share_one_budget_of_model_threads() -> None:
     answers = asyncio.run(scenario())
     assert second.calls == [3]  # with a budget per version, B's first call would go alone
     assert [a["prediction"].tolist() for a in answers] == [[2.0], [4.0], [6.0], [8.0]]
+
+
+class ThreadNamingRuntime:
+    """Answers at once, recording the thread each call ran on."""
+
+    def __init__(self) -> None:
+        self.threads: list[str] = []
+
+    def predict(self, batch: Batch) -> Outputs:
+        self.threads.append(threading.current_thread().name)
+        return {"prediction": batch.columns["input"][:, 0]}
+
+
+@pytest.mark.parametrize(("inline_max_ms", "rows", "inline"),
+                         [(5.0, 1, True), (0.0, 1, False), (5.0, 64, False)])
+def test_a_fast_model_runs_on_the_loop_when_idle(inline_max_ms: float, rows: int,
+                                                 inline: bool) -> None:
+    runtime = ThreadNamingRuntime()
+
+    async def scenario() -> None:
+        executor = ModelExecutor(1, 1)
+        options = BatchingOptions(64, 0.0, 1000, inline_max_ms=inline_max_ms)
+        batcher = Batcher(runtime, executor, options, ServingMetrics(CollectorRegistry()),
+                          "fast", 1)
+        for _ in range(3):
+            await batcher.predict(_batch(1.0, rows))
+        executor.shutdown()
+
+    asyncio.run(scenario())
+    loop_thread = threading.current_thread().name
+    assert runtime.threads[0] != loop_thread  # nothing measured yet: the first goes to a thread
+    assert all((name == loop_thread) == inline for name in runtime.threads[1:])

@@ -27,11 +27,15 @@ from modelport.config import ModelOptions, Settings
 from modelport.errors import ModelError, ModelportError, QueueFullError
 from modelport.inference.executor import ModelExecutor
 from modelport.inference.metrics import ServingMetrics
-from modelport.runtimes.base import Runtime
+from modelport.runtimes.base import Runtime, call_model
 from modelport.runtimes.batch import Batch, Outputs
 
 T = TypeVar("T")
 log = logging.getLogger("modelport.inference")
+
+
+INLINE_MAX_ROWS = 8
+"""Batches up to this size may run on the event loop (see ``inline_max_ms``)."""
 
 
 class Release(StrEnum):
@@ -48,6 +52,7 @@ class BatchingOptions:
     max_batch_size: int
     max_wait_ms: float
     max_queue_rows: int
+    inline_max_ms: float = 0.0
 
     @classmethod
     def for_model(cls, settings: Settings, name: str) -> BatchingOptions:
@@ -55,7 +60,8 @@ class BatchingOptions:
         own = settings.model_options.get(name, ModelOptions())
         return cls(_pick(own.batch_max_size, settings.batch_max_size),
                    _pick(own.batch_max_wait_ms, settings.batch_max_wait_ms),
-                   _pick(own.queue_max_rows, settings.queue_max_rows))
+                   _pick(own.queue_max_rows, settings.queue_max_rows),
+                   _pick(own.inline_max_ms, settings.inline_max_ms))
 
 
 def _pick(own: T | None, default: T) -> T:
@@ -88,9 +94,13 @@ class Batcher:
         self._queue_wait = metrics.queue_wait.labels(*labels)
         self._releases = {r: metrics.batch_releases.labels(*labels, r.value) for r in Release}
         self._rows = metrics.rows.labels(*labels)
+        self._small_call_s: float | None = None
+        """Running average of calls with few rows; None until one has been measured."""
 
     async def predict(self, batch: Batch) -> Outputs:
         if not self._queue and not self._slots.locked():
+            if self._runs_inline(batch):
+                return self._run_inline(batch)
             return await self._run_alone(batch)
         if self._queued_rows + batch.n_rows > self._options.max_queue_rows:
             raise QueueFullError(f"the queue of this model holds {self._queued_rows} rows "
@@ -110,7 +120,28 @@ class Batcher:
         async with self._slots:
             self._queue_wait.observe(0.0)
             self._observe(Release.IDLE, batch.n_rows)
-            return await self._executor.predict(self._runtime, batch)
+            return await self._executor.run(lambda: self._timed_call(batch))
+
+    def _runs_inline(self, batch: Batch) -> bool:
+        """A small batch for a model known to answer it faster than a thread hand-off costs."""
+        estimate = self._small_call_s
+        return (estimate is not None and batch.n_rows <= INLINE_MAX_ROWS
+                and estimate * 1000 < self._options.inline_max_ms)
+
+    def _run_inline(self, batch: Batch) -> Outputs:
+        """Call the model on the event loop: idle server, sub-millisecond model, few rows."""
+        self._queue_wait.observe(0.0)
+        self._observe(Release.IDLE, batch.n_rows)
+        return self._executor.inline(lambda: self._timed_call(batch))
+
+    def _timed_call(self, batch: Batch) -> Outputs:
+        started = time.perf_counter()
+        outputs = call_model(self._runtime, batch)
+        if batch.n_rows <= INLINE_MAX_ROWS:
+            took = time.perf_counter() - started
+            last = self._small_call_s
+            self._small_call_s = took if last is None else 0.8 * last + 0.2 * took
+        return outputs
 
     def _observe(self, release: Release, rows: int) -> None:
         self._releases[release].inc()
@@ -177,7 +208,7 @@ class Batcher:
         merged = merge([p.batch for p in taken])
         self._observe(release, merged.n_rows)
         try:
-            outputs = await self._executor.predict(self._runtime, merged)
+            outputs = await self._executor.run(lambda: self._timed_call(merged))
         except ModelportError as exc:
             if len(taken) == 1:
                 _settle(taken[0], exc)

@@ -37,6 +37,10 @@ class ModelExecutor:
     async def run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._pinned, fn)
 
+    def inline(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the calling thread (the event loop), pinned like a model thread."""
+        return self._pinned(fn)
+
     def _pinned(self, fn: Callable[[], T]) -> T:
         if getattr(self._local, "generation", -1) != self.generation:
             threadpool_limits(self._model_threads)
