@@ -38,12 +38,13 @@ from serve_bench import MismatchError, verify
 from targets import ENDPOINTS, Endpoint, Server, running
 
 # measured in this order; the floor first, so a busy machine shows up before anything else
-SERVERS = ("fastapi-const", "fastapi-naive", "modelport", "mlserver-nobatch",
+SERVERS = ("fastapi-const", "fastapi-const-N", "fastapi-naive", "modelport", "mlserver-nobatch",
            "mlserver-batch", "bentoml", "mlflow")
-GROUPS = {"fastapi": ("fastapi-const", "fastapi-naive"),
+GROUPS = {"fastapi": ("fastapi-const", "fastapi-const-N", "fastapi-naive"),
           "mlserver": ("mlserver-nobatch", "mlserver-batch")}
-VENV_OF = {"fastapi-const": "fastapi", "fastapi-naive": "fastapi", "mlflow": "mlflow",
-           "bentoml": "bentoml", "mlserver-nobatch": "mlserver", "mlserver-batch": "mlserver"}
+VENV_OF = {"fastapi-const": "fastapi", "fastapi-const-N": "fastapi", "fastapi-naive": "fastapi",
+           "mlflow": "mlflow", "bentoml": "bentoml", "mlserver-nobatch": "mlserver",
+           "mlserver-batch": "mlserver"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +140,10 @@ def deployments(server: str, venvs: dict[str, peers.Installed], models: dict[str
     if venv is None:
         return []
     if server.startswith("fastapi-"):
-        return [peer_services.fastapi(server == "fastapi-naive", venv, pickles, work)]
+        # fastapi-const-N: the floor with as many workers as modelport runs (like for like)
+        workers = peer_services.MODELPORT_WORKERS if server == "fastapi-const-N" else 1
+        return [peer_services.fastapi(server == "fastapi-naive", venv, pickles, work,
+                                      workers)]
     if server.startswith("mlserver-"):
         return [peer_services.mlserver(server == "mlserver-batch", venv, pickles, work)]
     if server == "bentoml":
@@ -208,7 +212,7 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument("--duration", type=float, help="seconds per point (default 10)")
     parser.add_argument("--warmup", type=float, help="seconds before each point (default 2)")
     parser.add_argument("--quick", action="store_true", help="3 s points, 1 s warm-up: smoke")
-    parser.add_argument("--peers", default=",".join(SERVERS[:2] + SERVERS[3:]),
+    parser.add_argument("--peers", default=",".join(s for s in SERVERS if s != "modelport"),
                         help="comma list of " + ", ".join(s for s in SERVERS
                                                           if s != "modelport")
                         + ", or the groups fastapi, mlserver (modelport always runs)")

@@ -16,8 +16,9 @@ from typing import Any
 import report
 
 COLUMNS = ("model", "c", "server", "protocol", "req/s", "p50 ms", "p99 ms", "errors", "RSS MiB",
-           "server CPU", "µs CPU/req", "of floor", "modelport x")
-FLOOR = "fastapi-const"
+           "server CPU", "µs CPU/req", "of floor 1w", "of floor Nw", "modelport x")
+FLOORS = ("fastapi-const", "fastapi-const-N")
+"""The constant-answer floor with one worker, and with as many workers as modelport runs."""
 
 
 def _key(point: dict[str, Any]) -> tuple[str, int]:
@@ -36,15 +37,19 @@ def modelport_point(point: dict[str, Any], points: list[dict[str, Any]],
 
 
 def ratios(point: dict[str, Any], points: list[dict[str, Any]],
-           protocols: list[str]) -> tuple[float | None, float | None]:
-    """(share of the floor, modelport ÷ this); None where a side is missing or zero."""
-    floor = next((p for p in points if p["server"] == FLOOR and _key(p) == _key(point)), None)
-    of_floor = point["req_per_s"] / floor["req_per_s"] if floor and floor["req_per_s"] else None
+           protocols: list[str]) -> tuple[float | None, float | None, float | None]:
+    """(share of each floor, modelport ÷ this); None where a side is missing or zero."""
+    shares: list[float | None] = []
+    for name in FLOORS:
+        floor = next((p for p in points if p["server"] == name and _key(p) == _key(point)),
+                     None)
+        shares.append(point["req_per_s"] / floor["req_per_s"]
+                      if floor and floor["req_per_s"] else None)
     mine = modelport_point(point, points, protocols)
     versus = None
     if point["server"] != "modelport" and mine is not None and point["req_per_s"]:
         versus = mine["req_per_s"] / point["req_per_s"]
-    return of_floor, versus
+    return shares[0], shares[1], versus
 
 
 def ordered(results: Any) -> list[dict[str, Any]]:
@@ -59,13 +64,13 @@ def table_rows(results: Any) -> list[tuple[str, ...]]:
     protocols = results.options["modelport_protocols"]
     rows = []
     for p in ordered(results):
-        of_floor, versus = ratios(p, results.points, list(protocols))
+        one, many, versus = ratios(p, results.points, list(protocols))
         per_req = p["server_cpu_s"] / p["requests"] * 1e6 if p["requests"] else 0.0
         cpu = p["server_cpu_s"] / p["duration_s"] * 100 if p["duration_s"] else 0.0
         rows.append((p["model"], str(p["concurrency"]), p["server"], p["protocol"],
                      f"{p['req_per_s']:,.0f}", f"{p['p50_ms']:.2f}", f"{p['p99_ms']:.2f}",
                      str(p["errors"]), f"{p['rss_mib']:.0f}", f"{cpu:.0f}%", f"{per_req:,.0f}",
-                     "" if of_floor is None else f"{of_floor:.0%}",
+                     "" if one is None else f"{one:.0%}", "" if many is None else f"{many:.0%}",
                      "" if versus is None else f"{versus:.2f}x"))
     return rows
 
@@ -92,7 +97,8 @@ def header_lines(results: Any) -> list[str]:
         f"load generator (own process): {s['load_generator']}; closed loop, single-row bodies, "
         f"{o['duration_s']:g} s per point after {o['warmup_s']:g} s warm-up; RSS = server "
         "process tree at the end of the point; OMP/BLAS threads = 1 for every server",
-        "of floor = req/s ÷ constant FastAPI at the same model and c; modelport x = modelport "
+        "of floor 1w / Nw = req/s ÷ constant FastAPI with 1 worker / with as many workers as "
+        "modelport, at the same model and c; modelport x = modelport "
         "req/s ÷ this row's (modelport on the same protocol where measured, else "
         f"{o['modelport_protocols'][0]}). Runs differ by up to ~25%: trust ratios over ~1.3x.",
     ]
@@ -123,8 +129,9 @@ def write_json(results: Any, path: Path) -> None:
     data = {k: getattr(results, k) for k in keys}
     data["ratios"] = [
         {"server": p["server"], "model": p["model"], "protocol": p["protocol"],
-         "concurrency": p["concurrency"], "of_floor": of_floor, "modelport_over_this": versus}
+         "concurrency": p["concurrency"], "of_floor_one_worker": one,
+         "of_floor_same_workers": many, "modelport_over_this": versus}
         for p in results.points
-        for of_floor, versus in [ratios(p, results.points,
-                                        list(results.options["modelport_protocols"]))]]
+        for one, many, versus in [ratios(p, results.points,
+                                         list(results.options["modelport_protocols"]))]]
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")

@@ -142,22 +142,27 @@ async def predict(name: str) -> Response:
 '''
 
 
-def fastapi(naive: bool, venv: Installed, pickles: dict[str, Path], work: Path) -> Deployment:
+MODELPORT_WORKERS = len(os.sched_getaffinity(0))
+"""Worker processes modelport starts by default here (one per CPU it may use)."""
+
+
+def fastapi(naive: bool, venv: Installed, pickles: dict[str, Path], work: Path,
+            workers: int = 1) -> Deployment:
     """Naive: predict_proba per request in the handler; otherwise a constant, the HTTP floor.
 
     The naive app is the lean version a careful user writes (orjson, no pydantic body, the
     predict inline on the event loop): a stronger baseline than the tutorial one.
     """
-    name = "fastapi-naive" if naive else "fastapi-const"
+    name = "fastapi-naive" if naive else "fastapi-const" if workers == 1 else "fastapi-const-N"
     folder = work / name
     folder.mkdir()
     why = ("predict_proba per request, one worker" if naive
-           else "a fixed JSON answer, the HTTP floor")
+           else f"a fixed JSON answer, the HTTP floor, {workers} worker(s)")
     (folder / "app.py").write_text(_FASTAPI_HEAD.format(why=why)
                                    + (_FASTAPI_NAIVE if naive else _FASTAPI_CONSTANT).format())
     port = free_port()
     command = [str(venv.bin / "uvicorn"), "app:app", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", "1", "--no-access-log", "--log-level", "warning"]
+               "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
     models_json = json.dumps({name: str(path) for name, path in pickles.items()})
     target = _target(name, command, venv, folder, port, "/healthz", V1,
                      BENCH_MODELS=models_json)
