@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
@@ -18,6 +20,7 @@ import modelport
 from modelport.config import Settings
 from modelport.registry import Registry
 from tests.e2e.conftest import free_port, settings_env
+from tests.e2e.doubles import SlowPoisonModel
 
 
 def _serve(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -87,3 +90,22 @@ def test_workers_exit_when_their_supervisor_is_killed(
     while any(_alive(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(_alive(p) for p in workers)
+
+
+def test_every_worker_logs_json_lines_with_the_request_id(
+        live_server: Any, make_settings: Any) -> None:
+    settings = make_settings(log_format="json")
+    modelport.log_model(SlowPoisonModel(), "poison", np.ones((2, 3)), settings=settings)
+    server = live_server(["poison"], settings, "--workers", "2")
+    failed = httpx.post(f"{server.url}/v1/models/poison:predict",
+                        json={"instances": [[-1.0, 1.0, 1.0]]}, headers={"x-request-id": "trace-7"})
+    assert failed.status_code == 500
+    assert "poisoned" not in failed.text
+    assert server.terminate() in (0, -15)
+    lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    ready = [entry for entry in lines if entry["message"].startswith("ready (pid")]
+    assert len(ready) == 2  # both workers log at INFO
+    errors = [entry for entry in lines if entry["request_id"] == "trace-7"]
+    assert errors
+    assert errors[0]["level"] == "ERROR"
+    assert "poisoned row" in errors[0]["message"] + errors[0].get("exception", "")
