@@ -299,3 +299,18 @@ def test_non_contiguous_outputs_are_written_row_major() -> None:
     raw, _ = encode_response({}, [OutputTensor("t", transposed, False)])
     assert orjson.loads(raw)["outputs"][0]["data"] == transposed.ravel().tolist()
     assert to_binary(transposed) == np.ascontiguousarray(transposed).tobytes()
+
+
+@pytest.mark.parametrize(("raw", "datatype"), [
+    (b"[18446744073709551616]", "UINT64"),  # parsed as a float that rounds like 2**64 - 1
+    (b"[9223372036854775808.0]", "INT64"),
+    (b"[256.0]", "UINT8"),
+])
+def test_integers_past_the_datatype_are_refused_not_wrapped(raw: bytes, datatype: str) -> None:
+    with pytest.raises(MalformedRequestError, match="must lie in"):
+        from_json(orjson.loads(raw), datatype, (1,), "/inputs/0/data")
+
+
+def test_the_largest_integers_of_each_datatype_pass() -> None:
+    assert from_json([2**64 - 1], "UINT64", (1,), "/p").tolist() == [2**64 - 1]
+    assert from_json([-(2**63)], "INT64", (1,), "/p").tolist() == [-(2**63)]

@@ -252,7 +252,8 @@ def to_integers(array: np.ndarray, datatype: str, pointer: str) -> np.ndarray:
             raise MalformedRequestError(f"{pointer}: {datatype} elements must be integers",
                                         pointer=pointer)
     info = np.iinfo(target)
-    if values.size and (values.min() < info.min or values.max() > info.max):
+    # exclusive upper bound: as a float, 2**64 - 1 rounds up to 2**64, which does not fit
+    if values.size and (values.min() < info.min or values.max() >= info.max + 1):
         raise MalformedRequestError(f"{pointer}: {datatype} elements must lie in "
                                     f"[{info.min}, {info.max}]", pointer=pointer)
     return array if values.size < array.size else array.astype(target, copy=False)
