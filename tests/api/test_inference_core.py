@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -95,3 +96,29 @@ def test_the_api_docs_need_no_network(serve: Any) -> None:
     assert len(assets) == 2
     assert all(a.status_code == 200 and len(a.content) > 10_000 for a in fetched.values())
     assert "cdn" not in page.text.lower()
+
+
+def test_every_exported_metric_and_label_is_documented(serve: Any,
+                                                       iris_served: np.ndarray) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    documented = {}
+    for line in (Path(__file__).parents[2] / "docs" / "metrics.md").read_text().splitlines():
+        if line.startswith("| `modelport_"):
+            cells = line.split("|")
+            documented[cells[1].strip(" `")] = cells[3]
+    with serve(["iris"]) as client:
+        client.post("/v1/models/iris:predict", json={"instances": iris_served[:2].tolist()})
+        client.get("/v1/models/ghost")
+        text = client.get("/metrics").text
+    families = list(text_string_to_metric_families(text))
+    seen = {f.name for f in families if f.name.startswith("modelport_")}
+    assert seen
+    for family in families:  # *_created: prometheus_client's creation timestamps
+        if not family.name.startswith("modelport_") or family.name.endswith("_created"):
+            continue
+        exported = family.name + ("_total" if family.type == "counter" else "")
+        assert exported in documented, f"{exported} missing from docs/metrics.md"
+        for sample in family.samples:
+            for label in set(sample.labels) - {"le"}:
+                assert f"`{label}`" in documented[exported], (exported, label)
