@@ -247,7 +247,9 @@ def decode_csv(body: bytes, signature: Signature) -> Parsed:
     strings = ({spec.name: str for spec in signature.inputs if spec.dtype == STRING}
                if signature.kind is SignatureKind.COLUMNS else {})
     try:
-        frame = pd.read_csv(io.BytesIO(body), dtype=strings or None)
+        # low_memory=False: one dtype per column for the whole body (chunked inference warns
+        # on a large body with one bad cell, and may type one column two ways)
+        frame = pd.read_csv(io.BytesIO(body), dtype=strings or None, low_memory=False)
     except ValueError as exc:  # pandas' ParserError, EmptyDataError and UnicodeDecodeError
         raise MalformedRequestError(f"Failed to parse input as a Pandas DataFrame: {exc}",
                                     pointer="") from exc
