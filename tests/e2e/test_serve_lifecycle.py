@@ -94,7 +94,7 @@ def test_workers_exit_when_their_supervisor_is_killed(
 
 def test_every_worker_logs_json_lines_with_the_request_id(
         live_server: Any, make_settings: Any) -> None:
-    settings = make_settings(log_format="json")
+    settings = make_settings(log_format="json", access_log=True)
     modelport.log_model(SlowPoisonModel(), "poison", np.ones((2, 3)), settings=settings)
     server = live_server(["poison"], settings, "--workers", "2")
     failed = httpx.post(f"{server.url}/v1/models/poison:predict",
@@ -109,3 +109,5 @@ def test_every_worker_logs_json_lines_with_the_request_id(
     assert errors
     assert errors[0]["level"] == "ERROR"
     assert "poisoned row" in errors[0]["message"] + errors[0].get("exception", "")
+    access = [e["message"] for e in lines if e["logger"] == "uvicorn.access"]
+    assert any('"POST /v1/models/poison%3Apredict HTTP/1.1" 500' in m for m in access)
