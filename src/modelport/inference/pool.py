@@ -95,25 +95,26 @@ class ModelPool:
     def release(self, loaded: LoadedVersion) -> None:
         """One user fewer; the last one out unloads the version once its queue is empty."""
         loaded.users -= 1
-        if loaded.users > 0 or self._loaded.get(loaded.key) is not loaded:
-            return
-        del self._loaded[loaded.key]
-        loaded.batcher.close()  # requests already queued for it are still answered
-        task = asyncio.create_task(self._unload(loaded))
-        self._unloading.add(task)
-        task.add_done_callback(self._unloading.discard)
+        if loaded.users <= 0 and self._loaded.get(loaded.key) is loaded:
+            self._retire(loaded)
 
     async def close(self) -> None:
         """Unload everything (server shutdown), after in-flight requests are answered."""
         for loaded in list(self._loaded.values()):
-            loaded.users = 1
-            self.release(loaded)
+            self._retire(loaded)
         for task in list(self._loading.values()):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self._unloading:
             await asyncio.gather(*self._unloading, return_exceptions=True)
+
+    def _retire(self, loaded: LoadedVersion) -> None:
+        del self._loaded[loaded.key]
+        loaded.batcher.close()  # requests already queued for it are still answered
+        task = asyncio.create_task(self._unload(loaded))
+        self._unloading.add(task)
+        task.add_done_callback(self._unloading.discard)
 
     async def _load(self, record: VersionRecord) -> None:
         log.info("loading %s", record.address)
