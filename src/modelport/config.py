@@ -100,6 +100,10 @@ class Settings(BaseSettings):
         '{"iris": {"batch_max_size": 256, "batch_max_wait_ms": 2, "cache": true}} '
         "(JSON in the environment).")
     log_level: str = Field("info", description="Log level of the server (debug, info, warning).")
+    allow_remote_admin: bool = Field(
+        False, description="Let HTTP clients change the registry (upload versions, move "
+        "aliases and stages). Off by default: the server has no authentication yet, and "
+        "trusted (pickle) uploads are refused over HTTP either way.")
 
     @classmethod
     def settings_customise_sources(

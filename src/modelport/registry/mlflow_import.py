@@ -25,6 +25,7 @@ from modelport.errors import (
     ModelLoadError,
     UntrustedArtifactError,
 )
+from modelport.registry.address import check_name
 from modelport.registry.records import VersionRecord
 from modelport.registry.registry import Registry
 from modelport.registry.staging import StagedModel, stage_file, stage_object
@@ -44,6 +45,7 @@ def import_mlflow(registry: Registry, path_or_uri: str | Path, name: str, *,
     ``sample`` is the input used to infer the signature; without it the model's own input
     example is used, and failing that a row of zeros built from its MLflow signature.
     """
+    check_name(name)  # before anything is downloaded or loaded
     with _local_folder(str(path_or_uri)) as folder:
         mlmodel = _read_mlmodel(folder)
         example = sample if sample is not None else _sample(folder, mlmodel)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from modelport.errors import ModelLoadError, ModelportError
+from modelport.registry.address import check_name
 from modelport.runtimes.base import (
     Flavor,
     LoadRequest,
@@ -45,9 +46,15 @@ class StagedModel:
 
 
 @contextmanager
-def stage_object(model: object, sample: Any, *, flavor: str | None = None,
+def stage_object(model: object, sample: Any, *, name: str | None = None,
+                 flavor: str | None = None,
                  allow_missing: bool | None = None) -> Iterator[StagedModel]:
-    """Save a live model object with its flavor (detected unless named)."""
+    """Save a live model object with its flavor (detected unless named).
+
+    ``name``, the model it is for, is checked before anything is saved or loaded.
+    """
+    if name is not None:
+        check_name(name)
     chosen = flavor_named(flavor) if flavor else flavor_for(model)
     signature = infer_signature(sample, allow_missing=allow_missing)
     with _scratch(chosen, signature, sample, "could not save the model",
@@ -56,9 +63,15 @@ def stage_object(model: object, sample: Any, *, flavor: str | None = None,
 
 
 @contextmanager
-def stage_file(path: Path, sample: Any, *, trusted: bool = False,
+def stage_file(path: Path, sample: Any, *, name: str | None = None, trusted: bool = False,
                allow_missing: bool | None = None) -> Iterator[StagedModel]:
-    """Adopt a model file already on disk (``.skops``, ``.onnx``, ``.txt``, ``.ubj`` ...)."""
+    """Adopt a model file already on disk (``.skops``, ``.onnx``, ``.txt``, ``.ubj`` ...).
+
+    ``name``, the model it is for, is checked before the file is read: a bad name must not
+    cost a load, and must never run a trusted pickle's code.
+    """
+    if name is not None:
+        check_name(name)
     if not path.is_file():
         raise ModelLoadError(f"{path} is not a file")
     chosen = flavor_for_file(path)

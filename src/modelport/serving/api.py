@@ -1,4 +1,9 @@
-"""Management API under ``/api/``: models, versions, aliases, stages, upload of new versions."""
+"""Management API under ``/api/``: models, versions, aliases, stages, upload of new versions.
+
+Reads are open; every route that changes the registry hangs off ``admin``, whose one
+dependency refuses it (403) unless the server was started with ``allow_remote_admin``: the
+server authenticates nobody yet, and the CLI works on the registry directly.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,30 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from modelport.errors import InvalidInputError
+from modelport.errors import ForbiddenError, InvalidInputError
 from modelport.registry import Stage, stage_file
+from modelport.registry.address import check_name
 from modelport.serving.context import context
 
+
+async def require_remote_admin(request: Request) -> None:
+    """Registry changes over HTTP are opt-in until the server authenticates its callers."""
+    if not context(request).settings.allow_remote_admin:
+        raise ForbiddenError("this server does not accept registry changes over HTTP: use "
+                             "the modelport CLI, or start the server with "
+                             "MODELPORT_ALLOW_REMOTE_ADMIN=true")
+
+
 router = APIRouter(prefix="/api", tags=["registry"])
+admin = APIRouter(dependencies=[Depends(require_remote_admin)],
+                  responses={403: {"description": "Registry changes over HTTP are off "
+                                                  "(MODELPORT_ALLOW_REMOTE_ADMIN), or the "
+                                                  "upload asked for trust."}})
 
 
 class AliasBody(BaseModel):
@@ -51,19 +70,24 @@ async def get_version(request: Request, name: str, version: int) -> dict[str, An
     return record.to_dict()
 
 
-@router.post("/models/{name}/versions", status_code=201)
+@admin.post("/models/{name}/versions", status_code=201)
 async def upload_version(
     request: Request, name: str,
     artifact: Annotated[UploadFile, File(description="Model file: .skops, .onnx, .txt, .ubj, "
                                                      ".joblib (trusted only) ...")],
     sample: Annotated[str, Form(description="Sample input as JSON: a list of rows, or "
                                             "{column: [values]} for named columns.")],
-    trusted: Annotated[bool, Form(description="Allow pickle / unreviewed types.")] = False,
+    trusted: Annotated[bool, Form(description="Always refused (403): loading a pickle runs "
+                                              "its code; register it with the CLI.")] = False,
     description: Annotated[str, Form()] = "",
     metadata: Annotated[str, Form(description="JSON object with optional tags, params, "
                                               "metrics, lineage.")] = "{}",
 ) -> dict[str, Any]:
     """Register an uploaded model file as the next version of ``name``."""
+    check_name(name)  # before any part of the upload is looked at
+    if trusted:
+        raise ForbiddenError("trusted uploads are refused over HTTP: loading a pickle runs its "
+                             "code inside the server; use `modelport register --trusted`")
     sample_data = _json_field(sample, "sample")
     extra = _json_field(metadata, "metadata")
     if not isinstance(extra, dict):
@@ -79,14 +103,14 @@ async def upload_version(
         with tempfile.TemporaryDirectory(prefix="modelport-upload-") as scratch:
             path = Path(scratch) / Path(artifact.filename or "model").name
             path.write_bytes(data)
-            with stage_file(path, sample_data, trusted=trusted) as staged:
+            with stage_file(path, sample_data, name=name) as staged:
                 record = registry.register(name, staged, description=description, **extra)
         return record.to_dict()
 
     return await run_in_threadpool(register)
 
 
-@router.post("/models/{name}/versions/{version}/stage")
+@admin.post("/models/{name}/versions/{version}/stage")
 async def transition_stage(request: Request, name: str, version: int,
                            body: StageBody) -> dict[str, Any]:
     registry = context(request).registry
@@ -106,7 +130,7 @@ async def get_alias(request: Request, name: str, alias: str) -> dict[str, Any]:
     return {"model": name, "alias": alias, "version": record.version}
 
 
-@router.put("/models/{name}/aliases/{alias}")
+@admin.put("/models/{name}/aliases/{alias}")
 async def set_alias(request: Request, name: str, alias: str, body: AliasBody) -> dict[str, Any]:
     """Move an alias; a server following it loads the new version, then switches."""
     ctx = context(request)
@@ -115,7 +139,7 @@ async def set_alias(request: Request, name: str, alias: str, body: AliasBody) ->
     return {"model": name, "alias": alias, "version": body.version}
 
 
-@router.delete("/models/{name}/aliases/{alias}", status_code=204)
+@admin.delete("/models/{name}/aliases/{alias}", status_code=204)
 async def delete_alias(request: Request, name: str, alias: str) -> Response:
     ctx = context(request)
     await run_in_threadpool(ctx.registry.delete_alias, name, alias)
@@ -136,3 +160,6 @@ def _json_field(text: str, field: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"{field} is not valid JSON: {exc}", pointer=f"/{field}") from exc
+
+
+router.include_router(admin)  # last: including copies the routes defined so far
