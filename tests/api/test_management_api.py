@@ -171,6 +171,47 @@ def test_upload_input_errors(serve: Any, settings: Settings, tmp_path: Path,
     assert count == 1
 
 
+_DEEP = 5_000  # Python's json raises RecursionError on this; orjson stops at 1,024 levels
+_NESTED_TAGS = json.dumps({"tags": {"a": json.loads("[" * 100 + "]" * 100)}})
+# (case, artifact file name, sample JSON text, metadata JSON text, status, pointer)
+_BAD_UPLOADS = [
+    ("tags is a string", "model.skops", None, '{"tags": "prod"}', 422, "/metadata/tags"),
+    ("lineage is a list", "model.skops", None, '{"lineage": ["run-1"]}', 422,
+     "/metadata/lineage"),
+    ("metrics is null", "model.skops", None, '{"metrics": null}', 422, "/metadata/metrics"),
+    ("metadata is a list", "model.skops", None, "[]", 422, "/metadata"),
+    ("file named ..", "..", None, "{}", 422, "/artifact"),
+    ("file named .", ".", None, "{}", 422, "/artifact"),
+    ("file named dir/..", "dir/..", None, "{}", 422, "/artifact"),
+    ("file with no name", "", None, "{}", 422, "/artifact"),
+    ("sample nested 5000 deep", "model.skops", "[" * _DEEP + "]" * _DEEP, "{}", 422, "/sample"),
+    ("metadata nested 5000 deep", "model.skops", None,
+     '{"tags": ' + '{"a": ' * _DEEP + "1" + "}" * _DEEP + "}", 422, "/metadata"),
+    ("sample nested 100 deep", "model.skops", "[" * 100 + "]" * 100, "{}", 400, "/sample"),
+    ("tags nested 100 deep", "model.skops", None, _NESTED_TAGS, 422, "/tags/a"),
+    ("ragged sample rows", "model.skops", "[[1, 2], [3]]", "{}", 400, "/sample"),
+]
+
+
+def test_bad_uploads_are_4xx_problems_with_a_pointer(
+        serve: Any, settings: Settings, tmp_path: Path, iris_logreg: LogisticRegression,
+        iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, _ = iris_data
+    modelport.log_model(iris_logreg, "iris", X[:10], settings=settings)
+    good = _skops_bytes(iris_logreg, tmp_path)
+    with serve(["iris"]) as client:
+        for case, filename, sample, metadata, status, pointer in _BAD_UPLOADS:
+            answer = client.post(
+                "/api/models/iris/versions",
+                files={"artifact": (filename, io.BytesIO(good), "application/octet-stream")},
+                data={"sample": sample or json.dumps(X[:3].tolist()), "metadata": metadata})
+            assert answer.status_code == status, (case, answer.text)
+            assert answer.headers["content-type"] == "application/problem+json", case
+            assert answer.json()["pointer"] == pointer, (case, answer.json())
+        versions = client.get("/api/models/iris/versions").json()["versions"]
+    assert [v["version"] for v in versions] == [1]
+
+
 def test_alias_routes_move_with_history(serve: Any, settings: Settings,
                                         iris_logreg: LogisticRegression,
                                         iris_data: tuple[np.ndarray, np.ndarray]) -> None:

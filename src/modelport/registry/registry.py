@@ -60,6 +60,9 @@ from modelport.store.tables import (
 )
 
 _INSERT_ATTEMPTS = 50
+MAX_METADATA_DEPTH = 32
+"""Deepest nesting of one tags / params / metrics / lineage entry: ample for real metadata,
+and far below what JSON encoders (ours, the database's, the HTTP layer's) can recurse into."""
 
 
 class Registry:
@@ -397,17 +400,37 @@ def _is_retryable(exc: IntegrityError | OperationalError) -> bool:
 
 def _json_field(field: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
     """``value`` as plain JSON (numpy scalars unwrapped), or a 422 pointing at the bad entry."""
+    if value is not None and not isinstance(value, Mapping):
+        raise InvalidInputError(f"{field} must be a mapping of names to values, got "
+                                f"{type(value).__name__}", pointer=f"/{field}")
     plain: dict[str, Any] = {}
     for key, item in (value or {}).items():
+        pointer = f"/{field}/{_escape(str(key))}"
         try:
             text = json.dumps(item, allow_nan=False, default=_unwrap_scalar)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             reason = ("NaN and infinity have no JSON form" if _non_finite(item)
+                      else "it nests too deeply" if isinstance(exc, RecursionError)
                       else f"{type(item).__name__} is not JSON-serialisable")
             raise InvalidInputError(f"{field} entry {key!r} cannot be stored: {reason}",
-                                    pointer=f"/{field}/{_escape(str(key))}") from exc
+                                    pointer=pointer) from exc
         plain[str(key)] = json.loads(text)
+        if _depth(plain[str(key)]) > MAX_METADATA_DEPTH:
+            raise InvalidInputError(f"{field} entry {key!r} nests deeper than "
+                                    f"{MAX_METADATA_DEPTH} levels", pointer=pointer)
     return plain
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a JSON value (a scalar is 0), without recursion."""
+    deepest, level = 0, [(value, 0)]
+    while level:
+        item, depth = level.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict | list):
+            children = item.values() if isinstance(item, dict) else item
+            level.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _escape(token: str) -> str:

@@ -259,13 +259,23 @@ def sample_arrays(sample: Any) -> tuple[SignatureKind, dict[str, np.ndarray]]:
     if hasattr(sample, "dtypes") and hasattr(sample, "columns"):  # a pandas DataFrame
         return SignatureKind.COLUMNS, {str(c): _frame_column(sample[c]) for c in sample.columns}
     if isinstance(sample, Mapping):
-        return SignatureKind.COLUMNS, {str(k): _numbers_if_numeric(np.asarray(v))
+        return SignatureKind.COLUMNS, {str(k): _numbers_if_numeric(_sample_array(v, f"/{k}"))
                                        for k, v in sample.items()}
-    array = np.asarray(sample)
+    array = _sample_array(sample, "")
     if array.ndim != 2:
         raise MalformedRequestError(
             f"a sample input must be 2-D (rows x features), got shape {list(array.shape)}")
     return SignatureKind.TENSOR, {TENSOR_INPUT: array}
+
+
+def _sample_array(values: Any, pointer: str) -> np.ndarray:
+    """``np.asarray``, with numpy's refusals (ragged rows, more than 64 levels of nesting)
+    reported as the client's malformed input rather than a crash."""
+    try:
+        return np.asarray(values)
+    except ValueError as exc:
+        raise MalformedRequestError(f"the sample is not a rectangular array: {exc}",
+                                    pointer=pointer or None) from exc
 
 
 def infer_signature(sample: Any, *, allow_missing: bool | None = None) -> Signature:

@@ -7,11 +7,11 @@ server authenticates nobody yet, and the CLI works on the registry directly.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -20,6 +20,7 @@ from starlette.responses import Response
 from modelport.errors import ForbiddenError, InvalidInputError
 from modelport.registry import Stage, stage_file
 from modelport.registry.address import check_name
+from modelport.runtimes.signature import infer_signature
 from modelport.serving.context import context
 
 
@@ -88,20 +89,15 @@ async def upload_version(
     if trusted:
         raise ForbiddenError("trusted uploads are refused over HTTP: loading a pickle runs its "
                              "code inside the server; use `modelport register --trusted`")
-    sample_data = _json_field(sample, "sample")
-    extra = _json_field(metadata, "metadata")
-    if not isinstance(extra, dict):
-        raise InvalidInputError("metadata must be a JSON object", pointer="/metadata")
-    unknown = set(extra) - {"tags", "params", "metrics", "lineage"}
-    if unknown:
-        raise InvalidInputError(f"unknown metadata keys: {', '.join(sorted(unknown))}",
-                                pointer="/metadata")
+    sample_data = _sample(sample)
+    extra = _metadata(_json_field(metadata, "metadata"))
+    filename = _artifact_name(artifact.filename)
     data = await artifact.read()
     registry = context(request).registry
 
     def register() -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="modelport-upload-") as scratch:
-            path = Path(scratch) / Path(artifact.filename or "model").name
+            path = Path(scratch) / filename
             path.write_bytes(data)
             with stage_file(path, sample_data, name=name) as staged:
                 record = registry.register(name, staged, description=description, **extra)
@@ -156,10 +152,57 @@ async def alias_history(request: Request, name: str) -> dict[str, Any]:
 
 
 def _json_field(text: str, field: str) -> Any:
+    """Parsed with orjson, whose nesting limit turns a hostile document into a 422 where
+    Python's json would exhaust the stack (RecursionError, a 500)."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
         raise InvalidInputError(f"{field} is not valid JSON: {exc}", pointer=f"/{field}") from exc
+
+
+def _sample(text: str) -> Any:
+    """The ``sample`` form field; its problems are found before the upload is read, and
+    located under ``/sample``."""
+    sample = _json_field(text, "sample")
+    try:
+        infer_signature(sample)
+    except InvalidInputError as exc:
+        raise type(exc)(exc.detail, pointer="/sample" + (exc.pointer or "")) from exc
+    return sample
+
+
+_METADATA_KEYS = ("tags", "params", "metrics", "lineage")
+_JSON_TYPES = {str: "a string", list: "an array", int: "a number", float: "a number",
+               bool: "a boolean", type(None): "null"}
+
+
+def _metadata(extra: Any) -> dict[str, dict[str, Any]]:
+    """The ``metadata`` form field: an object of objects, checked before the upload is read."""
+    if not isinstance(extra, dict):
+        raise InvalidInputError("metadata must be a JSON object", pointer="/metadata")
+    unknown = set(extra) - set(_METADATA_KEYS)
+    if unknown:
+        raise InvalidInputError(f"unknown metadata keys: {', '.join(sorted(unknown))}; "
+                                f"expected {', '.join(_METADATA_KEYS)}", pointer="/metadata")
+    for key, value in extra.items():
+        if not isinstance(value, dict):
+            got = _JSON_TYPES.get(type(value), type(value).__name__)
+            raise InvalidInputError(f"metadata {key} must be a JSON object, got {got}",
+                                    pointer=f"/metadata/{key}")
+    return extra
+
+
+_MAX_FILENAME = 200  # well inside every file system's 255-byte limit
+
+
+def _artifact_name(filename: str | None) -> str:
+    """The uploaded file's own name, without any folder a client put in front of it; the
+    suffix tells which runtime reads the file."""
+    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    if name in ("", ".", "..") or len(name) > _MAX_FILENAME or not name.isprintable():
+        raise InvalidInputError(f"the artifact needs a file name such as model.skops, got "
+                                f"{filename!r}", pointer="/artifact")
+    return name
 
 
 router.include_router(admin)  # last: including copies the routes defined so far
