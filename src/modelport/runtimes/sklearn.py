@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from modelport.errors import UntrustedArtifactError
+from modelport.runtimes.archives import check_zip_sizes
 from modelport.runtimes.base import LoadRequest, SavedModel, classifier_outputs, library_versions
 from modelport.runtimes.batch import Batch, Outputs
 from modelport.runtimes.signature import Signature, SignatureKind
@@ -71,6 +72,7 @@ class SklearnFlavor:
         if source.suffix == ".skops":
             import skops.io as sio
 
+            check_zip_sizes(source)  # before skops opens it: no member is inflated yet
             untrusted = sio.get_untrusted_types(file=source)
             if untrusted and not trusted:
                 raise UntrustedArtifactError(
@@ -97,5 +99,6 @@ class SklearnFlavor:
             import skops.io as sio
 
             trusted = list(request.options.get("trusted_types", []))
+            check_zip_sizes(request.directory / SKOPS_FILE)  # versions stored before the check
             model = sio.load(request.directory / SKOPS_FILE, trusted=trusted)
         return SklearnRuntime(model, request.signature)
