@@ -47,6 +47,10 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the metadata database; default sqlite under `home`. "
         "Use postgresql+psycopg://user@host/db for PostgreSQL.",
     )
+    db_timeout_s: float = Field(
+        10.0, gt=0, description="Bound on waiting for the metadata database: connecting "
+        "(PostgreSQL connect_timeout, at least 2 s), one statement (statement_timeout), a "
+        "pooled connection, and SQLite's busy timeout; past it a call fails with 503.")
     artifact_uri: str | None = Field(
         None,
         description="fsspec URL of the artifact store (a folder, or s3://bucket/prefix); "

@@ -161,9 +161,12 @@ def registrations_blocked(settings: Settings) -> Iterator[Callable[[], bool]]:
             conn.execute(text("SELECT id FROM registered_models WHERE name = 'iris' FOR UPDATE"))
 
             def waiting() -> bool:
-                return bool(observer.scalar(text(
+                count = observer.scalar(text(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock'")))
+                    "AND wait_event_type = 'Lock'"))
+                # pg_stat_activity is read once per transaction: end it to look afresh
+                observer.rollback()
+                return bool(count)
 
             yield waiting
             conn.rollback()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import timedelta
@@ -49,7 +50,7 @@ from modelport.registry.staging import INPUT_EXAMPLE, StagedModel, read_example
 from modelport.runtimes.base import LoadRequest, Runtime, call_model, load_runtime
 from modelport.runtimes.signature import Signature
 from modelport.store.artifacts import ArtifactStore
-from modelport.store.db import create_db_engine, session_factory
+from modelport.store.db import create_db_engine, session_factory, upgrade
 from modelport.store.tables import (
     AliasEventRow,
     AliasRow,
@@ -69,6 +70,10 @@ class Registry:
     def __init__(self, engine: Engine, artifacts: ArtifactStore) -> None:
         self.engine = engine
         self.artifacts = artifacts
+        # Upgraded on the first call, not here: a server must start (and answer 503) while
+        # its database is unreachable, and recover by itself when it comes back.
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
         self._sessions: sessionmaker[Session] = session_factory(engine)
         # Reads need no write lock: on SQLite they begin DEFERRED and run beside a writer.
         self._reads: sessionmaker[Session] = session_factory(
@@ -80,20 +85,34 @@ class Registry:
         if settings.s3_endpoint_url and settings.resolved_artifact_uri.startswith("s3://"):
             options["client_kwargs"] = {"endpoint_url": settings.s3_endpoint_url}
         store = ArtifactStore(settings.resolved_artifact_uri, settings.cache_dir, options)
-        return cls(create_db_engine(settings.resolved_database_url), store)
+        engine = create_db_engine(settings.resolved_database_url,
+                                  timeout_s=settings.db_timeout_s, migrate=False)
+        return cls(engine, store)
 
     def close(self) -> None:
         self.engine.dispose()
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
-        with _storage_errors(), self._sessions.begin() as session:
-            yield session
+        with _storage_errors():
+            self._ensure_schema()
+            with self._sessions.begin() as session:
+                yield session
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
-        with _storage_errors(), self._reads.begin() as session:
-            yield session
+        with _storage_errors():
+            self._ensure_schema()
+            with self._reads.begin() as session:
+                yield session
+
+    def _ensure_schema(self) -> None:
+        if self._schema_ready:
+            return
+        with self._schema_lock:
+            if not self._schema_ready:
+                upgrade(self.engine)
+                self._schema_ready = True
 
     # -- models ---------------------------------------------------------------------------
 
@@ -384,7 +403,7 @@ def _storage_errors() -> Iterator[None]:
         yield
     except OperationalError as exc:
         if _is_retryable(exc):
-            raise  # lock timeouts: the inserting loop retries those itself
+            raise  # a race the inserting loops retry at once
         raise StorageUnavailableError(f"the registry database is unavailable: "
                                       f"{str(exc.orig).strip()[:200]}") from exc
     except InterfaceError as exc:
@@ -392,10 +411,14 @@ def _storage_errors() -> Iterator[None]:
 
 
 def _is_retryable(exc: IntegrityError | OperationalError) -> bool:
-    """Unique-constraint races and SQLite lock timeouts are retried; anything else is not."""
+    """Unique-constraint, deadlock and serialisation races are retried; anything else is not.
+
+    A lock timeout (SQLite's "database is locked", PostgreSQL's statement_timeout) is not a
+    race: the wait already lasted ``db_timeout_s``, so it is a 503 rather than another wait.
+    """
     message = str(exc.orig).lower()
     return any(marker in message for marker in
-               ("unique", "duplicate key", "database is locked", "deadlock", "serialize"))
+               ("unique", "duplicate key", "deadlock", "serialize"))
 
 
 def _json_field(field: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
