@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -147,12 +148,28 @@ class Settings(BaseSettings):
         return self.home / "cache"
 
     def redacted(self) -> dict[str, Any]:
-        """Effective values for `modelport config show`, secrets hidden."""
+        """Effective values for `modelport config show`, secrets hidden: secret settings
+        entirely, and the credentials of any URL (``s3://key:secret@bucket``)."""
         values = self.model_dump(mode="json")
-        for secret in ("database_url", "cache_url"):
-            if getattr(self, secret) is not None:
-                values[secret] = "**********"
+        for name, value in values.items():
+            if isinstance(getattr(self, name), SecretStr):
+                values[name] = REDACTED
+            elif isinstance(value, str):
+                values[name] = without_credentials(value)
         return values
+
+
+REDACTED = "**********"
+
+
+def without_credentials(value: str) -> str:
+    """``value`` with the user information of a URL masked as a whole (an S3 access key is a
+    credential too); anything that is not such a URL is unchanged."""
+    parts = urlsplit(value)
+    if not parts.scheme or "@" not in parts.netloc:
+        return value
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{REDACTED}@{host}"))
 
 
 def as_environment(settings: Settings) -> dict[str, str]:

@@ -10,6 +10,7 @@ row, a failed one gives its number back, and a deleted version's number is never
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 from collections.abc import Iterator, Mapping
@@ -60,6 +61,7 @@ from modelport.store.tables import (
     utcnow,
 )
 
+log = logging.getLogger("modelport.store")
 _INSERT_ATTEMPTS = 50
 MAX_METADATA_DEPTH = 32
 """Deepest nesting of one tags / params / metrics / lineage entry: ample for real metadata,
@@ -396,6 +398,10 @@ class Registry:
             created_at=row.created_at, aliases=aliases)
 
 
+UNREACHABLE = "the registry database is unreachable; retry shortly"
+"""What clients are told: the host, driver and its message are for the log, not for them."""
+
+
 @contextmanager
 def _storage_errors() -> Iterator[None]:
     """A database that cannot be reached is a 503 the caller may retry, not a crash."""
@@ -404,10 +410,11 @@ def _storage_errors() -> Iterator[None]:
     except OperationalError as exc:
         if _is_retryable(exc):
             raise  # a race the inserting loops retry at once
-        raise StorageUnavailableError(f"the registry database is unavailable: "
-                                      f"{str(exc.orig).strip()[:200]}") from exc
+        log.warning("registry database unavailable: %s", str(exc.orig).strip())
+        raise StorageUnavailableError(UNREACHABLE) from exc
     except InterfaceError as exc:
-        raise StorageUnavailableError("the registry database connection was lost") from exc
+        log.warning("registry database connection lost: %s", str(exc.orig).strip())
+        raise StorageUnavailableError(UNREACHABLE) from exc
 
 
 def _is_retryable(exc: IntegrityError | OperationalError) -> bool:
