@@ -47,6 +47,7 @@ from modelport.registry.records import (
     StageTransition,
     VersionRecord,
 )
+from modelport.registry.scratch import STAGING_DIR, remove_stale
 from modelport.registry.staging import INPUT_EXAMPLE, StagedModel, read_example
 from modelport.runtimes.base import LoadRequest, Runtime, call_model, load_runtime
 from modelport.runtimes.signature import Signature
@@ -69,9 +70,13 @@ and far below what JSON encoders (ours, the database's, the HTTP layer's) can re
 
 
 class Registry:
-    def __init__(self, engine: Engine, artifacts: ArtifactStore) -> None:
+    def __init__(self, engine: Engine, artifacts: ArtifactStore,
+                 staging_dir: Path | None = None) -> None:
         self.engine = engine
         self.artifacts = artifacts
+        self.staging_dir = staging_dir
+        """Where registrations stage their files (``scratch=`` of ``stage_object`` /
+        ``stage_file``), so that :meth:`collect_garbage` finds what a killed one left."""
         # Upgraded on the first call, not here: a server must start (and answer 503) while
         # its database is unreachable, and recover by itself when it comes back.
         self._schema_ready = False
@@ -89,7 +94,7 @@ class Registry:
         store = ArtifactStore(settings.resolved_artifact_uri, settings.cache_dir, options)
         engine = create_db_engine(settings.resolved_database_url,
                                   timeout_s=settings.db_timeout_s, migrate=False)
-        return cls(engine, store)
+        return cls(engine, store, settings.home.resolve() / STAGING_DIR)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -329,12 +334,15 @@ class Registry:
         return self.artifacts.fetch(record.artifact_key, record.files)
 
     def collect_garbage(self, older_than: timedelta = timedelta(hours=1)) -> list[str]:
-        """Delete artifacts left by registrations that died before writing their row."""
+        """Delete what registrations that died left behind: artifacts without a version row,
+        and scratch folders (``staging/<id>``), once nothing touched them for ``older_than``."""
         with self._read() as s:
             referenced = set(s.scalars(select(VersionRow.artifact_key)).all())
         orphans = self.artifacts.orphans(referenced, older_than)
         for key in orphans:
             self.artifacts.delete(key)
+        if self.staging_dir is not None:
+            orphans += remove_stale(self.staging_dir, older_than)
         return orphans
 
     def delete_version(self, name: str, version: int) -> None:

@@ -8,7 +8,6 @@ output side of the signature comes from what the saved model really returns.
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import numpy as np
 
 from modelport.errors import ModelLoadError, ModelportError
 from modelport.registry.address import check_name
+from modelport.registry.scratch import scratch_folder
 from modelport.runtimes.base import (
     Flavor,
     LoadRequest,
@@ -47,28 +47,32 @@ class StagedModel:
 
 @contextmanager
 def stage_object(model: object, sample: Any, *, name: str | None = None,
-                 flavor: str | None = None,
-                 allow_missing: bool | None = None) -> Iterator[StagedModel]:
+                 flavor: str | None = None, allow_missing: bool | None = None,
+                 scratch: Path | None = None) -> Iterator[StagedModel]:
     """Save a live model object with its flavor (detected unless named).
 
-    ``name``, the model it is for, is checked before anything is saved or loaded.
+    ``name``, the model it is for, is checked before anything is saved or loaded. The files
+    are written in a folder under ``scratch`` (``Registry.staging_dir``, where
+    ``collect_garbage`` finds what a killed process left), else in the system temp dir.
     """
     if name is not None:
         check_name(name)
     chosen = flavor_named(flavor) if flavor else flavor_for(model)
     signature = infer_signature(sample, allow_missing=allow_missing)
-    with _scratch(chosen, signature, sample, "could not save the model",
+    with _scratch(chosen, signature, sample, "could not save the model", scratch,
                   lambda directory: chosen.save(model, directory, signature)) as staged:
         yield staged
 
 
 @contextmanager
 def stage_file(path: Path, sample: Any, *, name: str | None = None, trusted: bool = False,
-               allow_missing: bool | None = None) -> Iterator[StagedModel]:
+               allow_missing: bool | None = None,
+               scratch: Path | None = None) -> Iterator[StagedModel]:
     """Adopt a model file already on disk (``.skops``, ``.onnx``, ``.txt``, ``.ubj`` ...).
 
     ``name``, the model it is for, is checked before the file is read: a bad name must not
-    cost a load, and must never run a trusted pickle's code.
+    cost a load, and must never run a trusted pickle's code. ``scratch`` as for
+    :func:`stage_object`.
     """
     if name is not None:
         check_name(name)
@@ -76,18 +80,17 @@ def stage_file(path: Path, sample: Any, *, name: str | None = None, trusted: boo
         raise ModelLoadError(f"{path} is not a file")
     chosen = flavor_for_file(path)
     signature = infer_signature(sample, allow_missing=allow_missing)
-    with _scratch(chosen, signature, sample, f"could not read {path.name}",
+    with _scratch(chosen, signature, sample, f"could not read {path.name}", scratch,
                   lambda directory: chosen.import_file(path, directory, trusted)) as staged:
         yield staged
 
 
 @contextmanager
 def _scratch(flavor: Flavor, signature: Signature, sample: Any, failure: str,
-             write: Callable[[Path], SavedModel]) -> Iterator[StagedModel]:
+             root: Path | None, write: Callable[[Path], SavedModel]) -> Iterator[StagedModel]:
     """A scratch folder the flavor writes into; a framework's own exception there becomes
     ``ModelLoadError``."""
-    with tempfile.TemporaryDirectory(prefix="modelport-stage-") as scratch:
-        directory = Path(scratch)
+    with scratch_folder(root) as directory:
         try:
             saved = write(directory)
         except ModelportError:

@@ -7,8 +7,6 @@ server authenticates nobody yet, and the CLI works on the registry directly.
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
@@ -20,6 +18,7 @@ from starlette.responses import Response
 from modelport.errors import ForbiddenError, InvalidInputError
 from modelport.registry import Stage, stage_file
 from modelport.registry.address import check_name
+from modelport.registry.scratch import scratch_folder
 from modelport.runtimes.signature import infer_signature
 from modelport.serving.context import context
 
@@ -96,10 +95,12 @@ async def upload_version(
     registry = context(request).registry
 
     def register() -> dict[str, Any]:
-        with tempfile.TemporaryDirectory(prefix="modelport-upload-") as scratch:
-            path = Path(scratch) / filename
+        # the upload too waits in the home's staging folder, where `modelport gc` finds it
+        with scratch_folder(registry.staging_dir) as scratch:
+            path = scratch / filename
             path.write_bytes(data)
-            with stage_file(path, sample_data, name=name) as staged:
+            with stage_file(path, sample_data, name=name,
+                            scratch=registry.staging_dir) as staged:
                 record = registry.register(name, staged, description=description, **extra)
         return record.to_dict()
 
