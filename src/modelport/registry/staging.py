@@ -54,12 +54,15 @@ def stage_object(model: object, sample: Any, *, name: str | None = None,
     ``name``, the model it is for, is checked before anything is saved or loaded. The files
     are written in a folder under ``scratch`` (``Registry.staging_dir``, where
     ``collect_garbage`` finds what a killed process left), else in the system temp dir.
+    Whether inputs accept NaN / null follows the model (gradient-boosted trees handle missing
+    values themselves) and the sample; ``allow_missing`` True or False overrides both.
     """
     if name is not None:
         check_name(name)
     chosen = flavor_named(flavor) if flavor else flavor_for(model)
     signature = infer_signature(sample, allow_missing=allow_missing)
     with _scratch(chosen, signature, sample, "could not save the model", scratch,
+                  allow_missing,
                   lambda directory: chosen.save(model, directory, signature)) as staged:
         yield staged
 
@@ -81,15 +84,17 @@ def stage_file(path: Path, sample: Any, *, name: str | None = None, trusted: boo
     chosen = flavor_for_file(path)
     signature = infer_signature(sample, allow_missing=allow_missing)
     with _scratch(chosen, signature, sample, f"could not read {path.name}", scratch,
+                  allow_missing,
                   lambda directory: chosen.import_file(path, directory, trusted)) as staged:
         yield staged
 
 
 @contextmanager
 def _scratch(flavor: Flavor, signature: Signature, sample: Any, failure: str,
-             root: Path | None, write: Callable[[Path], SavedModel]) -> Iterator[StagedModel]:
+             root: Path | None, allow_missing: bool | None,
+             write: Callable[[Path], SavedModel]) -> Iterator[StagedModel]:
     """A scratch folder the flavor writes into; a framework's own exception there becomes
-    ``ModelLoadError``."""
+    ``ModelLoadError``. Missing values follow the model unless ``allow_missing`` says."""
     with scratch_folder(root) as directory:
         try:
             saved = write(directory)
@@ -97,6 +102,8 @@ def _scratch(flavor: Flavor, signature: Signature, sample: Any, failure: str,
             raise
         except Exception as exc:
             raise ModelLoadError(f"{flavor.name} {failure}: {type(exc).__name__}: {exc}") from exc
+        if allow_missing is None and saved.handles_missing:
+            signature = signature.allowing_missing()
         yield _complete(flavor, directory, saved, signature, sample, trusted=saved.needs_trust)
 
 

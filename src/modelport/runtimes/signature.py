@@ -9,7 +9,7 @@ into a :class:`Batch` or raises an error that points at the offending field.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -75,6 +75,13 @@ class Signature:
             raise InvalidInputError(f"unknown output {requested!r}; this model returns "
                                     f"{', '.join(names)}", pointer="/output")
         return requested
+
+    def allowing_missing(self) -> Signature:
+        """The same signature with every numeric (not boolean) input nullable."""
+        inputs = tuple(replace(spec, nullable=True)
+                       if spec.dtype != STRING and spec.numpy_dtype.kind in "iuf" else spec
+                       for spec in self.inputs)
+        return Signature(self.kind, inputs, self.outputs)
 
     def with_outputs(self, outputs: Mapping[str, np.ndarray]) -> Signature:
         specs = tuple(_spec_for(name, np.asarray(a), nullable=False) for name, a in outputs.items())
