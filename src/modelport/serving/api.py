@@ -74,7 +74,7 @@ async def get_version(request: Request, name: str, version: int) -> dict[str, An
 async def upload_version(
     request: Request, name: str,
     artifact: Annotated[UploadFile, File(description="Model file: .skops, .onnx, .txt, .ubj, "
-                                                     ".joblib (trusted only) ...")],
+                                                     ".json (pickles only through the CLI)")],
     sample: Annotated[str, Form(description="Sample input as JSON: a list of rows, or "
                                             "{column: [values]} for named columns.")],
     trusted: Annotated[bool, Form(description="Always refused (403): loading a pickle runs "
