@@ -12,6 +12,7 @@ import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -54,6 +55,10 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the metadata database; default sqlite under `home`. "
         "Use postgresql+psycopg://user@host/db for PostgreSQL.",
     )
+    db_timeout_s: float = Field(
+        10.0, gt=0, description="Bound on waiting for the metadata database: connecting "
+        "(PostgreSQL connect_timeout, at least 2 s), one statement (statement_timeout), a "
+        "pooled connection, and SQLite's busy timeout; past it a call fails with 503.")
     artifact_uri: str | None = Field(
         None,
         description="fsspec URL of the artifact store (a folder, or s3://bucket/prefix); "
@@ -122,6 +127,10 @@ class Settings(BaseSettings):
     wait_for_models: bool = Field(
         False, description="Start serving even when a model cannot be loaded yet, and keep "
         "trying; by default `serve` exits with the reason.")
+    allow_remote_admin: bool = Field(
+        False, description="Let HTTP clients change the registry (upload versions, move "
+        "aliases and stages). Off by default: the server has no authentication yet, and "
+        "trusted (pickle) uploads are refused over HTTP either way.")
 
     @classmethod
     def settings_customise_sources(
@@ -161,12 +170,28 @@ class Settings(BaseSettings):
         return self.home / "cache"
 
     def redacted(self) -> dict[str, Any]:
-        """Effective values for `modelport config show`, secrets hidden."""
+        """Effective values for `modelport config show`, secrets hidden: secret settings
+        entirely, and the credentials of any URL (``s3://key:secret@bucket``)."""
         values = self.model_dump(mode="json")
-        for secret in ("database_url", "cache_url"):
-            if getattr(self, secret) is not None:
-                values[secret] = "**********"
+        for name, value in values.items():
+            if isinstance(getattr(self, name), SecretStr):
+                values[name] = REDACTED
+            elif isinstance(value, str):
+                values[name] = without_credentials(value)
         return values
+
+
+REDACTED = "**********"
+
+
+def without_credentials(value: str) -> str:
+    """``value`` with the user information of a URL masked as a whole (an S3 access key is a
+    credential too); anything that is not such a URL is unchanged."""
+    parts = urlsplit(value)
+    if not parts.scheme or "@" not in parts.netloc:
+        return value
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{REDACTED}@{host}"))
 
 
 def as_environment(settings: Settings) -> dict[str, str]:

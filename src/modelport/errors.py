@@ -9,6 +9,7 @@ turns problem+json back into the same classes.
     ├── InvalidInputError            422  input fails the signature / protocol
     │   ├── MalformedRequestError    400  body is not parseable at all
     │   └── UnsupportedMediaTypeError 415
+    ├── ForbiddenError               403  the server does not allow this action
     ├── MethodNotAllowedError        405
     ├── PayloadTooLargeError         413
     ├── NotFoundError                404
@@ -100,6 +101,12 @@ class UnsupportedMediaTypeError(InvalidInputError):
     status = 415
     code = "unsupported_media_type"
     title = "Unsupported media type"
+
+
+class ForbiddenError(ModelportError):
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"
 
 
 class MethodNotAllowedError(ModelportError):

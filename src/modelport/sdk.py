@@ -24,7 +24,8 @@ def log_model(model: object, name: str, sample_input: Any, *,
     """Register ``model`` as the next version of ``name``; returns the new version."""
     registry = Registry.from_settings(settings or Settings())
     try:
-        with stage_object(model, sample_input, flavor=flavor, allow_missing=allow_missing) as st:
+        with stage_object(model, sample_input, name=name, flavor=flavor,
+                          allow_missing=allow_missing, scratch=registry.staging_dir) as st:
             return registry.register(name, st, description=description, tags=tags,
                                      params=params, metrics=metrics, lineage=lineage)
     finally:

@@ -28,7 +28,9 @@ REDIS_URL = "redis://127.0.0.1:6379/15"
 
 @pytest.fixture(params=["memory", "redis"])
 def cached_settings(request: pytest.FixtureRequest, make_settings: Any) -> Settings:
-    options = {"model_options": {"iris": {"cache": True}}, "reload_interval_s": 0.1}
+    # the alias is moved over HTTP, which a server allows only when told to
+    options = {"model_options": {"iris": {"cache": True}}, "reload_interval_s": 0.1,
+               "allow_remote_admin": True}
     if request.param == "redis":
         if not port_open("127.0.0.1", 6379):
             service_missing("Redis on 127.0.0.1:6379")
@@ -61,7 +63,8 @@ def test_repeated_input_is_a_hit_and_an_alias_move_never_serves_old_answers(
         second = client.post("/v1/models/iris:predict", json=body).json()
         assert first == second == {"predictions": iris_logreg.predict(rows).tolist()}
         assert (_lookups(client, "miss"), _lookups(client, "hit")) == (1.0, 1.0)
-        client.put("/api/models/iris/aliases/production", json={"version": 2})
+        assert client.put("/api/models/iris/aliases/production",
+                          json={"version": 2}).status_code == 200
         deadline = time.monotonic() + 10
         while client.get("/api/serving").json()["models"][0]["version"] != 2:
             assert time.monotonic() < deadline

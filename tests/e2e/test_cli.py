@@ -115,6 +115,20 @@ def test_remote_predict_and_config(cli: Any, live_server: Any, settings: Any, tm
     assert "MODELPORT_DATABASE_URL" in described.stdout
 
 
+def test_config_show_hides_every_credential(cli: Any, make_settings: Any) -> None:
+    settings = make_settings(
+        artifact_uri="s3://AKIAEXAMPLEKEY:s3cr3t-key@models/prod",
+        s3_endpoint_url="http://minio:m1n10-pass@127.0.0.1:9000",
+        database_url="postgresql+psycopg://modelport:pg-pass@127.0.0.1:5432/modelport",
+        cache_url="redis://:r3dis-pass@127.0.0.1:6379/0")
+    shown = cli("config", "show", settings_override=settings)
+    assert shown.returncode == 0, shown.stderr
+    for secret in ("AKIAEXAMPLEKEY", "s3cr3t-key", "m1n10-pass", "pg-pass", "r3dis-pass"):
+        assert secret not in shown.stdout
+    assert "s3://**********@models/prod" in shown.stdout  # where it points stays visible
+    assert "http://**********@127.0.0.1:9000" in shown.stdout
+
+
 def test_gc_removes_only_orphaned_artifacts(cli: Any, settings: Any, tmp_path: Path,
                                             iris_logreg: LogisticRegression,
                                             iris_data: tuple[np.ndarray, np.ndarray]) -> None:

@@ -6,7 +6,10 @@ PostgreSQL database. Artifacts are real files in a local folder; nothing of ours
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ from modelport.errors import (
     ModelNotFoundError,
     ModelVersionNotFoundError,
     NotFoundError,
+    StorageUnavailableError,
 )
 from modelport.registry import Registry, Stage, StagedModel, stage_object
 from modelport.runtimes.base import call_model
@@ -407,6 +411,47 @@ def test_model_failing_on_its_sample_is_never_registered(
     with pytest.raises(ModelNotFoundError):
         registry.get_model("iris")
     assert artifact_files(backend) == set()
+
+
+# -- timeouts ------------------------------------------------------------------------------
+
+
+@contextmanager
+def _write_lock_held(settings: Settings) -> Iterator[None]:
+    """Another client holds the lock a registry write needs, as a stuck transaction would."""
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        holder = sqlite3.connect(url.split("///", 1)[1], isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        return
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("LOCK TABLE model_versions IN ACCESS EXCLUSIVE MODE")
+            yield
+    finally:
+        engine.dispose()
+
+
+def test_a_write_waiting_on_a_held_lock_fails_after_db_timeout(
+        backend: Settings, staged: StagedModel) -> None:
+    settings = backend.model_copy(update={"db_timeout_s": 2.0})
+    registry = Registry.from_settings(settings)
+    try:
+        registry.register("iris", staged)
+        with _write_lock_held(settings):
+            started = time.monotonic()
+            with pytest.raises(StorageUnavailableError):
+                registry.transition_stage("iris", 1, Stage.STAGING)
+            assert time.monotonic() - started < 8  # busy / statement timeout, then 503
+        assert registry.transition_stage("iris", 1, Stage.STAGING).stage is Stage.STAGING
+    finally:
+        registry.close()
 
 
 # -- migrations ----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,7 +27,9 @@ from sklearn.linear_model import LogisticRegression
 from sqlalchemy import create_engine, text
 
 from modelport.config import Settings
+from modelport.errors import ModelNotFoundError
 from modelport.registry import Registry, StagedModel, stage_object
+from tests.e2e.conftest import settings_env
 
 WORKERS = 2
 REGISTRATIONS = 10
@@ -161,9 +164,12 @@ def registrations_blocked(settings: Settings) -> Iterator[Callable[[], bool]]:
             conn.execute(text("SELECT id FROM registered_models WHERE name = 'iris' FOR UPDATE"))
 
             def waiting() -> bool:
-                return bool(observer.scalar(text(
+                count = observer.scalar(text(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock'")))
+                    "AND wait_event_type = 'Lock'"))
+                # pg_stat_activity is read once per transaction: end it to look afresh
+                observer.rollback()
+                return bool(count)
 
             yield waiting
             conn.rollback()
@@ -252,3 +258,50 @@ def test_concurrent_alias_moves_keep_a_consistent_history(
         assert after.from_version == before.to_version
         assert after.from_version != after.to_version
     assert registry.resolve("iris@production").version == history[-1].to_version
+
+
+# Registers a SlowModel on a sample asking it to sleep 600 s: staging runs the sample through
+# the saved model, so the process sits in staging, its scratch folder written, until killed.
+STAGING_WORKER = """
+import numpy as np
+from modelport import log_model
+from tests.e2e.doubles import SlowModel
+log_model(SlowModel(), "slow", np.array([[600.0]]))
+"""
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_registration_killed_while_staging_leaves_a_folder_gc_removes(
+        cli: Any, settings: Settings, tmp_path: Path) -> None:
+    marker = tmp_path / "staging-predicts"
+    env = {**settings_env(settings), "SLOW_MODEL_MARKER": str(marker)}
+    worker = subprocess.Popen([sys.executable, "-c", STAGING_WORKER], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert worker.poll() is None, worker.communicate()[1]
+            assert time.monotonic() < deadline, "the registration never reached its sample"
+            time.sleep(0.02)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    (left,) = list((settings.home / "staging").iterdir())
+    assert (left / "code" / "doubles.py").is_file()  # the saved model, under the home
+
+    fresh = cli("gc")  # younger than the default hour: it could be a registration running
+    assert fresh.returncode == 0, fresh.stderr
+    assert left.exists()
+    collected = cli("gc", "--older-than-minutes", "0")
+    assert collected.returncode == 0, collected.stderr
+    assert f"staging/{left.name}" in collected.stdout
+    assert not left.exists()
+    registry = Registry.from_settings(settings)
+    try:
+        with pytest.raises(ModelNotFoundError):  # and nothing was registered
+            registry.get_model("slow")
+    finally:
+        registry.close()

@@ -11,7 +11,7 @@ import pytest
 
 import modelport
 from modelport.config import Settings
-from modelport.errors import ArtifactIntegrityError, ModelLoadError
+from modelport.errors import ArtifactIntegrityError, InvalidInputError, ModelLoadError
 from modelport.registry import Registry, stage_file
 from modelport.runtimes.base import flavor_for
 from tests.parity import assert_same_classifier, round_trip
@@ -40,6 +40,86 @@ def frame_data(tabular_data: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def regressor(frame_data: pd.DataFrame) -> lgb.LGBMRegressor:
     return lgb.LGBMRegressor(**SMALL).fit(frame_data, frame_data["amount"] * 3 + 1)
+
+
+@pytest.fixture(scope="module")
+def shop() -> pd.DataFrame:
+    """Numeric columns with gaps, a string category and a numeric category, as pandas holds
+    them in a real project."""
+    rng = np.random.default_rng(11)
+    rows = 400
+    frame = pd.DataFrame({
+        "amount": rng.normal(50, 20, rows),
+        "city": pd.Categorical(rng.choice(["lyon", "nice", "paris"], rows)),
+        "tier": pd.Categorical(rng.choice([1, 2, 3], rows)),
+        "visits": rng.integers(0, 30, rows).astype(np.float64),
+    })
+    frame.loc[rng.random(rows) < 0.15, "amount"] = np.nan
+    frame.loc[rng.random(rows) < 0.15, "visits"] = np.nan
+    return frame
+
+
+def _bought(frame: pd.DataFrame) -> np.ndarray:
+    return ((frame["amount"].fillna(80) > 50) ^ (frame["city"] == "nice")).to_numpy(int)
+
+
+@pytest.fixture(scope="module")
+def shop_classifier(shop: pd.DataFrame) -> lgb.LGBMClassifier:
+    return lgb.LGBMClassifier(**SMALL, min_child_samples=5).fit(shop, _bought(shop))
+
+
+def test_categorical_columns_round_trip(settings: Settings, shop_classifier: lgb.LGBMClassifier,
+                                       shop: pd.DataFrame) -> None:
+    complete = shop.dropna().head(20)  # nothing missing in the sample: the model decides
+    record = modelport.log_model(shop_classifier, "shop", complete, settings=settings)
+    specs = {s.name: (s.dtype, s.nullable) for s in record.signature.inputs}
+    assert specs["city"][0] == "string"
+    assert specs["amount"] == specs["visits"] == ("float64", True)
+    assert record.flavor_options["categorical"] == ["city", "tier"]
+    loaded = modelport.load_model("shop", settings=settings)
+    assert_same_classifier(loaded.predict_outputs(shop), shop_classifier, shop)
+    # what a JSON client sends: plain strings, null for a gap, a city the model never saw
+    request = {"amount": [42.0, None, 70.0], "city": ["paris", "nice", "tokyo"],
+               "tier": [3, 1, 2], "visits": [None, 4.0, 9.0]}
+    as_pandas = pd.DataFrame({
+        "amount": [42.0, np.nan, 70.0],
+        "city": pd.Categorical(["paris", "nice", None], categories=["lyon", "nice", "paris"]),
+        "tier": pd.Categorical([3, 1, 2], categories=[1, 2, 3]),
+        "visits": [np.nan, 4.0, 9.0]})
+    assert_same_classifier(loaded.predict_outputs(request), shop_classifier, as_pandas)
+
+
+def test_categorical_booster_and_text_file(settings: Settings, registry: Registry,
+                                           tmp_path: Path, shop: pd.DataFrame) -> None:
+    booster = lgb.train({"objective": "binary", "num_leaves": 8, "verbose": -1,
+                         "min_data_in_leaf": 5}, lgb.Dataset(shop, _bought(shop)),
+                        num_boost_round=10)
+    modelport.log_model(booster, "shop-booster", shop.head(20), settings=settings)
+    outputs = modelport.load_model("shop-booster", settings=settings).predict_outputs(shop)
+    np.testing.assert_allclose(outputs["probabilities"][:, 1], booster.predict(shop), rtol=1e-6)
+
+    path = tmp_path / "shop.txt"
+    booster.save_model(path)
+    sample = {"amount": [12.5, None], "city": ["nice", "lyon"], "tier": [1, 3],
+              "visits": [3.0, 8.0]}  # a JSON sample: no pandas dtype says "category"
+    with stage_file(path, sample, name="shop-file") as staged:
+        registry.register("shop-file", staged)
+    outputs = modelport.load_model("shop-file", settings=settings).predict_outputs(shop)
+    np.testing.assert_allclose(outputs["probabilities"][:, 1], booster.predict(shop), rtol=1e-6)
+
+
+def test_missing_values_are_accepted_by_default_and_answered_like_the_model(
+        settings: Settings, tabular_data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = tabular_data
+    holes = X.copy()
+    holes[::7, 3] = np.nan
+    model = lgb.LGBMRegressor(**SMALL).fit(holes, y)
+    outputs = round_trip(model, "holes", X[:5], holes, settings)  # the sample has no NaN
+    np.testing.assert_allclose(outputs["prediction"], model.predict(holes), rtol=1e-6)
+    strict = modelport.log_model(model, "strict", X[:5], allow_missing=False, settings=settings)
+    assert not strict.signature.inputs[0].nullable
+    with pytest.raises(InvalidInputError, match="NaN"):
+        modelport.load_model("strict", settings=settings).predict(holes)
 
 
 def test_binary_classifier_keeps_its_string_labels(

@@ -126,3 +126,15 @@ def test_tampered_model_file_is_refused(settings: Settings, registry: Registry,
 def test_xgboost_models_are_claimed_by_the_xgboost_flavor(binary: xgb.XGBClassifier) -> None:
     assert flavor_for(binary).name == "xgboost"
     assert flavor_for(binary.get_booster()).name == "xgboost"
+
+
+def test_missing_values_are_accepted_by_default_and_answered_like_the_model(
+        settings: Settings, tabular_data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = tabular_data
+    holes = X.copy()
+    holes[::5, 2] = np.nan
+    model = xgb.XGBClassifier(**SMALL).fit(holes, y)
+    record = modelport.log_model(model, "holes", X[:5], settings=settings)  # sample: no NaN
+    assert record.signature.inputs[0].nullable
+    outputs = modelport.load_model("holes", settings=settings).predict_outputs(holes)
+    assert_same_classifier(outputs, model, holes)

@@ -8,7 +8,6 @@ Pickled flavors (cloudpickle sklearn, ``python_function`` models) need ``trusted
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -25,8 +24,10 @@ from modelport.errors import (
     ModelLoadError,
     UntrustedArtifactError,
 )
+from modelport.registry.address import check_name
 from modelport.registry.records import VersionRecord
 from modelport.registry.registry import Registry
+from modelport.registry.scratch import scratch_folder
 from modelport.registry.staging import StagedModel, stage_file, stage_object
 from modelport.runtimes.pyfunc import MlflowPythonModel
 
@@ -44,17 +45,18 @@ def import_mlflow(registry: Registry, path_or_uri: str | Path, name: str, *,
     ``sample`` is the input used to infer the signature; without it the model's own input
     example is used, and failing that a row of zeros built from its MLflow signature.
     """
-    with _local_folder(str(path_or_uri)) as folder:
+    check_name(name)  # before anything is downloaded or loaded
+    with _local_folder(str(path_or_uri), registry.staging_dir) as folder:
         mlmodel = _read_mlmodel(folder)
         example = sample if sample is not None else _sample(folder, mlmodel)
-        with _staging(folder, mlmodel, example, trusted) as staged:
+        with _staging(folder, mlmodel, example, trusted, registry.staging_dir) as staged:
             lineage = {"source": "mlflow", "uri": str(path_or_uri),
                        **{key: mlmodel.get(key) for key in _LINEAGE_KEYS}}
             return registry.register(name, staged, lineage=lineage)
 
 
 @contextmanager
-def _local_folder(uri: str) -> Iterator[Path]:
+def _local_folder(uri: str, scratch: Path | None) -> Iterator[Path]:
     """A local folder for a path, a ``file://`` URI, or anything mlflow can download."""
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
@@ -67,9 +69,9 @@ def _local_folder(uri: str) -> Iterator[Path]:
         raise ConfigurationError(f"{uri} is an MLflow URI and resolving it needs mlflow "
                                  "(pip install 'modelport[mlflow]'); or pass a local folder"
                                  ) from exc
-    with tempfile.TemporaryDirectory(prefix="modelport-mlflow-") as scratch:
+    with scratch_folder(scratch) as folder:
         try:
-            local = download_artifacts(artifact_uri=uri, dst_path=scratch)
+            local = download_artifacts(artifact_uri=uri, dst_path=str(folder))
         except (MlflowException, OSError) as exc:
             raise ModelLoadError(f"mlflow could not download {uri}: {exc}") from exc
         yield Path(local)
@@ -88,15 +90,17 @@ def _read_mlmodel(folder: Path) -> dict[str, Any]:
     return data
 
 
-def _staging(folder: Path, mlmodel: Mapping[str, Any], sample: Any,
-             trusted: bool) -> AbstractContextManager[StagedModel]:
+def _staging(folder: Path, mlmodel: Mapping[str, Any], sample: Any, trusted: bool,
+             scratch: Path | None) -> AbstractContextManager[StagedModel]:
     """Stage the most specific flavor the folder offers; pyfunc code is the last resort."""
     flavors: Mapping[str, Any] = mlmodel["flavors"]
     if "sklearn" in flavors:  # model.skops, or a (cloud)pickle that stage_file makes us trust
-        return stage_file(folder / flavors["sklearn"]["pickled_model"], sample, trusted=trusted)
+        return stage_file(folder / flavors["sklearn"]["pickled_model"], sample, trusted=trusted,
+                          scratch=scratch)
     for flavor in _DATA_FLAVORS:
         if flavor in flavors:
-            return stage_file(folder / flavors[flavor]["data"], sample, trusted=trusted)
+            return stage_file(folder / flavors[flavor]["data"], sample, trusted=trusted,
+                              scratch=scratch)
     python_model = flavors.get("python_function", {}).get("python_model")
     if python_model is None:
         raise ConfigurationError(f"MLflow flavor(s) {', '.join(flavors)} cannot be imported; "
@@ -108,7 +112,7 @@ def _staging(folder: Path, mlmodel: Mapping[str, Any], sample: Any,
     listed = flavors["python_function"].get("artifacts") or {}
     artifacts = {artifact: folder / entry["path"] for artifact, entry in listed.items()}
     model = MlflowPythonModel({MlflowPythonModel.PICKLE: folder / python_model, **artifacts})
-    return stage_object(model, sample, flavor="pyfunc")
+    return stage_object(model, sample, flavor="pyfunc", scratch=scratch)
 
 
 def _sample(folder: Path, mlmodel: Mapping[str, Any]) -> Any:

@@ -92,7 +92,7 @@ def optimize_version(registry: Registry, address: str, *, rows: int = 512,
         raise ConversionError(f"{source.address} itself fails on the parity sample (rows like "
                               f"its signature accepts): {exc.detail.splitlines()[0]}") from exc
     graph, converter = convert(read_original(source, directory), source)
-    with _staged(graph, sample, source.signature) as staged:
+    with _staged(graph, sample, source.signature, registry.staging_dir) as staged:
         compiled = load_runtime("onnx", LoadRequest(staged.directory, staged.signature,
                                                     staged.saved.options, staged.trusted))
         parity = _compare(expected, call_model(compiled, sample), atol)
@@ -152,14 +152,16 @@ def _with_missing(drawn: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 @contextmanager
-def _staged(graph: Any, sample: Batch, signature: Signature) -> Iterator[StagedModel]:
+def _staged(graph: Any, sample: Batch, signature: Signature,
+            scratch: Path | None) -> Iterator[StagedModel]:
     """The graph staged on the parity sample; clients must see the very same inputs."""
     tensor = signature.kind is SignatureKind.TENSOR
     inputs = next(iter(sample.columns.values())) if tensor else dict(sample.columns)
     nullable = {spec.nullable for spec in signature.inputs}
     allow_missing = nullable.pop() if len(nullable) == 1 else None
     try:
-        with stage_object(graph, inputs, flavor="onnx", allow_missing=allow_missing) as staged:
+        with stage_object(graph, inputs, flavor="onnx", allow_missing=allow_missing,
+                          scratch=scratch) as staged:
             if staged.signature.inputs != signature.inputs:
                 raise ConversionError(
                     f"the ONNX version would take {_inputs_text(staged.signature)} instead of "

@@ -10,7 +10,9 @@ row, a failed one gives its number back, and a deleted version's number is never
 from __future__ import annotations
 
 import json
+import logging
 import math
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import timedelta
@@ -45,12 +47,13 @@ from modelport.registry.records import (
     StageTransition,
     VersionRecord,
 )
+from modelport.registry.scratch import STAGING_DIR, remove_stale
 from modelport.registry.staging import INPUT_EXAMPLE, StagedModel, read_example
 from modelport.runtimes.base import LoadRequest, Runtime, call_model, load_runtime
 from modelport.runtimes.batch import Batch
 from modelport.runtimes.signature import Signature
 from modelport.store.artifacts import ArtifactStore
-from modelport.store.db import create_db_engine, session_factory
+from modelport.store.db import create_db_engine, session_factory, upgrade
 from modelport.store.tables import (
     AliasEventRow,
     AliasRow,
@@ -60,13 +63,25 @@ from modelport.store.tables import (
     utcnow,
 )
 
+log = logging.getLogger("modelport.store")
 _INSERT_ATTEMPTS = 50
+MAX_METADATA_DEPTH = 32
+"""Deepest nesting of one tags / params / metrics / lineage entry: ample for real metadata,
+and far below what JSON encoders (ours, the database's, the HTTP layer's) can recurse into."""
 
 
 class Registry:
-    def __init__(self, engine: Engine, artifacts: ArtifactStore) -> None:
+    def __init__(self, engine: Engine, artifacts: ArtifactStore,
+                 staging_dir: Path | None = None) -> None:
         self.engine = engine
         self.artifacts = artifacts
+        self.staging_dir = staging_dir
+        """Where registrations stage their files (``scratch=`` of ``stage_object`` /
+        ``stage_file``), so that :meth:`collect_garbage` finds what a killed one left."""
+        # Upgraded on the first call, not here: a server must start (and answer 503) while
+        # its database is unreachable, and recover by itself when it comes back.
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
         self._sessions: sessionmaker[Session] = session_factory(engine)
         # Reads need no write lock: on SQLite they begin DEFERRED and run beside a writer.
         self._reads: sessionmaker[Session] = session_factory(
@@ -78,20 +93,34 @@ class Registry:
         if settings.s3_endpoint_url and settings.resolved_artifact_uri.startswith("s3://"):
             options["client_kwargs"] = {"endpoint_url": settings.s3_endpoint_url}
         store = ArtifactStore(settings.resolved_artifact_uri, settings.cache_dir, options)
-        return cls(create_db_engine(settings.resolved_database_url), store)
+        engine = create_db_engine(settings.resolved_database_url,
+                                  timeout_s=settings.db_timeout_s, migrate=False)
+        return cls(engine, store, settings.home.resolve() / STAGING_DIR)
 
     def close(self) -> None:
         self.engine.dispose()
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
-        with _storage_errors(), self._sessions.begin() as session:
-            yield session
+        with _storage_errors():
+            self._ensure_schema()
+            with self._sessions.begin() as session:
+                yield session
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
-        with _storage_errors(), self._reads.begin() as session:
-            yield session
+        with _storage_errors():
+            self._ensure_schema()
+            with self._reads.begin() as session:
+                yield session
+
+    def _ensure_schema(self) -> None:
+        if self._schema_ready:
+            return
+        with self._schema_lock:
+            if not self._schema_ready:
+                upgrade(self.engine)
+                self._schema_ready = True
 
     # -- models ---------------------------------------------------------------------------
 
@@ -312,12 +341,15 @@ class Registry:
         return self.artifacts.fetch(record.artifact_key, record.files)
 
     def collect_garbage(self, older_than: timedelta = timedelta(hours=1)) -> list[str]:
-        """Delete artifacts left by registrations that died before writing their row."""
+        """Delete what registrations that died left behind: artifacts without a version row,
+        and scratch folders (``staging/<id>``), once nothing touched them for ``older_than``."""
         with self._read() as s:
             referenced = set(s.scalars(select(VersionRow.artifact_key)).all())
         orphans = self.artifacts.orphans(referenced, older_than)
         for key in orphans:
             self.artifacts.delete(key)
+        if self.staging_dir is not None:
+            orphans += remove_stale(self.staging_dir, older_than)
         return orphans
 
     def delete_version(self, name: str, version: int) -> None:
@@ -388,6 +420,8 @@ def warm_up(record: VersionRecord, runtime: Runtime, example: Batch) -> None:
     except ModelportError as exc:
         raise ModelLoadError(f"{record.address} failed its warm-up prediction: "
                              f"{exc.detail}") from exc
+UNREACHABLE = "the registry database is unreachable; retry shortly"
+"""What clients are told: the host, driver and its message are for the log, not for them."""
 
 
 @contextmanager
@@ -397,33 +431,58 @@ def _storage_errors() -> Iterator[None]:
         yield
     except OperationalError as exc:
         if _is_retryable(exc):
-            raise  # lock timeouts: the inserting loop retries those itself
-        raise StorageUnavailableError(f"the registry database is unavailable: "
-                                      f"{str(exc.orig).strip()[:200]}") from exc
+            raise  # a race the inserting loops retry at once
+        log.warning("registry database unavailable: %s", str(exc.orig).strip())
+        raise StorageUnavailableError(UNREACHABLE) from exc
     except InterfaceError as exc:
-        raise StorageUnavailableError("the registry database connection was lost") from exc
+        log.warning("registry database connection lost: %s", str(exc.orig).strip())
+        raise StorageUnavailableError(UNREACHABLE) from exc
 
 
 def _is_retryable(exc: IntegrityError | OperationalError) -> bool:
-    """Unique-constraint races and SQLite lock timeouts are retried; anything else is not."""
+    """Unique-constraint, deadlock and serialisation races are retried; anything else is not.
+
+    A lock timeout (SQLite's "database is locked", PostgreSQL's statement_timeout) is not a
+    race: the wait already lasted ``db_timeout_s``, so it is a 503 rather than another wait.
+    """
     message = str(exc.orig).lower()
     return any(marker in message for marker in
-               ("unique", "duplicate key", "database is locked", "deadlock", "serialize"))
+               ("unique", "duplicate key", "deadlock", "serialize"))
 
 
 def _json_field(field: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
     """``value`` as plain JSON (numpy scalars unwrapped), or a 422 pointing at the bad entry."""
+    if value is not None and not isinstance(value, Mapping):
+        raise InvalidInputError(f"{field} must be a mapping of names to values, got "
+                                f"{type(value).__name__}", pointer=f"/{field}")
     plain: dict[str, Any] = {}
     for key, item in (value or {}).items():
+        pointer = f"/{field}/{_escape(str(key))}"
         try:
             text = json.dumps(item, allow_nan=False, default=_unwrap_scalar)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             reason = ("NaN and infinity have no JSON form" if _non_finite(item)
+                      else "it nests too deeply" if isinstance(exc, RecursionError)
                       else f"{type(item).__name__} is not JSON-serialisable")
             raise InvalidInputError(f"{field} entry {key!r} cannot be stored: {reason}",
-                                    pointer=f"/{field}/{_escape(str(key))}") from exc
+                                    pointer=pointer) from exc
         plain[str(key)] = json.loads(text)
+        if _depth(plain[str(key)]) > MAX_METADATA_DEPTH:
+            raise InvalidInputError(f"{field} entry {key!r} nests deeper than "
+                                    f"{MAX_METADATA_DEPTH} levels", pointer=pointer)
     return plain
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a JSON value (a scalar is 0), without recursion."""
+    deepest, level = 0, [(value, 0)]
+    while level:
+        item, depth = level.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict | list):
+            children = item.values() if isinstance(item, dict) else item
+            level.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _escape(token: str) -> str:

@@ -8,7 +8,6 @@ output side of the signature comes from what the saved model really returns.
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from modelport.errors import ModelLoadError, ModelportError
+from modelport.registry.address import check_name
+from modelport.registry.scratch import scratch_folder
 from modelport.runtimes.base import (
     Flavor,
     LoadRequest,
@@ -45,42 +46,64 @@ class StagedModel:
 
 
 @contextmanager
-def stage_object(model: object, sample: Any, *, flavor: str | None = None,
-                 allow_missing: bool | None = None) -> Iterator[StagedModel]:
-    """Save a live model object with its flavor (detected unless named)."""
+def stage_object(model: object, sample: Any, *, name: str | None = None,
+                 flavor: str | None = None, allow_missing: bool | None = None,
+                 scratch: Path | None = None) -> Iterator[StagedModel]:
+    """Save a live model object with its flavor (detected unless named).
+
+    ``name``, the model it is for, is checked before anything is saved or loaded. The files
+    are written in a folder under ``scratch`` (``Registry.staging_dir``, where
+    ``collect_garbage`` finds what a killed process left), else in the system temp dir.
+    Whether inputs accept NaN / null follows the model (gradient-boosted trees handle missing
+    values themselves) and the sample; ``allow_missing`` True or False overrides both.
+    """
+    if name is not None:
+        check_name(name)
     chosen = flavor_named(flavor) if flavor else flavor_for(model)
     signature = infer_signature(sample, allow_missing=allow_missing)
-    with _scratch(chosen, signature, sample, "could not save the model",
+    with _scratch(chosen, signature, sample, "could not save the model", scratch,
+                  allow_missing,
                   lambda directory: chosen.save(model, directory, signature)) as staged:
         yield staged
 
 
 @contextmanager
-def stage_file(path: Path, sample: Any, *, trusted: bool = False,
-               allow_missing: bool | None = None) -> Iterator[StagedModel]:
-    """Adopt a model file already on disk (``.skops``, ``.onnx``, ``.txt``, ``.ubj`` ...)."""
+def stage_file(path: Path, sample: Any, *, name: str | None = None, trusted: bool = False,
+               allow_missing: bool | None = None,
+               scratch: Path | None = None) -> Iterator[StagedModel]:
+    """Adopt a model file already on disk (``.skops``, ``.onnx``, ``.txt``, ``.ubj`` ...).
+
+    ``name``, the model it is for, is checked before the file is read: a bad name must not
+    cost a load, and must never run a trusted pickle's code. ``scratch`` as for
+    :func:`stage_object`.
+    """
+    if name is not None:
+        check_name(name)
     if not path.is_file():
         raise ModelLoadError(f"{path} is not a file")
     chosen = flavor_for_file(path)
     signature = infer_signature(sample, allow_missing=allow_missing)
-    with _scratch(chosen, signature, sample, f"could not read {path.name}",
+    with _scratch(chosen, signature, sample, f"could not read {path.name}", scratch,
+                  allow_missing,
                   lambda directory: chosen.import_file(path, directory, trusted)) as staged:
         yield staged
 
 
 @contextmanager
 def _scratch(flavor: Flavor, signature: Signature, sample: Any, failure: str,
+             root: Path | None, allow_missing: bool | None,
              write: Callable[[Path], SavedModel]) -> Iterator[StagedModel]:
     """A scratch folder the flavor writes into; a framework's own exception there becomes
-    ``ModelLoadError``."""
-    with tempfile.TemporaryDirectory(prefix="modelport-stage-") as scratch:
-        directory = Path(scratch)
+    ``ModelLoadError``. Missing values follow the model unless ``allow_missing`` says."""
+    with scratch_folder(root) as directory:
         try:
             saved = write(directory)
         except ModelportError:
             raise
         except Exception as exc:
             raise ModelLoadError(f"{flavor.name} {failure}: {type(exc).__name__}: {exc}") from exc
+        if allow_missing is None and saved.handles_missing:
+            signature = signature.allowing_missing()
         yield _complete(flavor, directory, saved, signature, sample, trusted=saved.needs_trust)
 
 

@@ -56,6 +56,9 @@ class SavedModel:
     options: Mapping[str, Any] = field(default_factory=dict)
     library_versions: Mapping[str, str] = field(default_factory=dict)
     needs_trust: bool = False
+    handles_missing: bool = False
+    """The model treats NaN as "missing" itself (gradient-boosted trees): unless the registrant
+    says otherwise, its numeric inputs then accept NaN / null."""
 
 
 @dataclass(frozen=True, slots=True)

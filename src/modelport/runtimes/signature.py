@@ -9,7 +9,7 @@ into a :class:`Batch` or raises an error that points at the offending field.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -77,6 +77,13 @@ class Signature:
             raise InvalidInputError(f"unknown output {requested!r}; this model returns "
                                     f"{', '.join(names)}", pointer="/output")
         return requested
+
+    def allowing_missing(self) -> Signature:
+        """The same signature with every numeric (not boolean) input nullable."""
+        inputs = tuple(replace(spec, nullable=True)
+                       if spec.dtype != STRING and spec.numpy_dtype.kind in "iuf" else spec
+                       for spec in self.inputs)
+        return Signature(self.kind, inputs, self.outputs)
 
     def with_outputs(self, outputs: Mapping[str, np.ndarray]) -> Signature:
         specs = tuple(_spec_for(name, np.asarray(a), nullable=False) for name, a in outputs.items())
@@ -269,13 +276,23 @@ def sample_arrays(sample: Any) -> tuple[SignatureKind, dict[str, np.ndarray]]:
     if hasattr(sample, "dtypes") and hasattr(sample, "columns"):  # a pandas DataFrame
         return SignatureKind.COLUMNS, {str(c): _frame_column(sample[c]) for c in sample.columns}
     if isinstance(sample, Mapping):
-        return SignatureKind.COLUMNS, {str(k): _numbers_if_numeric(np.asarray(v))
+        return SignatureKind.COLUMNS, {str(k): _numbers_if_numeric(_sample_array(v, f"/{k}"))
                                        for k, v in sample.items()}
-    array = np.asarray(sample)
+    array = _sample_array(sample, "")
     if array.ndim != 2:
         raise MalformedRequestError(
             f"a sample input must be 2-D (rows x features), got shape {list(array.shape)}")
     return SignatureKind.TENSOR, {TENSOR_INPUT: array}
+
+
+def _sample_array(values: Any, pointer: str) -> np.ndarray:
+    """``np.asarray``, with numpy's refusals (ragged rows, more than 64 levels of nesting)
+    reported as the client's malformed input rather than a crash."""
+    try:
+        return np.asarray(values)
+    except ValueError as exc:
+        raise MalformedRequestError(f"the sample is not a rectangular array: {exc}",
+                                    pointer=pointer or None) from exc
 
 
 def infer_signature(sample: Any, *, allow_missing: bool | None = None) -> Signature:

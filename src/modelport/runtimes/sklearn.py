@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from modelport.errors import UntrustedArtifactError
+from modelport.runtimes.archives import check_zip_sizes
 from modelport.runtimes.base import LoadRequest, SavedModel, classifier_outputs, library_versions
 from modelport.runtimes.batch import Batch, Outputs
 from modelport.runtimes.signature import Signature, SignatureKind
@@ -42,6 +43,15 @@ class SklearnRuntime:
         return next(iter(batch.columns.values()))
 
 
+def _handles_missing(model: object) -> bool:
+    """HistGradientBoosting routes NaN down a learned branch, in scikit-learn and in its ONNX
+    form alike. (Recent forests and trees take NaN too, but their ONNX conversions treat it
+    differently, so they keep what the sample shows.)"""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    return isinstance(model, HistGradientBoostingClassifier | HistGradientBoostingRegressor)
+
+
 class SklearnFlavor:
     name = "sklearn"
     suffixes = (".skops", ".joblib", ".pkl", ".pickle")
@@ -63,14 +73,20 @@ class SklearnFlavor:
         # the SHA-256 check on load guarantees the file is still the one they vouched for.
         trusted_types = sio.get_untrusted_types(file=path)
         return SavedModel("sklearn", {"format": "skops", "trusted_types": trusted_types},
-                          library_versions("scikit-learn", "skops", "numpy"))
+                          library_versions("scikit-learn", "skops", "numpy"),
+                          handles_missing=_handles_missing(model))
 
     def import_file(self, source: Path, directory: Path, trusted: bool) -> SavedModel:
-        """Adopt an existing skops or pickle file; pickle needs explicit trust."""
+        """Adopt an existing skops or pickle file; pickle needs explicit trust.
+
+        What the model is shows only once loaded, so a file's inputs accept missing values
+        when its sample has some (or ``allow_missing`` says so), not by the model's kind.
+        """
         versions = library_versions("scikit-learn", "skops", "numpy")
         if source.suffix == ".skops":
             import skops.io as sio
 
+            check_zip_sizes(source)  # before skops opens it: no member is inflated yet
             untrusted = sio.get_untrusted_types(file=source)
             if untrusted and not trusted:
                 raise UntrustedArtifactError(
@@ -97,5 +113,6 @@ class SklearnFlavor:
             import skops.io as sio
 
             trusted = list(request.options.get("trusted_types", []))
+            check_zip_sizes(request.directory / SKOPS_FILE)  # versions stored before the check
             model = sio.load(request.directory / SKOPS_FILE, trusted=trusted)
         return SklearnRuntime(model, request.signature)

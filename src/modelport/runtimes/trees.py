@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 
 import numpy as np
@@ -28,15 +29,20 @@ def tree_outputs(objective: Objective, classes: np.ndarray, scores: np.ndarray) 
 
 
 def column_order(framework: str, signature: Signature, features: list[str] | None,
-                 n_features: int) -> list[str] | None:
-    """Columns in the booster's feature order when the names match, else in signature order."""
+                 n_features: int, *, categorical: Sequence[str] = ()) -> list[str] | None:
+    """Columns in the booster's feature order when the names match, else in signature order.
+
+    Only ``categorical`` features (the runtime maps their values to codes) may hold strings.
+    """
     if signature.kind is SignatureKind.TENSOR:
         return None
-    strings = [spec.name for spec in signature.inputs if spec.dtype == STRING]
+    strings = [spec.name for spec in signature.inputs
+               if spec.dtype == STRING and spec.name not in categorical]
     if strings:
         raise ModelLoadError(f"the {framework} runtime takes numeric columns; "
                              f"{', '.join(strings)} hold strings: encode them before fitting, "
-                             "or use the sklearn flavor")
+                             "make them pandas categoricals (LightGBM), or use the sklearn "
+                             "flavor")
     names = signature.input_names()
     if len(names) != n_features:
         raise ModelLoadError(f"the model has {n_features} features, the sample has "

@@ -101,4 +101,6 @@ class XGBoostFlavor:
 
 
 def _saved(options: dict[str, Any]) -> SavedModel:
-    return SavedModel("xgboost", options, library_versions("xgboost", "numpy"))
+    # XGBoost routes NaN down each split's learned default branch
+    return SavedModel("xgboost", options, library_versions("xgboost", "numpy"),
+                      handles_missing=True)

@@ -1,12 +1,18 @@
-"""Database engine: one per process, migrated to the latest schema on first use."""
+"""Database engine: one per process, migrated to the latest schema on first use.
+
+Every wait on the database is bounded by one timeout: a server that accepts connections but
+never answers, or a lock held forever, must become an error the caller can retry, not a
+frozen registry.
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import filelock
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,21 +23,53 @@ HEAD_REVISION = "0002"
 Knowing it lets a process that finds the schema current skip importing Alembic at all
 (about 10 MiB of every server's memory)."""
 _PG_MIGRATION_LOCK = 7_114_201  # arbitrary advisory-lock key owned by modelport
+DEFAULT_TIMEOUT_S = 10.0
 
 
-def create_db_engine(url: str) -> Engine:
-    """An engine with the right per-dialect settings, schema upgraded to head."""
+def create_db_engine(url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
+                     migrate: bool = True) -> Engine:
+    """An engine with the right per-dialect settings and timeouts; unless ``migrate`` is
+    false (the caller upgrades on first use), the schema is upgraded to head now."""
     if url.startswith("sqlite"):
         database = url.split("///", 1)[1] if "///" in url else ""
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        # pysqlite's timeout is SQLite's busy timeout: how long a writer queues for the lock
+        engine = create_engine(url, connect_args={"timeout": timeout_s,
+                                                  "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
-    upgrade(engine)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10,
+                               pool_timeout=timeout_s,
+                               connect_args=_postgres_timeouts(url, timeout_s))
+    if migrate:
+        upgrade(engine)
     return engine
+
+
+def _postgres_timeouts(url: str, timeout_s: float) -> dict[str, Any]:
+    """libpq parameters bounding every wait; any the URL sets itself are left alone.
+
+    ``connect_timeout`` covers the whole handshake, so a listener that accepts TCP and never
+    speaks fails in time (libpq's minimum is 2 s). ``statement_timeout`` stops a query the
+    server runs or waits on too long. ``tcp_user_timeout`` and keepalives close a connection
+    whose peer vanished (unacknowledged data, silent link) instead of waiting on it forever.
+    """
+    if not url.startswith("postgresql"):
+        return {}
+    millis = max(1, int(timeout_s * 1000))
+    wanted: dict[str, Any] = {
+        "connect_timeout": max(2, math.ceil(timeout_s)),
+        "options": f"-c statement_timeout={millis}",
+        "tcp_user_timeout": millis,
+        "keepalives": 1,
+        "keepalives_idle": max(1, math.ceil(timeout_s)),
+        "keepalives_interval": max(1, math.ceil(timeout_s / 3)),
+        "keepalives_count": 3,
+    }
+    given = make_url(url).query
+    return {key: value for key, value in wanted.items() if key not in given}
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -90,6 +128,9 @@ def _run_upgrade(engine: Engine) -> None:
     from alembic.config import Config
 
     with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            # a migration may rewrite big tables: its DDL is not bound by statement_timeout
+            connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         config.attributes["connection"] = connection

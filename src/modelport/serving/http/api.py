@@ -1,22 +1,41 @@
-"""Management API under ``/api/``: models, versions, aliases, stages, upload of new versions."""
+"""Management API under ``/api/``: models, versions, aliases, stages, upload of new versions.
+
+Reads are open; every route that changes the registry hangs off ``admin``, whose one
+dependency refuses it (403) unless the server was started with ``allow_remote_admin``: the
+server authenticates nobody yet, and the CLI works on the registry directly.
+"""
 
 from __future__ import annotations
 
-import json
-import tempfile
-from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+import orjson
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from modelport.errors import InvalidInputError
+from modelport.errors import ForbiddenError, InvalidInputError
 from modelport.registry import Stage, stage_file
+from modelport.registry.address import check_name
+from modelport.registry.scratch import scratch_folder
+from modelport.runtimes.signature import infer_signature
 from modelport.serving.http.state import serving_state
 
+
+async def require_remote_admin(request: Request) -> None:
+    """Registry changes over HTTP are opt-in until the server authenticates its callers."""
+    if not serving_state(request).settings.allow_remote_admin:
+        raise ForbiddenError("this server does not accept registry changes over HTTP: use "
+                             "the modelport CLI, or start the server with "
+                             "MODELPORT_ALLOW_REMOTE_ADMIN=true")
+
+
 router = APIRouter(prefix="/api", tags=["registry"])
+admin = APIRouter(dependencies=[Depends(require_remote_admin)],
+                  responses={403: {"description": "Registry changes over HTTP are off "
+                                                  "(MODELPORT_ALLOW_REMOTE_ADMIN), or the "
+                                                  "upload asked for trust."}})
 
 
 class AliasBody(BaseModel):
@@ -51,42 +70,44 @@ async def get_version(request: Request, name: str, version: int) -> dict[str, An
     return record.to_dict()
 
 
-@router.post("/models/{name}/versions", status_code=201)
+@admin.post("/models/{name}/versions", status_code=201)
 async def upload_version(
     request: Request, name: str,
     artifact: Annotated[UploadFile, File(description="Model file: .skops, .onnx, .txt, .ubj, "
-                                                     ".joblib (trusted only) ...")],
+                                                     ".json (pickles only through the CLI)")],
     sample: Annotated[str, Form(description="Sample input as JSON: a list of rows, or "
                                             "{column: [values]} for named columns.")],
-    trusted: Annotated[bool, Form(description="Allow pickle / unreviewed types.")] = False,
+    trusted: Annotated[bool, Form(description="Always refused (403): loading a pickle runs "
+                                              "its code; register it with the CLI.")] = False,
     description: Annotated[str, Form()] = "",
     metadata: Annotated[str, Form(description="JSON object with optional tags, params, "
                                               "metrics, lineage.")] = "{}",
 ) -> dict[str, Any]:
     """Register an uploaded model file as the next version of ``name``."""
-    sample_data = _json_field(sample, "sample")
-    extra = _json_field(metadata, "metadata")
-    if not isinstance(extra, dict):
-        raise InvalidInputError("metadata must be a JSON object", pointer="/metadata")
-    unknown = set(extra) - {"tags", "params", "metrics", "lineage"}
-    if unknown:
-        raise InvalidInputError(f"unknown metadata keys: {', '.join(sorted(unknown))}",
-                                pointer="/metadata")
+    check_name(name)  # before any part of the upload is looked at
+    if trusted:
+        raise ForbiddenError("trusted uploads are refused over HTTP: loading a pickle runs its "
+                             "code inside the server; use `modelport register --trusted`")
+    sample_data = _sample(sample)
+    extra = _metadata(_json_field(metadata, "metadata"))
+    filename = _artifact_name(artifact.filename)
     data = await artifact.read()
     registry = serving_state(request).registry
 
     def register() -> dict[str, Any]:
-        with tempfile.TemporaryDirectory(prefix="modelport-upload-") as scratch:
-            path = Path(scratch) / Path(artifact.filename or "model").name
+        # the upload too waits in the home's staging folder, where `modelport gc` finds it
+        with scratch_folder(registry.staging_dir) as scratch:
+            path = scratch / filename
             path.write_bytes(data)
-            with stage_file(path, sample_data, trusted=trusted) as staged:
+            with stage_file(path, sample_data, name=name,
+                            scratch=registry.staging_dir) as staged:
                 record = registry.register(name, staged, description=description, **extra)
         return record.to_dict()
 
     return await run_in_threadpool(register)
 
 
-@router.post("/models/{name}/versions/{version}/stage")
+@admin.post("/models/{name}/versions/{version}/stage")
 async def transition_stage(request: Request, name: str, version: int,
                            body: StageBody) -> dict[str, Any]:
     registry = serving_state(request).registry
@@ -106,7 +127,7 @@ async def get_alias(request: Request, name: str, alias: str) -> dict[str, Any]:
     return {"model": name, "alias": alias, "version": record.version}
 
 
-@router.put("/models/{name}/aliases/{alias}")
+@admin.put("/models/{name}/aliases/{alias}")
 async def set_alias(request: Request, name: str, alias: str, body: AliasBody) -> dict[str, Any]:
     """Move an alias; a server following it loads the new version, then switches."""
     state = serving_state(request)
@@ -115,7 +136,7 @@ async def set_alias(request: Request, name: str, alias: str, body: AliasBody) ->
     return {"model": name, "alias": alias, "version": body.version}
 
 
-@router.delete("/models/{name}/aliases/{alias}", status_code=204)
+@admin.delete("/models/{name}/aliases/{alias}", status_code=204)
 async def delete_alias(request: Request, name: str, alias: str) -> Response:
     state = serving_state(request)
     await run_in_threadpool(state.registry.delete_alias, name, alias)
@@ -132,7 +153,57 @@ async def alias_history(request: Request, name: str) -> dict[str, Any]:
 
 
 def _json_field(text: str, field: str) -> Any:
+    """Parsed with orjson, whose nesting limit turns a hostile document into a 422 where
+    Python's json would exhaust the stack (RecursionError, a 500)."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
         raise InvalidInputError(f"{field} is not valid JSON: {exc}", pointer=f"/{field}") from exc
+
+
+def _sample(text: str) -> Any:
+    """The ``sample`` form field; its problems are found before the upload is read, and
+    located under ``/sample``."""
+    sample = _json_field(text, "sample")
+    try:
+        infer_signature(sample)
+    except InvalidInputError as exc:
+        raise type(exc)(exc.detail, pointer="/sample" + (exc.pointer or "")) from exc
+    return sample
+
+
+_METADATA_KEYS = ("tags", "params", "metrics", "lineage")
+_JSON_TYPES = {str: "a string", list: "an array", int: "a number", float: "a number",
+               bool: "a boolean", type(None): "null"}
+
+
+def _metadata(extra: Any) -> dict[str, dict[str, Any]]:
+    """The ``metadata`` form field: an object of objects, checked before the upload is read."""
+    if not isinstance(extra, dict):
+        raise InvalidInputError("metadata must be a JSON object", pointer="/metadata")
+    unknown = set(extra) - set(_METADATA_KEYS)
+    if unknown:
+        raise InvalidInputError(f"unknown metadata keys: {', '.join(sorted(unknown))}; "
+                                f"expected {', '.join(_METADATA_KEYS)}", pointer="/metadata")
+    for key, value in extra.items():
+        if not isinstance(value, dict):
+            got = _JSON_TYPES.get(type(value), type(value).__name__)
+            raise InvalidInputError(f"metadata {key} must be a JSON object, got {got}",
+                                    pointer=f"/metadata/{key}")
+    return extra
+
+
+_MAX_FILENAME = 200  # well inside every file system's 255-byte limit
+
+
+def _artifact_name(filename: str | None) -> str:
+    """The uploaded file's own name, without any folder a client put in front of it; the
+    suffix tells which runtime reads the file."""
+    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    if name in ("", ".", "..") or len(name) > _MAX_FILENAME or not name.isprintable():
+        raise InvalidInputError(f"the artifact needs a file name such as model.skops, got "
+                                f"{filename!r}", pointer="/artifact")
+    return name
+
+
+router.include_router(admin)  # last: including copies the routes defined so far
