@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.semi_supervised import LabelSpreading
 
 import modelport
 from modelport.config import Settings
@@ -45,18 +45,18 @@ def test_optimize_registers_an_onnx_version_and_moves_the_alias(
 
 
 def test_a_refusal_says_why_and_changes_nothing(
-        cli: Any, settings: Settings, iris_hgb: HistGradientBoostingClassifier,
-        iris_data: tuple[np.ndarray, np.ndarray]) -> None:
-    X, _ = iris_data
-    modelport.log_model(iris_hgb, "hgb", X[:5], settings=settings)
+        cli: Any, settings: Settings, iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = iris_data
+    spreading = LabelSpreading().fit(X, y)  # skl2onnx has no converter for it
+    modelport.log_model(spreading, "spread", X[:5], settings=settings)
 
-    refused = cli("optimize", "hgb")
+    refused = cli("optimize", "spread")
     assert refused.returncode == 1
     assert refused.stderr.startswith("error: Conversion failed: skl2onnx "), refused.stderr
-    assert "cannot convert HistGradientBoostingClassifier" in refused.stderr
-    assert "serve hgb/1 as is" in refused.stderr
+    assert "cannot convert LabelSpreading" in refused.stderr
+    assert "serve spread/1 as is" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert refused.stdout == ""
-    versions = json.loads(cli("versions", "hgb", "--json").stdout)
+    versions = json.loads(cli("versions", "spread", "--json").stdout)
     assert [v["version"] for v in versions] == [1]
-    assert cli("optimize", "hgb", "--rows", "0").returncode == 2
+    assert cli("optimize", "spread", "--rows", "0").returncode == 2
