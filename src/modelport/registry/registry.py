@@ -12,16 +12,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Mapping
+from contextlib import suppress
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, select, update
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from modelport.config import Settings
 from modelport.errors import (
@@ -32,7 +30,6 @@ from modelport.errors import (
     ModelNotFoundError,
     ModelportError,
     ModelVersionNotFoundError,
-    StorageUnavailableError,
 )
 from modelport.registry.address import (
     MAX_VERSION,
@@ -53,7 +50,7 @@ from modelport.runtimes.base import LoadRequest, Runtime, call_model, load_runti
 from modelport.runtimes.batch import Batch
 from modelport.runtimes.signature import Signature
 from modelport.store.artifacts import ArtifactStore
-from modelport.store.db import create_db_engine, session_factory, upgrade
+from modelport.store.db import create_db_engine
 from modelport.store.tables import (
     AliasEventRow,
     AliasRow,
@@ -62,9 +59,9 @@ from modelport.store.tables import (
     VersionRow,
     utcnow,
 )
+from modelport.store.unit_of_work import Database
 
 log = logging.getLogger("modelport.store")
-_INSERT_ATTEMPTS = 50
 MAX_METADATA_DEPTH = 32
 """Deepest nesting of one tags / params / metrics / lineage entry: ample for real metadata,
 and far below what JSON encoders (ours, the database's, the HTTP layer's) can recurse into."""
@@ -73,19 +70,11 @@ and far below what JSON encoders (ours, the database's, the HTTP layer's) can re
 class Registry:
     def __init__(self, engine: Engine, artifacts: ArtifactStore,
                  staging_dir: Path | None = None) -> None:
-        self.engine = engine
+        self.database = Database(engine)
         self.artifacts = artifacts
         self.staging_dir = staging_dir
         """Where registrations stage their files (``scratch=`` of ``stage_object`` /
         ``stage_file``), so that :meth:`collect_garbage` finds what a killed one left."""
-        # Upgraded on the first call, not here: a server must start (and answer 503) while
-        # its database is unreachable, and recover by itself when it comes back.
-        self._schema_ready = False
-        self._schema_lock = threading.Lock()
-        self._sessions: sessionmaker[Session] = session_factory(engine)
-        # Reads need no write lock: on SQLite they begin DEFERRED and run beside a writer.
-        self._reads: sessionmaker[Session] = session_factory(
-            engine.execution_options(read_only=True))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Registry:
@@ -97,45 +86,27 @@ class Registry:
                                   timeout_s=settings.db_timeout_s, migrate=False)
         return cls(engine, store, settings.home.resolve() / STAGING_DIR)
 
+    @property
+    def engine(self) -> Engine:
+        return self.database.engine
+
     def close(self) -> None:
-        self.engine.dispose()
-
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        with _storage_errors():
-            self._ensure_schema()
-            with self._sessions.begin() as session:
-                yield session
-
-    @contextmanager
-    def _read(self) -> Iterator[Session]:
-        with _storage_errors():
-            self._ensure_schema()
-            with self._reads.begin() as session:
-                yield session
-
-    def _ensure_schema(self) -> None:
-        if self._schema_ready:
-            return
-        with self._schema_lock:
-            if not self._schema_ready:
-                upgrade(self.engine)
-                self._schema_ready = True
+        self.database.close()
 
     # -- models ---------------------------------------------------------------------------
 
     def list_models(self) -> list[ModelRecord]:
-        with self._read() as s:
+        with self.database.read() as s:
             rows = s.scalars(select(ModelRow).order_by(ModelRow.name)).all()
             return [self._model_record(s, row) for row in rows]
 
     def get_model(self, name: str) -> ModelRecord:
-        with self._read() as s:
+        with self.database.read() as s:
             return self._model_record(s, self._model_row(s, name))
 
     def update_model(self, name: str, *, description: str | None = None,
                      tags: Mapping[str, Any] | None = None) -> ModelRecord:
-        with self._session() as s:
+        with self.database.write() as s:
             row = self._model_row(s, name)
             if description is not None:
                 row.description = description
@@ -174,26 +145,27 @@ class Registry:
             raise
 
     def _insert_version(self, name: str, row: VersionRow) -> VersionRecord:
-        for _ in range(_INSERT_ATTEMPTS):
-            try:
-                with self._session() as s:
-                    model = self._get_or_create_model(s, name)
-                    # The UPDATE locks the model row until commit, so concurrent registrations
-                    # queue here; a rollback gives the number back, so numbers stay gap-free.
-                    number = s.execute(
-                        update(ModelRow).where(ModelRow.id == model.id)
-                        .values(last_version=ModelRow.last_version + 1, updated_at=utcnow())
-                        .returning(ModelRow.last_version)
-                        .execution_options(synchronize_session=False)).scalar_one()
-                    row.model_id, row.version = model.id, number
-                    s.add(row)
-                    s.flush()
-                    return self._version_record(s, row, name)
-            except (IntegrityError, OperationalError) as exc:
-                if not _is_retryable(exc):
-                    raise
-                row = _fresh_copy(row)
-        raise ConflictError(f"could not allocate a version number for {name!r}; retry")
+        first = [row]
+
+        def insert() -> VersionRecord:
+            # a row added to a session that failed cannot be added again: copy it
+            attempt = first.pop() if first else _fresh_copy(row)
+            with self.database.write() as s:
+                model = self._get_or_create_model(s, name)
+                # The UPDATE locks the model row until commit, so concurrent registrations
+                # queue here; a rollback gives the number back, so numbers stay gap-free.
+                number = s.execute(
+                    update(ModelRow).where(ModelRow.id == model.id)
+                    .values(last_version=ModelRow.last_version + 1, updated_at=utcnow())
+                    .returning(ModelRow.last_version)
+                    .execution_options(synchronize_session=False)).scalar_one()
+                attempt.model_id, attempt.version = model.id, number
+                s.add(attempt)
+                s.flush()
+                return self._version_record(s, attempt, name)
+
+        return self.database.retrying(
+            insert, f"could not allocate a version number for {name!r}; retry")
 
     def _get_or_create_model(self, s: Session, name: str) -> ModelRow:
         model = s.scalar(select(ModelRow).where(ModelRow.name == name))
@@ -204,21 +176,21 @@ class Registry:
         return model
 
     def list_versions(self, name: str) -> list[VersionRecord]:
-        with self._read() as s:
+        with self.database.read() as s:
             model = self._model_row(s, name)
             rows = s.scalars(select(VersionRow).where(VersionRow.model_id == model.id)
                              .order_by(VersionRow.version)).all()
             return [self._version_record(s, row, name) for row in rows]
 
     def get_version(self, name: str, version: int) -> VersionRecord:
-        with self._read() as s:
+        with self.database.read() as s:
             return self._version_record(s, self._version_row(s, name, version), name)
 
     def resolve(self, address: ModelAddress | str) -> VersionRecord:
         """The version an address means now: its number, its alias's target, or the latest."""
         if isinstance(address, str):
             address = ModelAddress.parse(address)
-        with self._read() as s:
+        with self.database.read() as s:
             model = self._model_row(s, address.name)
             if address.version is not None:
                 number = address.version
@@ -235,7 +207,7 @@ class Registry:
 
     def update_version(self, name: str, version: int, *, description: str | None = None,
                        tags: Mapping[str, Any] | None = None) -> VersionRecord:
-        with self._session() as s:
+        with self.database.write() as s:
             row = self._version_row(s, name, version)
             if description is not None:
                 row.description = description
@@ -244,7 +216,7 @@ class Registry:
             return self._version_record(s, row, name)
 
     def transition_stage(self, name: str, version: int, stage: Stage) -> VersionRecord:
-        with self._session() as s:
+        with self.database.write() as s:
             row = self._version_row(s, name, version)
             if row.stage != stage.value:
                 s.add(StageTransitionRow(version_id=row.id, from_stage=row.stage,
@@ -253,7 +225,7 @@ class Registry:
             return self._version_record(s, row, name)
 
     def stage_history(self, name: str, version: int) -> list[StageTransition]:
-        with self._read() as s:
+        with self.database.read() as s:
             row = self._version_row(s, name, version)
             events = s.scalars(select(StageTransitionRow)
                                .where(StageTransitionRow.version_id == row.id)
@@ -268,16 +240,12 @@ class Registry:
         if is_reserved_alias(alias):
             raise InvalidInputError(f"{alias!r} is reserved and cannot be an alias",
                                     pointer="/alias")
-        for _ in range(_INSERT_ATTEMPTS):
-            try:
-                return self._move_alias(name, alias, version)
-            except (IntegrityError, OperationalError) as exc:
-                if not _is_retryable(exc):
-                    raise
-        raise ConflictError(f"alias {alias!r} of {name!r} is being moved concurrently; retry")
+        return self.database.retrying(
+            lambda: self._move_alias(name, alias, version),
+            f"alias {alias!r} of {name!r} is being moved concurrently; retry")
 
     def _move_alias(self, name: str, alias: str, version: int) -> VersionRecord:
-        with self._session() as s:
+        with self.database.write() as s:
             model = self._model_row(s, name)
             target = self._version_row(s, name, version)
             # Locked, so a concurrent move waits and then records the right from_version.
@@ -295,7 +263,7 @@ class Registry:
             return self._version_record(s, target, name)
 
     def delete_alias(self, name: str, alias: str) -> None:
-        with self._session() as s:
+        with self.database.write() as s:
             model = self._model_row(s, name)
             row = self._alias_row(s, model, alias)
             s.add(AliasEventRow(model_id=model.id, alias=alias, from_version=row.version,
@@ -303,7 +271,7 @@ class Registry:
             s.delete(row)
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
-        with self._read() as s:
+        with self.database.read() as s:
             model = self._model_row(s, name)
             query = select(AliasEventRow).where(AliasEventRow.model_id == model.id)
             if alias is not None:
@@ -343,7 +311,7 @@ class Registry:
     def collect_garbage(self, older_than: timedelta = timedelta(hours=1)) -> list[str]:
         """Delete what registrations that died left behind: artifacts without a version row,
         and scratch folders (``staging/<id>``), once nothing touched them for ``older_than``."""
-        with self._read() as s:
+        with self.database.read() as s:
             referenced = set(s.scalars(select(VersionRow.artifact_key)).all())
         orphans = self.artifacts.orphans(referenced, older_than)
         for key in orphans:
@@ -354,7 +322,7 @@ class Registry:
 
     def delete_version(self, name: str, version: int) -> None:
         """Remove a version no alias points at, with its files."""
-        with self._session() as s:
+        with self.database.write() as s:
             row = self._version_row(s, name, version)
             pointing = s.scalars(select(AliasRow.alias).where(
                 AliasRow.model_id == row.model_id, AliasRow.version == version)
@@ -420,36 +388,6 @@ def warm_up(record: VersionRecord, runtime: Runtime, example: Batch) -> None:
     except ModelportError as exc:
         raise ModelLoadError(f"{record.address} failed its warm-up prediction: "
                              f"{exc.detail}") from exc
-UNREACHABLE = "the registry database is unreachable; retry shortly"
-"""What clients are told: the host, driver and its message are for the log, not for them."""
-
-
-@contextmanager
-def _storage_errors() -> Iterator[None]:
-    """A database that cannot be reached is a 503 the caller may retry, not a crash."""
-    try:
-        yield
-    except OperationalError as exc:
-        if _is_retryable(exc):
-            raise  # a race the inserting loops retry at once
-        log.warning("registry database unavailable: %s", str(exc.orig).strip())
-        raise StorageUnavailableError(UNREACHABLE) from exc
-    except InterfaceError as exc:
-        log.warning("registry database connection lost: %s", str(exc.orig).strip())
-        raise StorageUnavailableError(UNREACHABLE) from exc
-
-
-def _is_retryable(exc: IntegrityError | OperationalError) -> bool:
-    """Unique-constraint, deadlock and serialisation races are retried; anything else is not.
-
-    A lock timeout (SQLite's "database is locked", PostgreSQL's statement_timeout) is not a
-    race: the wait already lasted ``db_timeout_s``, so it is a 503 rather than another wait.
-    """
-    message = str(exc.orig).lower()
-    return any(marker in message for marker in
-               ("unique", "duplicate key", "deadlock", "serialize"))
-
-
 def _json_field(field: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
     """``value`` as plain JSON (numpy scalars unwrapped), or a 422 pointing at the bad entry."""
     if value is not None and not isinstance(value, Mapping):
