@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from modelport.inference.context import InferenceContext, Transport
 from modelport.inference.observers import Outcome
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -61,10 +64,18 @@ class RequestMetrics:
         self._children: dict[tuple[str, str, str, int], _Children] = {}
 
     def observe(self, outcome: Outcome) -> None:
-        ctx = outcome.context
-        model = ctx.model or "-"
+        self._record_context(outcome.context, outcome.status, outcome.elapsed_s)
+
+    def answered(self, ctx: InferenceContext, status: int) -> None:
+        """A transport's answer to a request the service never reported (a 405, a 413, a
+        version segment that is not a number, an API call)."""
+        if not ctx.reported:
+            self._record_context(ctx, status, time.perf_counter() - ctx.started)
+
+    def _record_context(self, ctx: InferenceContext, status: int, elapsed_s: float) -> None:
+        model = ctx.model or ("api" if ctx.transport is Transport.API else "-")
         version = "-" if ctx.version is None else str(ctx.version)
-        self.record(model, version, ctx.transport.value, outcome.status, outcome.elapsed_s)
+        self.record(model, version, ctx.transport.value, status, elapsed_s)
 
     def record(self, model: str, version: str, protocol: str, status: int,
                elapsed_s: float) -> None:

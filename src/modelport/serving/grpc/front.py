@@ -10,7 +10,6 @@ inference service did not count itself.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypeVar
@@ -66,10 +65,8 @@ class GrpcFront:
             await _abort(context, hidden(exc), ctx.request_id, method)
         finally:
             current_request_id.reset(token)
-            if status is not None and not ctx.reported:
-                self._metrics.record(ctx.model or "-", "-" if ctx.version is None else
-                                     str(ctx.version), ctx.transport.value, status,
-                                     time.perf_counter() - ctx.started)
+            if status is not None:
+                self._metrics.answered(ctx, status)
 
 
 def _context(context: Context[RequestT, ResponseT], request_id: str) -> InferenceContext:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
@@ -96,10 +95,7 @@ class Front:
             response.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": response})
         await send({"type": "http.response.body", "body": content})
-        if not ctx.reported:
-            self._metrics.record(ctx.model or "-", "-" if ctx.version is None else
-                                 str(ctx.version), ctx.transport.value, status,
-                                 time.perf_counter() - ctx.started)
+        self._metrics.answered(ctx, status)
 
     def _problem(self, scope: Scope, exc: ModelportError, ctx: InferenceContext
                  ) -> tuple[int, str, bytes, list[tuple[bytes, bytes]]]:
@@ -109,8 +105,7 @@ class Front:
         return status, PROBLEM_JSON, body, extra
 
     async def _body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
-        declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self._max_body:
+        if self._declared_too_large(headers):
             raise self._too_large()
         chunks: list[bytes] = []
         size = 0
@@ -125,6 +120,10 @@ class Front:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _declared_too_large(self, headers: dict[bytes, bytes]) -> bool:
+        declared = headers.get(b"content-length")
+        return declared is not None and declared.isdigit() and int(declared) > self._max_body
 
     def _too_large(self) -> PayloadTooLargeError:
         return PayloadTooLargeError(f"request body exceeds the limit of {self._max_body} "
@@ -156,18 +155,15 @@ class Front:
                 raise self._too_large()
             return message
 
-        declared = headers.get(b"content-length")
         try:
-            if declared is not None and declared.isdigit() and int(declared) > self._max_body:
+            if self._declared_too_large(headers):
                 await self._reject(scope, ctx, sending)
             else:
                 await self.app(scope, receiving, sending)
         finally:
             current_request_id.reset(token)
             if scope["path"] != "/metrics":
-                model = "api" if ctx.transport is Transport.API else "-"
-                self._metrics.record(model, "-", ctx.transport.value, status,
-                                     time.perf_counter() - ctx.started)
+                self._metrics.answered(ctx, status)
 
     async def _reject(self, scope: Scope, ctx: InferenceContext, send: Send) -> None:
         status, _, body = render(scope["path"], self._too_large(), ctx.request_id)
