@@ -1,8 +1,10 @@
-"""House rules that break silently: public API list, documented settings and commands, layers."""
+"""House rules that break silently: public API list, documented settings and commands, layers,
+the test suite's own hygiene."""
 
 from __future__ import annotations
 
 import ast
+import os
 import re
 import subprocess
 import sys
@@ -93,3 +95,51 @@ def test_layers_import_only_downwards() -> None:
             imported = _imported_layers(path) - SHARED - {layer}
             upward = {m for m in imported if m in LAYERS and m not in allowed}
             assert not upward, f"{path.relative_to(SRC)} imports upper layer(s) {upward}"
+
+
+def _inner_pytest(tmp_path: Path, test_code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run one test file under this suite's conftest, in ``tmp_path``, with extra variables."""
+    test_file = tmp_path / "test_inner.py"
+    test_file.write_text(test_code)
+    environment = {**os.environ, **env,
+                   "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
+    environment.pop("MODELPORT_CONFIG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", "-p", "no:cacheprovider",
+         "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT), str(test_file)],
+        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120)
+
+
+def test_tests_never_read_the_developers_environment(tmp_path: Path) -> None:
+    (tmp_path / "modelport.yaml").write_text("port: 4321\n")
+    inner = _inner_pytest(tmp_path, (
+        "import os\n"
+        "from modelport.config import Settings\n"
+        "def test_defaults():\n"
+        "    assert not [k for k in os.environ if k.startswith('MODELPORT_') "
+        "and k != 'MODELPORT_CONFIG']\n"
+        "    assert Settings().port == 8000\n"), MODELPORT_PORT="1234", MODELPORT_HOME="/x")
+    assert inner.returncode == 0, inner.stdout + inner.stderr
+    assert "1 passed" in inner.stdout
+
+
+def test_a_test_that_leaves_a_listening_process_fails_the_run(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    inner = _inner_pytest(tmp_path, (
+        "import subprocess, sys, time, pathlib\n"
+        "LISTEN = 'import socket, time; s = socket.socket(); s.bind((\"127.0.0.1\", 0)); "
+        "s.listen(); print(flush=True); time.sleep(120)'\n"
+        "def test_forgets_its_server():\n"
+        "    child = subprocess.Popen([sys.executable, '-c', LISTEN], stdout=subprocess.PIPE)\n"
+        "    child.stdout.readline()\n"
+        f"    pathlib.Path({str(pid_file)!r}).write_text(str(child.pid))\n"))
+    pid = int(pid_file.read_text())
+    try:
+        assert inner.returncode == 1, inner.stdout
+        assert "left listening process(es) behind" in inner.stdout
+        assert f"pid {pid} listening on tcp:" in inner.stdout
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(
+            f"/proc/{pid}/status").read_text()
+    finally:
+        if Path(f"/proc/{pid}").exists():
+            os.kill(pid, 9)
