@@ -1,5 +1,5 @@
 """House rules that break silently: public API list, documented settings and commands, layers,
-the test suite's own hygiene."""
+the two make targets, the test suite's own hygiene."""
 
 from __future__ import annotations
 
@@ -8,11 +8,18 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import typer.main
+from typer.testing import CliRunner
 
 import modelport
 from modelport.cli.main import app
+from modelport.cli.models import MODEL_FILES
 from modelport.config import Settings
+from modelport.runtimes import flavors
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src" / "modelport"
@@ -72,6 +79,30 @@ def test_every_cli_command_is_documented() -> None:
     names += [g.name for g in app.registered_groups]  # type: ignore[misc]
     for name in names:
         assert f"`modelport {name}" in documented, f"command {name} missing from docs/cli.md"
+
+
+def _command_paths(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    yield path
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _command_paths(sub, (*path, name))
+
+
+def test_every_command_takes_short_help_and_the_app_a_version_flag() -> None:
+    runner = CliRunner()
+    paths = list(_command_paths(typer.main.get_command(app)))
+    assert ("alias", "set") in paths
+    for path in paths:
+        result = runner.invoke(app, [*path, "-h"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "Usage" in result.output, path
+    version = runner.invoke(app, ["--version"])
+    assert (version.exit_code, version.output.strip()) == (0, modelport.__version__)
+
+
+def test_register_help_names_every_model_file_type() -> None:
+    for flavor in flavors().values():
+        for suffix in flavor.suffixes:
+            assert suffix in MODEL_FILES, f"{flavor.name} reads {suffix}: missing from register"
 
 
 def _imported_layers(path: Path) -> set[str]:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
+import socket
 from typing import Any
 
 import uvicorn
 
 from modelport.config import Settings, as_environment
+from modelport.errors import ConfigurationError, ConflictError
 from modelport.serving import create_app
 
 FACTORY = "modelport.serving.app:app_from_environment"
@@ -21,6 +24,7 @@ def run_server(settings: Settings, models: list[str]) -> None:
     With several workers, each process builds its own app from the environment, and
     Prometheus metrics go through a shared folder so ``/metrics`` sums every process.
     """
+    check_port(settings.host, settings.port)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -39,3 +43,23 @@ def run_server(settings: Settings, models: list[str]) -> None:
     os.environ.update(as_environment(shared))
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # read by each worker at import
     uvicorn.run(FACTORY, factory=True, workers=workers, **options)
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail before loading anything when the address cannot be bound.
+
+    uvicorn would only log the failure after every model has loaded; binding once here (with
+    SO_REUSEADDR, as uvicorn does) turns it into a clear error. The port is released at once:
+    another process could still take it in between, and uvicorn then reports it itself.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConflictError(f"{host}:{port} is already in use by another "
+                                    "process") from exc
+            raise ConfigurationError(f"cannot listen on {host}:{port}: "
+                                     f"{exc.strerror or exc}") from exc
