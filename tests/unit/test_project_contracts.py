@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import typer.main
 from typer.testing import CliRunner
 
@@ -103,6 +104,43 @@ def test_register_help_names_every_model_file_type() -> None:
     for flavor in flavors().values():
         for suffix in flavor.suffixes:
             assert suffix in MODEL_FILES, f"{flavor.name} reads {suffix}: missing from register"
+
+
+def test_make_run_installs_only_the_package_and_make_test_the_dev_tools() -> None:
+    def commands(target: str) -> str:
+        return subprocess.run(["make", "-n", "-B", target], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout
+
+    run, test = commands("run"), commands("test")
+    assert "pip install -q -e .\n" in run
+    assert "[dev]" not in run
+    assert "pip install -q -e '.[dev]'" in test
+    run_stamps, test_stamps = (set(re.findall(r"touch (\S+)", text)) for text in (run, test))
+    assert run_stamps, run
+    assert test_stamps, test
+    assert not run_stamps & test_stamps, "one stamp for both installs: they would fight"
+
+
+@pytest.mark.parametrize("redis_answers", [False, True])
+def test_services_script_starts_redis_only_when_it_is_not_answering(
+        tmp_path: Path, redis_answers: bool) -> None:
+    """The services themselves are the outside world: stand-ins record what would start."""
+    stubs = {"pg_isready": "exit 0",
+             "redis-cli": "echo PONG" if redis_answers else "exit 1",
+             "redis-server": f"printf '%s\\n' \"$@\" > {tmp_path}/redis-server.args"}
+    for name, body in stubs.items():
+        stub = tmp_path / name
+        stub.write_text(f"#!/bin/sh\n{body}\n")
+        stub.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run([str(ROOT / "scripts" / "services.sh")], env=env, check=True)
+    started = tmp_path / "redis-server.args"
+    if redis_answers:
+        assert not started.exists()
+    else:
+        assert started.read_text().splitlines() == [
+            "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379", "--save", "",
+            "--appendonly", "no"]
 
 
 def _imported_layers(path: Path) -> set[str]:
