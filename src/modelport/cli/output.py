@@ -32,6 +32,8 @@ _NEXT_STEPS = {
     "untrusted_artifact": "register it with --trusted only if you created the file",
     "artifact_integrity_error": "the stored file changed; register the model again",
     "conversion_failed": "serve the version as it is; its own runtime still works",
+    "configuration_error": "`modelport config show` prints the settings in use "
+                           "(`--describe` explains each)",
     "storage_unavailable": "check that the database of MODELPORT_DATABASE_URL is running and "
                            "reachable (`modelport config show` prints the settings in use)",
 }

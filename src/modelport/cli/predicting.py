@@ -49,6 +49,7 @@ def _local(model: str, source: str, output_name: str | None) -> np.ndarray:
 def _remote(model: str, source: str, url: str, output_name: str | None) -> np.ndarray:
     from modelport.client import Client
 
-    with output.reporting_errors(), Client(url) as client:
+    hints = {"internal_error": f"check that a modelport server answers at {url}"}
+    with output.reporting_errors(hints), Client(url) as client:
         layout = InputLayout.from_metadata(client.metadata(model))
         return client.predict(model, read_input(source, layout), output=output_name)

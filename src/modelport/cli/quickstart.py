@@ -29,7 +29,8 @@ def quickstart(
     from modelport.cli.server import run_server
 
     settings = current_settings()
-    with output.reporting_errors():
+    with output.reporting_errors({"conflict": "stop the other server, or set MODELPORT_PORT to "
+                                              "a free port"}):
         prepare_demo(settings, output.console)
         if not serve_demo:
             output.console.print(f"serve it with: {shell_command()} serve {DEMO}@production",

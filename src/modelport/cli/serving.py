@@ -26,19 +26,21 @@ def serve(
         help="Server processes (default: one per CPU).")] = None,
 ) -> None:
     """Serve models over KServe V1, Open Inference Protocol V2 and MLflow /invocations."""
-    from modelport.cli.server import run_server
+    from modelport.cli.server import check_port, run_server
 
     overrides = {k: v for k, v in {"host": host, "port": port, "default_model": default_model,
                                    "workers": workers}.items() if v is not None}
     settings = current_settings(**overrides)
-    with output.reporting_errors(_HINTS):
+    with output.reporting_errors():
         addresses = [ModelAddress.parse(item) for item in model]
-    with opened_registry(settings):
-        pass  # the database answers (or the error says why) before anything starts
     for address in addresses:
         if address.version is None and address.alias is None:
             output.warn(follows_latest(address.name))
     with output.reporting_errors(_HINTS):
+        check_port(settings.host, settings.port)  # before anything slow
+    with opened_registry(settings):
+        pass  # the database answers (or the error says why) before anything starts
+    with output.reporting_errors():
         run_server(settings, model)
 
 
