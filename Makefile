@@ -2,30 +2,41 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+HASH := $(shell sha256sum pyproject.toml | cut -c1-12)
+# One stamp per install: `run` needs only the package and its base dependencies (a minute),
+# `test` the whole dev tool chain; neither undoes the other.
+RUN_STAMP := $(VENV)/.installed-run-$(HASH)
+DEV_STAMP := $(VENV)/.installed-dev-$(HASH)
 
-.PHONY: run test lint services bench proto clean
+.PHONY: run test lint services bench docs proto clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e '.[dev]'
-	touch $(STAMP)
+$(RUN_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e .
+	touch $(RUN_STAMP)
 
-run: $(STAMP)
+$(DEV_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(DEV_STAMP)
+
+run: $(RUN_STAMP)
 	$(BIN)/modelport quickstart
 
 services:
 	./scripts/services.sh
 
-test: $(STAMP) services
+test: $(DEV_STAMP) services
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -n auto -q
 
-bench: $(STAMP)
+docs: $(RUN_STAMP)
+	$(BIN)/python -m modelport.cli.reference > docs/cli.md
+
+bench: $(DEV_STAMP)
 	$(BIN)/python bench/serve_bench.py
 
 # the gRPC modules, generated from our .proto and committed (a test checks they are current)

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Starts the local PostgreSQL the test suite uses, when it is installed but not running.
+# Starts the local services the test suite uses (PostgreSQL, Redis), when they are installed
+# but not answering. Tests skip loudly without them, and fail under CI=true.
 set -u
 if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432; then
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || true
+fi
+if command -v redis-server >/dev/null 2>&1 \
+    && ! redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    >/dev/null || true
 fi
 exit 0

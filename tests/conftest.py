@@ -2,6 +2,10 @@
 
 Service-backed fixtures skip with a loud reason when the service is absent, and fail
 instead when ``CI=true``: CI must never pass by skipping.
+
+Two house rules are enforced here for every test: no test reads the developer's environment
+(``MODELPORT_*`` cleared, the config file pointed at nothing), and no test leaves a listening
+process behind (checked when each pytest process finishes; see ``tests/processes.py``).
 """
 
 from __future__ import annotations
@@ -25,9 +29,37 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from modelport.config import Settings
 from modelport.registry import Registry
+from tests import processes
 
 POSTGRES_ADMIN_URL = os.environ.get("MODELPORT_TEST_POSTGRES",
                                     "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+                         ) -> None:
+    """No ``MODELPORT_*`` variable of the developer's shell, no ``modelport.yaml`` of the
+    working directory: settings come from what the test passes, and defaults."""
+    for name in list(os.environ):
+        if name.startswith("MODELPORT_"):
+            monkeypatch.delenv(name)
+    nothing = tmp_path_factory.getbasetemp() / "no-such-modelport.yaml"
+    monkeypatch.setenv("MODELPORT_CONFIG", str(nothing))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_listening_process_left_behind() -> Iterator[None]:
+    """Fails this pytest process's last test if a process it started is still listening.
+
+    Torn down after every other session fixture, so servers stopped by fixtures are gone.
+    """
+    processes.mark_this_process()
+    yield
+    leftovers = processes.listening_leftovers()
+    if leftovers:
+        processes.stop(leftovers)
+        pytest.fail("tests left listening process(es) behind (now stopped): "
+                    + "; ".join(str(p) for p in leftovers), pytrace=False)
 
 
 def service_missing(reason: str) -> None:

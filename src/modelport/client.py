@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import numpy as np
 
 from modelport.errors import ModelportError, error_class_for
+from modelport.registry.address import ModelAddress
 from modelport.runtimes.signature import SignatureKind, sample_arrays
 
 
@@ -36,8 +38,12 @@ class Client:
         else:
             body = {"inputs": {name: _listed(a) for name, a in arrays.items()}}
         params = {"output": output} if output else None
-        answer = self._call("POST", f"/v1/models/{model}:predict", json=body, params=params)
+        answer = self._call("POST", f"{_v1_path(model)}:predict", json=body, params=params)
         return np.asarray(answer["predictions"])
+
+    def metadata(self, model: str) -> dict[str, Any]:
+        """Open Inference Protocol V2 metadata (inputs, outputs) of the version served."""
+        return dict(self._call("GET", _v2_path(model)))
 
     def ready(self) -> bool:
         return self._http.get("/readyz").status_code == 200
@@ -63,6 +69,25 @@ class Client:
         if response.is_success:
             return response.json() if response.content else {}
         raise _problem_to_error(response)
+
+
+def _v1_path(model: str) -> str:
+    """KServe V1 path of an address: ``name``, ``name/versions/3``, ``name/labels/alias``."""
+    address = ModelAddress.parse(model)
+    path = f"/v1/models/{quote(address.name, safe='')}"
+    if address.version is not None:
+        return f"{path}/versions/{address.version}"
+    if address.alias is not None:
+        return f"{path}/labels/{quote(address.alias, safe='')}"
+    return path
+
+
+def _v2_path(model: str) -> str:
+    """V2 metadata path: ``name/versions/3`` for a version, ``name@alias`` quoted for an alias."""
+    address = ModelAddress.parse(model)
+    if address.version is not None:
+        return f"/v2/models/{quote(address.name, safe='')}/versions/{address.version}"
+    return f"/v2/models/{quote(str(address), safe='')}"
 
 
 def _problem_to_error(response: httpx.Response) -> ModelportError:

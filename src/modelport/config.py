@@ -7,21 +7,26 @@ object is frozen and passed explicitly to whoever needs it.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     YamlConfigSettingsSource,
 )
+
+from modelport.errors import ConfigurationError
 
 
 class LogFormat(StrEnum):
@@ -141,12 +146,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        yaml_file = os.environ.get("MODELPORT_CONFIG", "modelport.yaml")
-        return (
-            init_settings,
-            env_settings,
-            YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file),
-        )
+        return (init_settings, env_settings, _StrictYamlSource(settings_cls, config_file()))
 
     @property
     def resolved_database_url(self) -> str:
@@ -192,6 +192,78 @@ def without_credentials(value: str) -> str:
         return value
     host = parts.netloc.rsplit("@", 1)[1]
     return urlunsplit(parts._replace(netloc=f"{REDACTED}@{host}"))
+def config_file() -> Path:
+    """The YAML file settings are read from (it need not exist)."""
+    return Path(os.environ.get("MODELPORT_CONFIG", "modelport.yaml"))
+
+
+class _StrictYamlSource(YamlConfigSettingsSource):
+    """``modelport.yaml``, where a key that names no setting is an error, not silently ignored.
+
+    (Unknown ``MODELPORT_*`` environment variables stay ignored: the environment is shared
+    with everything else a machine runs.)
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], yaml_file: Path) -> None:
+        self._known = set(settings_cls.model_fields)
+        super().__init__(settings_cls, yaml_file=yaml_file)
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        try:
+            data = yaml.safe_load(file_path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigurationError(f"{file_path} is not valid YAML: {_yaml_problem(exc)}"
+                                     ) from exc
+        if not isinstance(data, dict):
+            raise ConfigurationError(f"{file_path} must map setting names to values, "
+                                     f"not hold a {type(data).__name__}")
+        unknown = sorted(str(key) for key in data if str(key) not in self._known)
+        if unknown:
+            named = ", ".join(_with_suggestion(key, self._known) for key in unknown)
+            raise ConfigurationError(f"unknown setting(s) in {file_path}: {named}")
+        return data
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} (line {mark.line + 1})" if mark is not None else str(problem)
+
+
+def _with_suggestion(key: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    return f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """``Settings(**overrides)``, with a bad value reported as a ``ConfigurationError`` that
+    names where it came from: the environment variable, the YAML key, or the override."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = [_describe_problem(error, overrides) for error in exc.errors()]
+        raise ConfigurationError("; ".join(problems)) from exc
+    except SettingsError as exc:  # a list or mapping variable that is not JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = f"MODELPORT_{field[1].upper()}" if field else "a MODELPORT_* variable"
+        raise ConfigurationError(f"{name} is not valid JSON (list and mapping settings take "
+                                 "JSON in the environment)") from exc
+
+
+def _describe_problem(error: Any, overrides: dict[str, Any]) -> str:
+    loc = [str(part) for part in error["loc"]]
+    name = loc[0] if loc else ""
+    variable = f"MODELPORT_{name.upper()}"
+    field = Settings.model_fields.get(name)
+    secret = field is not None and "SecretStr" in str(field.annotation)
+    shown = "" if secret else f"={error['input']!r}"
+    if name in overrides:
+        where = f"{name}{shown}"
+    elif variable in os.environ:
+        where = f"{variable}{shown}"
+    else:
+        where = f"{'.'.join(loc)}{shown} in {config_file()}"
+    return f"{where}: {error['msg']}"
 
 
 def as_environment(settings: Settings) -> dict[str, str]:

@@ -20,7 +20,9 @@ from modelport.config import Settings, as_environment
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment a subprocess needs to see the same settings as ``settings``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELPORT_")}
+    # MODELPORT_CONFIG stays: tests point it at nothing, so no modelport.yaml is read
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("MODELPORT_") or k == "MODELPORT_CONFIG"}
     env.update(as_environment(settings))
     env.setdefault("AWS_ACCESS_KEY_ID", "testing")
     env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")

@@ -60,7 +60,7 @@ def test_a_port_in_use_is_a_clear_error(settings: Settings) -> None:
         port = taken.getsockname()[1]
         result = _serve(settings, "iris", "--port", str(port))
     assert result.returncode == 1
-    assert f"port {port} on 127.0.0.1 is in use" in result.stderr
+    assert f"127.0.0.1:{port} is already in use" in result.stderr
 
 
 def _children(pid: int) -> list[int]:

@@ -1,16 +1,27 @@
-"""House rules that break silently: public API list, documented settings and commands, layers."""
+"""House rules that break silently: public API list, documented settings and commands, layers,
+the two make targets, the test suite's own hygiene."""
 
 from __future__ import annotations
 
 import ast
+import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
 
 import modelport
+from modelport.cli import reference
 from modelport.cli.main import app
+from modelport.cli.models import MODEL_FILES
 from modelport.config import Settings
+from modelport.runtimes import flavors
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src" / "modelport"
@@ -66,12 +77,72 @@ def test_every_setting_is_documented() -> None:
         assert f"MODELPORT_{name.upper()}" in documented, f"{name} missing from the docs"
 
 
-def test_every_cli_command_is_documented() -> None:
+def test_cli_reference_is_generated_from_the_commands() -> None:
     documented = (ROOT / "docs" / "cli.md").read_text()
-    names = [c.name or c.callback.__name__ for c in app.registered_commands]  # type: ignore[union-attr]
-    names += [g.name for g in app.registered_groups]  # type: ignore[misc]
-    for name in names:
-        assert f"`modelport {name}" in documented, f"command {name} missing from docs/cli.md"
+    assert documented == reference.render(), (
+        "docs/cli.md differs from the commands: run `python -m modelport.cli.reference > "
+        "docs/cli.md` (make docs) and review the change")
+
+
+def _command_paths(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    yield path
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _command_paths(sub, (*path, name))
+
+
+def test_every_command_takes_short_help_and_the_app_a_version_flag() -> None:
+    runner = CliRunner()
+    paths = list(_command_paths(typer.main.get_command(app)))
+    assert ("alias", "set") in paths
+    for path in paths:
+        result = runner.invoke(app, [*path, "-h"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "Usage" in result.output, path
+    version = runner.invoke(app, ["--version"])
+    assert (version.exit_code, version.output.strip()) == (0, modelport.__version__)
+
+
+def test_register_help_names_every_model_file_type() -> None:
+    for flavor in flavors().values():
+        for suffix in flavor.suffixes:
+            assert suffix in MODEL_FILES, f"{flavor.name} reads {suffix}: missing from register"
+
+
+def test_make_run_installs_only_the_package_and_make_test_the_dev_tools() -> None:
+    def commands(target: str) -> str:
+        return subprocess.run(["make", "-n", "-B", target], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout
+
+    run, test = commands("run"), commands("test")
+    assert "pip install -q -e .\n" in run
+    assert "[dev]" not in run
+    assert "pip install -q -e '.[dev]'" in test
+    run_stamps, test_stamps = (set(re.findall(r"touch (\S+)", text)) for text in (run, test))
+    assert run_stamps, run
+    assert test_stamps, test
+    assert not run_stamps & test_stamps, "one stamp for both installs: they would fight"
+
+
+@pytest.mark.parametrize("redis_answers", [False, True])
+def test_services_script_starts_redis_only_when_it_is_not_answering(
+        tmp_path: Path, redis_answers: bool) -> None:
+    """The services themselves are the outside world: stand-ins record what would start."""
+    stubs = {"pg_isready": "exit 0",
+             "redis-cli": "echo PONG" if redis_answers else "exit 1",
+             "redis-server": f"printf '%s\\n' \"$@\" > {tmp_path}/redis-server.args"}
+    for name, body in stubs.items():
+        stub = tmp_path / name
+        stub.write_text(f"#!/bin/sh\n{body}\n")
+        stub.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run([str(ROOT / "scripts" / "services.sh")], env=env, check=True)
+    started = tmp_path / "redis-server.args"
+    if redis_answers:
+        assert not started.exists()
+    else:
+        assert started.read_text().splitlines() == [
+            "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379", "--save", "",
+            "--appendonly", "no"]
 
 
 def _imported_layers(path: Path) -> set[str]:
@@ -95,3 +166,51 @@ def test_layers_import_only_downwards() -> None:
             imported = _imported_layers(path) - SHARED - {layer}
             upward = {m for m in imported if m in LAYERS and m not in allowed}
             assert not upward, f"{path.relative_to(SRC)} imports upper layer(s) {upward}"
+
+
+def _inner_pytest(tmp_path: Path, test_code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run one test file under this suite's conftest, in ``tmp_path``, with extra variables."""
+    test_file = tmp_path / "test_inner.py"
+    test_file.write_text(test_code)
+    environment = {**os.environ, **env,
+                   "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
+    environment.pop("MODELPORT_CONFIG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", "-p", "no:cacheprovider",
+         "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT), str(test_file)],
+        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120)
+
+
+def test_tests_never_read_the_developers_environment(tmp_path: Path) -> None:
+    (tmp_path / "modelport.yaml").write_text("port: 4321\n")
+    inner = _inner_pytest(tmp_path, (
+        "import os\n"
+        "from modelport.config import Settings\n"
+        "def test_defaults():\n"
+        "    assert not [k for k in os.environ if k.startswith('MODELPORT_') "
+        "and k != 'MODELPORT_CONFIG']\n"
+        "    assert Settings().port == 8000\n"), MODELPORT_PORT="1234", MODELPORT_HOME="/x")
+    assert inner.returncode == 0, inner.stdout + inner.stderr
+    assert "1 passed" in inner.stdout
+
+
+def test_a_test_that_leaves_a_listening_process_fails_the_run(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    inner = _inner_pytest(tmp_path, (
+        "import subprocess, sys, time, pathlib\n"
+        "LISTEN = 'import socket, time; s = socket.socket(); s.bind((\"127.0.0.1\", 0)); "
+        "s.listen(); print(flush=True); time.sleep(120)'\n"
+        "def test_forgets_its_server():\n"
+        "    child = subprocess.Popen([sys.executable, '-c', LISTEN], stdout=subprocess.PIPE)\n"
+        "    child.stdout.readline()\n"
+        f"    pathlib.Path({str(pid_file)!r}).write_text(str(child.pid))\n"))
+    pid = int(pid_file.read_text())
+    try:
+        assert inner.returncode == 1, inner.stdout
+        assert "left listening process(es) behind" in inner.stdout
+        assert f"pid {pid} listening on tcp:" in inner.stdout
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(
+            f"/proc/{pid}/status").read_text()
+    finally:
+        if Path(f"/proc/{pid}").exists():
+            os.kill(pid, 9)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import pandas as pd
-from rich.console import Console
-from sklearn.datasets import load_iris
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated
 
+import typer
+from rich.console import Console
+
+from modelport.cli import output
+from modelport.cli.sessions import current_settings
 from modelport.config import Settings
 from modelport.errors import NotFoundError
 from modelport.registry import Registry, stage_object
@@ -16,8 +20,53 @@ from modelport.registry import Registry, stage_object
 DEMO = "iris"
 
 
+def quickstart(
+    serve_demo: Annotated[bool, typer.Option(
+        "--serve/--no-serve", help="Serve iris@production afterwards (--no-serve: only "
+        "register, and print the command that serves it).")] = True,
+) -> None:
+    """Train and register a demo classifier (two versions), then serve iris@production."""
+    from modelport.cli.server import run_server
+
+    settings = current_settings()
+    with output.reporting_errors({"conflict": "stop the other server, or set MODELPORT_PORT to "
+                                              "a free port"}):
+        prepare_demo(settings, output.console)
+        if not serve_demo:
+            output.console.print(f"serve it with: {shell_command()} serve {DEMO}@production",
+                                 highlight=False, soft_wrap=True)
+            return
+        print_examples(settings, output.console)
+        run_server(settings, [f"{DEMO}@production"])
+
+
+def shell_command() -> str:
+    """How to type this very `modelport` in the user's shell, venv activated or not."""
+    script = Path(sys.prefix) / "bin" / "modelport"
+    found = shutil.which("modelport")
+    if found and script.exists() and Path(found).resolve() == script.resolve():
+        return "modelport"
+    if not script.exists():
+        return f"{_shown(Path(sys.executable))} -m modelport"
+    return _shown(script)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it lies inside it (``.venv/bin/...``)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def prepare_demo(settings: Settings, console: Console) -> None:
     """Register v1 (logistic regression) and v2 (gradient boosting) unless already there."""
+    import pandas as pd
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
     registry = Registry.from_settings(settings)
     try:
         try:
@@ -40,7 +89,8 @@ def prepare_demo(settings: Settings, console: Console) -> None:
             estimator.fit(X_train, y_train)
             accuracy = float(estimator.score(X_test, y_test))
             with console.status(f"registering {description}"), \
-                    stage_object(estimator, X_train.head(20)) as staged:
+                    stage_object(estimator, X_train.head(20), name=DEMO,
+                                 scratch=registry.staging_dir) as staged:
                 record = registry.register(
                     DEMO, staged, description=description, metrics={"accuracy": accuracy},
                     params=estimator.get_params(), tags={"dataset": "iris"})
@@ -56,6 +106,11 @@ def prepare_demo(settings: Settings, console: Console) -> None:
 
 def print_examples(settings: Settings, console: Console) -> None:
     url = f"http://{settings.host}:{settings.port}"
+    command = shell_command()
+    activate = ""
+    if command.endswith(f"{os.sep}modelport"):  # a venv's script: say how to activate it
+        activate = (f"  (or activate the environment first: "
+                    f"source {Path(command).parent / 'activate'})\n")
     row = "[5.1, 3.5, 1.4, 0.2]"
     console.print(f"""
 [bold]Serving {DEMO}@production at {url}[/bold]  (docs: {url}/docs)
@@ -71,6 +126,6 @@ MLflow scoring protocol:
        -d '{{"dataframe_split": {{"columns": ["sepal_length", "sepal_width", \
 "petal_length", "petal_width"], "data": [{row}]}}}}'
 Promote v2 while serving (the server switches without dropping a request):
-  modelport alias set {DEMO} production 2
-Metrics: curl -s {url}/metrics
+  {command} alias set {DEMO} production 2
+{activate}Metrics: curl -s {url}/metrics
 """, highlight=False, soft_wrap=True)  # wrapped lines would break copy-paste

@@ -12,7 +12,7 @@ from typing import Any
 import uvicorn
 
 from modelport.config import Settings, as_environment
-from modelport.errors import ConfigurationError, ModelportError
+from modelport.errors import ConfigurationError, ConflictError, ModelportError
 from modelport.logs import configure_logging
 from modelport.registry import ModelAddress, Registry
 from modelport.serving import create_app
@@ -28,8 +28,8 @@ def run_server(settings: Settings, models: list[str]) -> None:
     Start-up fails fast, with the reason, when the port is taken or a model has nothing to
     serve (unless ``wait_for_models``).
     """
-    configure_logging(settings)
     check_port(settings.host, settings.port)
+    configure_logging(settings)
     if not settings.wait_for_models:
         check_models(settings, models)
     options: dict[str, Any] = {
@@ -56,16 +56,23 @@ def run_server(settings: Settings, models: list[str]) -> None:
 
 
 def check_port(host: str, port: int) -> None:
-    """The port is free to bind (uvicorn would only log the failure and exit)."""
+    """Fail before loading anything when the address cannot be bound.
+
+    uvicorn would only log the failure after every model has loaded; binding once here (with
+    SO_REUSEADDR, as uvicorn does) turns it into a clear error. The port is released at once:
+    another process could still take it in between, and uvicorn then reports it itself.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
-            reason = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound: {exc}"
-            raise ConfigurationError(f"port {port} on {host} {reason}; pick another with "
-                                     "--port or MODELPORT_PORT") from exc
+            if exc.errno == errno.EADDRINUSE:
+                raise ConflictError(f"{host}:{port} is already in use by another "
+                                    "process") from exc
+            raise ConfigurationError(f"cannot listen on {host}:{port}: "
+                                     f"{exc.strerror or exc}") from exc
 
 
 def check_models(settings: Settings, models: list[str]) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from modelport.config import Settings
 from modelport.errors import (
     AliasNotFoundError,
+    ConfigurationError,
     ConflictError,
     InvalidInputError,
     ModelLoadError,
@@ -46,7 +47,13 @@ from modelport.registry.records import (
 )
 from modelport.registry.scratch import STAGING_DIR, remove_stale
 from modelport.registry.staging import INPUT_EXAMPLE, StagedModel, read_example
-from modelport.runtimes.base import LoadRequest, Runtime, call_model, load_runtime
+from modelport.runtimes.base import (
+    LoadRequest,
+    Runtime,
+    call_model,
+    flavor_named,
+    load_runtime,
+)
 from modelport.runtimes.batch import Batch
 from modelport.runtimes.signature import Signature
 from modelport.store.artifacts import ArtifactStore
@@ -304,6 +311,17 @@ class Registry:
         if not (directory / INPUT_EXAMPLE).is_file():
             return runtime, None
         return runtime, read_example(directory, record.signature)
+
+    def verify(self, record: VersionRecord) -> None:
+        """Check that a version could load here, without loading it: every file present with
+        its recorded SHA-256, and its flavor installed. Cheap enough to run before an alias
+        moves, so that servers following the alias are never pointed at a broken version.
+        """
+        try:
+            flavor_named(record.flavor)
+        except ConfigurationError as exc:
+            raise ModelLoadError(f"{record.address} cannot load here: {exc.detail}") from exc
+        self.artifacts.fetch(record.artifact_key, record.files)
 
     def artifact_dir(self, record: VersionRecord) -> Path:
         return self.artifacts.fetch(record.artifact_key, record.files)
