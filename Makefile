@@ -40,7 +40,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python bench/serve_bench.py
 
 # the gRPC modules, generated from our .proto and committed (a test checks they are current)
-proto: $(STAMP)
+proto: $(DEV_STAMP)
 	cd src && ../$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. \
 		--grpc_python_out=. modelport/serving/grpc/inference.proto
 
