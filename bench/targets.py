@@ -52,7 +52,7 @@ ENDPOINTS = (
              lambda answer: list(answer["predictions"])),
     Endpoint("v2", lambda name: f"/v2/models/{name}/infer", _v2_body, _v2_labels),
     # MLflow's own client sends dataframe_split; /models/<name>/invocations is our extension
-    # for several models behind one server (protocols.md §3)
+    # for several models behind one server (docs/protocols.md, MLflow)
     Endpoint("mlflow", lambda name: f"/models/{name}/invocations",
              lambda rows: orjson.dumps({"dataframe_split": {"data": rows}}),
              lambda answer: list(answer["predictions"])),

@@ -1,4 +1,4 @@
-"""The binary tensor data extension of V2 (protocols.md §1.9), as Triton defines it.
+"""The binary tensor data extension of V2 (docs/protocols.md), as Triton defines it.
 
 After the JSON header come raw tensors, one chunk per binary input in input order:
 little-endian, row-major, native element size; each BYTES element is a 4-byte little-endian
