@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
@@ -27,6 +28,9 @@ def main(
         help="Print the modelport version and exit.")] = False,
 ) -> None:
     """Registry, serving and operations for trained ML models."""
+    # Warnings the library logs (a database that went away) are for servers' logs; a command
+    # says what went wrong in its own `error:` line, cause included. `serve` sets up logging.
+    logging.getLogger("modelport").addHandler(logging.NullHandler())
 
 
 app.command()(quickstart.quickstart)

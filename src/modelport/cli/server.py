@@ -12,7 +12,7 @@ from typing import Any
 import uvicorn
 
 from modelport.config import Settings, as_environment
-from modelport.errors import ConfigurationError, ConflictError, ModelportError
+from modelport.errors import ConfigurationError, ConflictError, NotFoundError
 from modelport.logs import configure_logging
 from modelport.registry import ModelAddress, Registry
 from modelport.serving import create_app
@@ -25,13 +25,11 @@ def run_server(settings: Settings, models: list[str]) -> None:
 
     With several workers, each process builds its own app from the environment, and
     Prometheus metrics go through a shared folder so ``/metrics`` sums every process.
-    Start-up fails fast, with the reason, when the port is taken or a model has nothing to
-    serve (unless ``wait_for_models``).
+    Start-up fails fast, with the reason, when the port is taken or a version cannot load
+    (unless ``wait_for_models``).
     """
     check_port(settings.host, settings.port)
     configure_logging(settings)
-    if not settings.wait_for_models:
-        check_models(settings, models)
     options: dict[str, Any] = {
         "host": settings.host, "port": settings.port, "log_level": settings.log_level,
         "log_config": None, "access_log": settings.access_log, "loop": "uvloop",
@@ -75,15 +73,11 @@ def check_port(host: str, port: int) -> None:
                                      f"{exc.strerror or exc}") from exc
 
 
-def check_models(settings: Settings, models: list[str]) -> None:
-    """Every address resolves in the registry, before any worker starts loading."""
-    registry = Registry.from_settings(settings)
-    try:
-        for model in models:
-            try:
-                registry.resolve(ModelAddress.parse(model))
-            except ModelportError as exc:
-                raise type(exc)(f"cannot serve {model}: {exc.detail} (start with "
-                                "--wait-for-models to wait for it)") from exc
-    finally:
-        registry.close()
+def check_models(registry: Registry, models: list[str]) -> None:
+    """Every address resolves in the registry (a worker would only log that it cannot)."""
+    for model in models:
+        try:
+            registry.resolve(ModelAddress.parse(model))
+        except NotFoundError as exc:
+            raise type(exc)(f"cannot serve {model}: {exc.detail} (start with "
+                            "--wait-for-models to wait for it)") from exc

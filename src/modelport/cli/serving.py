@@ -32,7 +32,7 @@ def serve(
         "trying (default: exit with the reason).")] = None,
 ) -> None:
     """Serve models over KServe V1, Open Inference Protocol V2 and MLflow /invocations."""
-    from modelport.cli.server import check_port, run_server
+    from modelport.cli.server import check_models, check_port, run_server
 
     overrides = {k: v for k, v in {"host": host, "port": port, "grpc_port": grpc_port,
                                    "default_model": default_model, "workers": workers,
@@ -45,8 +45,9 @@ def serve(
             output.warn(follows_latest(address.name))
     with output.reporting_errors(_HINTS):
         check_port(settings.host, settings.port)  # before anything slow
-    with opened_registry(settings):
-        pass  # the database answers (or the error says why) before anything starts
+    if not settings.wait_for_models:
+        with opened_registry(settings) as registry:  # before any worker starts loading
+            check_models(registry, model)
     with output.reporting_errors(_HINTS):
         run_server(settings, model)
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from modelport.cli import output
 from modelport.config import Settings, load_settings
@@ -40,6 +40,8 @@ def opened_registry(settings: Settings | None = None) -> Iterator[Registry]:
     with output.reporting_errors():
         try:
             yield registry
+        except StorageUnavailableError as exc:
+            raise _with_cause(settings, exc) from exc
         finally:
             registry.close()
 
@@ -50,10 +52,15 @@ def _open(settings: Settings) -> Registry:
     except (ArgumentError, NoSuchModuleError) as exc:
         raise ConfigurationError(f"MODELPORT_DATABASE_URL is not a usable database URL: "
                                  f"{_first_line(exc)}") from exc
-    except DBAPIError as exc:  # OperationalError, InterfaceError: cannot connect or write
-        shown = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
-        raise StorageUnavailableError(f"cannot use the registry database {shown}: "
-                                      f"{_first_line(exc.orig or exc)}") from exc
+
+
+def _with_cause(settings: Settings, error: StorageUnavailableError) -> StorageUnavailableError:
+    """The database and the driver's own words: a server keeps them from anonymous clients
+    (they go to its log), but the operator at the command line needs them."""
+    shown = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+    cause = error.__cause__
+    reason = _first_line(getattr(cause, "orig", None) or cause or error)
+    return StorageUnavailableError(f"cannot use the registry database {shown}: {reason}")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -7,6 +7,7 @@ output side of the signature comes from what the saved model really returns.
 
 from __future__ import annotations
 
+import errno
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from modelport.errors import ModelLoadError, ModelportError
+from modelport.errors import ArtifactError, ModelLoadError, ModelportError
 from modelport.registry.address import check_name
 from modelport.registry.scratch import scratch_folder
 from modelport.runtimes.base import (
@@ -89,6 +90,9 @@ def stage_file(path: Path, sample: Any, *, name: str | None = None, trusted: boo
         yield staged
 
 
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
 @contextmanager
 def _scratch(flavor: Flavor, signature: Signature, sample: Any, failure: str,
              root: Path | None, allow_missing: bool | None,
@@ -101,6 +105,10 @@ def _scratch(flavor: Flavor, signature: Signature, sample: Any, failure: str,
         except ModelportError:
             raise
         except Exception as exc:
+            if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:  # the disk is at fault
+                where = root or "the temporary folder"
+                raise ArtifactError(f"cannot write the scratch copy under {where}: "
+                                    f"{exc.strerror}") from exc
             raise ModelLoadError(f"{flavor.name} {failure}: {type(exc).__name__}: {exc}") from exc
         if allow_missing is None and saved.handles_missing:
             signature = signature.allowing_missing()
