@@ -58,6 +58,7 @@ class Options:
     keep: bool
     working_tree: bool
     json_path: Path | None
+    baseline: str | None = None
 
 
 @dataclass(slots=True)
@@ -135,7 +136,10 @@ def deployments(server: str, venvs: dict[str, peers.Installed], models: dict[str
         deployment, source = peer_services.modelport(work, tuple(models), endpoints,
                                                      opts.working_tree)
         results.system["modelport_measured"] = source
-        return [deployment]
+        if opts.baseline is None:
+            return [deployment]
+        return [deployment, peer_services.modelport_at(work, opts.baseline, tuple(models),
+                                                       endpoints)]
     venv = venvs.get(VENV_OF[server])
     if venv is None:
         return []
@@ -223,6 +227,9 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument("--working-tree", action="store_true",
                         help="serve modelport from the working tree even when src/ has local "
                         "changes (default: HEAD's src/, so the stated commit is what ran)")
+    parser.add_argument("--baseline", default=None, metavar="REF",
+                        help="also serve modelport at this commit, right after the current "
+                        "one, on the same models: before/after a change in one run")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temp dir: generated services and *-server.log files")
     parser.add_argument("--json", type=Path, default=None, help="also write raw numbers here")
@@ -243,7 +250,7 @@ def parse_args(argv: list[str] | None) -> Options:
                    concurrency=tuple(int(c) for c in args.concurrency.split(",")),
                    max_wait_s=args.max_wait, keep=args.keep,
                    working_tree=args.working_tree,
-                   json_path=args.json)
+                   json_path=args.json, baseline=args.baseline)
 
 
 if __name__ == "__main__":

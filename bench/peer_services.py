@@ -87,12 +87,27 @@ def modelport(work: Path, models: tuple[str, ...], endpoints: tuple[Endpoint, ..
         return Deployment("modelport", target, models), f"commit {head}"
     if working_tree:
         return Deployment("modelport", target, models), f"commit {head} + local changes in src/"
-    with tarfile.open(fileobj=io.BytesIO(_git(root, "archive", "HEAD", "src"))) as archive:
-        archive.extractall(work / "modelport-head", filter="data")
-    env = {**target.env, "PYTHONPATH": str(work / "modelport-head" / "src")}
-    target = replace(target, env=env)
+    target = _from_commit(root, "HEAD", target, work / "modelport-head")
     return (Deployment("modelport", target, models),
             f"commit {head} (HEAD's src/ exported: the working tree had local changes)")
+
+
+def modelport_at(work: Path, ref: str, models: tuple[str, ...],
+                 endpoints: tuple[Endpoint, ...]) -> Deployment:
+    """The same server at another commit (``--baseline``), on the same registry: before/after
+    a change, measured in one run."""
+    root = Path(__file__).resolve().parent.parent
+    target = replace(modelport_target(work / "modelport-home", 0, models), endpoints=endpoints,
+                     name=f"modelport@{ref}")
+    target = _from_commit(root, ref, target, work / f"modelport-{ref}")
+    return Deployment(f"modelport@{ref}", target, models)
+
+
+def _from_commit(root: Path, ref: str, target: Target, folder: Path) -> Target:
+    """``target`` running the src/ of commit ``ref`` (exported to ``folder``)."""
+    with tarfile.open(fileobj=io.BytesIO(_git(root, "archive", ref, "src"))) as archive:
+        archive.extractall(folder, filter="data")
+    return replace(target, env={**target.env, "PYTHONPATH": str(folder / "src")})
 
 
 def _git(root: Path, *args: str) -> bytes:
