@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from modelport.config import Settings
-from modelport.registry import ModelAddress, Registry, VersionRecord, stage_object
+from modelport.registry import ModelAddress, Registry, VersionRecord, prepare_object
 from modelport.runtimes.base import Runtime, call_model
 from modelport.runtimes.batch import Outputs
 from modelport.runtimes.signature import sample_arrays
@@ -24,8 +24,8 @@ def log_model(model: object, name: str, sample_input: Any, *,
     """Register ``model`` as the next version of ``name``; returns the new version."""
     registry = Registry.from_settings(settings or Settings())
     try:
-        with stage_object(model, sample_input, name=name, flavor=flavor,
-                          allow_missing=allow_missing, scratch=registry.staging_dir) as st:
+        with prepare_object(model, sample_input, name=name, flavor=flavor,
+                          allow_missing=allow_missing, scratch=registry.scratch_dir) as st:
             return registry.register(name, st, description=description, tags=tags,
                                      params=params, metrics=metrics, lineage=lineage)
     finally:

@@ -73,7 +73,7 @@ def test_upload_registers_a_servable_version(serve: Any, settings: Settings, tmp
         assert client.get("/api/models").json()["models"][0]["name"] == "iris"
     loaded = modelport.load_model("iris/2", settings=settings)
     assert loaded.predict(X[:7]).tolist() == iris_logreg.predict(X[:7]).tolist()
-    assert list((settings.home / "staging").iterdir()) == []  # scratch folders removed
+    assert list((settings.home / "scratch").iterdir()) == []  # scratch folders removed
 
 
 def test_upload_refuses_pickles_trusted_or_not_and_never_loads_them(

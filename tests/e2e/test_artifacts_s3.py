@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 
 from modelport.config import Settings
 from modelport.errors import ArtifactIntegrityError
-from modelport.registry import Registry, StagedModel, stage_object
+from modelport.registry import PreparedModel, Registry, prepare_object
 from modelport.sdk import load_model, log_model
 from modelport.store.artifacts import sha256_of
 
@@ -52,8 +52,8 @@ def registry(s3_settings: Settings) -> Iterator[Registry]:
 
 
 @pytest.fixture
-def staged(iris_logreg: LogisticRegression, iris_data: IrisData) -> Iterator[StagedModel]:
-    with stage_object(iris_logreg, iris_data[0][:10]) as st:
+def prepared(iris_logreg: LogisticRegression, iris_data: IrisData) -> Iterator[PreparedModel]:
+    with prepare_object(iris_logreg, iris_data[0][:10]) as st:
         yield st
 
 
@@ -65,10 +65,10 @@ def objects(bucket: tuple[Any, str]) -> dict[str, bytes]:
 
 
 def test_register_and_load_through_s3(registry: Registry, s3_settings: Settings,
-                                      bucket: tuple[Any, str], staged: StagedModel,
+                                      bucket: tuple[Any, str], prepared: PreparedModel,
                                       iris_logreg: LogisticRegression,
                                       iris_data: IrisData) -> None:
-    record = registry.register("iris", staged)
+    record = registry.register("iris", prepared)
     assert record.artifact_uri == f"s3://{bucket[1]}/{PREFIX}/{record.artifact_key}"
     stored = objects(bucket)
     assert set(stored) == {f"{PREFIX}/{record.artifact_key}/{f}" for f in record.files}
@@ -98,9 +98,9 @@ def test_sdk_round_trip_on_s3(s3_settings: Settings, iris_logreg: LogisticRegres
 
 def test_tampered_object_in_s3_is_refused(registry: Registry, s3_settings: Settings,
                                           bucket: tuple[Any, str],
-                                          staged: StagedModel) -> None:
+                                          prepared: PreparedModel) -> None:
     client, name = bucket
-    record = registry.register("iris", staged)
+    record = registry.register("iris", prepared)
     key = f"{PREFIX}/{record.artifact_key}/model.skops"
     data = bytearray(client.get_object(Bucket=name, Key=key)["Body"].read())
     data[len(data) // 2] ^= 0x01
@@ -119,8 +119,8 @@ def test_tampered_object_in_s3_is_refused(registry: Registry, s3_settings: Setti
 
 
 def test_cached_copy_is_reverified_and_repaired(registry: Registry, s3_settings: Settings,
-                                                staged: StagedModel) -> None:
-    record = registry.register("iris", staged)
+                                                prepared: PreparedModel) -> None:
+    record = registry.register("iris", prepared)
     registry.load(record)
     cached = s3_settings.cache_dir / record.artifact_key / "model.skops"
     original = cached.read_bytes()
@@ -133,10 +133,10 @@ def test_cached_copy_is_reverified_and_repaired(registry: Registry, s3_settings:
 
 
 def test_garbage_collection_on_s3(registry: Registry, s3_settings: Settings,
-                                  bucket: tuple[Any, str], staged: StagedModel) -> None:
+                                  bucket: tuple[Any, str], prepared: PreparedModel) -> None:
     client, name = bucket
-    kept = [registry.register("iris", staged), registry.register("other", staged)]
-    doomed = registry.register("iris", staged)
+    kept = [registry.register("iris", prepared), registry.register("other", prepared)]
+    doomed = registry.register("iris", prepared)
     registry.load(kept[0])
     registry.delete_version("iris", doomed.version)
     assert not any(k.startswith(f"{PREFIX}/{doomed.artifact_key}/") for k in objects(bucket))

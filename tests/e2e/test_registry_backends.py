@@ -38,7 +38,7 @@ from modelport.errors import (
     NotFoundError,
     StorageUnavailableError,
 )
-from modelport.registry import Registry, Stage, StagedModel, stage_object
+from modelport.registry import PreparedModel, Registry, Stage, prepare_object
 from modelport.runtimes.base import call_model
 from modelport.runtimes.signature import SignatureKind, TensorSpec, sample_arrays
 from modelport.sdk import load_model, log_model
@@ -55,9 +55,9 @@ def registry(backend: Settings) -> Iterator[Registry]:
 
 
 @pytest.fixture(scope="module")
-def staged(iris_logreg: LogisticRegression, iris_data: IrisData) -> Iterator[StagedModel]:
-    """One staged iris model, registered as many times as a test likes."""
-    with stage_object(iris_logreg, iris_data[0][:10]) as st:
+def prepared(iris_logreg: LogisticRegression, iris_data: IrisData) -> Iterator[PreparedModel]:
+    """One prepared iris model, registered as many times as a test likes."""
+    with prepare_object(iris_logreg, iris_data[0][:10]) as st:
         yield st
 
 
@@ -74,11 +74,11 @@ def version_files(registry: Registry, name: str) -> set[str]:
 # -- versions --------------------------------------------------------------------------
 
 
-def test_versions_are_numbered_per_model(registry: Registry, staged: StagedModel) -> None:
-    numbers = [registry.register("iris", staged).version for _ in range(3)]
+def test_versions_are_numbered_per_model(registry: Registry, prepared: PreparedModel) -> None:
+    numbers = [registry.register("iris", prepared).version for _ in range(3)]
     assert numbers == [1, 2, 3]
-    assert registry.register("other", staged).version == 1
-    assert registry.register("iris", staged).version == 4
+    assert registry.register("other", prepared).version == 1
+    assert registry.register("iris", prepared).version == 4
     assert [v.version for v in registry.list_versions("iris")] == [1, 2, 3, 4]
     assert [m.name for m in registry.list_models()] == ["iris", "other"]
     model = registry.get_model("iris")
@@ -90,9 +90,9 @@ def test_versions_are_numbered_per_model(registry: Registry, staged: StagedModel
     assert record.artifact_key.startswith("iris/")
 
 
-def test_resolve_by_number_alias_and_latest(registry: Registry, staged: StagedModel) -> None:
+def test_resolve_by_number_alias_and_latest(registry: Registry, prepared: PreparedModel) -> None:
     for _ in range(3):
-        registry.register("iris", staged)
+        registry.register("iris", prepared)
     registry.set_alias("iris", "production", 2)
     assert registry.resolve("iris").version == 3
     assert registry.resolve("iris@latest").version == 3
@@ -103,9 +103,9 @@ def test_resolve_by_number_alias_and_latest(registry: Registry, staged: StagedMo
     assert registry.resolve("models:/iris@production").aliases == ("production",)
 
 
-def test_aliases_set_move_delete_with_history(registry: Registry, staged: StagedModel) -> None:
+def test_aliases_set_move_delete_with_history(registry: Registry, prepared: PreparedModel) -> None:
     for _ in range(3):
-        registry.register("iris", staged)
+        registry.register("iris", prepared)
     assert registry.set_alias("iris", "production", 1).aliases == ("production",)
     registry.set_alias("iris", "staging", 1)
     assert registry.get_version("iris", 1).aliases == ("production", "staging")
@@ -132,24 +132,24 @@ def test_aliases_set_move_delete_with_history(registry: Registry, staged: Staged
     [("latest", "/alias"), ("3", "/alias"), ("bad alias", "/alias"), ("-x", "/alias"),
      ("a" * 101, "/alias"), ("prod\n", "/alias")],
 )
-def test_reserved_and_invalid_alias_names(registry: Registry, staged: StagedModel,
+def test_reserved_and_invalid_alias_names(registry: Registry, prepared: PreparedModel,
                                           alias: str, pointer: str) -> None:
-    registry.register("iris", staged)
+    registry.register("iris", prepared)
     with pytest.raises(InvalidInputError) as caught:
         registry.set_alias("iris", alias, 1)
     assert caught.value.pointer == pointer
     assert registry.get_model("iris").aliases == {}
 
 
-def test_alias_of_100_characters_fits(registry: Registry, staged: StagedModel) -> None:
-    registry.register("iris", staged)
+def test_alias_of_100_characters_fits(registry: Registry, prepared: PreparedModel) -> None:
+    registry.register("iris", prepared)
     alias = "a" * 100
     registry.set_alias("iris", alias, 1)
     assert registry.resolve(f"iris@{alias}").version == 1
 
 
-def test_stage_transitions_keep_history(registry: Registry, staged: StagedModel) -> None:
-    registry.register("iris", staged)
+def test_stage_transitions_keep_history(registry: Registry, prepared: PreparedModel) -> None:
+    registry.register("iris", prepared)
     registry.transition_stage("iris", 1, Stage.STAGING)
     registry.transition_stage("iris", 1, Stage.STAGING)  # unchanged: not recorded
     assert registry.transition_stage("iris", 1, Stage.PRODUCTION).stage is Stage.PRODUCTION
@@ -166,12 +166,12 @@ def test_stage_transitions_keep_history(registry: Registry, staged: StagedModel)
 # -- metadata ----------------------------------------------------------------------------
 
 
-def test_metadata_round_trips(registry: Registry, staged: StagedModel) -> None:
+def test_metadata_round_trips(registry: Registry, prepared: PreparedModel) -> None:
     tags = {"team": "risk", "nested": {"a": [1, 2]}}
     params = {"C": 1.0, "penalty": "l2", "max_iter": 500, "classes": None}
     metrics = {"accuracy": np.float64(0.97), "n_test": np.int64(30), "f1": np.float32(0.5)}
     lineage = {"dataset": "s3://data/iris.csv", "git": "abc123", "parents": ["iris/1"]}
-    registry.register("iris", staged, description="first cut", tags=tags, params=params,
+    registry.register("iris", prepared, description="first cut", tags=tags, params=params,
                       metrics=metrics, lineage=lineage)
     record = registry.get_version("iris", 1)
     assert record.description == "first cut"
@@ -191,8 +191,8 @@ def test_metadata_round_trips(registry: Registry, staged: StagedModel) -> None:
     assert registry.get_model("iris").to_dict()["description"] == "Iris classifier"
 
 
-def test_library_versions_and_tensor_signature(registry: Registry, staged: StagedModel) -> None:
-    record = registry.register("iris", staged)
+def test_library_versions_and_tensor_signature(registry: Registry, prepared: PreparedModel) -> None:
+    record = registry.register("iris", prepared)
     assert record.flavor == "sklearn"
     assert record.framework == "sklearn"
     assert record.library_versions["scikit-learn"] == sklearn.__version__
@@ -211,7 +211,7 @@ def test_columns_model_round_trip(registry: Registry, backend: Settings,
                                   mixed_pipeline: Pipeline,
                                   mixed_frame: tuple[pd.DataFrame, np.ndarray]) -> None:
     frame = mixed_frame[0]
-    with stage_object(mixed_pipeline, frame.head(20)) as st:
+    with prepare_object(mixed_pipeline, frame.head(20)) as st:
         record = registry.register("churn", st)
     stored = registry.get_version("churn", 1).signature
     assert stored.kind is SignatureKind.COLUMNS
@@ -266,8 +266,8 @@ NOT_FOUND: list[tuple[str, Callable[[Registry], object], type[NotFoundError]]] =
 
 
 def test_unknown_names_raise_the_right_not_found(registry: Registry,
-                                                 staged: StagedModel) -> None:
-    registry.register("iris", staged)
+                                                 prepared: PreparedModel) -> None:
+    registry.register("iris", prepared)
     for what, call, error in NOT_FOUND:
         with pytest.raises(NotFoundError) as caught:
             call(registry)
@@ -276,8 +276,8 @@ def test_unknown_names_raise_the_right_not_found(registry: Registry,
     assert [v.version for v in registry.list_versions("iris")] == [1]  # nothing changed
 
 
-def test_model_without_versions_has_no_latest(registry: Registry, staged: StagedModel) -> None:
-    registry.register("iris", staged)
+def test_model_without_versions_has_no_latest(registry: Registry, prepared: PreparedModel) -> None:
+    registry.register("iris", prepared)
     registry.delete_version("iris", 1)
     assert registry.get_model("iris").latest_version is None
     with pytest.raises(ModelVersionNotFoundError):
@@ -288,9 +288,9 @@ def test_model_without_versions_has_no_latest(registry: Registry, staged: Staged
 
 
 def test_delete_version_refused_while_an_alias_points_at_it(
-        registry: Registry, backend: Settings, staged: StagedModel) -> None:
-    first = registry.register("iris", staged)
-    registry.register("iris", staged)
+        registry: Registry, backend: Settings, prepared: PreparedModel) -> None:
+    first = registry.register("iris", prepared)
+    registry.register("iris", prepared)
     registry.set_alias("iris", "production", 2)
     registry.set_alias("iris", "champion", 2)
     with pytest.raises(ConflictError, match="champion, production") as caught:
@@ -306,21 +306,21 @@ def test_delete_version_refused_while_an_alias_points_at_it(
 
 
 def test_deleted_version_numbers_are_never_reused(registry: Registry,
-                                                  staged: StagedModel) -> None:
+                                                  prepared: PreparedModel) -> None:
     """Reusing a number would make ``iris/2`` silently mean a different model."""
-    registry.register("iris", staged)
-    registry.register("iris", staged)
+    registry.register("iris", prepared)
+    registry.register("iris", prepared)
     registry.set_alias("iris", "production", 2)
     registry.set_alias("iris", "production", 1)
     registry.delete_version("iris", 2)
-    assert registry.register("iris", staged).version == 3
+    assert registry.register("iris", prepared).version == 3
     assert registry.get_model("iris").latest_version == 3
 
 
 @pytest.mark.parametrize("filename", ["model.skops", "input_example.json"])
 def test_every_load_verifies_sha256(registry: Registry, backend: Settings,
-                                    staged: StagedModel, filename: str) -> None:
-    record = registry.register("iris", staged)
+                                    prepared: PreparedModel, filename: str) -> None:
+    record = registry.register("iris", prepared)
     registry.load(record)
     path = Path(backend.resolved_artifact_uri) / record.artifact_key / filename
     data = bytearray(path.read_bytes())
@@ -349,12 +349,12 @@ UNSTORABLE: list[tuple[str, dict[str, Any], str]] = [
 
 
 def test_metadata_json_cannot_hold_is_a_422_and_leaves_nothing(
-        registry: Registry, backend: Settings, staged: StagedModel) -> None:
+        registry: Registry, backend: Settings, prepared: PreparedModel) -> None:
     """NaN metrics used to pass on SQLite and crash PostgreSQL's JSON column with a 500."""
     for field, value, pointer in UNSTORABLE:
         options: dict[str, Any] = {field: value}
         with pytest.raises(InvalidInputError) as caught:
-            registry.register("iris", staged, **options)
+            registry.register("iris", prepared, **options)
         assert caught.value.pointer == pointer
         assert caught.value.status == 422
     with pytest.raises(ModelNotFoundError):
@@ -362,8 +362,8 @@ def test_metadata_json_cannot_hold_is_a_422_and_leaves_nothing(
     assert artifact_files(backend) == set()
 
 
-def test_updated_tags_are_json_checked_too(registry: Registry, staged: StagedModel) -> None:
-    registry.register("iris", staged, tags={"a": 1})
+def test_updated_tags_are_json_checked_too(registry: Registry, prepared: PreparedModel) -> None:
+    registry.register("iris", prepared, tags={"a": 1})
     with pytest.raises(InvalidInputError) as caught:
         registry.update_version("iris", 1, tags={"score": float("nan")})
     assert caught.value.pointer == "/tags/score"
@@ -373,8 +373,8 @@ def test_updated_tags_are_json_checked_too(registry: Registry, staged: StagedMod
 
 
 def test_failed_database_write_leaves_no_row_and_no_files(
-        registry: Registry, backend: Settings, staged: StagedModel) -> None:
-    registry.register("iris", staged)
+        registry: Registry, backend: Settings, prepared: PreparedModel) -> None:
+    registry.register("iris", prepared)
     kept = artifact_files(backend)
     # A real failure inside the inserting transaction: the database refuses the row.
     with registry.engine.begin() as conn:
@@ -387,9 +387,9 @@ def test_failed_database_write_leaves_no_row_and_no_files(
             conn.exec_driver_sql("CREATE TRIGGER refuse BEFORE INSERT ON model_versions "
                                  "FOR EACH ROW EXECUTE FUNCTION refuse()")
     with pytest.raises(DBAPIError, match="disk on fire"):
-        registry.register("iris", staged)
+        registry.register("iris", prepared)
     with pytest.raises(DBAPIError, match="disk on fire"):
-        registry.register("brand-new", staged)
+        registry.register("brand-new", prepared)
     assert [v.version for v in registry.list_versions("iris")] == [1]
     assert registry.get_model("iris").latest_version == 1
     with pytest.raises(ModelNotFoundError):  # the model row went with the version row
@@ -399,14 +399,14 @@ def test_failed_database_write_leaves_no_row_and_no_files(
     with registry.engine.begin() as conn:
         conn.exec_driver_sql("DROP TRIGGER refuse" if conn.dialect.name == "sqlite"
                              else "DROP TRIGGER refuse ON model_versions")
-    assert registry.register("iris", staged).version == 2  # the failures used no number
+    assert registry.register("iris", prepared).version == 2  # the failures used no number
 
 
 def test_model_failing_on_its_sample_is_never_registered(
         registry: Registry, backend: Settings, iris_logreg: LogisticRegression) -> None:
     wrong_width = np.ones((5, 3))  # the model was fitted on 4 features
     with pytest.raises(ModelLoadError, match="failed on the sample"), \
-            stage_object(iris_logreg, wrong_width) as st:
+            prepare_object(iris_logreg, wrong_width) as st:
         registry.register("iris", st)
     with pytest.raises(ModelNotFoundError):
         registry.get_model("iris")
@@ -439,11 +439,11 @@ def _write_lock_held(settings: Settings) -> Iterator[None]:
 
 
 def test_a_write_waiting_on_a_held_lock_fails_after_db_timeout(
-        backend: Settings, staged: StagedModel) -> None:
+        backend: Settings, prepared: PreparedModel) -> None:
     settings = backend.model_copy(update={"db_timeout_s": 2.0})
     registry = Registry.from_settings(settings)
     try:
-        registry.register("iris", staged)
+        registry.register("iris", prepared)
         with _write_lock_held(settings):
             started = time.monotonic()
             with pytest.raises(StorageUnavailableError):
@@ -479,7 +479,7 @@ def test_migrations_run_on_first_use_and_are_idempotent(backend: Settings) -> No
 
 
 def test_upgrade_from_0001_keeps_version_numbering(backend: Settings,
-                                                   staged: StagedModel) -> None:
+                                                   prepared: PreparedModel) -> None:
     """A database made by the first release is upgraded in place on first use."""
     url = backend.resolved_database_url
     if url.startswith("sqlite"):
@@ -508,7 +508,7 @@ def test_upgrade_from_0001_keeps_version_numbering(backend: Settings,
     registry = Registry.from_settings(backend)
     try:
         assert [v.version for v in registry.list_versions("iris")] == [1, 2, 5]
-        assert registry.register("iris", staged).version == 6
-        assert registry.register("new", staged).version == 1
+        assert registry.register("iris", prepared).version == 6
+        assert registry.register("new", prepared).version == 1
     finally:
         registry.close()

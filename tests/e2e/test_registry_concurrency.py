@@ -28,7 +28,7 @@ from sqlalchemy import create_engine, text
 
 from modelport.config import Settings
 from modelport.errors import ModelNotFoundError
-from modelport.registry import Registry, StagedModel, stage_object
+from modelport.registry import PreparedModel, Registry, prepare_object
 from tests.e2e.conftest import settings_env
 
 WORKERS = 2
@@ -36,17 +36,17 @@ REGISTRATIONS = 10
 NEW_MODELS = 4
 
 # Builds its registry (migrating a brand-new database if it is first), says "ready" and waits
-# for the start file; then registers the model the parent staged, as ``argv[5]`` says.
+# for the start file; then registers the model the parent prepared, as ``argv[5]`` says.
 WORKER = """
 import json, pathlib, sys, time
 from modelport.config import Settings
-from modelport.registry import Registry, StagedModel
+from modelport.registry import Registry, PreparedModel
 from modelport.runtimes.base import SavedModel
 from modelport.runtimes.signature import Signature
 
 home, database_url, ready, start, mode, spec = sys.argv[1:7]
 spec = json.loads(spec)
-staged = StagedModel(pathlib.Path(spec["directory"]), spec["flavor"],
+prepared = PreparedModel(pathlib.Path(spec["directory"]), spec["flavor"],
                      SavedModel(**spec["saved"]), Signature.from_dict(spec["signature"]),
                      spec["trusted"])
 registry = Registry.from_settings(Settings(home=home, database_url=database_url))
@@ -54,35 +54,36 @@ pathlib.Path(ready).touch()
 while not pathlib.Path(start).exists():
     time.sleep(0.002)
 if mode == "race":
-    new = [registry.register(f"fresh-{i}", staged).version for i in range(NEW_MODELS)]
-    shared = [registry.register("shared", staged).version for _ in range(REGISTRATIONS)]
+    new = [registry.register(f"fresh-{i}", prepared).version for i in range(NEW_MODELS)]
+    shared = [registry.register("shared", prepared).version for _ in range(REGISTRATIONS)]
     print(json.dumps({"new": new, "shared": shared}))
 else:
-    registry.register("iris", staged)  # the test kills us before this returns
+    registry.register("iris", prepared)  # the test kills us before this returns
     print("registered")
 registry.close()
 """.replace("NEW_MODELS", str(NEW_MODELS)).replace("REGISTRATIONS", str(REGISTRATIONS))
 
 
-def staged_spec(staged: StagedModel) -> str:
-    """What a worker needs to rebuild the parent's staged model (files stay where they are)."""
-    saved = staged.saved
+def staged_spec(prepared: PreparedModel) -> str:
+    """What a worker needs to rebuild the parent's prepared model (files stay where they are)."""
+    saved = prepared.saved
     return json.dumps({
-        "directory": str(staged.directory), "flavor": staged.flavor, "trusted": staged.trusted,
-        "signature": staged.signature.to_dict(),
+        "directory": str(prepared.directory), "flavor": prepared.flavor,
+        "trusted": prepared.trusted,
+        "signature": prepared.signature.to_dict(),
         "saved": {"framework": saved.framework, "options": dict(saved.options),
                   "library_versions": dict(saved.library_versions),
                   "needs_trust": saved.needs_trust}})
 
 
-def start_workers(settings: Settings, staged: StagedModel, tmp_path: Path, count: int,
+def start_workers(settings: Settings, prepared: PreparedModel, tmp_path: Path, count: int,
                   mode: str) -> tuple[list[subprocess.Popen[str]], Callable[[], None]]:
     """``count`` worker processes, all ready and waiting; call the returned ``go`` to start."""
     start = tmp_path / "start"
     ready = [tmp_path / f"ready-{i}" for i in range(count)]
     workers = [subprocess.Popen(
         [sys.executable, "-c", WORKER, str(settings.home.resolve()),
-         settings.resolved_database_url, str(ready[i]), str(start), mode, staged_spec(staged)],
+         settings.resolved_database_url, str(ready[i]), str(start), mode, staged_spec(prepared)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(count)]
     deadline = time.monotonic() + 60
     while not all(r.exists() for r in ready):
@@ -108,19 +109,19 @@ def registry(backend: Settings) -> Iterator[Registry]:
 
 
 @pytest.fixture
-def staged(iris_logreg: LogisticRegression,
-           iris_data: tuple[np.ndarray, np.ndarray]) -> Iterator[StagedModel]:
-    with stage_object(iris_logreg, iris_data[0][:10]) as st:
+def prepared(iris_logreg: LogisticRegression,
+           iris_data: tuple[np.ndarray, np.ndarray]) -> Iterator[PreparedModel]:
+    with prepare_object(iris_logreg, iris_data[0][:10]) as st:
         yield st
 
 
-def test_processes_get_distinct_gap_free_versions(backend: Settings, staged: StagedModel,
+def test_processes_get_distinct_gap_free_versions(backend: Settings, prepared: PreparedModel,
                                                   tmp_path: Path) -> None:
     """Two processes race to create the same new models, then to version one model.
 
     They also all start on a brand-new database, so the first-use migration races too.
     """
-    workers, go = start_workers(backend, staged, tmp_path, WORKERS, "race")
+    workers, go = start_workers(backend, prepared, tmp_path, WORKERS, "race")
     go()
     results = [json.loads(finish(w)) for w in workers]
 
@@ -183,9 +184,9 @@ def new_keys(settings: Settings, known: set[str]) -> list[Path]:
 
 
 def test_registration_killed_before_commit_leaves_only_collectable_files(
-        backend: Settings, registry: Registry, staged: StagedModel, tmp_path: Path) -> None:
-    kept = registry.register("iris", staged)
-    [worker], go = start_workers(backend, staged, tmp_path, 1, "kill")
+        backend: Settings, registry: Registry, prepared: PreparedModel, tmp_path: Path) -> None:
+    kept = registry.register("iris", prepared)
+    [worker], go = start_workers(backend, prepared, tmp_path, 1, "kill")
     with registrations_blocked(backend) as someone_waits:
         go()
         deadline = time.monotonic() + 60
@@ -210,12 +211,12 @@ def test_registration_killed_before_commit_leaves_only_collectable_files(
     assert registry.collect_garbage(older_than=timedelta(0)) == []
     # the referenced version is untouched and still verifies; numbering has no gap
     registry.load(registry.get_version("iris", 1))
-    assert registry.register("iris", staged).version == 2
+    assert registry.register("iris", prepared).version == 2
 
 
 def test_collect_garbage_never_touches_referenced_or_foreign_files(
-        backend: Settings, registry: Registry, staged: StagedModel) -> None:
-    versions = [registry.register(name, staged) for name in ("iris", "iris", "other")]
+        backend: Settings, registry: Registry, prepared: PreparedModel) -> None:
+    versions = [registry.register(name, prepared) for name in ("iris", "iris", "other")]
     root = Path(backend.resolved_artifact_uri)
     orphan = root / "iris" / ("ab" * 16)
     orphan.mkdir()
@@ -232,10 +233,10 @@ def test_collect_garbage_never_touches_referenced_or_foreign_files(
 
 
 def test_concurrent_alias_moves_keep_a_consistent_history(
-        registry: Registry, staged: StagedModel) -> None:
+        registry: Registry, prepared: PreparedModel) -> None:
     """Racing writers of one alias: no error, and every move starts where the last ended."""
     for _ in range(4):
-        registry.register("iris", staged)
+        registry.register("iris", prepared)
     barrier = threading.Barrier(8)
     errors: list[BaseException] = []
 
@@ -262,7 +263,7 @@ def test_concurrent_alias_moves_keep_a_consistent_history(
 
 # Registers a SlowModel on a sample asking it to sleep 600 s: staging runs the sample through
 # the saved model, so the process sits in staging, its scratch folder written, until killed.
-STAGING_WORKER = """
+PREPARING_WORKER = """
 import numpy as np
 from modelport import log_model
 from tests.e2e.doubles import SlowModel
@@ -271,11 +272,11 @@ log_model(SlowModel(), "slow", np.array([[600.0]]))
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_registration_killed_while_staging_leaves_a_folder_gc_removes(
+def test_registration_killed_while_preparing_leaves_a_folder_gc_removes(
         cli: Any, settings: Settings, tmp_path: Path) -> None:
     marker = tmp_path / "staging-predicts"
     env = {**settings_env(settings), "SLOW_MODEL_MARKER": str(marker)}
-    worker = subprocess.Popen([sys.executable, "-c", STAGING_WORKER], cwd=ROOT, env=env,
+    worker = subprocess.Popen([sys.executable, "-c", PREPARING_WORKER], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
@@ -289,7 +290,7 @@ def test_registration_killed_while_staging_leaves_a_folder_gc_removes(
         if worker.poll() is None:
             worker.kill()
             worker.wait()
-    (left,) = list((settings.home / "staging").iterdir())
+    (left,) = list((settings.home / "scratch").iterdir())
     assert (left / "code" / "doubles.py").is_file()  # the saved model, under the home
 
     fresh = cli("gc")  # younger than the default hour: it could be a registration running
@@ -297,7 +298,7 @@ def test_registration_killed_while_staging_leaves_a_folder_gc_removes(
     assert left.exists()
     collected = cli("gc", "--older-than-minutes", "0")
     assert collected.returncode == 0, collected.stderr
-    assert f"staging/{left.name}" in collected.stdout
+    assert f"scratch/{left.name}" in collected.stdout
     assert not left.exists()
     registry = Registry.from_settings(settings)
     try:

@@ -12,7 +12,7 @@ import pytest
 import modelport
 from modelport.config import Settings
 from modelport.errors import ArtifactIntegrityError, InvalidInputError, ModelLoadError
-from modelport.registry import Registry, stage_file
+from modelport.registry import Registry, prepare_file
 from modelport.runtimes.base import flavor_for
 from tests.parity import assert_same_classifier, round_trip
 
@@ -102,8 +102,8 @@ def test_categorical_booster_and_text_file(settings: Settings, registry: Registr
     booster.save_model(path)
     sample = {"amount": [12.5, None], "city": ["nice", "lyon"], "tier": [1, 3],
               "visits": [3.0, 8.0]}  # a JSON sample: no pandas dtype says "category"
-    with stage_file(path, sample, name="shop-file") as staged:
-        registry.register("shop-file", staged)
+    with prepare_file(path, sample, name="shop-file") as prepared:
+        registry.register("shop-file", prepared)
     outputs = modelport.load_model("shop-file", settings=settings).predict_outputs(shop)
     np.testing.assert_allclose(outputs["probabilities"][:, 1], booster.predict(shop), rtol=1e-6)
 
@@ -166,8 +166,8 @@ def test_text_file_import(settings: Settings, registry: Registry, tmp_path: Path
     X, _ = iris_data
     path = tmp_path / f"iris{suffix}"
     multiclass.booster_.save_model(path)
-    with stage_file(path, X[:5]) as staged:
-        record = registry.register("iris-file", staged)
+    with prepare_file(path, X[:5]) as prepared:
+        record = registry.register("iris-file", prepared)
     assert (record.flavor, record.trusted) == ("lightgbm", False)
     outputs = modelport.load_model("iris-file", settings=settings).predict_outputs(X)
     np.testing.assert_array_equal(outputs["label"], multiclass.predict(X) - 10)  # no classes_
@@ -178,7 +178,7 @@ def test_a_text_file_that_is_not_a_model_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("hello\n")
     with pytest.raises(ModelLoadError, match="not a LightGBM text model"), \
-            stage_file(path, np.zeros((1, 2))):
+            prepare_file(path, np.zeros((1, 2))):
         pass
 
 

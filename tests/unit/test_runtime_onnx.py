@@ -18,7 +18,7 @@ from sklearn.pipeline import Pipeline
 import modelport
 from modelport.config import Settings
 from modelport.errors import ArtifactIntegrityError, ModelLoadError
-from modelport.registry import Registry, stage_file
+from modelport.registry import Registry, prepare_file
 from modelport.runtimes.base import flavor_for
 from tests.parity import assert_same_classifier, round_trip
 
@@ -116,8 +116,8 @@ def test_onnx_file_import(settings: Settings, registry: Registry, tmp_path: Path
     X, _ = iris_data
     path = tmp_path / "iris.onnx"
     onnx.save_model(graph(iris_logreg, X), path)
-    with stage_file(path, X[:5]) as staged:
-        record = registry.register("iris-file", staged)
+    with prepare_file(path, X[:5]) as prepared:
+        record = registry.register("iris-file", prepared)
     assert (record.flavor, record.trusted) == ("onnx", False)
     outputs = modelport.load_model("iris-file", settings=settings).predict_outputs(X)
     np.testing.assert_array_equal(outputs["label"], iris_logreg.predict(X))

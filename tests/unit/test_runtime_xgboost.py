@@ -12,7 +12,7 @@ import xgboost as xgb
 import modelport
 from modelport.config import Settings
 from modelport.errors import ArtifactIntegrityError, ModelLoadError
-from modelport.registry import Registry, stage_file
+from modelport.registry import Registry, prepare_file
 from modelport.runtimes.base import flavor_for
 from tests.parity import assert_same_classifier, round_trip
 
@@ -95,8 +95,8 @@ def test_model_file_import(settings: Settings, registry: Registry, tmp_path: Pat
     X, _ = iris_data
     path = tmp_path / f"iris{suffix}"
     multiclass.save_model(path)
-    with stage_file(path, X[:5]) as staged:
-        record = registry.register("iris-file", staged)
+    with prepare_file(path, X[:5]) as prepared:
+        record = registry.register("iris-file", prepared)
     assert (record.flavor, record.trusted) == ("xgboost", False)
     outputs = modelport.load_model("iris-file", settings=settings).predict_outputs(X)
     np.testing.assert_array_equal(outputs["label"], multiclass.predict(X))
@@ -107,7 +107,7 @@ def test_a_json_file_that_is_not_a_model_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "settings.json"
     path.write_text('{"hello": "world"}')
     with pytest.raises(ModelLoadError, match="not an XGBoost model"), \
-            stage_file(path, np.zeros((1, 2))):
+            prepare_file(path, np.zeros((1, 2))):
         pass
 
 

@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 import modelport
 from modelport.config import Settings
 from modelport.errors import ModelLoadError
-from modelport.registry import Registry, stage_file, stage_object
+from modelport.registry import Registry, prepare_file, prepare_object
 from modelport.runtimes.archives import check_zip_sizes
 
 _ZEROS_MIB = 128
@@ -35,11 +35,11 @@ def bomb(tmp_path_factory: pytest.TempPathFactory, iris_logreg: LogisticRegressi
     return path
 
 
-def test_staging_refuses_a_zip_bomb_before_skops_reads_it(
+def test_preparation_refuses_a_zip_bomb_before_skops_reads_it(
         bomb: Path, registry: Registry, iris_data: tuple[np.ndarray, np.ndarray]) -> None:
     X, _ = iris_data
     with pytest.raises(ModelLoadError, match="zip bomb") as caught, \
-            stage_file(bomb, X[:5], name="iris"):
+            prepare_file(bomb, X[:5], name="iris"):
         pass
     assert "'zeros.npy'" in caught.value.detail
     assert caught.value.status == 422
@@ -51,9 +51,9 @@ def test_a_stored_zip_bomb_is_refused_on_load(
         iris_data: tuple[np.ndarray, np.ndarray]) -> None:
     """A version stored before the check existed: its hashes match, its archive is a bomb."""
     X, _ = iris_data
-    with stage_object(iris_logreg, X[:5], name="iris") as staged:
-        shutil.copyfile(bomb, staged.directory / "model.skops")
-        registry.register("iris", staged)
+    with prepare_object(iris_logreg, X[:5], name="iris") as prepared:
+        shutil.copyfile(bomb, prepared.directory / "model.skops")
+        registry.register("iris", prepared)
     with pytest.raises(ModelLoadError, match="zip bomb"):
         modelport.load_model("iris", settings=settings)
 

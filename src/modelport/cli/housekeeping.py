@@ -17,10 +17,10 @@ def gc(
     older_than_minutes: Annotated[int, typer.Option(
         help="Leave younger files alone: a registration may still be uploading them.")] = 60,
 ) -> None:
-    """Delete artifact files that no version references (left by killed registrations)."""
+    """Delete what killed registrations left: unreferenced artifacts and scratch folders."""
     with opened_registry() as registry:
         removed = registry.collect_garbage(timedelta(minutes=older_than_minutes))
-    output.console.print(f"removed {len(removed)} orphaned artifact folder(s)")
+    output.console.print(f"removed {len(removed)} leftover folder(s)")
     for key in removed:
         output.console.print(f"  {key}", highlight=False)
 

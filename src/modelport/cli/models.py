@@ -11,7 +11,7 @@ from modelport.cli import output
 from modelport.cli.inputs import read_input
 from modelport.cli.output import JsonFlag
 from modelport.cli.sessions import opened_registry
-from modelport.registry import Stage, stage_file
+from modelport.registry import Stage, prepare_file
 
 MODEL_FILES = (".skops, .onnx, LightGBM .txt/.lgb, XGBoost .ubj/.json, "
                "or with --trusted .joblib/.pkl/.pickle")
@@ -32,9 +32,9 @@ def register(
 ) -> None:
     """Register a model file as the next version of NAME."""
     with opened_registry() as registry:
-        with stage_file(path, read_input(sample), name=name, trusted=trusted,
-                        scratch=registry.staging_dir) as staged:
-            record = registry.register(name, staged, description=description,
+        with prepare_file(path, read_input(sample), name=name, trusted=trusted,
+                        scratch=registry.scratch_dir) as prepared:
+            record = registry.register(name, prepared, description=description,
                                        tags=parse_pairs(tag, "--tag"),
                                        params=parse_pairs(param, "--param"),
                                        metrics=parse_pairs(metric, "--metric"))

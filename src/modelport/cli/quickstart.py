@@ -15,7 +15,7 @@ from modelport.cli import output
 from modelport.cli.sessions import current_settings
 from modelport.config import Settings
 from modelport.errors import NotFoundError
-from modelport.registry import Registry, stage_object
+from modelport.registry import Registry, prepare_object
 
 DEMO = "iris"
 
@@ -89,10 +89,10 @@ def prepare_demo(settings: Settings, console: Console) -> None:
             estimator.fit(X_train, y_train)
             accuracy = float(estimator.score(X_test, y_test))
             with console.status(f"registering {description}"), \
-                    stage_object(estimator, X_train.head(20), name=DEMO,
-                                 scratch=registry.staging_dir) as staged:
+                    prepare_object(estimator, X_train.head(20), name=DEMO,
+                                 scratch=registry.scratch_dir) as prepared:
                 record = registry.register(
-                    DEMO, staged, description=description, metrics={"accuracy": accuracy},
+                    DEMO, prepared, description=description, metrics={"accuracy": accuracy},
                     params=estimator.get_params(), tags={"dataset": "iris"})
             versions.append(record.version)
             console.print(f"registered {record.address}: {description}, "

@@ -1,9 +1,18 @@
-"""Registry: models, numbered versions, aliases, stages, staging of new versions."""
+"""Registry: models, numbered versions, aliases, lifecycle stages, preparation of new versions."""
 
 from modelport.registry.address import ModelAddress
+from modelport.registry.preparation import PreparedModel, prepare_file, prepare_object
 from modelport.registry.records import ModelRecord, Stage, VersionRecord
 from modelport.registry.registry import Registry, warm_up
-from modelport.registry.staging import StagedModel, stage_file, stage_object
 
-__all__ = ["ModelAddress", "ModelRecord", "Registry", "Stage", "StagedModel", "VersionRecord",
-           "stage_file", "stage_object", "warm_up"]
+__all__ = [
+           "ModelAddress",
+           "ModelRecord",
+           "PreparedModel",
+           "Registry",
+           "Stage",
+           "VersionRecord",
+           "prepare_file",
+           "prepare_object",
+           "warm_up",
+]

@@ -25,10 +25,10 @@ from modelport.errors import (
     UntrustedArtifactError,
 )
 from modelport.registry.address import check_name
+from modelport.registry.preparation import PreparedModel, prepare_file, prepare_object
 from modelport.registry.records import VersionRecord
 from modelport.registry.registry import Registry
 from modelport.registry.scratch import scratch_folder
-from modelport.registry.staging import StagedModel, stage_file, stage_object
 from modelport.runtimes.pyfunc import MlflowPythonModel
 
 MLMODEL = "MLmodel"
@@ -46,13 +46,13 @@ def import_mlflow(registry: Registry, path_or_uri: str | Path, name: str, *,
     example is used, and failing that a row of zeros built from its MLflow signature.
     """
     check_name(name)  # before anything is downloaded or loaded
-    with _local_folder(str(path_or_uri), registry.staging_dir) as folder:
+    with _local_folder(str(path_or_uri), registry.scratch_dir) as folder:
         mlmodel = _read_mlmodel(folder)
         example = sample if sample is not None else _sample(folder, mlmodel)
-        with _staging(folder, mlmodel, example, trusted, registry.staging_dir) as staged:
+        with _preparing(folder, mlmodel, example, trusted, registry.scratch_dir) as prepared:
             lineage = {"source": "mlflow", "uri": str(path_or_uri),
                        **{key: mlmodel.get(key) for key in _LINEAGE_KEYS}}
-            return registry.register(name, staged, lineage=lineage)
+            return registry.register(name, prepared, lineage=lineage)
 
 
 @contextmanager
@@ -90,16 +90,16 @@ def _read_mlmodel(folder: Path) -> dict[str, Any]:
     return data
 
 
-def _staging(folder: Path, mlmodel: Mapping[str, Any], sample: Any, trusted: bool,
-             scratch: Path | None) -> AbstractContextManager[StagedModel]:
+def _preparing(folder: Path, mlmodel: Mapping[str, Any], sample: Any, trusted: bool,
+             scratch: Path | None) -> AbstractContextManager[PreparedModel]:
     """Stage the most specific flavor the folder offers; pyfunc code is the last resort."""
     flavors: Mapping[str, Any] = mlmodel["flavors"]
-    if "sklearn" in flavors:  # model.skops, or a (cloud)pickle that stage_file makes us trust
-        return stage_file(folder / flavors["sklearn"]["pickled_model"], sample, trusted=trusted,
+    if "sklearn" in flavors:  # model.skops, or a (cloud)pickle that prepare_file makes us trust
+        return prepare_file(folder / flavors["sklearn"]["pickled_model"], sample, trusted=trusted,
                           scratch=scratch)
     for flavor in _DATA_FLAVORS:
         if flavor in flavors:
-            return stage_file(folder / flavors[flavor]["data"], sample, trusted=trusted,
+            return prepare_file(folder / flavors[flavor]["data"], sample, trusted=trusted,
                               scratch=scratch)
     python_model = flavors.get("python_function", {}).get("python_model")
     if python_model is None:
@@ -112,7 +112,7 @@ def _staging(folder: Path, mlmodel: Mapping[str, Any], sample: Any, trusted: boo
     listed = flavors["python_function"].get("artifacts") or {}
     artifacts = {artifact: folder / entry["path"] for artifact, entry in listed.items()}
     model = MlflowPythonModel({MlflowPythonModel.PICKLE: folder / python_model, **artifacts})
-    return stage_object(model, sample, flavor="pyfunc", scratch=scratch)
+    return prepare_object(model, sample, flavor="pyfunc", scratch=scratch)
 
 
 def _sample(folder: Path, mlmodel: Mapping[str, Any]) -> Any:

@@ -1,7 +1,7 @@
 """Optimize: compile a scikit-learn, LightGBM or XGBoost version to ONNX, proven equal first.
 
 The source version's original object is converted (skl2onnx, onnxmltools), the graph is
-staged like any other model (saved, loaded back, signature inferred) and both runtimes answer
+prepared like any other model (saved, loaded back, signature inferred) and both runtimes answer
 the same sample: labels must be identical, probabilities and predictions within ``atol``.
 Only then is the graph registered as a new version naming its source. Every refusal happens
 before :meth:`Registry.register`, so a model without a faithful ONNX form changes nothing.
@@ -23,9 +23,14 @@ import numpy as np
 from modelport.errors import ConversionError, ModelError, ModelLoadError
 from modelport.registry.address import ModelAddress
 from modelport.registry.conversion import check_convertible, convert, read_original
+from modelport.registry.preparation import (
+    INPUT_EXAMPLE,
+    PreparedModel,
+    prepare_object,
+    read_example,
+)
 from modelport.registry.records import VersionRecord
 from modelport.registry.registry import Registry
-from modelport.registry.staging import INPUT_EXAMPLE, StagedModel, read_example, stage_object
 from modelport.runtimes.base import LoadRequest, Runtime, call_model, load_runtime
 from modelport.runtimes.batch import Batch, Outputs
 from modelport.runtimes.signature import Signature, SignatureKind
@@ -92,13 +97,13 @@ def optimize_version(registry: Registry, address: str, *, rows: int = 512,
         raise ConversionError(f"{source.address} itself fails on the parity sample (rows like "
                               f"its signature accepts): {exc.detail.splitlines()[0]}") from exc
     graph, converter = convert(read_original(source, directory), source)
-    with _staged(graph, sample, source.signature, registry.staging_dir) as staged:
-        compiled = load_runtime("onnx", LoadRequest(staged.directory, staged.signature,
-                                                    staged.saved.options, staged.trusted))
+    with _prepared(graph, sample, source.signature, registry.scratch_dir) as prepared:
+        compiled = load_runtime("onnx", LoadRequest(prepared.directory, prepared.signature,
+                                                    prepared.saved.options, prepared.trusted))
         parity = _compare(expected, call_model(compiled, sample), atol)
         latency = {"source": _latency_us(runtime, sample), "onnx": _latency_us(compiled, sample)}
         record = registry.register(
-            source.name, staged, params=source.params, metrics=source.metrics,
+            source.name, prepared, params=source.params, metrics=source.metrics,
             tags={"optimized_from": str(source.version)},
             description=f"{source.address} compiled to ONNX by {converter}",
             lineage={"source": "optimize", "source_version": source.address,
@@ -152,21 +157,21 @@ def _with_missing(drawn: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 @contextmanager
-def _staged(graph: Any, sample: Batch, signature: Signature,
-            scratch: Path | None) -> Iterator[StagedModel]:
-    """The graph staged on the parity sample; clients must see the very same inputs."""
+def _prepared(graph: Any, sample: Batch, signature: Signature,
+            scratch: Path | None) -> Iterator[PreparedModel]:
+    """The graph prepared on the parity sample; clients must see the very same inputs."""
     tensor = signature.kind is SignatureKind.TENSOR
     inputs = next(iter(sample.columns.values())) if tensor else dict(sample.columns)
     nullable = {spec.nullable for spec in signature.inputs}
     allow_missing = nullable.pop() if len(nullable) == 1 else None
     try:
-        with stage_object(graph, inputs, flavor="onnx", allow_missing=allow_missing,
-                          scratch=scratch) as staged:
-            if staged.signature.inputs != signature.inputs:
+        with prepare_object(graph, inputs, flavor="onnx", allow_missing=allow_missing,
+                          scratch=scratch) as prepared:
+            if prepared.signature.inputs != signature.inputs:
                 raise ConversionError(
-                    f"the ONNX version would take {_inputs_text(staged.signature)} instead of "
+                    f"the ONNX version would take {_inputs_text(prepared.signature)} instead of "
                     f"{_inputs_text(signature)}; clients would notice the switch")
-            yield staged
+            yield prepared
     except ModelLoadError as exc:
         raise ConversionError(f"the ONNX graph does not run: {exc.detail}") from exc
 

@@ -38,6 +38,7 @@ from modelport.registry.address import (
     check_name,
     is_reserved_alias,
 )
+from modelport.registry.preparation import INPUT_EXAMPLE, PreparedModel, read_example
 from modelport.registry.records import (
     AliasEvent,
     ModelRecord,
@@ -45,8 +46,7 @@ from modelport.registry.records import (
     StageTransition,
     VersionRecord,
 )
-from modelport.registry.scratch import STAGING_DIR, remove_stale
-from modelport.registry.staging import INPUT_EXAMPLE, StagedModel, read_example
+from modelport.registry.scratch import SCRATCH_DIR, remove_stale
 from modelport.runtimes.base import (
     LoadRequest,
     Runtime,
@@ -76,12 +76,12 @@ and far below what JSON encoders (ours, the database's, the HTTP layer's) can re
 
 class Registry:
     def __init__(self, engine: Engine, artifacts: ArtifactStore,
-                 staging_dir: Path | None = None) -> None:
+                 scratch_dir: Path | None = None) -> None:
         self.database = Database(engine)
         self.artifacts = artifacts
-        self.staging_dir = staging_dir
-        """Where registrations stage their files (``scratch=`` of ``stage_object`` /
-        ``stage_file``), so that :meth:`collect_garbage` finds what a killed one left."""
+        self.scratch_dir = scratch_dir
+        """Where registrations stage their files (``scratch=`` of ``prepare_object`` /
+        ``prepare_file``), so that :meth:`collect_garbage` finds what a killed one left."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Registry:
@@ -91,7 +91,7 @@ class Registry:
         store = ArtifactStore(settings.resolved_artifact_uri, settings.cache_dir, options)
         engine = create_db_engine(settings.resolved_database_url,
                                   timeout_s=settings.db_timeout_s, migrate=False)
-        return cls(engine, store, settings.home.resolve() / STAGING_DIR)
+        return cls(engine, store, settings.home.resolve() / SCRATCH_DIR)
 
     @property
     def engine(self) -> Engine:
@@ -124,11 +124,11 @@ class Registry:
 
     # -- versions -------------------------------------------------------------------------
 
-    def register(self, name: str, staged: StagedModel, *, description: str = "",
+    def register(self, name: str, prepared: PreparedModel, *, description: str = "",
                  tags: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None,
                  metrics: Mapping[str, Any] | None = None,
                  lineage: Mapping[str, Any] | None = None) -> VersionRecord:
-        """Store a staged model as the next version of ``name`` (created if new)."""
+        """Store a prepared model as the next version of ``name`` (created if new)."""
         check_name(name)
         # Checked before anything is uploaded: these become JSON columns, and a value JSON
         # cannot hold (NaN, an arbitrary object) must be a 422, on SQLite and PostgreSQL alike.
@@ -137,12 +137,12 @@ class Registry:
                      ("lineage", lineage))}
         key = self.artifacts.new_key(name)
         try:
-            files = self.artifacts.put_dir(staged.directory, key)
+            files = self.artifacts.put_dir(prepared.directory, key)
             return self._insert_version(name, VersionRow(
-                flavor=staged.flavor, framework=staged.saved.framework, artifact_key=key,
-                files=files, signature=staged.signature.to_dict(),
-                flavor_options=dict(staged.saved.options),
-                library_versions=dict(staged.saved.library_versions), trusted=staged.trusted,
+                flavor=prepared.flavor, framework=prepared.saved.framework, artifact_key=key,
+                files=files, signature=prepared.signature.to_dict(),
+                flavor_options=dict(prepared.saved.options),
+                library_versions=dict(prepared.saved.library_versions), trusted=prepared.trusted,
                 description=description, **metadata))
         except BaseException:
             # Best effort: if the store is what failed, collect_garbage() removes the rest
@@ -328,14 +328,14 @@ class Registry:
 
     def collect_garbage(self, older_than: timedelta = timedelta(hours=1)) -> list[str]:
         """Delete what registrations that died left behind: artifacts without a version row,
-        and scratch folders (``staging/<id>``), once nothing touched them for ``older_than``."""
+        and scratch folders (``scratch/<id>``), once nothing touched them for ``older_than``."""
         with self.database.read() as s:
             referenced = set(s.scalars(select(VersionRow.artifact_key)).all())
         orphans = self.artifacts.orphans(referenced, older_than)
         for key in orphans:
             self.artifacts.delete(key)
-        if self.staging_dir is not None:
-            orphans += remove_stale(self.staging_dir, older_than)
+        if self.scratch_dir is not None:
+            orphans += remove_stale(self.scratch_dir, older_than)
         return orphans
 
     def delete_version(self, name: str, version: int) -> None:

@@ -2,7 +2,7 @@
 
 A registration saves and verifies its files in a scratch folder that it removes when it ends;
 a process killed meanwhile (SIGKILL, OOM) cannot, so the folder stays. Kept under
-``<home>/staging/`` such folders are found by ``Registry.collect_garbage`` (``modelport gc``),
+``<home>/scratch/`` such folders are found by ``Registry.collect_garbage`` (``modelport gc``),
 which removes those older than its threshold.
 """
 
@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
-STAGING_DIR = "staging"
+SCRATCH_DIR = "scratch"
 """The folder under the modelport home that holds every scratch folder."""
 
 
@@ -26,7 +26,7 @@ def scratch_folder(root: Path | None) -> Iterator[Path]:
     """A new empty folder under ``root``, removed on exit; in the system temp dir when the
     caller knows no modelport home (``root`` is None)."""
     if root is None:
-        with tempfile.TemporaryDirectory(prefix="modelport-stage-") as temporary:
+        with tempfile.TemporaryDirectory(prefix="modelport-scratch-") as temporary:
             yield Path(temporary)
         return
     root.mkdir(parents=True, exist_ok=True)
@@ -40,7 +40,7 @@ def scratch_folder(root: Path | None) -> Iterator[Path]:
 
 def remove_stale(root: Path, older_than: timedelta) -> list[str]:
     """Delete the scratch folders under ``root`` in which nothing changed for ``older_than``;
-    return them as ``staging/<id>``."""
+    return them as ``scratch/<id>``."""
     if not root.is_dir():
         return []
     cutoff = time.time() - older_than.total_seconds()
@@ -48,7 +48,7 @@ def remove_stale(root: Path, older_than: timedelta) -> list[str]:
     for folder in sorted(root.iterdir()):
         if folder.is_dir() and _last_change(folder) <= cutoff:
             shutil.rmtree(folder, ignore_errors=True)
-            removed.append(f"{STAGING_DIR}/{folder.name}")
+            removed.append(f"{SCRATCH_DIR}/{folder.name}")
     return removed
 
 

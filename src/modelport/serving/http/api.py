@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from modelport.errors import ForbiddenError, InvalidInputError
-from modelport.registry import Stage, stage_file
+from modelport.registry import Stage, prepare_file
 from modelport.registry.address import check_name
 from modelport.registry.scratch import scratch_folder
 from modelport.runtimes.signature import infer_signature
@@ -96,12 +96,12 @@ async def upload_version(
 
     def register() -> dict[str, Any]:
         # the upload too waits in the home's staging folder, where `modelport gc` finds it
-        with scratch_folder(registry.staging_dir) as scratch:
+        with scratch_folder(registry.scratch_dir) as scratch:
             path = scratch / filename
             path.write_bytes(data)
-            with stage_file(path, sample_data, name=name,
-                            scratch=registry.staging_dir) as staged:
-                record = registry.register(name, staged, description=description, **extra)
+            with prepare_file(path, sample_data, name=name,
+                            scratch=registry.scratch_dir) as prepared:
+                record = registry.register(name, prepared, description=description, **extra)
         return record.to_dict()
 
     return await run_in_threadpool(register)

@@ -88,9 +88,7 @@ def create_app(settings: Settings, models: Sequence[str], *,
                 " (start with --wait-for-models to keep waiting for them)")
             raise fastapi_app.state.startup_error
         await service.start()
-        log.info("ready (pid %d): %s", os.getpid(), "; ".join(
-            f"{r.address} -> v{r.current.record.version}" if r.current else f"{r.address} waiting"
-            for r in router.routes.values()) or "no models")
+        log.info("ready (pid %d): %s", os.getpid(), banner(settings, router))
         watcher = asyncio.create_task(follower.watch(settings.reload_interval_s))
         try:
             if grpc_server is not None:
@@ -116,6 +114,17 @@ def create_app(settings: Settings, models: Sequence[str], *,
     document(app, HOT_ROUTES)
     return Front(app, [r for group in HOT_ROUTES for r in group.routes], service,
                  request_metrics, settings.max_body_bytes)
+
+
+def banner(settings: Settings, router: Router) -> str:
+    """What this process serves and where: the line an operator looks for at start-up."""
+    served = "; ".join(f"{r.address} -> v{r.current.record.version}" if r.current
+                       else f"{r.address} waiting" for r in router.routes.values())
+    base = f"http://{settings.host}:{settings.port}"
+    grpc = f", gRPC V2 on :{settings.grpc_port}" if settings.grpc_port is not None else ""
+    return (f"{served or 'no models'} | {base}/v1/models/NAME:predict, "
+            f"{base}/v2/models/NAME/infer, {base}/invocations, {base}/docs, "
+            f"{base}/metrics{grpc}")
 
 
 async def _close(pool: ModelPool, executor: ModelExecutor, cache: ResponseCache,

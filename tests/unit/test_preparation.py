@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 import modelport
 from modelport.config import Settings
 from modelport.errors import InvalidInputError
-from modelport.registry import stage_file, stage_object
+from modelport.registry import prepare_file, prepare_object
 from tests.parity import assert_same_classifier
 
 
@@ -28,21 +28,21 @@ class _Touch:
         return (Path.touch, (self.marker,))
 
 
-def test_a_bad_name_stops_staging_before_a_trusted_pickle_is_loaded(tmp_path: Path) -> None:
+def test_a_bad_name_stops_preparation_before_a_trusted_pickle_is_loaded(tmp_path: Path) -> None:
     marker = tmp_path / "unpickled"
     path = tmp_path / "model.joblib"
     path.write_bytes(pickle.dumps(_Touch(marker)))
     with pytest.raises(InvalidInputError, match="invalid model name") as caught, \
-            stage_file(path, np.zeros((1, 2)), name="../escape", trusted=True):
+            prepare_file(path, np.zeros((1, 2)), name="../escape", trusted=True):
         pass
     assert caught.value.pointer == "/model_name"
     assert not marker.exists()
 
 
-def test_a_bad_name_stops_staging_before_an_object_is_looked_at() -> None:
+def test_a_bad_name_stops_preparation_before_an_object_is_looked_at() -> None:
     # object() has no flavor: without the name check first this would be a ConfigurationError
     with pytest.raises(InvalidInputError, match="invalid model name"), \
-            stage_object(object(), np.zeros((1, 2)), name="bad name!"):
+            prepare_object(object(), np.zeros((1, 2)), name="bad name!"):
         pass
 
 
@@ -50,11 +50,11 @@ def test_missing_values_follow_the_model_unless_told(
         iris_hgb: HistGradientBoostingClassifier, iris_logreg: LogisticRegression,
         iris_data: tuple[np.ndarray, np.ndarray]) -> None:
     X, _ = iris_data  # no NaN anywhere in the sample
-    with stage_object(iris_hgb, X[:5]) as trees:
+    with prepare_object(iris_hgb, X[:5]) as trees:
         assert all(spec.nullable for spec in trees.signature.inputs)
-    with stage_object(iris_logreg, X[:5]) as linear:  # would raise on NaN: keeps the sample's
+    with prepare_object(iris_logreg, X[:5]) as linear:  # would raise on NaN: keeps the sample's
         assert not any(spec.nullable for spec in linear.signature.inputs)
-    with stage_object(iris_hgb, X[:5], allow_missing=False) as told:
+    with prepare_object(iris_hgb, X[:5], allow_missing=False) as told:
         assert not any(spec.nullable for spec in told.signature.inputs)
 
 

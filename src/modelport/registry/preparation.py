@@ -1,6 +1,6 @@
-"""Staging: turn a fitted object or a model file into verified files plus a full signature.
+"""Preparation: turn a fitted object or a model file into verified files plus a full signature.
 
-The staged folder is loaded back through its runtime and run on the sample before anything
+The prepared folder is loaded back through its runtime and run on the sample before anything
 is registered, so a version that cannot load or predict never reaches the registry, and the
 output side of the signature comes from what the saved model really returns.
 """
@@ -38,7 +38,7 @@ _EXAMPLE_ROWS = 5
 
 
 @dataclass(frozen=True, slots=True)
-class StagedModel:
+class PreparedModel:
     directory: Path
     flavor: str
     saved: SavedModel
@@ -47,13 +47,13 @@ class StagedModel:
 
 
 @contextmanager
-def stage_object(model: object, sample: Any, *, name: str | None = None,
+def prepare_object(model: object, sample: Any, *, name: str | None = None,
                  flavor: str | None = None, allow_missing: bool | None = None,
-                 scratch: Path | None = None) -> Iterator[StagedModel]:
+                 scratch: Path | None = None) -> Iterator[PreparedModel]:
     """Save a live model object with its flavor (detected unless named).
 
     ``name``, the model it is for, is checked before anything is saved or loaded. The files
-    are written in a folder under ``scratch`` (``Registry.staging_dir``, where
+    are written in a folder under ``scratch`` (``Registry.scratch_dir``, where
     ``collect_garbage`` finds what a killed process left), else in the system temp dir.
     Whether inputs accept NaN / null follows the model (gradient-boosted trees handle missing
     values themselves) and the sample; ``allow_missing`` True or False overrides both.
@@ -64,19 +64,19 @@ def stage_object(model: object, sample: Any, *, name: str | None = None,
     signature = infer_signature(sample, allow_missing=allow_missing)
     with _scratch(chosen, signature, sample, "could not save the model", scratch,
                   allow_missing,
-                  lambda directory: chosen.save(model, directory, signature)) as staged:
-        yield staged
+                  lambda directory: chosen.save(model, directory, signature)) as prepared:
+        yield prepared
 
 
 @contextmanager
-def stage_file(path: Path, sample: Any, *, name: str | None = None, trusted: bool = False,
+def prepare_file(path: Path, sample: Any, *, name: str | None = None, trusted: bool = False,
                allow_missing: bool | None = None,
-               scratch: Path | None = None) -> Iterator[StagedModel]:
+               scratch: Path | None = None) -> Iterator[PreparedModel]:
     """Adopt a model file already on disk (``.skops``, ``.onnx``, ``.txt``, ``.ubj`` ...).
 
     ``name``, the model it is for, is checked before the file is read: a bad name must not
     cost a load, and must never run a trusted pickle's code. ``scratch`` as for
-    :func:`stage_object`.
+    :func:`prepare_object`.
     """
     if name is not None:
         check_name(name)
@@ -86,8 +86,8 @@ def stage_file(path: Path, sample: Any, *, name: str | None = None, trusted: boo
     signature = infer_signature(sample, allow_missing=allow_missing)
     with _scratch(chosen, signature, sample, f"could not read {path.name}", scratch,
                   allow_missing,
-                  lambda directory: chosen.import_file(path, directory, trusted)) as staged:
-        yield staged
+                  lambda directory: chosen.import_file(path, directory, trusted)) as prepared:
+        yield prepared
 
 
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
@@ -96,7 +96,7 @@ _STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 @contextmanager
 def _scratch(flavor: Flavor, signature: Signature, sample: Any, failure: str,
              root: Path | None, allow_missing: bool | None,
-             write: Callable[[Path], SavedModel]) -> Iterator[StagedModel]:
+             write: Callable[[Path], SavedModel]) -> Iterator[PreparedModel]:
     """A scratch folder the flavor writes into; a framework's own exception there becomes
     ``ModelLoadError``. Missing values follow the model unless ``allow_missing`` says."""
     with scratch_folder(root) as directory:
@@ -116,7 +116,7 @@ def _scratch(flavor: Flavor, signature: Signature, sample: Any, failure: str,
 
 
 def _complete(flavor: Flavor, directory: Path, saved: SavedModel, signature: Signature,
-              sample: Any, *, trusted: bool) -> StagedModel:
+              sample: Any, *, trusted: bool) -> PreparedModel:
     """Load the saved files back, run the sample through them, record outputs and example."""
     runtime = load_runtime(flavor.name, LoadRequest(directory, signature, saved.options, trusted))
     batch = signature.conform(sample_arrays(sample)[1])
@@ -125,7 +125,7 @@ def _complete(flavor: Flavor, directory: Path, saved: SavedModel, signature: Sig
     except ModelportError as exc:
         raise ModelLoadError(f"the saved model failed on the sample input: {exc.detail}") from exc
     write_example(directory / INPUT_EXAMPLE, batch)
-    return StagedModel(directory, flavor.name, saved, signature.with_outputs(outputs), trusted)
+    return PreparedModel(directory, flavor.name, saved, signature.with_outputs(outputs), trusted)
 
 
 def write_example(path: Path, batch: Batch) -> None:
