@@ -28,10 +28,15 @@ run: $(RUN_STAMP)
 services:
 	./scripts/services.sh
 
+# coverage floor: the in-process figure when it was set (83.5 %, 2026-12-01); raise it, never lower it
+COVERAGE_FLOOR := 83
+
 test: $(DEV_STAMP) services
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest -n auto -q
+	$(BIN)/pytest -n auto -q --cov=modelport --cov-report=term:skip-covered \
+		--cov-fail-under=$(COVERAGE_FLOOR)
 
 docs: $(RUN_STAMP)
 	$(BIN)/python -m modelport.cli.reference > docs/cli.md

@@ -15,8 +15,22 @@ from typing import Any
 
 import report
 
-COLUMNS = ("model", "c", "server", "protocol", "req/s", "p50 ms", "p99 ms", "errors", "RSS MiB",
-           "server CPU", "µs CPU/req", "of floor 1w", "of floor Nw", "modelport x")
+COLUMNS = (
+    "model",
+    "c",
+    "server",
+    "protocol",
+    "req/s",
+    "p50 ms",
+    "p99 ms",
+    "errors",
+    "RSS MiB",
+    "server CPU",
+    "µs CPU/req",
+    "of floor 1w",
+    "of floor Nw",
+    "modelport x",
+)
 FLOORS = ("fastapi-const", "fastapi-const-N")
 """The constant-answer floor with one worker, and with as many workers as modelport runs."""
 
@@ -25,26 +39,29 @@ def _key(point: dict[str, Any]) -> tuple[str, int]:
     return point["model"], point["concurrency"]
 
 
-def modelport_point(point: dict[str, Any], points: list[dict[str, Any]],
-                    protocols: list[str]) -> dict[str, Any] | None:
+def modelport_point(
+    point: dict[str, Any], points: list[dict[str, Any]], protocols: list[str]
+) -> dict[str, Any] | None:
     """modelport at the same model and c: on the row's protocol if measured, else its first."""
-    own = {p["protocol"]: p for p in points
-           if p["server"] == "modelport" and _key(p) == _key(point)}
+    own = {
+        p["protocol"]: p for p in points if p["server"] == "modelport" and _key(p) == _key(point)
+    }
     for protocol in (point["protocol"], *protocols):
         if protocol in own:
             return own[protocol]
     return None
 
 
-def ratios(point: dict[str, Any], points: list[dict[str, Any]],
-           protocols: list[str]) -> tuple[float | None, float | None, float | None]:
+def ratios(
+    point: dict[str, Any], points: list[dict[str, Any]], protocols: list[str]
+) -> tuple[float | None, float | None, float | None]:
     """(share of each floor, modelport ÷ this); None where a side is missing or zero."""
     shares: list[float | None] = []
     for name in FLOORS:
-        floor = next((p for p in points if p["server"] == name and _key(p) == _key(point)),
-                     None)
-        shares.append(point["req_per_s"] / floor["req_per_s"]
-                      if floor and floor["req_per_s"] else None)
+        floor = next((p for p in points if p["server"] == name and _key(p) == _key(point)), None)
+        shares.append(
+            point["req_per_s"] / floor["req_per_s"] if floor and floor["req_per_s"] else None
+        )
     mine = modelport_point(point, points, protocols)
     versus = None
     if point["server"] != "modelport" and mine is not None and point["req_per_s"]:
@@ -56,8 +73,10 @@ def ordered(results: Any) -> list[dict[str, Any]]:
     """By model (as measured), then concurrency, then the order servers were measured in."""
     models = list(dict.fromkeys(p["model"] for p in results.points))
     servers = list(dict.fromkeys(p["server"] for p in results.points))
-    return sorted(results.points, key=lambda p: (models.index(p["model"]), p["concurrency"],
-                                                  servers.index(p["server"])))
+    return sorted(
+        results.points,
+        key=lambda p: (models.index(p["model"]), p["concurrency"], servers.index(p["server"])),
+    )
 
 
 def table_rows(results: Any) -> list[tuple[str, ...]]:
@@ -67,11 +86,24 @@ def table_rows(results: Any) -> list[tuple[str, ...]]:
         one, many, versus = ratios(p, results.points, list(protocols))
         per_req = p["server_cpu_s"] / p["requests"] * 1e6 if p["requests"] else 0.0
         cpu = p["server_cpu_s"] / p["duration_s"] * 100 if p["duration_s"] else 0.0
-        rows.append((p["model"], str(p["concurrency"]), p["server"], p["protocol"],
-                     f"{p['req_per_s']:,.0f}", f"{p['p50_ms']:.2f}", f"{p['p99_ms']:.2f}",
-                     str(p["errors"]), f"{p['rss_mib']:.0f}", f"{cpu:.0f}%", f"{per_req:,.0f}",
-                     "" if one is None else f"{one:.0%}", "" if many is None else f"{many:.0%}",
-                     "" if versus is None else f"{versus:.2f}x"))
+        rows.append(
+            (
+                p["model"],
+                str(p["concurrency"]),
+                p["server"],
+                p["protocol"],
+                f"{p['req_per_s']:,.0f}",
+                f"{p['p50_ms']:.2f}",
+                f"{p['p99_ms']:.2f}",
+                str(p["errors"]),
+                f"{p['rss_mib']:.0f}",
+                f"{cpu:.0f}%",
+                f"{per_req:,.0f}",
+                "" if one is None else f"{one:.0%}",
+                "" if many is None else f"{many:.0%}",
+                "" if versus is None else f"{versus:.2f}x",
+            )
+        )
     return rows
 
 
@@ -88,11 +120,14 @@ def header_lines(results: Any) -> list[str]:
     for name, peer in results.peers.items():
         versions = "  ".join(f"{k} {v}" for k, v in peer["versions"].items())
         how = "reused venv, built" if peer["reused"] else "installed"
-        lines.append(f"peer venv {name}: {versions}   ({how} in {peer['install_s']:g} s, "
-                     f"{peer['path']})")
+        lines.append(
+            f"peer venv {name}: {versions}   ({how} in {peer['install_s']:g} s, {peer['path']})"
+        )
     for name, info in results.servers.items():
-        lines.append(f"started {name} in {info['start_s']:g} s, RSS when ready "
-                     f"{info['rss_mib_ready']:.0f} MiB: {info['command']}")
+        lines.append(
+            f"started {name} in {info['start_s']:g} s, RSS when ready "
+            f"{info['rss_mib_ready']:.0f} MiB: {info['command']}"
+        )
     lines += [
         f"load generator (own process): {s['load_generator']}; closed loop, single-row bodies, "
         f"{o['duration_s']:g} s per point after {o['warmup_s']:g} s warm-up; RSS = server "
@@ -128,10 +163,18 @@ def write_json(results: Any, path: Path) -> None:
     keys = ("system", "options", "peers", "servers", "points", "notes")
     data = {k: getattr(results, k) for k in keys}
     data["ratios"] = [
-        {"server": p["server"], "model": p["model"], "protocol": p["protocol"],
-         "concurrency": p["concurrency"], "of_floor_one_worker": one,
-         "of_floor_same_workers": many, "modelport_over_this": versus}
+        {
+            "server": p["server"],
+            "model": p["model"],
+            "protocol": p["protocol"],
+            "concurrency": p["concurrency"],
+            "of_floor_one_worker": one,
+            "of_floor_same_workers": many,
+            "modelport_over_this": versus,
+        }
         for p in results.points
-        for one, many, versus in [ratios(p, results.points,
-                                         list(results.options["modelport_protocols"]))]]
+        for one, many, versus in [
+            ratios(p, results.points, list(results.options["modelport_protocols"]))
+        ]
+    ]
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")

@@ -38,9 +38,11 @@ class Request:
     body: bytes = b""
 
     def encode(self) -> bytes:
-        head = (f"{self.method} {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(self.body)}\r\n"
-                "Connection: keep-alive\r\n\r\n")
+        head = (
+            f"{self.method} {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(self.body)}\r\n"
+            "Connection: keep-alive\r\n\r\n"
+        )
         return head.encode() + self.body
 
 
@@ -82,17 +84,35 @@ def machine_cpu_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / _CLK_TCK
 
 
-def run(request: Request, concurrency: int, duration_s: float, warmup_s: float,
-        server_pids: list[int]) -> LoadResult:
+def run(
+    request: Request, concurrency: int, duration_s: float, warmup_s: float, server_pids: list[int]
+) -> LoadResult:
     """One measured point with whichever generator is available (wrk preferred)."""
     if shutil.which("wrk"):
         return _run_wrk(request, concurrency, duration_s, warmup_s, server_pids)
-    cmd = [sys.executable, str(Path(__file__).resolve()), request.host, str(request.port),
-           request.method, request.path, "--concurrency", str(concurrency),
-           "--duration", str(duration_s), "--warmup", str(warmup_s),
-           "--server-pids", ",".join(map(str, server_pids))]
-    done = subprocess.run(cmd, input=request.body, capture_output=True, check=False,
-                          timeout=duration_s + warmup_s + 60)
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        request.host,
+        str(request.port),
+        request.method,
+        request.path,
+        "--concurrency",
+        str(concurrency),
+        "--duration",
+        str(duration_s),
+        "--warmup",
+        str(warmup_s),
+        "--server-pids",
+        ",".join(map(str, server_pids)),
+    ]
+    done = subprocess.run(
+        cmd,
+        input=request.body,
+        capture_output=True,
+        check=False,
+        timeout=duration_s + warmup_s + 60,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"load generator failed: {done.stderr.decode()[-2000:]}")
     return LoadResult(**json.loads(done.stdout))
@@ -112,8 +132,15 @@ def generator_name() -> str:
 
 # -- built-in generator (runs in its own process) ---------------------------------------------
 
-async def _connection(raw: bytes, req: Request, stop_ns: int, window_start_ns: int,
-                      latencies: list[int], counts: dict[str, int]) -> None:
+
+async def _connection(
+    raw: bytes,
+    req: Request,
+    stop_ns: int,
+    window_start_ns: int,
+    latencies: list[int],
+    counts: dict[str, int],
+) -> None:
     """Send, read the answer, repeat; record only requests that start inside the window."""
     reader = writer = None
     while time.perf_counter_ns() < stop_ns:
@@ -160,16 +187,19 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     return status, keep_alive
 
 
-async def _drive(req: Request, concurrency: int, duration_s: float, warmup_s: float,
-                 server_pids: list[int]) -> LoadResult:
+async def _drive(
+    req: Request, concurrency: int, duration_s: float, warmup_s: float, server_pids: list[int]
+) -> LoadResult:
     raw = req.encode()
     now = time.perf_counter_ns()
     window_start = now + int(warmup_s * 1e9)
     stop = window_start + int(duration_s * 1e9)
     latencies: list[int] = []
     counts = {"errors": 0}
-    tasks = [asyncio.create_task(_connection(raw, req, stop, window_start, latencies, counts))
-             for _ in range(concurrency)]
+    tasks = [
+        asyncio.create_task(_connection(raw, req, stop, window_start, latencies, counts))
+        for _ in range(concurrency)
+    ]
     await asyncio.sleep(max(0.0, (window_start - time.perf_counter_ns()) / 1e9))
     client0, server0 = time.process_time(), cpu_seconds(server_pids)
     machine0 = machine_cpu_seconds()
@@ -178,10 +208,18 @@ async def _drive(req: Request, concurrency: int, duration_s: float, warmup_s: fl
     machine1 = machine_cpu_seconds()
     await asyncio.gather(*tasks)
     latencies.sort()
-    return LoadResult(concurrency, duration_s, len(latencies), counts["errors"],
-                      _percentile(latencies, 50) / 1e6, _percentile(latencies, 99) / 1e6,
-                      client1 - client0, server1 - server0, machine1 - machine0,
-                      generator_name())
+    return LoadResult(
+        concurrency,
+        duration_s,
+        len(latencies),
+        counts["errors"],
+        _percentile(latencies, 50) / 1e6,
+        _percentile(latencies, 99) / 1e6,
+        client1 - client0,
+        server1 - server0,
+        machine1 - machine0,
+        generator_name(),
+    )
 
 
 def _percentile(ordered: list[int], q: float) -> float:
@@ -207,16 +245,25 @@ end
 """
 
 
-def _run_wrk(req: Request, concurrency: int, duration_s: float, warmup_s: float,
-             server_pids: list[int]) -> LoadResult:
+def _run_wrk(
+    req: Request, concurrency: int, duration_s: float, warmup_s: float, server_pids: list[int]
+) -> LoadResult:
     """wrk with one thread (the server needs the other core); warm-up is a separate run."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(_WRK_LUA.format(method=req.method, body=req.body.decode()))
     url = f"http://{req.host}:{req.port}{req.path}"
 
     def wrk(seconds: float) -> str:
-        cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency",
-               "-s", script.name, url]
+        cmd = [
+            "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{max(1, round(seconds))}s",
+            "--latency",
+            "-s",
+            script.name,
+            url,
+        ]
         return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
 
     try:
@@ -235,9 +282,18 @@ def _run_wrk(req: Request, concurrency: int, duration_s: float, warmup_s: float,
     total, errors, p50_us, p99_us, duration_us, *_ = map(int, match.group(1).split())
     client = (children1.ru_utime + children1.ru_stime) - (children0.ru_utime + children0.ru_stime)
     # wrk counts a non-2xx/3xx answer both as a request and as an error
-    return LoadResult(concurrency, duration_us / 1e6, total - errors, errors, p50_us / 1e3,
-                      p99_us / 1e3, client, server1 - server0, machine1 - machine0,
-                      generator_name())
+    return LoadResult(
+        concurrency,
+        duration_us / 1e6,
+        total - errors,
+        errors,
+        p50_us / 1e3,
+        p99_us / 1e3,
+        client,
+        server1 - server0,
+        machine1 - machine0,
+        generator_name(),
+    )
 
 
 def main() -> None:

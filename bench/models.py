@@ -35,7 +35,7 @@ class BenchModel:
 
 
 def build_models() -> dict[str, BenchModel]:
-    """"small" (LogisticRegression on iris) and "medium" (100-tree HistGradientBoosting)."""
+    """ "small" (LogisticRegression on iris) and "medium" (100-tree HistGradientBoosting)."""
     from sklearn.datasets import load_iris, make_classification
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
@@ -45,11 +45,18 @@ def build_models() -> dict[str, BenchModel]:
     x_med, y_med = make_classification(n_samples=5000, n_features=20, random_state=SEED)
     medium = HistGradientBoostingClassifier(max_iter=100, random_state=SEED).fit(x_med, y_med)
     return {
-        "small": BenchModel("small", "LogisticRegression, iris, 4 features", small,
-                            np.ascontiguousarray(x_iris, dtype=np.float64)),
-        "medium": BenchModel("medium", "HistGradientBoostingClassifier, 100 iterations, "
-                             "20 features", medium,
-                             np.ascontiguousarray(x_med, dtype=np.float64)),
+        "small": BenchModel(
+            "small",
+            "LogisticRegression, iris, 4 features",
+            small,
+            np.ascontiguousarray(x_iris, dtype=np.float64),
+        ),
+        "medium": BenchModel(
+            "medium",
+            "HistGradientBoostingClassifier, 100 iterations, 20 features",
+            medium,
+            np.ascontiguousarray(x_med, dtype=np.float64),
+        ),
     }
 
 
@@ -82,8 +89,9 @@ class InProcessTiming:
         return self.rows_per_call / (self.median_us / 1e6)
 
 
-def time_in_process(model: BenchModel, home: Path, budget_s: float = 1.0, rounds: int = 5,
-                    max_repeats: int = 2000) -> list[InProcessTiming]:
+def time_in_process(
+    model: BenchModel, home: Path, budget_s: float = 1.0, rounds: int = 5, max_repeats: int = 2000
+) -> list[InProcessTiming]:
     """Median wall time per call, BLAS/OpenMP pinned to one thread, calls interleaved.
 
     One thread because the server pins its model threads the same way (MODELPORT_MODEL_THREADS,
@@ -100,8 +108,10 @@ def time_in_process(model: BenchModel, home: Path, budget_s: float = 1.0, rounds
         for _ in range(rounds):
             for key, call in calls.items():
                 samples[key] += _repeat(call, budget_s / rounds, max_repeats // rounds)
-    return [InProcessTiming(model.name, path, size, statistics.median(found) / 1e3, len(found))
-            for (path, size), found in samples.items()]
+    return [
+        InProcessTiming(model.name, path, size, statistics.median(found) / 1e3, len(found))
+        for (path, size), found in samples.items()
+    ]
 
 
 def _proba_call(model: BenchModel, size: int) -> Callable[[], object]:
@@ -123,15 +133,17 @@ def _runtime_call(model: BenchModel, home: Path) -> Callable[[], object]:
     return lambda: loaded.predict_outputs(row)
 
 
-def _repeat(call: Callable[[], object], budget_s: float, max_repeats: int,
-            min_repeats: int = 5) -> list[int]:
+def _repeat(
+    call: Callable[[], object], budget_s: float, max_repeats: int, min_repeats: int = 5
+) -> list[int]:
     """Nanoseconds per call, until the budget or the repeat cap runs out (after a warm-up)."""
     for _ in range(3):
         call()
     samples: list[int] = []
     deadline = time.perf_counter_ns() + int(budget_s * 1e9)
-    while len(samples) < max_repeats and (len(samples) < min_repeats
-                                          or time.perf_counter_ns() < deadline):
+    while len(samples) < max_repeats and (
+        len(samples) < min_repeats or time.perf_counter_ns() < deadline
+    ):
         start = time.perf_counter_ns()
         call()
         samples.append(time.perf_counter_ns() - start)

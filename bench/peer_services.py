@@ -31,11 +31,18 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THRE
 BATCH = {"max_batch_size": 64, "max_batch_time_s": 0.005}  # MLServer, as in PERF-NOTES
 
 V1, V2 = (next(e for e in ENDPOINTS if e.protocol == p) for p in ("v1", "v2"))
-MLFLOW = Endpoint("mlflow", lambda name: "/invocations",  # one model per MLflow server
-                  lambda rows: orjson.dumps({"dataframe_split": {"data": rows}}),
-                  lambda answer: list(answer["predictions"]))
-BENTOML = Endpoint("bentoml", lambda name: f"/{name}",
-                   lambda rows: orjson.dumps({"input": rows}), lambda answer: list(answer))
+MLFLOW = Endpoint(
+    "mlflow",
+    lambda name: "/invocations",  # one model per MLflow server
+    lambda rows: orjson.dumps({"dataframe_split": {"data": rows}}),
+    lambda answer: list(answer["predictions"]),
+)
+BENTOML = Endpoint(
+    "bentoml",
+    lambda name: f"/{name}",
+    lambda rows: orjson.dumps({"input": rows}),
+    lambda answer: list(answer),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,17 +70,37 @@ def _env(venv: Installed, **extra: str) -> dict[str, str]:
     return {**ONE_THREAD, "VIRTUAL_ENV": str(venv.path), "PATH": path, **extra}
 
 
-def _target(name: str, command: list[str], venv: Installed, cwd: Path, port: int,
-            ready_path: str, endpoint: Endpoint, **env: str) -> Target:
-    return Target(name, tuple(command), _env(venv, **env), cwd, "127.0.0.1", port,
-                  ready_path=ready_path, floor_path=ready_path, ready_timeout_s=180.0,
-                  failed_marker=None, endpoints=(endpoint,))
+def _target(
+    name: str,
+    command: list[str],
+    venv: Installed,
+    cwd: Path,
+    port: int,
+    ready_path: str,
+    endpoint: Endpoint,
+    **env: str,
+) -> Target:
+    return Target(
+        name,
+        tuple(command),
+        _env(venv, **env),
+        cwd,
+        "127.0.0.1",
+        port,
+        ready_path=ready_path,
+        floor_path=ready_path,
+        ready_timeout_s=180.0,
+        failed_marker=None,
+        endpoints=(endpoint,),
+    )
 
 
 # -- modelport -------------------------------------------------------------------------------
 
-def modelport(work: Path, models: tuple[str, ...], endpoints: tuple[Endpoint, ...],
-              working_tree: bool) -> tuple[Deployment, str]:
+
+def modelport(
+    work: Path, models: tuple[str, ...], endpoints: tuple[Endpoint, ...], working_tree: bool
+) -> tuple[Deployment, str]:
     """``modelport serve`` on ``work/modelport-home``, and a line saying which code ran.
 
     Others commit to this checkout while a run goes on: when src/ has local changes, HEAD's
@@ -88,17 +115,23 @@ def modelport(work: Path, models: tuple[str, ...], endpoints: tuple[Endpoint, ..
     if working_tree:
         return Deployment("modelport", target, models), f"commit {head} + local changes in src/"
     target = _from_commit(root, "HEAD", target, work / "modelport-head")
-    return (Deployment("modelport", target, models),
-            f"commit {head} (HEAD's src/ exported: the working tree had local changes)")
+    return (
+        Deployment("modelport", target, models),
+        f"commit {head} (HEAD's src/ exported: the working tree had local changes)",
+    )
 
 
-def modelport_at(work: Path, ref: str, models: tuple[str, ...],
-                 endpoints: tuple[Endpoint, ...]) -> Deployment:
+def modelport_at(
+    work: Path, ref: str, models: tuple[str, ...], endpoints: tuple[Endpoint, ...]
+) -> Deployment:
     """The same server at another commit (``--baseline``), on the same registry: before/after
     a change, measured in one run."""
     root = Path(__file__).resolve().parent.parent
-    target = replace(modelport_target(work / "modelport-home", 0, models), endpoints=endpoints,
-                     name=f"modelport@{ref}")
+    target = replace(
+        modelport_target(work / "modelport-home", 0, models),
+        endpoints=endpoints,
+        name=f"modelport@{ref}",
+    )
     target = _from_commit(root, ref, target, work / f"modelport-{ref}")
     return Deployment(f"modelport@{ref}", target, models)
 
@@ -131,7 +164,7 @@ async def healthz() -> dict[str, str]:
     return {{"status": "ok"}}
 '''
 
-_FASTAPI_NAIVE = '''
+_FASTAPI_NAIVE = """
 import joblib
 import numpy as np
 
@@ -145,24 +178,25 @@ async def predict(name: str, request: Request) -> Response:
     rows = np.asarray(orjson.loads(await request.body())["instances"], dtype=np.float64)
     labels = model.classes_[model.predict_proba(rows).argmax(axis=1)]
     return Response(orjson.dumps({{"predictions": labels.tolist()}}), media_type="application/json")
-'''
+"""
 
-_FASTAPI_CONSTANT = '''
+_FASTAPI_CONSTANT = """
 BODY = orjson.dumps({{"predictions": [0]}})
 
 
 @app.post("/v1/models/{{name}}:predict")
 async def predict(name: str) -> Response:
     return Response(BODY, media_type="application/json")
-'''
+"""
 
 
 MODELPORT_WORKERS = len(os.sched_getaffinity(0))
 """Worker processes modelport starts by default here (one per CPU it may use)."""
 
 
-def fastapi(naive: bool, venv: Installed, pickles: dict[str, Path], work: Path,
-            workers: int = 1) -> Deployment:
+def fastapi(
+    naive: bool, venv: Installed, pickles: dict[str, Path], work: Path, workers: int = 1
+) -> Deployment:
     """Naive: predict_proba per request in the handler; otherwise a constant, the HTTP floor.
 
     The naive app is the lean version a careful user writes (orjson, no pydantic body, the
@@ -171,16 +205,30 @@ def fastapi(naive: bool, venv: Installed, pickles: dict[str, Path], work: Path,
     name = "fastapi-naive" if naive else "fastapi-const" if workers == 1 else "fastapi-const-N"
     folder = work / name
     folder.mkdir()
-    why = ("predict_proba per request, one worker" if naive
-           else f"a fixed JSON answer, the HTTP floor, {workers} worker(s)")
-    (folder / "app.py").write_text(_FASTAPI_HEAD.format(why=why)
-                                   + (_FASTAPI_NAIVE if naive else _FASTAPI_CONSTANT).format())
+    why = (
+        "predict_proba per request, one worker"
+        if naive
+        else f"a fixed JSON answer, the HTTP floor, {workers} worker(s)"
+    )
+    (folder / "app.py").write_text(
+        _FASTAPI_HEAD.format(why=why) + (_FASTAPI_NAIVE if naive else _FASTAPI_CONSTANT).format()
+    )
     port = free_port()
-    command = [str(venv.bin / "uvicorn"), "app:app", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+    command = [
+        str(venv.bin / "uvicorn"),
+        "app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     models_json = json.dumps({name: str(path) for name, path in pickles.items()})
-    target = _target(name, command, venv, folder, port, "/healthz", V1,
-                     BENCH_MODELS=models_json)
+    target = _target(name, command, venv, folder, port, "/healthz", V1, BENCH_MODELS=models_json)
     return Deployment(name, target, tuple(pickles), checked=naive)
 
 
@@ -210,15 +258,40 @@ def mlflow(venv: Installed, pickles: dict[str, Path], work: Path) -> list[Deploy
     deployments = []
     for name, pickle in pickles.items():
         model_dir = folder / name
-        subprocess.run([str(venv.bin / "python"), "save.py", str(pickle), str(model_dir)],
-                       cwd=folder, check=True, capture_output=True, env=_env(venv))
+        subprocess.run(
+            [str(venv.bin / "python"), "save.py", str(pickle), str(model_dir)],
+            cwd=folder,
+            check=True,
+            capture_output=True,
+            env=_env(venv),
+        )
         port = free_port()
-        command = [str(venv.bin / "mlflow"), "models", "serve", "-m", str(model_dir),
-                   "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port),
-                   "--workers", "1"]
-        target = _target(f"mlflow-{name}", command, venv, folder, port, "/health", MLFLOW,
-                         MLFLOW_ALLOW_PICKLE_DESERIALIZATION="true",
-                         UVICORN_ACCESS_LOG="false")  # mlflow's uvicorn reads UVICORN_* env
+        command = [
+            str(venv.bin / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            str(model_dir),
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ]
+        target = _target(
+            f"mlflow-{name}",
+            command,
+            venv,
+            folder,
+            port,
+            "/health",
+            MLFLOW,
+            MLFLOW_ALLOW_PICKLE_DESERIALIZATION="true",
+            UVICORN_ACCESS_LOG="false",
+        )  # mlflow's uvicorn reads UVICORN_* env
         deployments.append(Deployment("mlflow", target, (name,)))
     return deployments
 
@@ -236,33 +309,52 @@ class Models:
     def __init__(self) -> None:
 '''
 _BENTO_LOAD = "        self.model_{name} = joblib.load({path!r})\n"
-_BENTO_API = '''
+_BENTO_API = """
     @bentoml.api(route="/{name}", batchable=True, max_batch_size=64, max_latency_ms=1000)
     def predict_{name}(self, input: np.ndarray) -> np.ndarray:
         return self.model_{name}.predict(input)
-'''
+"""
 
 
 def bentoml(venv: Installed, pickles: dict[str, Path], work: Path) -> Deployment:
     """Adaptive batching on (up to 64 rows; BentoML sizes its own wait within 1 s of SLA)."""
     folder = work / "bentoml"
     folder.mkdir()
-    source = _BENTO_HEAD.format() + "".join(_BENTO_LOAD.format(name=n, path=str(p))
-                                   for n, p in pickles.items())
+    source = _BENTO_HEAD.format() + "".join(
+        _BENTO_LOAD.format(name=n, path=str(p)) for n, p in pickles.items()
+    )
     source += "".join(_BENTO_API.format(name=n) for n in pickles)
     (folder / "service.py").write_text(source)
     port = free_port()
-    command = [str(venv.bin / "bentoml"), "serve", "service:Models", "--host", "127.0.0.1",
-               "--port", str(port), "--working-dir", str(folder)]
-    target = _target("bentoml", command, venv, folder, port, "/readyz", BENTOML,
-                     BENTOML_HOME=str(folder / "home"), BENTOML_DO_NOT_TRACK="true")
+    command = [
+        str(venv.bin / "bentoml"),
+        "serve",
+        "service:Models",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--working-dir",
+        str(folder),
+    ]
+    target = _target(
+        "bentoml",
+        command,
+        venv,
+        folder,
+        port,
+        "/readyz",
+        BENTOML,
+        BENTOML_HOME=str(folder / "home"),
+        BENTOML_DO_NOT_TRACK="true",
+    )
     return Deployment("bentoml", target, tuple(pickles))
 
 
 # -- MLServer ---------------------------------------------------------------------------------
 
-def mlserver(batching: bool, venv: Installed, pickles: dict[str, Path],
-             work: Path) -> Deployment:
+
+def mlserver(batching: bool, venv: Installed, pickles: dict[str, Path], work: Path) -> Deployment:
     """A model repository folder: settings.json plus one model-settings.json per model.
 
     Its gRPC and metrics listeners get free ports too (they are always on); ``debug`` is off
@@ -271,18 +363,26 @@ def mlserver(batching: bool, venv: Installed, pickles: dict[str, Path],
     name = "mlserver-batch" if batching else "mlserver-nobatch"
     folder = work / name
     port = free_port()
-    settings = {"debug": False, "host": "127.0.0.1", "http_port": port,
-                "grpc_port": free_port(), "metrics_port": free_port()}
+    settings = {
+        "debug": False,
+        "host": "127.0.0.1",
+        "http_port": port,
+        "grpc_port": free_port(),
+        "metrics_port": free_port(),
+    }
     folder.mkdir()
     (folder / "settings.json").write_text(json.dumps(settings, indent=2))
     for model, pickle in pickles.items():
         (folder / model).mkdir()
         model_settings: dict[str, object] = {
-            "name": model, "implementation": "mlserver_sklearn.SKLearnModel",
-            "parameters": {"uri": str(pickle)}}
+            "name": model,
+            "implementation": "mlserver_sklearn.SKLearnModel",
+            "parameters": {"uri": str(pickle)},
+        }
         if batching:
-            model_settings.update(max_batch_size=BATCH["max_batch_size"],
-                                  max_batch_time=BATCH["max_batch_time_s"])
+            model_settings.update(
+                max_batch_size=BATCH["max_batch_size"], max_batch_time=BATCH["max_batch_time_s"]
+            )
         (folder / model / "model-settings.json").write_text(json.dumps(model_settings, indent=2))
     command = [str(venv.bin / "mlserver"), "start", str(folder)]
     target = _target(name, command, venv, folder, port, "/v2/health/ready", V2)

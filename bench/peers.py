@@ -51,15 +51,24 @@ def venvs(sklearn_version: str) -> dict[str, Venv]:
     sklearn = f"scikit-learn=={sklearn_version}"
     common = ("scikit-learn", "numpy")
     return {
-        "fastapi": Venv("fastapi", ("fastapi", "uvicorn[standard]", sklearn, "orjson", "joblib"),
-                        ("fastapi", "uvicorn", "uvloop", "orjson", *common)),
-        "mlflow": Venv("mlflow", ("mlflow>=3.17,<4", sklearn),
-                       ("mlflow", "skops", "uvicorn", "pandas", *common)),
-        "bentoml": Venv("bentoml", ("bentoml>=1.4,<1.5", sklearn, "joblib"),
-                        ("bentoml", "uvicorn", *common)),
-        "mlserver": Venv("mlserver", ("mlserver==1.7.1", "mlserver-sklearn==1.7.1",
-                                      "uvloop<0.22", sklearn),
-                         ("mlserver", "mlserver-sklearn", "uvloop", "fastapi", *common)),
+        "fastapi": Venv(
+            "fastapi",
+            ("fastapi", "uvicorn[standard]", sklearn, "orjson", "joblib"),
+            ("fastapi", "uvicorn", "uvloop", "orjson", *common),
+        ),
+        "mlflow": Venv(
+            "mlflow",
+            ("mlflow>=3.17,<4", sklearn),
+            ("mlflow", "skops", "uvicorn", "pandas", *common),
+        ),
+        "bentoml": Venv(
+            "bentoml", ("bentoml>=1.4,<1.5", sklearn, "joblib"), ("bentoml", "uvicorn", *common)
+        ),
+        "mlserver": Venv(
+            "mlserver",
+            ("mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop<0.22", sklearn),
+            ("mlserver", "mlserver-sklearn", "uvloop", "fastapi", *common),
+        ),
     }
 
 
@@ -73,8 +82,13 @@ def ensure(venv: Venv, root: Path = PEER_ROOT) -> Installed | str:
     wanted = {"requirements": sorted(venv.requirements), "python": platform.python_version()}
     marker = _read_marker(path)
     if marker is not None and all(marker.get(k) == v for k, v in wanted.items()):
-        return Installed(venv, path, _versions(path, venv.packages),
-                         float(marker.get("install_s", 0.0)), reused=True)
+        return Installed(
+            venv,
+            path,
+            _versions(path, venv.packages),
+            float(marker.get("install_s", 0.0)),
+            reused=True,
+        )
     print(f"installing {venv.name} into {path}: {' '.join(venv.requirements)} ...", flush=True)
     started = time.monotonic()
     error = _install(path, venv.requirements)
@@ -99,13 +113,23 @@ def _read_marker(path: Path) -> dict[str, object] | None:
 def _install(path: Path, requirements: tuple[str, ...]) -> str:
     """Fresh virtualenv plus requirements; '' on success, else the reason in a few lines."""
     (path / MARKER).unlink(missing_ok=True)
-    steps = ([sys.executable, "-m", "venv", "--clear", str(path)],
-             [str(path / "bin" / "python"), "-m", "pip", "install", "--quiet",
-              "--disable-pip-version-check", *requirements])
+    steps = (
+        [sys.executable, "-m", "venv", "--clear", str(path)],
+        [
+            str(path / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            *requirements,
+        ],
+    )
     for step in steps:
         try:
-            done = subprocess.run(step, capture_output=True, text=True, check=False,
-                                  timeout=INSTALL_TIMEOUT_S)
+            done = subprocess.run(
+                step, capture_output=True, text=True, check=False, timeout=INSTALL_TIMEOUT_S
+            )
         except subprocess.TimeoutExpired:
             return f"{' '.join(step[:4])} ... did not finish in {INSTALL_TIMEOUT_S} s"
         if done.returncode != 0:
@@ -116,13 +140,19 @@ def _install(path: Path, requirements: tuple[str, ...]) -> str:
 
 def _versions(path: Path, packages: tuple[str, ...]) -> dict[str, str]:
     """Installed versions inside the virtualenv (its own metadata, not ours)."""
-    code = ("import json, sys\nfrom importlib.metadata import version, PackageNotFoundError\n"
-            "out = {}\nfor name in sys.argv[1:]:\n"
-            "    try:\n        out[name] = version(name)\n"
-            "    except PackageNotFoundError:\n        out[name] = 'not installed'\n"
-            "print(json.dumps(out))")
-    done = subprocess.run([str(path / "bin" / "python"), "-c", code, *packages],
-                          capture_output=True, text=True, check=False)
+    code = (
+        "import json, sys\nfrom importlib.metadata import version, PackageNotFoundError\n"
+        "out = {}\nfor name in sys.argv[1:]:\n"
+        "    try:\n        out[name] = version(name)\n"
+        "    except PackageNotFoundError:\n        out[name] = 'not installed'\n"
+        "print(json.dumps(out))"
+    )
+    done = subprocess.run(
+        [str(path / "bin" / "python"), "-c", code, *packages],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     try:
         return dict(json.loads(done.stdout))
     except ValueError:

@@ -34,8 +34,11 @@ def wait_for_quiet(max_wait_s: float) -> str:
         share = 0.0 if others else busy_share(SAMPLE_S)
         if not others and share < QUIET_SHARE:
             return ""
-        why = (f"other benchmark(s) running: {others}" if others
-               else f"other processes use {share:.0%} of a core")
+        why = (
+            f"other benchmark(s) running: {others}"
+            if others
+            else f"other processes use {share:.0%} of a core"
+        )
         if time.monotonic() >= deadline:
             return why
         print(f"{why}: waiting ...", flush=True)

@@ -17,8 +17,20 @@ from typing import Any
 
 import load
 
-COLUMNS = ("model", "protocol", "conc.", "req/s", "p50 ms", "p99 ms", "errors", "rows/s",
-           "server CPU", "loadgen CPU", "other CPU", "server µs CPU/req")
+COLUMNS = (
+    "model",
+    "protocol",
+    "conc.",
+    "req/s",
+    "p50 ms",
+    "p99 ms",
+    "errors",
+    "rows/s",
+    "server CPU",
+    "loadgen CPU",
+    "other CPU",
+    "server µs CPU/req",
+)
 NOISY_OTHER_CPU = 0.25  # other processes using more than a quarter of a core: flag the point
 
 
@@ -29,8 +41,18 @@ def system_info() -> dict[str, Any]:
         "cpu_model": _cpu_model(),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        **{name: _version(name) for name in ("numpy", "scikit-learn", "modelport", "uvicorn",
-                                             "fastapi", "uvloop", "orjson")},
+        **{
+            name: _version(name)
+            for name in (
+                "numpy",
+                "scikit-learn",
+                "modelport",
+                "uvicorn",
+                "fastapi",
+                "uvloop",
+                "orjson",
+            )
+        },
         "git_commit": _git_commit(),
         "loadavg": round(os.getloadavg()[0], 2),
         "load_generator": load.generator_name(),
@@ -58,10 +80,19 @@ def _git_commit() -> str:
     """HEAD of the checkout the bench runs from, marked when the tree has local changes."""
     root = Path(__file__).resolve().parent.parent
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, check=True,
-                              capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
@@ -72,18 +103,41 @@ def table_rows(results: Any) -> list[tuple[str, ...]]:
     rows = []
     for p in results.points:
         per_req = p["server_cpu_s"] / p["requests"] * 1e6 if p["requests"] else 0.0
-        rows.append((p["model"], p["protocol"], str(p["concurrency"]), f"{p['req_per_s']:,.0f}",
-                     f"{p['p50_ms']:.2f}", f"{p['p99_ms']:.2f}", str(p["errors"]),
-                     f"{p['req_per_s'] * p.get('rows_per_request', 1):,.0f}",
-                     _pct(p["server_cpu_s"], p["duration_s"]),
-                     _pct(p["client_cpu_s"], p["duration_s"]),
-                     _pct(other_cpu_s(p), p["duration_s"]), f"{per_req:,.0f}"))
+        rows.append(
+            (
+                p["model"],
+                p["protocol"],
+                str(p["concurrency"]),
+                f"{p['req_per_s']:,.0f}",
+                f"{p['p50_ms']:.2f}",
+                f"{p['p99_ms']:.2f}",
+                str(p["errors"]),
+                f"{p['req_per_s'] * p.get('rows_per_request', 1):,.0f}",
+                _pct(p["server_cpu_s"], p["duration_s"]),
+                _pct(p["client_cpu_s"], p["duration_s"]),
+                _pct(other_cpu_s(p), p["duration_s"]),
+                f"{per_req:,.0f}",
+            )
+        )
     for t in results.in_process:
         calls = 1e6 / t["median_us"]
         label = f"in-process {t['path']}, batch {t['rows_per_call']}"
-        rows.append((t["model"], label, "-", f"{calls:,.0f} calls/s",
-                     f"{t['median_us'] / 1e3:.3f}", "", "", f"{t['rows_per_s']:,.0f}", "", "",
-                     _pct(t["other_cpu_s"], t["wall_s"]), ""))
+        rows.append(
+            (
+                t["model"],
+                label,
+                "-",
+                f"{calls:,.0f} calls/s",
+                f"{t['median_us'] / 1e3:.3f}",
+                "",
+                "",
+                f"{t['rows_per_s']:,.0f}",
+                "",
+                "",
+                _pct(t["other_cpu_s"], t["wall_s"]),
+                "",
+            )
+        )
     return rows
 
 
@@ -94,25 +148,34 @@ def other_cpu_s(point: dict[str, Any]) -> float:
 
 def noise_warnings(results: Any) -> list[str]:
     """Rows whose numbers are lower than true: a busy neighbour, or a saturated client."""
+
     def name(p: dict[str, Any]) -> str:  # bench/compare.py points also carry a server
-        return " ".join(filter(None, (p.get("server"), p["model"], p["protocol"],
-                                      f"c={p['concurrency']}")))
+        return " ".join(
+            filter(None, (p.get("server"), p["model"], p["protocol"], f"c={p['concurrency']}"))
+        )
 
     warnings = []
     saturated = [name(p) for p in results.points if p["client_cpu_s"] > 0.8 * p["duration_s"]]
     if saturated:
-        warnings.append(f"WARNING: the load generator used over 80% of a core during "
-                        f"{', '.join(saturated)}: it, not the server, may be the limit there.")
-    noisy = [name(p) for p in results.points
-             if other_cpu_s(p) > NOISY_OTHER_CPU * p["duration_s"]]
-    noisy += sorted({f"{t['model']} in-process" for t in results.in_process
-                     if t["other_cpu_s"] > NOISY_OTHER_CPU * t["wall_s"]})
+        warnings.append(
+            f"WARNING: the load generator used over 80% of a core during "
+            f"{', '.join(saturated)}: it, not the server, may be the limit there."
+        )
+    noisy = [name(p) for p in results.points if other_cpu_s(p) > NOISY_OTHER_CPU * p["duration_s"]]
+    noisy += sorted(
+        {
+            f"{t['model']} in-process"
+            for t in results.in_process
+            if t["other_cpu_s"] > NOISY_OTHER_CPU * t["wall_s"]
+        }
+    )
     if noisy:
         warnings.append(
             f"WARNING: other processes used more than {NOISY_OTHER_CPU:.0%} of a core during "
             f"{len(noisy)} measurement(s) ({', '.join(noisy)}); load average at start "
             f"{results.system['loadavg']}, at end {os.getloadavg()[0]:.2f}. "
-            "Re-run on a quiet machine before trusting those rows.")
+            "Re-run on a quiet machine before trusting those rows."
+        )
     return warnings
 
 
@@ -162,8 +225,9 @@ def print_results(results: Any) -> None:
         console.print(line, highlight=False, markup=False)
 
 
-def _print_plain(lines: list[str], rows: list[tuple[str, ...]], n_served: int,
-                 notes: list[str]) -> None:
+def _print_plain(
+    lines: list[str], rows: list[tuple[str, ...]], n_served: int, notes: list[str]
+) -> None:
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(COLUMNS)]
     print("  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True)))
     for index, row in enumerate(rows):
@@ -175,6 +239,8 @@ def _print_plain(lines: list[str], rows: list[tuple[str, ...]], n_served: int,
 
 
 def write_json(results: Any, path: Path) -> None:
-    data = {k: getattr(results, k) for k in ("system", "options", "server", "in_process",
-                                              "points", "notes")}
+    data = {
+        k: getattr(results, k)
+        for k in ("system", "options", "server", "in_process", "points", "notes")
+    }
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")

@@ -36,8 +36,18 @@ class Endpoint:
 
 def _v2_body(rows: Rows) -> bytes:
     flat = [value for row in rows for value in row]
-    return orjson.dumps({"inputs": [{"name": "input", "shape": [len(rows), len(rows[0])],
-                                     "datatype": "FP64", "data": flat}]})
+    return orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": [len(rows), len(rows[0])],
+                    "datatype": "FP64",
+                    "data": flat,
+                }
+            ]
+        }
+    )
 
 
 def _v2_labels(answer: Any) -> list[Any]:
@@ -47,15 +57,21 @@ def _v2_labels(answer: Any) -> list[Any]:
 
 
 ENDPOINTS = (
-    Endpoint("v1", lambda name: f"/v1/models/{name}:predict",
-             lambda rows: orjson.dumps({"instances": rows}),
-             lambda answer: list(answer["predictions"])),
+    Endpoint(
+        "v1",
+        lambda name: f"/v1/models/{name}:predict",
+        lambda rows: orjson.dumps({"instances": rows}),
+        lambda answer: list(answer["predictions"]),
+    ),
     Endpoint("v2", lambda name: f"/v2/models/{name}/infer", _v2_body, _v2_labels),
     # MLflow's own client sends dataframe_split; /models/<name>/invocations is our extension
     # for several models behind one server (docs/protocols.md, MLflow)
-    Endpoint("mlflow", lambda name: f"/models/{name}/invocations",
-             lambda rows: orjson.dumps({"dataframe_split": {"data": rows}}),
-             lambda answer: list(answer["predictions"])),
+    Endpoint(
+        "mlflow",
+        lambda name: f"/models/{name}/invocations",
+        lambda rows: orjson.dumps({"dataframe_split": {"data": rows}}),
+        lambda answer: list(answer["predictions"]),
+    ),
 )
 
 
@@ -86,8 +102,13 @@ def modelport_target(home: Path, port: int, models: tuple[str, ...]) -> Target:
     exe = Path(sys.executable).with_name("modelport")
     command = (str(exe), "serve", *models, "--port", str(port))
     # every request sends the same row: a response cache would time the cache, not the model
-    env = {"MODELPORT_HOME": str(home), "MODELPORT_CACHE": "false", "OMP_NUM_THREADS": "1",
-           "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {
+        "MODELPORT_HOME": str(home),
+        "MODELPORT_CACHE": "false",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
     return Target("modelport", command, env, home.parent, "127.0.0.1", port)
 
 
@@ -147,8 +168,14 @@ def running(target: Target) -> Iterator[Server]:
     env.update(target.env)
     log_path = target.cwd / f"{target.name}-server.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(target.command, env=env, cwd=target.cwd, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            target.command,
+            env=env,
+            cwd=target.cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     server = Server(process, target.host, target.port)
     try:
         _wait_ready(server, target, log_path)
@@ -163,18 +190,21 @@ def _wait_ready(server: Server, target: Target, log_path: Path) -> None:
     deadline = time.monotonic() + target.ready_timeout_s
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise SystemExit(f"ABORT: {target.name} exited with {server.process.returncode}:\n"
-                             + _tail(log_path))
+            raise SystemExit(
+                f"ABORT: {target.name} exited with {server.process.returncode}:\n" + _tail(log_path)
+            )
         with contextlib.suppress(httpx.HTTPError):
             answer = httpx.get(server.url + target.ready_path, timeout=2)
             if answer.status_code == 200:
                 return
             if target.failed_marker and target.failed_marker in answer.text:
-                raise SystemExit(f"ABORT: {target.name} cannot load a model: {answer.text}\n"
-                                 + _tail(log_path))
+                raise SystemExit(
+                    f"ABORT: {target.name} cannot load a model: {answer.text}\n" + _tail(log_path)
+                )
         time.sleep(0.2)
-    raise SystemExit(f"ABORT: {target.name} not ready after {target.ready_timeout_s:g}s:\n"
-                     + _tail(log_path))
+    raise SystemExit(
+        f"ABORT: {target.name} not ready after {target.ready_timeout_s:g}s:\n" + _tail(log_path)
+    )
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

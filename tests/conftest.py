@@ -31,13 +31,15 @@ from modelport.config import Settings
 from modelport.registry import Registry
 from tests import processes
 
-POSTGRES_ADMIN_URL = os.environ.get("MODELPORT_TEST_POSTGRES",
-                                    "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "MODELPORT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 
 
 @pytest.fixture(autouse=True)
-def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-                         ) -> None:
+def isolated_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """No ``MODELPORT_*`` variable of the developer's shell, no ``modelport.yaml`` of the
     working directory: settings come from what the test passes, and defaults."""
     for name in list(os.environ):
@@ -58,8 +60,11 @@ def no_listening_process_left_behind() -> Iterator[None]:
     leftovers = processes.listening_leftovers()
     if leftovers:
         processes.stop(leftovers)
-        pytest.fail("tests left listening process(es) behind (now stopped): "
-                    + "; ".join(str(p) for p in leftovers), pytrace=False)
+        pytest.fail(
+            "tests left listening process(es) behind (now stopped): "
+            + "; ".join(str(p) for p in leftovers),
+            pytrace=False,
+        )
 
 
 def service_missing(reason: str) -> None:
@@ -147,12 +152,14 @@ def tabular_data() -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="session")
 def mixed_frame() -> tuple[pd.DataFrame, np.ndarray]:
     rng = np.random.default_rng(3)
-    frame = pd.DataFrame({
-        "age": rng.integers(18, 90, 300).astype(np.int64),
-        "income": rng.normal(50_000, 15_000, 300),
-        "city": rng.choice(["paris", "lyon", "nice"], 300).astype(object),
-        "member": rng.choice(["yes", "no"], 300).astype(object),
-    })
+    frame = pd.DataFrame(
+        {
+            "age": rng.integers(18, 90, 300).astype(np.int64),
+            "income": rng.normal(50_000, 15_000, 300),
+            "city": rng.choice(["paris", "lyon", "nice"], 300).astype(object),
+            "member": rng.choice(["yes", "no"], 300).astype(object),
+        }
+    )
     target = ((frame["income"] > 50_000) ^ (frame["city"] == "nice")).astype(int).to_numpy()
     return frame, target
 
@@ -161,12 +168,15 @@ def mixed_frame() -> tuple[pd.DataFrame, np.ndarray]:
 def mixed_pipeline(mixed_frame: tuple[pd.DataFrame, np.ndarray]) -> Pipeline:
     """A ColumnTransformer over named, mixed-type columns, as real projects ship them."""
     frame, target = mixed_frame
-    columns = ColumnTransformer([
-        ("num", StandardScaler(), ["age", "income"]),
-        ("cat", OneHotEncoder(handle_unknown="ignore"), ["city", "member"]),
-    ])
-    return Pipeline([("columns", columns),
-                     ("model", LogisticRegression(max_iter=500))]).fit(frame, target)
+    columns = ColumnTransformer(
+        [
+            ("num", StandardScaler(), ["age", "income"]),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ["city", "member"]),
+        ]
+    )
+    return Pipeline([("columns", columns), ("model", LogisticRegression(max_iter=500))]).fit(
+        frame, target
+    )
 
 
 # -- S3 on loopback and the two metadata backends ------------------------------------------

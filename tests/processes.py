@@ -48,8 +48,9 @@ def listening_leftovers() -> list[Leftover]:
         try:
             if wanted not in (entry / "environ").read_bytes().split(b"\0"):
                 continue
-            addresses = tuple(listening[inode] for inode in _socket_inodes(entry)
-                              if inode in listening)
+            addresses = tuple(
+                listening[inode] for inode in _socket_inodes(entry) if inode in listening
+            )
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
         except OSError:  # exited meanwhile, or not ours to read
             continue
@@ -72,7 +73,7 @@ def _socket_inodes(process: Path) -> list[str]:
         except OSError:
             continue
         if target.startswith("socket:["):
-            inodes.append(target[len("socket:["):-1])
+            inodes.append(target[len("socket:[") : -1])
     return inodes
 
 

@@ -23,5 +23,13 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'modelport' has no attribute {name!r}")
 
 
-__all__ = ["Client", "LoadedModel", "ModelportError", "PythonModel", "Settings", "__version__",
-           "load_model", "log_model"]
+__all__ = [
+    "Client",
+    "LoadedModel",
+    "ModelportError",
+    "PythonModel",
+    "Settings",
+    "__version__",
+    "load_model",
+    "log_model",
+]

@@ -61,9 +61,12 @@ class Settings(BaseSettings):
         "Use postgresql+psycopg://user@host/db for PostgreSQL.",
     )
     db_timeout_s: float = Field(
-        10.0, gt=0, description="Bound on waiting for the metadata database: connecting "
+        10.0,
+        gt=0,
+        description="Bound on waiting for the metadata database: connecting "
         "(PostgreSQL connect_timeout, at least 2 s), one statement (statement_timeout), a "
-        "pooled connection, and SQLite's busy timeout; past it a call fails with 503.")
+        "pooled connection, and SQLite's busy timeout; past it a call fails with 503.",
+    )
     artifact_uri: str | None = Field(
         None,
         description="fsspec URL of the artifact store (a folder, or s3://bucket/prefix); "
@@ -75,17 +78,27 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `modelport serve` binds to.")
     port: int = Field(8000, description="Port `modelport serve` listens on.")
     grpc_port: int | None = Field(
-        None, ge=0, le=65535, description="Port of the gRPC Open Inference Protocol V2 "
-        "service on `host` (`serve --grpc-port`); unset: HTTP only.")
+        None,
+        ge=0,
+        le=65535,
+        description="Port of the gRPC Open Inference Protocol V2 "
+        "service on `host` (`serve --grpc-port`); unset: HTTP only.",
+    )
     workers: int = Field(
-        0, ge=0, description="Server processes sharing the port, metrics aggregated across "
-        "them; 0 = one per CPU this process may use (measured best on 2 cores: bench/README).")
+        0,
+        ge=0,
+        description="Server processes sharing the port, metrics aggregated across "
+        "them; 0 = one per CPU this process may use (measured best on 2 cores: bench/README).",
+    )
     models: list[str] = Field(
-        default_factory=list, description="Models `modelport serve` hosts (name, name/3, "
-        "name@alias); the CLI arguments set it.")
+        default_factory=list,
+        description="Models `modelport serve` hosts (name, name/3, "
+        "name@alias); the CLI arguments set it.",
+    )
     metrics_dir: Path | None = Field(
-        None, description="Folder where worker processes share metrics; set by `serve` when "
-        "workers > 1.")
+        None,
+        description="Folder where worker processes share metrics; set by `serve` when workers > 1.",
+    )
     max_body_bytes: int = Field(
         16 * 1024 * 1024, description="Largest request body accepted; larger bodies get 413."
     )
@@ -99,43 +112,64 @@ class Settings(BaseSettings):
         None, description="Model that answers `/invocations` when several are served."
     )
     inference_threads: int = Field(
-        2, description="Threads running model code in one server process (off the event loop).")
+        2, description="Threads running model code in one server process (off the event loop)."
+    )
     model_threads: int = Field(
-        1, description="BLAS/OpenMP threads per model call; 1 avoids oversubscribing cores.")
+        1, description="BLAS/OpenMP threads per model call; 1 avoids oversubscribing cores."
+    )
     batch_max_size: int = Field(
-        64, description="Most rows one merged model call may carry (adaptive batching).")
+        64, description="Most rows one merged model call may carry (adaptive batching)."
+    )
     batch_max_wait_ms: float = Field(
-        0.0, description="How long a batch that is already forming may wait for more rows; "
-        "a lone request never waits.")
+        0.0,
+        description="How long a batch that is already forming may wait for more rows; "
+        "a lone request never waits.",
+    )
     queue_max_rows: int = Field(
-        4096, description="Rows that may wait per model version; past it requests get 503.")
+        4096, description="Rows that may wait per model version; past it requests get 503."
+    )
     inline_max_ms: float = Field(
-        0.3, ge=0, description="A model whose small calls (up to 8 rows) take less than this "
+        0.3,
+        ge=0,
+        description="A model whose small calls (up to 8 rows) take less than this "
         "runs on the event loop when nothing is queued, saving the hand-off to a model thread; "
-        "0 turns it off.")
+        "0 turns it off.",
+    )
     cache_url: SecretStr | None = Field(
-        None, description="Redis URL of the response cache (redis://host:6379/0), shared by "
-        "replicas; default an in-process LRU.")
+        None,
+        description="Redis URL of the response cache (redis://host:6379/0), shared by "
+        "replicas; default an in-process LRU.",
+    )
     cache_max_bytes: int = Field(
-        64 * 1024 * 1024, description="Size bound of the in-process response cache.")
+        64 * 1024 * 1024, description="Size bound of the in-process response cache."
+    )
     cache_ttl_s: int = Field(3600, description="Lifetime of a response cached in Redis.")
     model_options: dict[str, ModelOptions] = Field(
-        default_factory=dict, description="Per-model overrides, e.g. "
+        default_factory=dict,
+        description="Per-model overrides, e.g. "
         '{"iris": {"batch_max_size": 256, "batch_max_wait_ms": 2, "cache": true}} '
-        "(JSON in the environment).")
+        "(JSON in the environment).",
+    )
     log_level: str = Field("info", description="Log level of the server (debug, info, warning).")
     log_format: LogFormat = Field(
-        LogFormat.TEXT, description="Server log lines as `text` (time, level, logger, request "
-        "id, message) or `json` (one object per line, for log shippers).")
+        LogFormat.TEXT,
+        description="Server log lines as `text` (time, level, logger, request "
+        "id, message) or `json` (one object per line, for log shippers).",
+    )
     access_log: bool = Field(
-        False, description="Log one line per HTTP request (method, path, status, time).")
+        False, description="Log one line per HTTP request (method, path, status, time)."
+    )
     wait_for_models: bool = Field(
-        False, description="Start serving even when a model cannot be loaded yet, and keep "
-        "trying; by default `serve` exits with the reason.")
+        False,
+        description="Start serving even when a model cannot be loaded yet, and keep "
+        "trying; by default `serve` exits with the reason.",
+    )
     allow_remote_admin: bool = Field(
-        False, description="Let HTTP clients change the registry (upload versions, move "
+        False,
+        description="Let HTTP clients change the registry (upload versions, move "
         "aliases and stages). Off by default: the server has no authentication yet, and "
-        "trusted (pickle) uploads are refused over HTTP either way.")
+        "trusted (pickle) uploads are refused over HTTP either way.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -192,6 +226,8 @@ def without_credentials(value: str) -> str:
         return value
     host = parts.netloc.rsplit("@", 1)[1]
     return urlunsplit(parts._replace(netloc=f"{REDACTED}@{host}"))
+
+
 def config_file() -> Path:
     """The YAML file settings are read from (it need not exist)."""
     return Path(os.environ.get("MODELPORT_CONFIG", "modelport.yaml"))
@@ -212,11 +248,13 @@ class _StrictYamlSource(YamlConfigSettingsSource):
         try:
             data = yaml.safe_load(file_path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
-            raise ConfigurationError(f"{file_path} is not valid YAML: {_yaml_problem(exc)}"
-                                     ) from exc
+            raise ConfigurationError(
+                f"{file_path} is not valid YAML: {_yaml_problem(exc)}"
+            ) from exc
         if not isinstance(data, dict):
-            raise ConfigurationError(f"{file_path} must map setting names to values, "
-                                     f"not hold a {type(data).__name__}")
+            raise ConfigurationError(
+                f"{file_path} must map setting names to values, not hold a {type(data).__name__}"
+            )
         unknown = sorted(str(key) for key in data if str(key) not in self._known)
         if unknown:
             named = ", ".join(_with_suggestion(key, self._known) for key in unknown)
@@ -246,8 +284,9 @@ def load_settings(**overrides: Any) -> Settings:
     except SettingsError as exc:  # a list or mapping variable that is not JSON
         field = re.search(r'field "(\w+)"', str(exc))
         name = f"MODELPORT_{field[1].upper()}" if field else "a MODELPORT_* variable"
-        raise ConfigurationError(f"{name} is not valid JSON (list and mapping settings take "
-                                 "JSON in the environment)") from exc
+        raise ConfigurationError(
+            f"{name} is not valid JSON (list and mapping settings take JSON in the environment)"
+        ) from exc
 
 
 def _describe_problem(error: Any, overrides: dict[str, Any]) -> str:

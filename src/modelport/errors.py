@@ -84,8 +84,9 @@ class InvalidInputError(ModelportError):
     code = "invalid_input"
     title = "Invalid input"
 
-    def __init__(self, detail: str, *, pointer: str | None = None,
-                 errors: list[FieldError] | None = None) -> None:
+    def __init__(
+        self, detail: str, *, pointer: str | None = None, errors: list[FieldError] | None = None
+    ) -> None:
         if pointer is not None and errors is None:
             errors = [FieldError(pointer, detail)]
         super().__init__(detail, errors=errors)

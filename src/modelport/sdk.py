@@ -14,20 +14,40 @@ from modelport.runtimes.batch import Outputs
 from modelport.runtimes.signature import sample_arrays
 
 
-def log_model(model: object, name: str, sample_input: Any, *,
-              metrics: Mapping[str, float] | None = None,
-              params: Mapping[str, Any] | None = None,
-              tags: Mapping[str, Any] | None = None, description: str = "",
-              lineage: Mapping[str, Any] | None = None, flavor: str | None = None,
-              allow_missing: bool | None = None,
-              settings: Settings | None = None) -> VersionRecord:
+def log_model(
+    model: object,
+    name: str,
+    sample_input: Any,
+    *,
+    metrics: Mapping[str, float] | None = None,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    description: str = "",
+    lineage: Mapping[str, Any] | None = None,
+    flavor: str | None = None,
+    allow_missing: bool | None = None,
+    settings: Settings | None = None,
+) -> VersionRecord:
     """Register ``model`` as the next version of ``name``; returns the new version."""
     registry = Registry.from_settings(settings or Settings())
     try:
-        with prepare_object(model, sample_input, name=name, flavor=flavor,
-                          allow_missing=allow_missing, scratch=registry.scratch_dir) as st:
-            return registry.register(name, st, description=description, tags=tags,
-                                     params=params, metrics=metrics, lineage=lineage)
+        with prepare_object(
+            model,
+            sample_input,
+            name=name,
+            flavor=flavor,
+            allow_missing=allow_missing,
+            scratch=registry.scratch_dir,
+        ) as st:
+            return registry.register(
+                name,
+                st,
+                description=description,
+                tags=tags,
+                params=params,
+                metrics=metrics,
+                lineage=lineage,
+            )
     finally:
         registry.close()
 
@@ -60,4 +80,3 @@ def load_model(uri: str, *, settings: Settings | None = None) -> LoadedModel:
         return LoadedModel(record, registry.load(record))
     finally:
         registry.close()
-

@@ -22,8 +22,9 @@ ServeFactory = Callable[..., "contextmanager[TestClient]"]
 
 
 @contextmanager
-def serving(settings: Settings, models: list[str], *, wait_ready: bool = True,
-            timeout_s: float = 30.0) -> Iterator[TestClient]:
+def serving(
+    settings: Settings, models: list[str], *, wait_ready: bool = True, timeout_s: float = 30.0
+) -> Iterator[TestClient]:
     """A running app serving ``models``; by default returns once /readyz says ready.
 
     ``wait_ready=False`` also lets the app start when a model cannot be loaded.
@@ -51,8 +52,9 @@ def serve(settings: Settings) -> Callable[..., contextmanager[TestClient]]:
 
 
 @pytest.fixture
-def iris_served(settings: Settings, iris_logreg: LogisticRegression,
-                iris_data: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+def iris_served(
+    settings: Settings, iris_logreg: LogisticRegression, iris_data: tuple[np.ndarray, np.ndarray]
+) -> np.ndarray:
     """The iris LogisticRegression registered as ``iris/1``; returns every iris row."""
     X, _ = iris_data
     modelport.log_model(iris_logreg, "iris", X[:20], settings=settings)
@@ -60,8 +62,9 @@ def iris_served(settings: Settings, iris_logreg: LogisticRegression,
 
 
 @pytest.fixture
-def mixed_served(settings: Settings, mixed_pipeline: Pipeline,
-                 mixed_frame: tuple[pd.DataFrame, np.ndarray]) -> pd.DataFrame:
+def mixed_served(
+    settings: Settings, mixed_pipeline: Pipeline, mixed_frame: tuple[pd.DataFrame, np.ndarray]
+) -> pd.DataFrame:
     """The mixed-type ColumnTransformer pipeline registered as ``mixed/1``; returns its frame."""
     frame, _ = mixed_frame
     modelport.log_model(mixed_pipeline, "mixed", frame.head(20), settings=settings)

@@ -50,14 +50,29 @@ def test_every_request_gets_its_own_rows_back(make_settings: Any) -> None:
     settings = make_settings(batch_max_size=64)
     _register(settings)
     rng = np.random.default_rng(0)
-    requests = [rng.integers(0, 100, size=(int(rng.integers(1, 6)), 3)).astype(float)
-                for _ in range(60)]
+    requests = [
+        rng.integers(0, 100, size=(int(rng.integers(1, 6)), 3)).astype(float) for _ in range(60)
+    ]
 
     async def scenario(client: httpx.AsyncClient) -> tuple[list[httpx.Response], str]:
-        answers = await asyncio.gather(*[
-            client.post("/v2/models/slow/infer", json={"inputs": [
-                {"name": "input", "shape": list(r.shape), "datatype": "FP64",
-                 "data": r.ravel().tolist()}]}) for r in requests])
+        answers = await asyncio.gather(
+            *[
+                client.post(
+                    "/v2/models/slow/infer",
+                    json={
+                        "inputs": [
+                            {
+                                "name": "input",
+                                "shape": list(r.shape),
+                                "datatype": "FP64",
+                                "data": r.ravel().tolist(),
+                            }
+                        ]
+                    },
+                )
+                for r in requests
+            ]
+        )
         return answers, (await client.get("/metrics")).text
 
     answers, metrics = run_against(settings, scenario)
@@ -72,21 +87,25 @@ def test_every_request_gets_its_own_rows_back(make_settings: Any) -> None:
     calls = _metric(metrics, "modelport_batch_rows_count", **labels)
     assert 0 < calls < len(requests)
     assert _metric(metrics, "modelport_batch_rows_sum", **labels) == sum(len(r) for r in requests)
-    releases = sum(_metric(metrics, "modelport_batch_releases_total", reason=reason, **labels)
-                   for reason in ("full", "timer", "idle"))
+    releases = sum(
+        _metric(metrics, "modelport_batch_releases_total", reason=reason, **labels)
+        for reason in ("full", "timer", "idle")
+    )
     assert releases == calls
 
 
-def test_a_failing_request_does_not_fail_its_batch(make_settings: Any,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failing_request_does_not_fail_its_batch(
+    make_settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     settings = make_settings()
     _register(settings)
     bodies = [{"instances": [[float(i), 1.0, 1.0]]} for i in range(12)]
     bodies[5] = {"instances": [[-1.0, 1.0, 1.0]]}
 
     async def scenario(client: httpx.AsyncClient) -> list[httpx.Response]:
-        return list(await asyncio.gather(*[client.post("/v1/models/slow:predict", json=b)
-                                           for b in bodies]))
+        return list(
+            await asyncio.gather(*[client.post("/v1/models/slow:predict", json=b) for b in bodies])
+        )
 
     with caplog.at_level(logging.ERROR, logger="modelport.serving"):
         answers = run_against(settings, scenario)
@@ -110,9 +129,14 @@ def test_a_full_queue_sheds_load_with_503(make_settings: Any) -> None:
     _register(settings)
 
     async def scenario(client: httpx.AsyncClient) -> list[httpx.Response]:
-        return list(await asyncio.gather(*[
-            client.post("/v1/models/slow:predict", json={"instances": [[1.0, 2.0, 3.0]]})
-            for _ in range(20)]))
+        return list(
+            await asyncio.gather(
+                *[
+                    client.post("/v1/models/slow:predict", json={"instances": [[1.0, 2.0, 3.0]]})
+                    for _ in range(20)
+                ]
+            )
+        )
 
     answers = run_against(settings, scenario)
     statuses = [a.status_code for a in answers]
@@ -130,12 +154,12 @@ def test_per_model_options_override_the_server_defaults(make_settings: Any) -> N
     requests = [{"instances": [[1.0, 1.0, 1.0]]} for _ in range(10)]
 
     async def scenario(client: httpx.AsyncClient) -> str:
-        await asyncio.gather(*[client.post("/v1/models/slow:predict", json=b)
-                               for b in requests])
+        await asyncio.gather(*[client.post("/v1/models/slow:predict", json=b) for b in requests])
         return (await client.get("/metrics")).text
 
     metrics = run_against(settings, scenario)
     labels = {"model": "slow", "version": "1"}
-    assert _metric(metrics, "modelport_batch_rows_bucket", le="2.0", **labels) == \
-        _metric(metrics, "modelport_batch_rows_count", **labels)
+    assert _metric(metrics, "modelport_batch_rows_bucket", le="2.0", **labels) == _metric(
+        metrics, "modelport_batch_rows_count", **labels
+    )
     assert _metric(metrics, "modelport_batch_releases_total", reason="full", **labels) > 0

@@ -74,10 +74,13 @@ def test_a_registry_call_fails_in_bounded_time(silent_settings: Settings) -> Non
         registry.close()
 
 
-def test_the_api_answers_503_in_bounded_time(serve: Any, silent_settings: Settings,
-                                             caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="modelport.store"), \
-            serve([], settings=silent_settings) as client:
+def test_the_api_answers_503_in_bounded_time(
+    serve: Any, silent_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        caplog.at_level(logging.WARNING, logger="modelport.store"),
+        serve([], settings=silent_settings) as client,
+    ):
         started = time.monotonic()
         answer = client.get("/api/models")
         elapsed = time.monotonic() - started
@@ -91,13 +94,16 @@ def test_the_api_answers_503_in_bounded_time(serve: Any, silent_settings: Settin
     assert answer.json()["detail"] == "the registry database is unreachable; retry shortly"
 
 
-def test_a_503_names_neither_host_nor_driver(serve: Any, make_settings: Callable[..., Settings],
-                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_a_503_names_neither_host_nor_driver(
+    serve: Any, make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
     with socket.create_server(("127.0.0.1", 0)) as closed:
         port = closed.getsockname()[1]  # nothing listens there once the block ends
     settings = make_settings(database_url=f"postgresql+psycopg://secret-user@127.0.0.1:{port}/db")
-    with caplog.at_level(logging.WARNING, logger="modelport.store"), \
-            serve([], settings=settings) as client:
+    with (
+        caplog.at_level(logging.WARNING, logger="modelport.store"),
+        serve([], settings=settings) as client,
+    ):
         answer = client.get("/api/models/iris")
     assert answer.status_code == 503
     body = answer.text

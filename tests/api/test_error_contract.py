@@ -21,7 +21,8 @@ def _bad_requests(schema: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def test_every_error_is_problem_json_with_the_protocol_keys(
-        serve: Any, iris_served: np.ndarray, iris_logreg: LogisticRegression) -> None:
+    serve: Any, iris_served: np.ndarray, iris_logreg: LogisticRegression
+) -> None:
     with serve(["iris"]) as client:
         schema = client.get("/openapi.json").json()
         calls = _bad_requests(schema)
@@ -30,8 +31,9 @@ def test_every_error_is_problem_json_with_the_protocol_keys(
         assert ("POST", "/invocations") in calls
         checked = 0
         for method, path in calls:
-            answer = client.request(method, path, content=b"{not json",
-                                    headers={"content-type": "application/json"})
+            answer = client.request(
+                method, path, content=b"{not json", headers={"content-type": "application/json"}
+            )
             assert answer.status_code < 500, (method, path, answer.text)
             if answer.status_code < 400:
                 continue

@@ -25,11 +25,11 @@ def test_every_response_carries_a_request_id(serve: Any, iris_served: np.ndarray
     with serve(["iris"]) as client:
         given = client.post("/v1/models/iris:predict", json=body, headers={REQUEST_ID: "abc-1"})
         traced = client.post("/v1/models/iris:predict", json=body, headers={"traceparent": trace})
-        fresh = [client.post("/v1/models/iris:predict", json=body).headers[REQUEST_ID]
-                 for _ in range(2)]
+        fresh = [
+            client.post("/v1/models/iris:predict", json=body).headers[REQUEST_ID] for _ in range(2)
+        ]
         unsafe = client.get("/healthz", headers={REQUEST_ID: "x" * 500})
-        failed = client.post("/v2/models/ghost/infer", content=b"{}",
-                             headers={REQUEST_ID: "abc-2"})
+        failed = client.post("/v2/models/ghost/infer", content=b"{}", headers={REQUEST_ID: "abc-2"})
         api = client.get("/api/models", headers={REQUEST_ID: "abc-3"})
     assert given.headers[REQUEST_ID] == "abc-1"
     assert traced.headers[REQUEST_ID] == "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -40,10 +40,16 @@ def test_every_response_carries_a_request_id(serve: Any, iris_served: np.ndarray
     assert api.headers[REQUEST_ID] == "abc-3"
 
 
-@pytest.mark.parametrize("path", ["/v1/models/iris:predict", "/v2/models/iris/infer",
-                                  "/invocations", "/models/iris/invocations"])
-def test_get_on_an_inference_route_is_405(serve: Any, iris_served: np.ndarray,
-                                          path: str) -> None:
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/models/iris:predict",
+        "/v2/models/iris/infer",
+        "/invocations",
+        "/models/iris/invocations",
+    ],
+)
+def test_get_on_an_inference_route_is_405(serve: Any, iris_served: np.ndarray, path: str) -> None:
     with serve(["iris"]) as client:
         answer = client.get(path)
     assert answer.status_code == 405, answer.text
@@ -57,9 +63,14 @@ def test_many_unknown_inputs_get_a_short_answer(serve: Any, iris_served: np.ndar
     with serve(["iris"]) as client:
         listed = client.post("/v1/models/iris:predict", json={"inputs": columns})
         refused = client.post("/v1/models/iris:predict", json={"inputs": too_many})
-        csv = client.post("/invocations", content=",".join(f"c{i}" for i in range(300_000))
-                          .encode() + b"\n" + b"1," * 299_999 + b"1\n",
-                          headers={"content-type": "text/csv"})
+        csv = client.post(
+            "/invocations",
+            content=",".join(f"c{i}" for i in range(300_000)).encode()
+            + b"\n"
+            + b"1," * 299_999
+            + b"1\n",
+            headers={"content-type": "text/csv"},
+        )
     assert listed.status_code == 422
     assert len(listed.content) < 10_000
     assert "3001 problems in all" in listed.json()["detail"]
@@ -71,25 +82,38 @@ def test_many_unknown_inputs_get_a_short_answer(serve: Any, iris_served: np.ndar
 
 
 @pytest.mark.parametrize("length", ["\u0661\u0662", "\u00b2", "1" * 5000, "-1", " "])
-def test_header_lengths_that_are_not_byte_counts_are_400(serve: Any, iris_served: np.ndarray,
-                                                         length: str) -> None:
-    body = orjson.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64",
-                                     "data": [1, 2, 3, 4]}]})
+def test_header_lengths_that_are_not_byte_counts_are_400(
+    serve: Any, iris_served: np.ndarray, length: str
+) -> None:
+    body = orjson.dumps(
+        {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}]}
+    )
     with serve(["iris"]) as client:
-        answer = client.post("/v2/models/iris/infer", content=body,
-                             headers={"Inference-Header-Content-Length": length.encode()})
+        answer = client.post(
+            "/v2/models/iris/infer",
+            content=body,
+            headers={"Inference-Header-Content-Length": length.encode()},
+        )
     assert answer.status_code == 400, answer.text
 
 
-@pytest.mark.parametrize("path", ["/v2/models/iris/versions/{v}/infer",
-                                  "/v2/models/iris/versions/{v}",
-                                  "/v2/models/iris/versions/{v}/ready",
-                                  "/v1/models/iris/versions/{v}:predict"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v2/models/iris/versions/{v}/infer",
+        "/v2/models/iris/versions/{v}",
+        "/v2/models/iris/versions/{v}/ready",
+        "/v1/models/iris/versions/{v}:predict",
+    ],
+)
 def test_absurd_version_segments_are_404(serve: Any, iris_served: np.ndarray, path: str) -> None:
     with serve(["iris"]) as client:
         url = path.format(v="9" * 5000)
-        answer = client.post(url, content=b"{}") if "infer" in url or "predict" in url \
+        answer = (
+            client.post(url, content=b"{}")
+            if "infer" in url or "predict" in url
             else client.get(url)
+        )
     assert answer.status_code == 404, answer.text[:300]
 
 
@@ -104,8 +128,7 @@ def test_the_api_docs_need_no_network(serve: Any) -> None:
     assert "cdn" not in page.text.lower()
 
 
-def test_every_exported_metric_and_label_is_documented(serve: Any,
-                                                       iris_served: np.ndarray) -> None:
+def test_every_exported_metric_and_label_is_documented(serve: Any, iris_served: np.ndarray) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     documented = {}
@@ -130,8 +153,9 @@ def test_every_exported_metric_and_label_is_documented(serve: Any,
                 assert f"`{label}`" in documented[exported], (exported, label)
 
 
-def test_a_large_body_is_parsed_off_the_event_loop(settings: Settings,
-                                                   iris_served: np.ndarray) -> None:
+def test_a_large_body_is_parsed_off_the_event_loop(
+    settings: Settings, iris_served: np.ndarray
+) -> None:
     """While a 10 MB CSV is parsed and checked, the liveness probe still answers.
 
     The CSV's last cell is not a number, so the request ends in the codec (no model call
@@ -149,8 +173,9 @@ def test_a_large_body_is_parsed_off_the_event_loop(settings: Settings,
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
 
                 async def big() -> None:
-                    answer = await client.post("/invocations", content=csv,
-                                               headers={"content-type": "text/csv"})
+                    answer = await client.post(
+                        "/invocations", content=csv, headers={"content-type": "text/csv"}
+                    )
                     assert answer.status_code == 422
                     assert "(row 600000)" in answer.json()["detail"]
                     finished.append("csv")

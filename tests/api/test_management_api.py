@@ -38,8 +38,9 @@ class _Touch:
         return (Path.touch, (self.marker,))
 
 
-def _upload(client: Any, name: str, model_bytes: bytes, filename: str, sample: Any,
-            **form: str) -> Any:
+def _upload(
+    client: Any, name: str, model_bytes: bytes, filename: str, sample: Any, **form: str
+) -> Any:
     files = {"artifact": (filename, io.BytesIO(model_bytes), "application/octet-stream")}
     data = {"sample": json.dumps(sample), **form}
     return client.post(f"/api/models/{name}/versions", files=files, data=data)
@@ -51,16 +52,25 @@ def _skops_bytes(model: LogisticRegression, tmp_path: Path) -> bytes:
     return path.read_bytes()
 
 
-def test_upload_registers_a_servable_version(serve: Any, settings: Settings, tmp_path: Path,
-                                             iris_logreg: LogisticRegression,
-                                             iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+def test_upload_registers_a_servable_version(
+    serve: Any,
+    settings: Settings,
+    tmp_path: Path,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     X, _ = iris_data
     modelport.log_model(iris_logreg, "iris", X[:10], settings=settings)
     with serve(["iris"]) as client:
-        created = _upload(client, "iris", _skops_bytes(iris_logreg, tmp_path), "model.skops",
-                          X[:5].tolist(), description="uploaded",
-                          metadata=json.dumps({"metrics": {"accuracy": 0.97},
-                                               "tags": {"team": "fraud"}}))
+        created = _upload(
+            client,
+            "iris",
+            _skops_bytes(iris_logreg, tmp_path),
+            "model.skops",
+            X[:5].tolist(),
+            description="uploaded",
+            metadata=json.dumps({"metrics": {"accuracy": 0.97}, "tags": {"team": "fraud"}}),
+        )
         assert created.status_code == 201, created.text
         version = created.json()
         assert version["version"] == 2
@@ -77,8 +87,12 @@ def test_upload_registers_a_servable_version(serve: Any, settings: Settings, tmp
 
 
 def test_upload_refuses_pickles_trusted_or_not_and_never_loads_them(
-        serve: Any, settings: Settings, tmp_path: Path, iris_logreg: LogisticRegression,
-        iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    serve: Any,
+    settings: Settings,
+    tmp_path: Path,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     X, _ = iris_data
     modelport.log_model(iris_logreg, "iris", X[:10], settings=settings)
     buffer = io.BytesIO()
@@ -87,10 +101,10 @@ def test_upload_refuses_pickles_trusted_or_not_and_never_loads_them(
     payload = pickle.dumps(_Touch(marker))
     with serve(["iris"]) as client:
         refused = _upload(client, "iris", buffer.getvalue(), "model.joblib", X[:5].tolist())
-        trusted = _upload(client, "iris", payload, "model.joblib", X[:5].tolist(),
-                          trusted="true")
-        new_model = _upload(client, "fresh", payload, "model.joblib", X[:5].tolist(),
-                            trusted="true")
+        trusted = _upload(client, "iris", payload, "model.joblib", X[:5].tolist(), trusted="true")
+        new_model = _upload(
+            client, "fresh", payload, "model.joblib", X[:5].tolist(), trusted="true"
+        )
         versions = client.get("/api/models/iris/versions").json()["versions"]
         models = client.get("/api/models").json()["models"]
     assert refused.status_code == 422
@@ -104,8 +118,12 @@ def test_upload_refuses_pickles_trusted_or_not_and_never_loads_them(
 
 
 def test_a_default_server_refuses_every_registry_change(
-        serve: Any, make_settings: Callable[..., Settings], tmp_path: Path,
-        iris_logreg: LogisticRegression, iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    serve: Any,
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     X, _ = iris_data
     default = make_settings()
     assert default.allow_remote_admin is False
@@ -113,18 +131,32 @@ def test_a_default_server_refuses_every_registry_change(
     marker = tmp_path / "unpickled"
     with serve(["iris"], settings=default) as client:
         answers = [
-            _upload(client, "iris", _skops_bytes(iris_logreg, tmp_path), "model.skops",
-                    X[:5].tolist()),
-            _upload(client, "iris", pickle.dumps(_Touch(marker)), "model.joblib",
-                    X[:5].tolist(), trusted="true"),
+            _upload(
+                client, "iris", _skops_bytes(iris_logreg, tmp_path), "model.skops", X[:5].tolist()
+            ),
+            _upload(
+                client,
+                "iris",
+                pickle.dumps(_Touch(marker)),
+                "model.joblib",
+                X[:5].tolist(),
+                trusted="true",
+            ),
             client.post("/api/models/iris/versions/1/stage", json={"stage": "Production"}),
             client.put("/api/models/iris/aliases/production", json={"version": 1}),
             client.delete("/api/models/iris/aliases/production"),
         ]
-        reads = [client.get(path) for path in (
-            "/api/models", "/api/models/iris", "/api/models/iris/versions",
-            "/api/models/iris/versions/1", "/api/models/iris/versions/1/stages",
-            "/api/models/iris/aliases")]
+        reads = [
+            client.get(path)
+            for path in (
+                "/api/models",
+                "/api/models/iris",
+                "/api/models/iris/versions",
+                "/api/models/iris/versions/1",
+                "/api/models/iris/versions/1/stages",
+                "/api/models/iris/aliases",
+            )
+        ]
         schema = client.get("/openapi.json").json()["paths"]
     for answer in answers:
         assert answer.status_code == 403, answer.text
@@ -140,15 +172,22 @@ def test_a_default_server_refuses_every_registry_change(
     assert "403" not in schema["/api/models/{name}/aliases/{alias}"]["get"]["responses"]
 
 
-def test_upload_input_errors(serve: Any, settings: Settings, tmp_path: Path,
-                             iris_logreg: LogisticRegression,
-                             iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+def test_upload_input_errors(
+    serve: Any,
+    settings: Settings,
+    tmp_path: Path,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     X, _ = iris_data
     modelport.log_model(iris_logreg, "iris", X[:10], settings=settings)
     good = _skops_bytes(iris_logreg, tmp_path)
     with serve(["iris"]) as client:
-        bad_sample = client.post("/api/models/iris/versions", data={"sample": "[[1,"},
-                                 files={"artifact": ("model.skops", io.BytesIO(good))})
+        bad_sample = client.post(
+            "/api/models/iris/versions",
+            data={"sample": "[[1,"},
+            files={"artifact": ("model.skops", io.BytesIO(good))},
+        )
         missing_file = client.post("/api/models/iris/versions", data={"sample": "[[1]]"})
         wrong_sample = _upload(client, "iris", good, "model.skops", [[1.0, 2.0]])
         corrupt = _upload(client, "iris", b"not a model", "model.skops", X[:2].tolist())
@@ -177,8 +216,7 @@ _NESTED_TAGS = json.dumps({"tags": {"a": json.loads("[" * 100 + "]" * 100)}})
 # (case, artifact file name, sample JSON text, metadata JSON text, status, pointer)
 _BAD_UPLOADS = [
     ("tags is a string", "model.skops", None, '{"tags": "prod"}', 422, "/metadata/tags"),
-    ("lineage is a list", "model.skops", None, '{"lineage": ["run-1"]}', 422,
-     "/metadata/lineage"),
+    ("lineage is a list", "model.skops", None, '{"lineage": ["run-1"]}', 422, "/metadata/lineage"),
     ("metrics is null", "model.skops", None, '{"metrics": null}', 422, "/metadata/metrics"),
     ("metadata is a list", "model.skops", None, "[]", 422, "/metadata"),
     ("file named ..", "..", None, "{}", 422, "/artifact"),
@@ -186,8 +224,14 @@ _BAD_UPLOADS = [
     ("file named dir/..", "dir/..", None, "{}", 422, "/artifact"),
     ("file with no name", "", None, "{}", 422, "/artifact"),
     ("sample nested 5000 deep", "model.skops", "[" * _DEEP + "]" * _DEEP, "{}", 422, "/sample"),
-    ("metadata nested 5000 deep", "model.skops", None,
-     '{"tags": ' + '{"a": ' * _DEEP + "1" + "}" * _DEEP + "}", 422, "/metadata"),
+    (
+        "metadata nested 5000 deep",
+        "model.skops",
+        None,
+        '{"tags": ' + '{"a": ' * _DEEP + "1" + "}" * _DEEP + "}",
+        422,
+        "/metadata",
+    ),
     ("sample nested 100 deep", "model.skops", "[" * 100 + "]" * 100, "{}", 400, "/sample"),
     ("tags nested 100 deep", "model.skops", None, _NESTED_TAGS, 422, "/tags/a"),
     ("ragged sample rows", "model.skops", "[[1, 2], [3]]", "{}", 400, "/sample"),
@@ -195,8 +239,12 @@ _BAD_UPLOADS = [
 
 
 def test_bad_uploads_are_4xx_problems_with_a_pointer(
-        serve: Any, settings: Settings, tmp_path: Path, iris_logreg: LogisticRegression,
-        iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    serve: Any,
+    settings: Settings,
+    tmp_path: Path,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     X, _ = iris_data
     modelport.log_model(iris_logreg, "iris", X[:10], settings=settings)
     good = _skops_bytes(iris_logreg, tmp_path)
@@ -205,7 +253,8 @@ def test_bad_uploads_are_4xx_problems_with_a_pointer(
             answer = client.post(
                 "/api/models/iris/versions",
                 files={"artifact": (filename, io.BytesIO(good), "application/octet-stream")},
-                data={"sample": sample or json.dumps(X[:3].tolist()), "metadata": metadata})
+                data={"sample": sample or json.dumps(X[:3].tolist()), "metadata": metadata},
+            )
             assert answer.status_code == status, (case, answer.text)
             assert answer.headers["content-type"] == "application/problem+json", case
             assert answer.json()["pointer"] == pointer, (case, answer.json())
@@ -213,27 +262,32 @@ def test_bad_uploads_are_4xx_problems_with_a_pointer(
     assert [v["version"] for v in versions] == [1]
 
 
-def test_alias_routes_move_with_history(serve: Any, settings: Settings,
-                                        iris_logreg: LogisticRegression,
-                                        iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+def test_alias_routes_move_with_history(
+    serve: Any,
+    settings: Settings,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     X, _ = iris_data
     for _ in range(2):
         modelport.log_model(iris_logreg, "iris", X[:10], settings=settings)
     with serve(["iris"]) as client:
-        assert client.put("/api/models/iris/aliases/production",
-                          json={"version": 1}).status_code == 200
-        assert client.put("/api/models/iris/aliases/production",
-                          json={"version": 2}).status_code == 200
+        assert (
+            client.put("/api/models/iris/aliases/production", json={"version": 1}).status_code
+            == 200
+        )
+        assert (
+            client.put("/api/models/iris/aliases/production", json={"version": 2}).status_code
+            == 200
+        )
         current = client.get("/api/models/iris/aliases/production").json()
         history = client.get("/api/models/iris/aliases").json()
-        missing_version = client.put("/api/models/iris/aliases/production",
-                                     json={"version": 9})
+        missing_version = client.put("/api/models/iris/aliases/production", json={"version": 9})
         bad_body = client.put("/api/models/iris/aliases/production", json={"version": "x"})
         deleted = client.delete("/api/models/iris/aliases/production")
         gone = client.get("/api/models/iris/aliases/production")
     assert current == {"model": "iris", "alias": "production", "version": 2}
-    assert [(e["from_version"], e["to_version"]) for e in history["history"]] == [
-        (None, 1), (1, 2)]
+    assert [(e["from_version"], e["to_version"]) for e in history["history"]] == [(None, 1), (1, 2)]
     assert missing_version.status_code == 404
     assert bad_body.status_code == 422
     assert bad_body.json()["pointer"] == "/version"
@@ -242,9 +296,12 @@ def test_alias_routes_move_with_history(serve: Any, settings: Settings,
     assert gone.json()["code"] == "alias_not_found"
 
 
-def test_stage_transitions_are_recorded(serve: Any, settings: Settings,
-                                        iris_logreg: LogisticRegression,
-                                        iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+def test_stage_transitions_are_recorded(
+    serve: Any,
+    settings: Settings,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     X, _ = iris_data
     modelport.log_model(iris_logreg, "iris", X[:10], settings=settings)
     with serve(["iris"]) as client:
@@ -255,19 +312,26 @@ def test_stage_transitions_are_recorded(serve: Any, settings: Settings,
         history = client.get("/api/models/iris/versions/1/stages").json()["transitions"]
     assert invalid.status_code == 422
     assert [(t["from_stage"], t["to_stage"]) for t in history] == [
-        ("None", "Staging"), ("Staging", "Production")]
+        ("None", "Staging"),
+        ("Staging", "Production"),
+    ]
 
 
-def test_unknown_things_are_404_problems(serve: Any, settings: Settings,
-                                         iris_logreg: LogisticRegression,
-                                         iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+def test_unknown_things_are_404_problems(
+    serve: Any,
+    settings: Settings,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     X, _ = iris_data
     modelport.log_model(iris_logreg, "iris", X[:10], settings=settings)
     with serve(["iris"]) as client:
-        for path, code in [("/api/models/nope", "model_not_found"),
-                           ("/api/models/iris/versions/5", "model_version_not_found"),
-                           ("/api/models/nope/versions", "model_not_found"),
-                           ("/api/nothing", "not_found")]:
+        for path, code in [
+            ("/api/models/nope", "model_not_found"),
+            ("/api/models/iris/versions/5", "model_version_not_found"),
+            ("/api/models/nope/versions", "model_not_found"),
+            ("/api/nothing", "not_found"),
+        ]:
             answer = client.get(path)
             assert answer.status_code == 404, path
             assert answer.headers["content-type"] == "application/problem+json"

@@ -24,14 +24,18 @@ from tests.e2e.doubles import ClosingModel
 
 def _pool(registry: Registry, settings: Settings) -> tuple[ModelPool, ModelExecutor]:
     executor = ModelExecutor(2, 1)
-    pool = ModelPool(registry, executor, ServingMetrics(CollectorRegistry()),
-                     lambda name: BatchingOptions.for_model(settings, name))
+    pool = ModelPool(
+        registry,
+        executor,
+        ServingMetrics(CollectorRegistry()),
+        lambda name: BatchingOptions.for_model(settings, name),
+    )
     return pool, executor
 
 
 def test_two_versions_live_side_by_side_and_unload_after_their_last_request(
-        settings: Settings, registry: Registry, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    settings: Settings, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CLOSED_MODEL_DIR", str(tmp_path))
     for _ in range(2):
         modelport.log_model(ClosingModel(), "twice", np.ones((2, 1)), settings=settings)
@@ -40,8 +44,9 @@ def test_two_versions_live_side_by_side_and_unload_after_their_last_request(
 
     async def scenario() -> list[str]:
         pool, executor = _pool(registry, settings)
-        first, second, again = await asyncio.gather(pool.acquire(one), pool.acquire(two),
-                                                    pool.acquire(one))
+        first, second, again = await asyncio.gather(
+            pool.acquire(one), pool.acquire(two), pool.acquire(one)
+        )
         assert first is again
         assert first.users == 2
         seen = sorted(f"{v.record.version}" for v in pool.loaded())

@@ -14,21 +14,25 @@ import modelport
 from modelport.config import Settings
 
 
-def test_instances_match_in_process_predict(serve: Any, iris_served: np.ndarray,
-                                            iris_logreg: LogisticRegression) -> None:
+def test_instances_match_in_process_predict(
+    serve: Any, iris_served: np.ndarray, iris_logreg: LogisticRegression
+) -> None:
     rows = iris_served[:25]
     with serve(["iris"]) as client:
         labels = client.post("/v1/models/iris:predict", json={"instances": rows.tolist()})
-        probabilities = client.post("/v1/models/iris:predict?output=probabilities",
-                                    json={"inputs": rows.tolist()})
+        probabilities = client.post(
+            "/v1/models/iris:predict?output=probabilities", json={"inputs": rows.tolist()}
+        )
     assert labels.status_code == 200, labels.text
     assert labels.json()["predictions"] == iris_logreg.predict(rows).tolist()
-    np.testing.assert_allclose(probabilities.json()["predictions"],
-                               iris_logreg.predict_proba(rows), rtol=1e-12)
+    np.testing.assert_allclose(
+        probabilities.json()["predictions"], iris_logreg.predict_proba(rows), rtol=1e-12
+    )
 
 
-def test_mixed_columns_in_every_v1_form(serve: Any, mixed_served: pd.DataFrame,
-                                        mixed_pipeline: Pipeline) -> None:
+def test_mixed_columns_in_every_v1_form(
+    serve: Any, mixed_served: pd.DataFrame, mixed_pipeline: Pipeline
+) -> None:
     frame = mixed_served.head(12)
     expected = mixed_pipeline.predict(frame).tolist()
     records = frame.to_dict(orient="records")
@@ -52,18 +56,19 @@ def test_model_listing_and_readiness(serve: Any, iris_served: np.ndarray) -> Non
         assert client.get("/v1/models/other").status_code == 404
 
 
-def test_version_and_label_paths(serve: Any, settings: Settings, iris_served: np.ndarray,
-                                 iris_logreg: LogisticRegression) -> None:
+def test_version_and_label_paths(
+    serve: Any, settings: Settings, iris_served: np.ndarray, iris_logreg: LogisticRegression
+) -> None:
     registry = modelport.registry.Registry.from_settings(settings)
     registry.set_alias("iris", "production", 1)
     registry.close()
     body = {"instances": iris_served[:3].tolist()}
     with serve(["iris@production"]) as client:
         assert client.post("/v1/models/iris/versions/1:predict", json=body).status_code == 200
-        assert client.post("/v1/models/iris/labels/production:predict",
-                           json=body).status_code == 200
-        assert client.post("/v1/models/iris%40production:predict",
-                           json=body).status_code == 200
+        assert (
+            client.post("/v1/models/iris/labels/production:predict", json=body).status_code == 200
+        )
+        assert client.post("/v1/models/iris%40production:predict", json=body).status_code == 200
         wrong_version = client.post("/v1/models/iris/versions/7:predict", json=body)
         wrong_label = client.post("/v1/models/iris/labels/staging:predict", json=body)
     assert wrong_version.status_code == 404
@@ -92,8 +97,9 @@ BAD_BODIES = [
 
 
 @pytest.mark.parametrize(("body", "status", "pointer"), BAD_BODIES)
-def test_bad_input_is_a_clear_4xx(serve: Any, iris_served: np.ndarray, body: bytes, status: int,
-                                  pointer: str) -> None:
+def test_bad_input_is_a_clear_4xx(
+    serve: Any, iris_served: np.ndarray, body: bytes, status: int, pointer: str
+) -> None:
     with serve(["iris"]) as client:
         answer = client.post("/v1/models/iris:predict", content=body)
     assert answer.status_code == status, answer.text
@@ -115,8 +121,9 @@ def test_unknown_output_and_unknown_model(serve: Any, iris_served: np.ndarray) -
     assert unknown_model.json()["code"] == "model_not_found"
 
 
-def test_body_over_the_limit_is_413(serve: Any, make_settings: Any,
-                                    iris_served: np.ndarray) -> None:
+def test_body_over_the_limit_is_413(
+    serve: Any, make_settings: Any, iris_served: np.ndarray
+) -> None:
     small = make_settings(max_body_bytes=1000)
     rows = np.tile(iris_served[:1], (200, 1)).tolist()
     with serve(["iris"], settings=small) as client:
@@ -129,14 +136,18 @@ def test_body_over_the_limit_is_413(serve: Any, make_settings: Any,
 
 
 def test_metrics_count_requests_by_model_version_protocol_status(
-        serve: Any, iris_served: np.ndarray) -> None:
+    serve: Any, iris_served: np.ndarray
+) -> None:
     with serve(["iris"]) as client:
         client.post("/v1/models/iris:predict", json={"instances": iris_served[:2].tolist()})
         client.post("/v1/models/iris:predict", json={"instances": [[1]]})
         text = client.get("/metrics").text
-    assert ('modelport_requests_total{model="iris",protocol="v1",status="200",version="1"} 1.0'
-            in text)
-    assert ('modelport_request_errors_total{model="iris",protocol="v1",status="422",'
-            'version="1"} 1.0' in text)
+    assert (
+        'modelport_requests_total{model="iris",protocol="v1",status="200",version="1"} 1.0' in text
+    )
+    assert (
+        'modelport_request_errors_total{model="iris",protocol="v1",status="422",'
+        'version="1"} 1.0' in text
+    )
     assert 'modelport_predicted_rows_total{model="iris",version="1"} 2.0' in text
     assert "modelport_request_duration_seconds_bucket" in text

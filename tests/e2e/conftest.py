@@ -21,8 +21,11 @@ from modelport.config import Settings, as_environment
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment a subprocess needs to see the same settings as ``settings``."""
     # MODELPORT_CONFIG stays: tests point it at nothing, so no modelport.yaml is read
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("MODELPORT_") or k == "MODELPORT_CONFIG"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("MODELPORT_") or k == "MODELPORT_CONFIG"
+    }
     env.update(as_environment(settings))
     env.setdefault("AWS_ACCESS_KEY_ID", "testing")
     env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -59,15 +62,22 @@ class LiveServer:
         return self.process.wait(timeout=timeout_s)
 
 
-def start_server(models: list[str], settings: Settings, tmp_path: Path, *extra: str,
-                 wait_ready: bool = True, timeout_s: float = 60.0,
-                 port: int | None = None) -> LiveServer:
+def start_server(
+    models: list[str],
+    settings: Settings,
+    tmp_path: Path,
+    *extra: str,
+    wait_ready: bool = True,
+    timeout_s: float = 60.0,
+    port: int | None = None,
+) -> LiveServer:
     port = port or free_port()
     log_path = tmp_path / f"server-{port}.log"
     command = [sys.executable, "-m", "modelport", "serve", *models, "--port", str(port), *extra]
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                   env=settings_env(settings))
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=settings_env(settings)
+        )
     server = LiveServer(process, port, log_path)
     deadline = time.monotonic() + timeout_s
     wanted = "/readyz" if wait_ready else "/healthz"
@@ -90,8 +100,9 @@ def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
     """``live_server(["iris@production"], settings)`` — stopped at the end of the test."""
     started: list[LiveServer] = []
 
-    def factory(models: list[str], settings: Settings, *extra: str,
-                wait_ready: bool = True) -> LiveServer:
+    def factory(
+        models: list[str], settings: Settings, *extra: str, wait_ready: bool = True
+    ) -> LiveServer:
         server = start_server(models, settings, tmp_path, *extra, wait_ready=wait_ready)
         started.append(server)
         return server
@@ -107,11 +118,18 @@ def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
 def cli(settings: Settings) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run `modelport ARGS...` as a subprocess against this test's settings."""
 
-    def run(*args: str, input: str | None = None,
-            settings_override: Settings | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, input: str | None = None, settings_override: Settings | None = None
+    ) -> subprocess.CompletedProcess[str]:
         env = settings_env(settings_override or settings)
         env["COLUMNS"] = "200"
-        return subprocess.run([sys.executable, "-m", "modelport", *args], env=env, input=input,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "modelport", *args],
+            env=env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     return run

@@ -39,8 +39,9 @@ def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]
 
 
 @pytest.fixture
-def s3_settings(bucket: tuple[Any, str], s3_endpoint: str,
-                make_settings: Callable[..., Settings]) -> Settings:
+def s3_settings(
+    bucket: tuple[Any, str], s3_endpoint: str, make_settings: Callable[..., Settings]
+) -> Settings:
     return make_settings(artifact_uri=f"s3://{bucket[1]}/{PREFIX}", s3_endpoint_url=s3_endpoint)
 
 
@@ -60,14 +61,17 @@ def prepared(iris_logreg: LogisticRegression, iris_data: IrisData) -> Iterator[P
 def objects(bucket: tuple[Any, str]) -> dict[str, bytes]:
     client, name = bucket
     listing = client.list_objects_v2(Bucket=name).get("Contents", [])
-    return {o["Key"]: client.get_object(Bucket=name, Key=o["Key"])["Body"].read()
-            for o in listing}
+    return {o["Key"]: client.get_object(Bucket=name, Key=o["Key"])["Body"].read() for o in listing}
 
 
-def test_register_and_load_through_s3(registry: Registry, s3_settings: Settings,
-                                      bucket: tuple[Any, str], prepared: PreparedModel,
-                                      iris_logreg: LogisticRegression,
-                                      iris_data: IrisData) -> None:
+def test_register_and_load_through_s3(
+    registry: Registry,
+    s3_settings: Settings,
+    bucket: tuple[Any, str],
+    prepared: PreparedModel,
+    iris_logreg: LogisticRegression,
+    iris_data: IrisData,
+) -> None:
     record = registry.register("iris", prepared)
     assert record.artifact_uri == f"s3://{bucket[1]}/{PREFIX}/{record.artifact_key}"
     stored = objects(bucket)
@@ -83,22 +87,24 @@ def test_register_and_load_through_s3(registry: Registry, s3_settings: Settings,
     cached = s3_settings.cache_dir / record.artifact_key
     for relative, digest in record.files.items():
         assert sha256_of(cached / relative) == digest
-        assert (cached / relative).read_bytes() == stored[f"{PREFIX}/{record.artifact_key}/"
-                                                         f"{relative}"]
+        assert (cached / relative).read_bytes() == stored[
+            f"{PREFIX}/{record.artifact_key}/{relative}"
+        ]
     assert not list(cached.rglob("*.part"))
 
 
-def test_sdk_round_trip_on_s3(s3_settings: Settings, iris_logreg: LogisticRegression,
-                              iris_data: IrisData) -> None:
+def test_sdk_round_trip_on_s3(
+    s3_settings: Settings, iris_logreg: LogisticRegression, iris_data: IrisData
+) -> None:
     X = iris_data[0]
     assert log_model(iris_logreg, "iris", X[:5], settings=s3_settings).version == 1
     loaded = load_model("models:/iris/1", settings=s3_settings)
     np.testing.assert_array_equal(loaded.predict(X), iris_logreg.predict(X))
 
 
-def test_tampered_object_in_s3_is_refused(registry: Registry, s3_settings: Settings,
-                                          bucket: tuple[Any, str],
-                                          prepared: PreparedModel) -> None:
+def test_tampered_object_in_s3_is_refused(
+    registry: Registry, s3_settings: Settings, bucket: tuple[Any, str], prepared: PreparedModel
+) -> None:
     client, name = bucket
     record = registry.register("iris", prepared)
     key = f"{PREFIX}/{record.artifact_key}/model.skops"
@@ -118,8 +124,9 @@ def test_tampered_object_in_s3_is_refused(registry: Registry, s3_settings: Setti
         registry.load(record)
 
 
-def test_cached_copy_is_reverified_and_repaired(registry: Registry, s3_settings: Settings,
-                                                prepared: PreparedModel) -> None:
+def test_cached_copy_is_reverified_and_repaired(
+    registry: Registry, s3_settings: Settings, prepared: PreparedModel
+) -> None:
     record = registry.register("iris", prepared)
     registry.load(record)
     cached = s3_settings.cache_dir / record.artifact_key / "model.skops"
@@ -132,8 +139,9 @@ def test_cached_copy_is_reverified_and_repaired(registry: Registry, s3_settings:
     assert cached.read_bytes() == original
 
 
-def test_garbage_collection_on_s3(registry: Registry, s3_settings: Settings,
-                                  bucket: tuple[Any, str], prepared: PreparedModel) -> None:
+def test_garbage_collection_on_s3(
+    registry: Registry, s3_settings: Settings, bucket: tuple[Any, str], prepared: PreparedModel
+) -> None:
     client, name = bucket
     kept = [registry.register("iris", prepared), registry.register("other", prepared)]
     doomed = registry.register("iris", prepared)
@@ -146,8 +154,12 @@ def test_garbage_collection_on_s3(registry: Registry, s3_settings: Settings,
     # process's cached listing of the bucket does not know about it.
     orphan = f"iris/{uuid.uuid4().hex}"
     client.put_object(Bucket=name, Key=f"{PREFIX}/{orphan}/model.skops", Body=b"partial")
-    foreign = [f"{PREFIX}/README.txt", f"{PREFIX}/iris/notes.txt", "elsewhere/iris/x.bin",
-               f"{PREFIX}/iris/not-a-key/model.skops"]
+    foreign = [
+        f"{PREFIX}/README.txt",
+        f"{PREFIX}/iris/notes.txt",
+        "elsewhere/iris/x.bin",
+        f"{PREFIX}/iris/not-a-key/model.skops",
+    ]
     for key in foreign:
         client.put_object(Bucket=name, Key=key, Body=b"not modelport's")
     before = objects(bucket)

@@ -34,12 +34,27 @@ def _files(tmp_path: Path, model: LogisticRegression, X: np.ndarray) -> tuple[Pa
     return model_path, sample
 
 
-def test_register_list_and_alias(cli: Any, tmp_path: Path, iris_logreg: LogisticRegression,
-                                 iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+def test_register_list_and_alias(
+    cli: Any,
+    tmp_path: Path,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     X, _ = iris_data
     model_path, sample = _files(tmp_path, iris_logreg, X)
-    first = cli("register", "iris", str(model_path), "--sample", str(sample),
-                "--metric", "accuracy=0.97", "--tag", "team=risk", "--alias", "production")
+    first = cli(
+        "register",
+        "iris",
+        str(model_path),
+        "--sample",
+        str(sample),
+        "--metric",
+        "accuracy=0.97",
+        "--tag",
+        "team=risk",
+        "--alias",
+        "production",
+    )
     assert first.returncode == 0, first.stderr
     assert "registered iris/1" in first.stdout
     second = cli("register", "iris", str(model_path), "--sample", str(sample), "--json")
@@ -59,20 +74,28 @@ def test_register_list_and_alias(cli: Any, tmp_path: Path, iris_logreg: Logistic
 
 
 def test_errors_have_a_message_a_next_step_and_exit_1(
-        cli: Any, tmp_path: Path, iris_logreg: LogisticRegression,
-        iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    cli: Any,
+    tmp_path: Path,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     X, _ = iris_data
     model_path, sample = _files(tmp_path, iris_logreg, X)
     pickle_path = tmp_path / "iris.joblib"
     joblib.dump(iris_logreg, pickle_path)
     cases = [
         (("versions", "ghost"), "Model not found", "modelport models"),
-        (("register", "iris", str(pickle_path), "--sample", str(sample)),
-         "Untrusted artifact", "--trusted"),
-        (("register", "iris", str(tmp_path / "missing.skops"), "--sample", str(sample)),
-         "Model failed to load", ""),
-        (("register", "bad name", str(model_path), "--sample", str(sample)),
-         "Invalid input", ""),
+        (
+            ("register", "iris", str(pickle_path), "--sample", str(sample)),
+            "Untrusted artifact",
+            "--trusted",
+        ),
+        (
+            ("register", "iris", str(tmp_path / "missing.skops"), "--sample", str(sample)),
+            "Model failed to load",
+            "",
+        ),
+        (("register", "bad name", str(model_path), "--sample", str(sample)), "Invalid input", ""),
         (("predict", "ghost@production", "--input", str(sample)), "Model not found", ""),
     ]
     for args, title, hint in cases:
@@ -86,24 +109,32 @@ def test_errors_have_a_message_a_next_step_and_exit_1(
     assert cli("models", "--json").stdout.strip() == "[]"
 
 
-def test_trusted_pickle_registers(cli: Any, tmp_path: Path, iris_logreg: LogisticRegression,
-                                  iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+def test_trusted_pickle_registers(
+    cli: Any,
+    tmp_path: Path,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     X, _ = iris_data
     pickle_path = tmp_path / "iris.joblib"
     joblib.dump(iris_logreg, pickle_path)
     sample = tmp_path / "sample.csv"
     np.savetxt(sample, X[:5], delimiter=",", header="a,b,c,d", comments="")
-    done = cli("register", "iris", str(pickle_path), "--sample", str(sample), "--trusted",
-               "--json")
+    done = cli("register", "iris", str(pickle_path), "--sample", str(sample), "--trusted", "--json")
     assert done.returncode == 0, done.stderr
     record = json.loads(done.stdout)
     assert record["trusted"] is True
     assert record["signature"]["kind"] == "columns"
 
 
-def test_remote_predict(cli: Any, live_server: Any, settings: Settings, tmp_path: Path,
-                        iris_logreg: LogisticRegression,
-                        iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+def test_remote_predict(
+    cli: Any,
+    live_server: Any,
+    settings: Settings,
+    tmp_path: Path,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     X, _ = iris_data
     modelport.log_model(iris_logreg, "iris", X[:10], settings=settings)
     server = live_server(["iris"], settings)
@@ -117,8 +148,7 @@ def test_remote_predict(cli: Any, live_server: Any, settings: Settings, tmp_path
         remote = cli("predict", address, "--input", source, "--url", server.url)
         assert remote.returncode == 0, (address, source, remote.stderr)
         assert json.loads(remote.stdout)["predictions"] == expected
-    piped = cli("predict", "iris", "-i", "-", "--url", server.url,
-                input=headerless.read_text())
+    piped = cli("predict", "iris", "-i", "-", "--url", server.url, input=headerless.read_text())
     assert json.loads(piped.stdout)["predictions"] == expected, piped.stderr
     unknown = cli("predict", "other", "--input", str(sample), "--url", server.url)
     assert unknown.returncode == 1
@@ -138,7 +168,8 @@ def test_config_show_hides_every_credential(cli: Any, make_settings: Any) -> Non
         artifact_uri="s3://AKIAEXAMPLEKEY:s3cr3t-key@models/prod",
         s3_endpoint_url="http://minio:m1n10-pass@127.0.0.1:9000",
         database_url="postgresql+psycopg://modelport:pg-pass@127.0.0.1:5432/modelport",
-        cache_url="redis://:r3dis-pass@127.0.0.1:6379/0")
+        cache_url="redis://:r3dis-pass@127.0.0.1:6379/0",
+    )
     shown = cli("config", "show", settings_override=settings)
     assert shown.returncode == 0, shown.stderr
     for secret in ("AKIAEXAMPLEKEY", "s3cr3t-key", "m1n10-pass", "pg-pass", "r3dis-pass"):
@@ -147,9 +178,13 @@ def test_config_show_hides_every_credential(cli: Any, make_settings: Any) -> Non
     assert "http://**********@127.0.0.1:9000" in shown.stdout
 
 
-def test_gc_removes_only_orphaned_artifacts(cli: Any, settings: Any, tmp_path: Path,
-                                            iris_logreg: LogisticRegression,
-                                            iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+def test_gc_removes_only_orphaned_artifacts(
+    cli: Any,
+    settings: Any,
+    tmp_path: Path,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     X, _ = iris_data
     model_path, sample = _files(tmp_path, iris_logreg, X)
     assert cli("register", "iris", str(model_path), "--sample", str(sample)).returncode == 0
@@ -184,11 +219,19 @@ def _tensor_input(form: str, X: np.ndarray, folder: Path) -> tuple[str, str | No
     return str(folder / "rows.csv"), None
 
 
-@pytest.mark.parametrize("form", ["json", "stdin-v1-json", "csv-header", "csv-default-header",
-                                  "csv-headerless", "stdin-csv"])
+@pytest.mark.parametrize(
+    "form",
+    ["json", "stdin-v1-json", "csv-header", "csv-default-header", "csv-headerless", "stdin-csv"],
+)
 def test_predict_locally_from_every_input_form(
-        cli: Any, settings: Settings, registry: Registry, tmp_path: Path, form: str,
-        iris_logreg: LogisticRegression, iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    cli: Any,
+    settings: Settings,
+    registry: Registry,
+    tmp_path: Path,
+    form: str,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     """One tensor model, addressed by alias and by version; headerless rows are all kept."""
     X, _ = iris_data
     modelport.log_model(iris_logreg, "iris", X[:10], settings=settings)
@@ -197,13 +240,18 @@ def test_predict_locally_from_every_input_form(
     address = "iris@production" if form == "json" else "iris/1"
     done = cli("predict", address, "-i", source, "--output", "probabilities", input=stdin)
     assert done.returncode == 0, done.stderr
-    np.testing.assert_allclose(json.loads(done.stdout)["predictions"],
-                               iris_logreg.predict_proba(X[:10]))
+    np.testing.assert_allclose(
+        json.loads(done.stdout)["predictions"], iris_logreg.predict_proba(X[:10])
+    )
 
 
 def test_predict_maps_headerless_rows_onto_a_columns_model(
-        cli: Any, settings: Settings, tmp_path: Path, mixed_pipeline: Pipeline,
-        mixed_frame: tuple[pd.DataFrame, np.ndarray]) -> None:
+    cli: Any,
+    settings: Settings,
+    tmp_path: Path,
+    mixed_pipeline: Pipeline,
+    mixed_frame: tuple[pd.DataFrame, np.ndarray],
+) -> None:
     frame, _ = mixed_frame
     modelport.log_model(mixed_pipeline, "mixed", frame.head(20), settings=settings)
     expected = mixed_pipeline.predict(frame.head(5)).tolist()
@@ -218,8 +266,12 @@ def test_predict_maps_headerless_rows_onto_a_columns_model(
 
 
 def test_alias_set_refuses_a_version_that_cannot_load(
-        cli: Any, settings: Settings, registry: Registry, iris_logreg: LogisticRegression,
-        iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    cli: Any,
+    settings: Settings,
+    registry: Registry,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     X, _ = iris_data
     stored = {}
     for _ in range(4):
@@ -231,9 +283,11 @@ def test_alias_set_refuses_a_version_that_cannot_load(
     (stored[3] / "model.skops").unlink()
     with closing(sqlite3.connect(Path(settings.home) / "modelport.db")) as db, db:
         db.execute("UPDATE model_versions SET flavor = 'tensorflow' WHERE version = 4")
-    cases = [(2, "error: Artifact integrity check failed:", "modified after registration"),
-             (3, "error: Artifact integrity check failed:", "missing"),
-             (4, "error: Model failed to load:", "'tensorflow' is not installed")]
+    cases = [
+        (2, "error: Artifact integrity check failed:", "modified after registration"),
+        (3, "error: Artifact integrity check failed:", "missing"),
+        (4, "error: Model failed to load:", "'tensorflow' is not installed"),
+    ]
     for version, title, detail in cases:
         refused = cli("alias", "set", "iris", "production", str(version))
         assert refused.returncode == 1, (version, refused.stdout)
@@ -255,18 +309,29 @@ def test_version_flag_and_short_help(cli: Any) -> None:
 
 
 def test_quickstart_prints_commands_that_run_without_activating(
-        settings: Any, tmp_path: Path) -> None:
+    settings: Any, tmp_path: Path
+) -> None:
     script = Path(sys.prefix) / "bin" / "modelport"
     runnable = str(script) if script.exists() else f"{sys.executable} -m modelport"
     env = settings_env(settings)
-    outside = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
-                              if Path(p).resolve() != script.parent.resolve())
-    for path, command in [(outside, runnable),
-                          (os.pathsep.join([str(script.parent), outside]), "modelport")]:
+    outside = os.pathsep.join(
+        p
+        for p in env.get("PATH", "").split(os.pathsep)
+        if Path(p).resolve() != script.parent.resolve()
+    )
+    for path, command in [
+        (outside, runnable),
+        (os.pathsep.join([str(script.parent), outside]), "modelport"),
+    ]:
         if command == "modelport" and not script.exists():
             continue
-        done = subprocess.run([sys.executable, "-m", "modelport", "quickstart", "--no-serve"],
-                              env={**env, "PATH": path, "COLUMNS": "200"}, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "modelport", "quickstart", "--no-serve"],
+            env={**env, "PATH": path, "COLUMNS": "200"},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr
         assert f"serve it with: {command} serve iris@production" in done.stdout

@@ -21,16 +21,24 @@ def _drop_connections(database: str) -> int:
     """What a PostgreSQL restart does to clients: every session of that database is killed."""
     admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        killed = conn.execute(text(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": database}).scalar_one()
+        killed = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = :db AND pid <> pg_backend_pid()"
+            ),
+            {"db": database},
+        ).scalar_one()
     admin.dispose()
     return int(killed)
 
 
 def test_serving_survives_dropped_database_connections(
-        live_server: Any, make_settings: Any, postgres_url: str,
-        iris_logreg: LogisticRegression, iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    live_server: Any,
+    make_settings: Any,
+    postgres_url: str,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     X, y = iris_data
     settings = make_settings(database_url=postgres_url, reload_interval_s=0.1)
     modelport.log_model(iris_logreg, "iris", X[:10], settings=settings)

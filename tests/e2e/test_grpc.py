@@ -39,9 +39,13 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, iris_logreg: LogisticRegression,
-           iris_data: tuple[np.ndarray, np.ndarray], mixed_pipeline: Pipeline,
-           mixed_frame: tuple[pd.DataFrame, np.ndarray]) -> Iterator[Served]:
+def served(
+    tmp_path_factory: pytest.TempPathFactory,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+    mixed_pipeline: Pipeline,
+    mixed_frame: tuple[pd.DataFrame, np.ndarray],
+) -> Iterator[Served]:
     """One server for the module: iris@production, mixed columns, and a model that crashes."""
     folder = tmp_path_factory.mktemp("grpc")
     settings = Settings(home=folder / "home", workers=1)
@@ -52,8 +56,9 @@ def served(tmp_path_factory: pytest.TempPathFactory, iris_logreg: LogisticRegres
     registry.set_alias("iris", "production", 1)
     registry.close()
     port = free_port()
-    live = start_server(["iris@production", "mixed", "poison"], settings, folder,
-                        "--grpc-port", str(port))
+    live = start_server(
+        ["iris@production", "mixed", "poison"], settings, folder, "--grpc-port", str(port)
+    )
     try:
         yield Served(live, f"127.0.0.1:{port}")
     finally:
@@ -80,8 +85,9 @@ def iris_input(rows: np.ndarray, datatype: str = "FP64") -> triton.InferInput:
     return tensor
 
 
-def typed_request(model: str, rows: np.ndarray, datatype: str = "FP64",
-                  field: str = "fp64_contents") -> pb.ModelInferRequest:
+def typed_request(
+    model: str, rows: np.ndarray, datatype: str = "FP64", field: str = "fp64_contents"
+) -> pb.ModelInferRequest:
     request = pb.ModelInferRequest(model_name=model, id="typed-1")
     tensor = request.inputs.add(name="input", datatype=datatype, shape=list(rows.shape))
     getattr(tensor.contents, field).extend(rows.ravel().tolist())
@@ -103,13 +109,16 @@ def test_server_and_model_metadata(client: triton.InferenceServerClient) -> None
     model = client.get_model_metadata("iris@production", "1")
     assert (model.name, list(model.versions), model.platform) == ("iris", ["1"], "sklearn_skops")
     assert [(t.name, t.datatype, list(t.shape)) for t in model.inputs] == [
-        ("input", "FP64", [-1, 4])]
+        ("input", "FP64", [-1, 4])
+    ]
     assert [t.name for t in model.outputs] == ["label", "probabilities"]
 
 
 def test_raw_tensors_give_the_model_s_predictions(
-        client: triton.InferenceServerClient, iris_logreg: LogisticRegression,
-        iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    client: triton.InferenceServerClient,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     rows = iris_data[0][::10]
     result = client.infer("iris@production", [iris_input(rows)], request_id="req-1")
     expected = iris_logreg.predict_proba(rows)
@@ -120,40 +129,55 @@ def test_raw_tensors_give_the_model_s_predictions(
 
 
 def test_typed_contents_in_typed_contents_out(
-        stub: pb_grpc.GRPCInferenceServiceStub, iris_logreg: LogisticRegression,
-        iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    stub: pb_grpc.GRPCInferenceServiceStub,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     rows = iris_data[0][:7]
-    response, call = stub.ModelInfer.with_call(typed_request("iris", rows),
-                                               metadata=(("x-request-id", "meta-7"),))
+    response, call = stub.ModelInfer.with_call(
+        typed_request("iris", rows), metadata=(("x-request-id", "meta-7"),)
+    )
     assert (response.model_name, response.model_version, response.id) == ("iris", "1", "typed-1")
     assert not response.raw_output_contents
     label, probabilities = response.outputs
     assert (label.datatype, list(label.shape)) == ("INT64", [7])
     assert (probabilities.datatype, list(probabilities.shape)) == ("FP64", [7, 3])
     expected = iris_logreg.predict_proba(rows)
-    np.testing.assert_allclose(np.reshape(probabilities.contents.fp64_contents, (7, 3)),
-                               expected, rtol=1e-12)
+    np.testing.assert_allclose(
+        np.reshape(probabilities.contents.fp64_contents, (7, 3)), expected, rtol=1e-12
+    )
     assert list(label.contents.int64_contents) == np.argmax(expected, axis=1).tolist()
     # the metadata id wins over the request's own id; it is echoed both ways
     assert ("x-request-id", "meta-7") in call.initial_metadata()
     assert ("x-request-id", "meta-7") in call.trailing_metadata()
 
 
-def test_requested_outputs(client: triton.InferenceServerClient,
-                           iris_data: tuple[np.ndarray, np.ndarray]) -> None:
-    result = client.infer("iris", [iris_input(iris_data[0][:3], "FP32")],
-                          outputs=[triton.InferRequestedOutput("probabilities")])
+def test_requested_outputs(
+    client: triton.InferenceServerClient, iris_data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    result = client.infer(
+        "iris",
+        [iris_input(iris_data[0][:3], "FP32")],
+        outputs=[triton.InferRequestedOutput("probabilities")],
+    )
     assert [o.name for o in result.get_response().outputs] == ["probabilities"]
     assert result.as_numpy("probabilities").shape == (3, 3)
     assert result.as_numpy("label") is None
 
 
-def test_bytes_columns(client: triton.InferenceServerClient, mixed_pipeline: Pipeline,
-                       mixed_frame: tuple[pd.DataFrame, np.ndarray]) -> None:
+def test_bytes_columns(
+    client: triton.InferenceServerClient,
+    mixed_pipeline: Pipeline,
+    mixed_frame: tuple[pd.DataFrame, np.ndarray],
+) -> None:
     frame = mixed_frame[0].head(8)
     inputs = []
-    for column, datatype in (("age", "INT64"), ("income", "FP64"), ("city", "BYTES"),
-                             ("member", "BYTES")):
+    for column, datatype in (
+        ("age", "INT64"),
+        ("income", "FP64"),
+        ("city", "BYTES"),
+        ("member", "BYTES"),
+    ):
         tensor = triton.InferInput(column, [len(frame)], datatype)
         values = frame[column].to_numpy()
         tensor.set_data_from_numpy(values.astype(object) if datatype == "BYTES" else values)
@@ -162,9 +186,9 @@ def test_bytes_columns(client: triton.InferenceServerClient, mixed_pipeline: Pip
     assert result.as_numpy("label").tolist() == mixed_pipeline.predict(frame).tolist()
 
 
-def test_errors_carry_our_message_and_a_status_code(client: triton.InferenceServerClient,
-                                                    stub: pb_grpc.GRPCInferenceServiceStub
-                                                    ) -> None:
+def test_errors_carry_our_message_and_a_status_code(
+    client: triton.InferenceServerClient, stub: pb_grpc.GRPCInferenceServiceStub
+) -> None:
     with pytest.raises(InferenceServerException) as unknown:
         client.infer("nope", [iris_input(np.ones((1, 4)))])
     assert unknown.value.status() == "StatusCode.NOT_FOUND"
@@ -177,24 +201,28 @@ def test_errors_carry_our_message_and_a_status_code(client: triton.InferenceServ
         client.get_inference_statistics()
     assert not_served.value.status() == "StatusCode.UNIMPLEMENTED"
     with pytest.raises(InferenceServerException) as unknown_output:
-        client.infer("iris", [iris_input(np.ones((1, 4)))],
-                     outputs=[triton.InferRequestedOutput("score")])
+        client.infer(
+            "iris", [iris_input(np.ones((1, 4)))], outputs=[triton.InferRequestedOutput("score")]
+        )
     assert unknown_output.value.status() == "StatusCode.INVALID_ARGUMENT"
     assert "unknown output 'score'" in unknown_output.value.message()
     for request, message in [
-            (typed_request("iris", np.ones((1, 4)), datatype="FP99"), "'FP99' is not one of"),
-            (typed_request("iris", np.ones((1, 4)), field="fp32_contents"),
-             "go in contents.fp64_contents"),
-            (typed_request("", np.ones((1, 4))), "model name is empty")]:
+        (typed_request("iris", np.ones((1, 4)), datatype="FP99"), "'FP99' is not one of"),
+        (
+            typed_request("iris", np.ones((1, 4)), field="fp32_contents"),
+            "go in contents.fp64_contents",
+        ),
+        (typed_request("", np.ones((1, 4))), "model name is empty"),
+    ]:
         with pytest.raises(grpc.RpcError) as error:
             stub.ModelInfer(request)
         assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert message in error.value.details()
 
 
-def test_a_crashing_model_is_internal_and_hides_why(served: Served,
-                                                    stub: pb_grpc.GRPCInferenceServiceStub
-                                                    ) -> None:
+def test_a_crashing_model_is_internal_and_hides_why(
+    served: Served, stub: pb_grpc.GRPCInferenceServiceStub
+) -> None:
     request = typed_request("poison", np.array([[1.0, -1.0, 2.0]]))
     with pytest.raises(grpc.RpcError) as error:
         stub.ModelInfer(request, metadata=(("x-request-id", "crash-1"),))
@@ -206,11 +234,16 @@ def test_a_crashing_model_is_internal_and_hides_why(served: Served,
 
 
 def test_grpc_requests_are_counted_under_their_protocol(
-        served: Served, client: triton.InferenceServerClient) -> None:
+    served: Served, client: triton.InferenceServerClient
+) -> None:
     def counted() -> float:
         text = httpx.get(served.http.url + "/metrics").text
-        match = re.search(r'^modelport_requests_total\{model="iris",protocol="grpc",'
-                          r'status="200",version="1"\} (\S+)$', text, re.MULTILINE)
+        match = re.search(
+            r'^modelport_requests_total\{model="iris",protocol="grpc",'
+            r'status="200",version="1"\} (\S+)$',
+            text,
+            re.MULTILINE,
+        )
         return float(match.group(1)) if match else 0.0
 
     before = counted()
@@ -219,8 +252,11 @@ def test_grpc_requests_are_counted_under_their_protocol(
 
 
 def test_a_taken_grpc_port_stops_serve_with_the_reason(
-        settings: Settings, cli: Callable[..., subprocess.CompletedProcess[str]],
-        iris_logreg: LogisticRegression, iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    settings: Settings,
+    cli: Callable[..., subprocess.CompletedProcess[str]],
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     """Even when the holder allows sharing: grpc's default would share the port unnoticed."""
     modelport.log_model(iris_logreg, "iris", iris_data[0][:20], settings=settings)
     with socket.socket() as taken:

@@ -17,8 +17,9 @@ from modelport.config import Settings
 from modelport.registry import Registry
 
 
-def _register_two_versions(settings: Settings, iris_logreg: LogisticRegression,
-                           X: np.ndarray, y: np.ndarray) -> None:
+def _register_two_versions(
+    settings: Settings, iris_logreg: LogisticRegression, X: np.ndarray, y: np.ndarray
+) -> None:
     constant = DummyClassifier(strategy="constant", constant=2).fit(X, y)
     modelport.log_model(iris_logreg, "iris", X[:10], settings=settings)
     modelport.log_model(constant, "iris", X[:10], settings=settings)
@@ -46,9 +47,13 @@ class SteadyClient(threading.Thread):
                     self.answers.append((0, repr(exc)))
 
 
-def test_alias_move_under_load_drops_nothing(live_server: Any, make_settings: Any, cli: Any,
-                                             iris_logreg: LogisticRegression,
-                                             iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+def test_alias_move_under_load_drops_nothing(
+    live_server: Any,
+    make_settings: Any,
+    cli: Any,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     X, y = iris_data
     settings = make_settings(reload_interval_s=0.2)
     _register_two_versions(settings, iris_logreg, X, y)
@@ -57,16 +62,17 @@ def test_alias_move_under_load_drops_nothing(live_server: Any, make_settings: An
     v2_answer = [2, 2, 2]
     assert v1_answer != v2_answer
     server = live_server(["iris@production"], settings)
-    clients = [SteadyClient(f"{server.url}/v1/models/iris:predict",
-                            {"instances": rows.tolist()}) for _ in range(3)]
+    clients = [
+        SteadyClient(f"{server.url}/v1/models/iris:predict", {"instances": rows.tolist()})
+        for _ in range(3)
+    ]
     for client in clients:
         client.start()
     time.sleep(1.0)
     moved = cli("alias", "set", "iris", "production", "2", settings_override=settings)
     assert moved.returncode == 0, moved.stderr
     deadline = time.monotonic() + 20
-    while not all(c.answers and c.answers[-1][1] == {"predictions": v2_answer}
-                  for c in clients):
+    while not all(c.answers and c.answers[-1][1] == {"predictions": v2_answer} for c in clients):
         assert time.monotonic() < deadline, server.log()
         time.sleep(0.1)
     time.sleep(0.5)
@@ -85,8 +91,11 @@ def test_alias_move_under_load_drops_nothing(live_server: Any, make_settings: An
 
 
 def test_version_that_fails_to_load_never_takes_traffic(
-        live_server: Any, make_settings: Any, iris_logreg: LogisticRegression,
-        iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    live_server: Any,
+    make_settings: Any,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     X, y = iris_data
     settings = make_settings(reload_interval_s=0.2)
     _register_two_versions(settings, iris_logreg, X, y)

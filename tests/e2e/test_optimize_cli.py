@@ -16,16 +16,23 @@ from modelport.config import Settings
 
 
 def test_optimize_registers_an_onnx_version_and_moves_the_alias(
-        cli: Any, settings: Settings, tmp_path: Path, iris_logreg: LogisticRegression,
-        iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    cli: Any,
+    settings: Settings,
+    tmp_path: Path,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     X, _ = iris_data
     modelport.log_model(iris_logreg, "iris", X[:5], metrics={"accuracy": 0.97}, settings=settings)
 
     result = cli("optimize", "iris", "--rows", "128", "--alias", "production")
     assert result.returncode == 0, result.stderr
-    assert re.fullmatch(r"optimized iris/1 -> iris/2 \(onnx\): labels identical on 128 rows, "
-                        r"max \|Δp\| \S+; in-process predict 1 row: \d+ µs -> \d+ µs, "
-                        r"production -> v2\n", result.stdout), result.stdout
+    assert re.fullmatch(
+        r"optimized iris/1 -> iris/2 \(onnx\): labels identical on 128 rows, "
+        r"max \|Δp\| \S+; in-process predict 1 row: \d+ µs -> \d+ µs, "
+        r"production -> v2\n",
+        result.stdout,
+    ), result.stdout
 
     as_json = cli("optimize", "iris/1", "--json", "--atol", "1e-4")
     assert as_json.returncode == 0, as_json.stderr
@@ -45,7 +52,8 @@ def test_optimize_registers_an_onnx_version_and_moves_the_alias(
 
 
 def test_a_refusal_says_why_and_changes_nothing(
-        cli: Any, settings: Settings, iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    cli: Any, settings: Settings, iris_data: tuple[np.ndarray, np.ndarray]
+) -> None:
     X, y = iris_data
     spreading = LabelSpreading().fit(X, y)  # skl2onnx has no converter for it
     modelport.log_model(spreading, "spread", X[:5], settings=settings)

@@ -40,8 +40,14 @@ def test_tutorial_runs_as_written(settings: Settings, tmp_path: Path, live_serve
     assert [kind for kind, _ in blocks].count("python") == 1
     for kind, code in blocks:
         if kind == "python":
-            done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
-                                  capture_output=True, text=True, timeout=120)
+            done = subprocess.run(
+                [sys.executable, "-c", code],
+                env=env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert done.returncode == 0, done.stderr
             assert "fraud/1 fraud/2" in done.stdout
             continue
@@ -54,8 +60,7 @@ def test_tutorial_runs_as_written(settings: Settings, tmp_path: Path, live_serve
                 continue
             if line.startswith("modelport"):
                 command = [sys.executable, "-m", "modelport", *shlex.split(line)[1:]]
-                done = subprocess.run(command, env=env, capture_output=True, text=True,
-                                      timeout=120)
+                done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
                 assert done.returncode == 0, (line, done.stderr)
                 if server is not None and "alias set" in line:
                     _wait_for_version(server.url, int(line.split()[-1]))

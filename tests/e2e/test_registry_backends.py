@@ -117,10 +117,13 @@ def test_aliases_set_move_delete_with_history(registry: Registry, prepared: Prep
     with pytest.raises(AliasNotFoundError):
         registry.resolve("iris@staging")
 
-    history = [(e.alias, e.from_version, e.to_version)
-               for e in registry.alias_history("iris")]
-    assert history == [("production", None, 1), ("staging", None, 1),
-                       ("production", 1, 3), ("staging", 1, None)]
+    history = [(e.alias, e.from_version, e.to_version) for e in registry.alias_history("iris")]
+    assert history == [
+        ("production", None, 1),
+        ("staging", None, 1),
+        ("production", 1, 3),
+        ("staging", 1, None),
+    ]
     production = registry.alias_history("iris", "production")
     assert [(e.from_version, e.to_version) for e in production] == [(None, 1), (1, 3)]
     assert production[0].at <= production[1].at
@@ -129,11 +132,18 @@ def test_aliases_set_move_delete_with_history(registry: Registry, prepared: Prep
 
 @pytest.mark.parametrize(
     ("alias", "pointer"),
-    [("latest", "/alias"), ("3", "/alias"), ("bad alias", "/alias"), ("-x", "/alias"),
-     ("a" * 101, "/alias"), ("prod\n", "/alias")],
+    [
+        ("latest", "/alias"),
+        ("3", "/alias"),
+        ("bad alias", "/alias"),
+        ("-x", "/alias"),
+        ("a" * 101, "/alias"),
+        ("prod\n", "/alias"),
+    ],
 )
-def test_reserved_and_invalid_alias_names(registry: Registry, prepared: PreparedModel,
-                                          alias: str, pointer: str) -> None:
+def test_reserved_and_invalid_alias_names(
+    registry: Registry, prepared: PreparedModel, alias: str, pointer: str
+) -> None:
     registry.register("iris", prepared)
     with pytest.raises(InvalidInputError) as caught:
         registry.set_alias("iris", alias, 1)
@@ -156,10 +166,15 @@ def test_stage_transitions_keep_history(registry: Registry, prepared: PreparedMo
     registry.transition_stage("iris", 1, Stage.ARCHIVED)
     history = registry.stage_history("iris", 1)
     assert [(t.from_stage, t.to_stage) for t in history] == [
-        (Stage.NONE, Stage.STAGING), (Stage.STAGING, Stage.PRODUCTION),
-        (Stage.PRODUCTION, Stage.ARCHIVED)]
-    assert history[0].to_dict() == {"from_stage": "None", "to_stage": "Staging",
-                                    "at": history[0].at.isoformat()}
+        (Stage.NONE, Stage.STAGING),
+        (Stage.STAGING, Stage.PRODUCTION),
+        (Stage.PRODUCTION, Stage.ARCHIVED),
+    ]
+    assert history[0].to_dict() == {
+        "from_stage": "None",
+        "to_stage": "Staging",
+        "at": history[0].at.isoformat(),
+    }
     assert registry.get_version("iris", 1).stage is Stage.ARCHIVED
 
 
@@ -171,8 +186,15 @@ def test_metadata_round_trips(registry: Registry, prepared: PreparedModel) -> No
     params = {"C": 1.0, "penalty": "l2", "max_iter": 500, "classes": None}
     metrics = {"accuracy": np.float64(0.97), "n_test": np.int64(30), "f1": np.float32(0.5)}
     lineage = {"dataset": "s3://data/iris.csv", "git": "abc123", "parents": ["iris/1"]}
-    registry.register("iris", prepared, description="first cut", tags=tags, params=params,
-                      metrics=metrics, lineage=lineage)
+    registry.register(
+        "iris",
+        prepared,
+        description="first cut",
+        tags=tags,
+        params=params,
+        metrics=metrics,
+        lineage=lineage,
+    )
     record = registry.get_version("iris", 1)
     assert record.description == "first cut"
     assert record.tags == tags
@@ -201,39 +223,50 @@ def test_library_versions_and_tensor_signature(registry: Registry, prepared: Pre
     stored = registry.get_version("iris", 1).signature
     assert stored.kind is SignatureKind.TENSOR
     assert stored.inputs == (TensorSpec("input", "float64", (-1, 4)),)
-    assert stored.outputs == (TensorSpec("label", "int64", (-1,)),
-                              TensorSpec("probabilities", "float64", (-1, 3)))
+    assert stored.outputs == (
+        TensorSpec("label", "int64", (-1,)),
+        TensorSpec("probabilities", "float64", (-1, 3)),
+    )
     assert set(record.files) == {"model.skops", "input_example.json"}
     assert all(len(digest) == 64 for digest in record.files.values())
 
 
-def test_columns_model_round_trip(registry: Registry, backend: Settings,
-                                  mixed_pipeline: Pipeline,
-                                  mixed_frame: tuple[pd.DataFrame, np.ndarray]) -> None:
+def test_columns_model_round_trip(
+    registry: Registry,
+    backend: Settings,
+    mixed_pipeline: Pipeline,
+    mixed_frame: tuple[pd.DataFrame, np.ndarray],
+) -> None:
     frame = mixed_frame[0]
     with prepare_object(mixed_pipeline, frame.head(20)) as st:
         record = registry.register("churn", st)
     stored = registry.get_version("churn", 1).signature
     assert stored.kind is SignatureKind.COLUMNS
     assert [(s.name, s.dtype) for s in stored.inputs] == [
-        ("age", "int64"), ("income", "float64"), ("city", "string"), ("member", "string")]
+        ("age", "int64"),
+        ("income", "float64"),
+        ("city", "string"),
+        ("member", "string"),
+    ]
     assert [s.name for s in stored.outputs] == ["label", "probabilities"]
     runtime = registry.load(record)
     batch = stored.conform(sample_arrays(frame)[1])
-    np.testing.assert_array_equal(call_model(runtime, batch)["label"],
-                                  mixed_pipeline.predict(frame))
+    np.testing.assert_array_equal(
+        call_model(runtime, batch)["label"], mixed_pipeline.predict(frame)
+    )
 
 
 def test_loaded_version_predicts_like_the_live_object(
-        backend: Settings, iris_logreg: LogisticRegression, iris_data: IrisData) -> None:
+    backend: Settings, iris_logreg: LogisticRegression, iris_data: IrisData
+) -> None:
     X = iris_data[0]
-    record = log_model(iris_logreg, "iris", X[:10], metrics={"accuracy": 0.97},
-                       settings=backend)
+    record = log_model(iris_logreg, "iris", X[:10], metrics={"accuracy": 0.97}, settings=backend)
     assert record.version == 1
     loaded = load_model("models:/iris/1", settings=backend)
     np.testing.assert_array_equal(loaded.predict(X), iris_logreg.predict(X))
-    np.testing.assert_allclose(loaded.predict_outputs(X)["probabilities"],
-                               iris_logreg.predict_proba(X))
+    np.testing.assert_allclose(
+        loaded.predict_outputs(X)["probabilities"], iris_logreg.predict_proba(X)
+    )
 
 
 # -- not found ---------------------------------------------------------------------------
@@ -254,19 +287,26 @@ NOT_FOUND: list[tuple[str, Callable[[Registry], object], type[NotFoundError]]] =
     ("resolve 9", lambda r: r.resolve("iris/9"), ModelVersionNotFoundError),
     ("resolve int32 max", lambda r: r.resolve("iris/2147483647"), ModelVersionNotFoundError),
     ("set_alias 9", lambda r: r.set_alias("iris", "production", 9), ModelVersionNotFoundError),
-    ("transition 9", lambda r: r.transition_stage("iris", 9, Stage.STAGING),
-     ModelVersionNotFoundError),
+    (
+        "transition 9",
+        lambda r: r.transition_stage("iris", 9, Stage.STAGING),
+        ModelVersionNotFoundError,
+    ),
     ("stage_history 9", lambda r: r.stage_history("iris", 9), ModelVersionNotFoundError),
-    ("update_version 9", lambda r: r.update_version("iris", 9, description="x"),
-     ModelVersionNotFoundError),
+    (
+        "update_version 9",
+        lambda r: r.update_version("iris", 9, description="x"),
+        ModelVersionNotFoundError,
+    ),
     ("delete_version 9", lambda r: r.delete_version("iris", 9), ModelVersionNotFoundError),
     ("resolve alias", lambda r: r.resolve("iris@production"), AliasNotFoundError),
     ("delete_alias", lambda r: r.delete_alias("iris", "production"), AliasNotFoundError),
 ]
 
 
-def test_unknown_names_raise_the_right_not_found(registry: Registry,
-                                                 prepared: PreparedModel) -> None:
+def test_unknown_names_raise_the_right_not_found(
+    registry: Registry, prepared: PreparedModel
+) -> None:
     registry.register("iris", prepared)
     for what, call, error in NOT_FOUND:
         with pytest.raises(NotFoundError) as caught:
@@ -288,7 +328,8 @@ def test_model_without_versions_has_no_latest(registry: Registry, prepared: Prep
 
 
 def test_delete_version_refused_while_an_alias_points_at_it(
-        registry: Registry, backend: Settings, prepared: PreparedModel) -> None:
+    registry: Registry, backend: Settings, prepared: PreparedModel
+) -> None:
     first = registry.register("iris", prepared)
     registry.register("iris", prepared)
     registry.set_alias("iris", "production", 2)
@@ -305,8 +346,9 @@ def test_delete_version_refused_while_an_alias_points_at_it(
     assert artifact_files(backend) == version_files(registry, "iris")
 
 
-def test_deleted_version_numbers_are_never_reused(registry: Registry,
-                                                  prepared: PreparedModel) -> None:
+def test_deleted_version_numbers_are_never_reused(
+    registry: Registry, prepared: PreparedModel
+) -> None:
     """Reusing a number would make ``iris/2`` silently mean a different model."""
     registry.register("iris", prepared)
     registry.register("iris", prepared)
@@ -318,8 +360,9 @@ def test_deleted_version_numbers_are_never_reused(registry: Registry,
 
 
 @pytest.mark.parametrize("filename", ["model.skops", "input_example.json"])
-def test_every_load_verifies_sha256(registry: Registry, backend: Settings,
-                                    prepared: PreparedModel, filename: str) -> None:
+def test_every_load_verifies_sha256(
+    registry: Registry, backend: Settings, prepared: PreparedModel, filename: str
+) -> None:
     record = registry.register("iris", prepared)
     registry.load(record)
     path = Path(backend.resolved_artifact_uri) / record.artifact_key / filename
@@ -349,7 +392,8 @@ UNSTORABLE: list[tuple[str, dict[str, Any], str]] = [
 
 
 def test_metadata_json_cannot_hold_is_a_422_and_leaves_nothing(
-        registry: Registry, backend: Settings, prepared: PreparedModel) -> None:
+    registry: Registry, backend: Settings, prepared: PreparedModel
+) -> None:
     """NaN metrics used to pass on SQLite and crash PostgreSQL's JSON column with a 500."""
     for field, value, pointer in UNSTORABLE:
         options: dict[str, Any] = {field: value}
@@ -373,19 +417,26 @@ def test_updated_tags_are_json_checked_too(registry: Registry, prepared: Prepare
 
 
 def test_failed_database_write_leaves_no_row_and_no_files(
-        registry: Registry, backend: Settings, prepared: PreparedModel) -> None:
+    registry: Registry, backend: Settings, prepared: PreparedModel
+) -> None:
     registry.register("iris", prepared)
     kept = artifact_files(backend)
     # A real failure inside the inserting transaction: the database refuses the row.
     with registry.engine.begin() as conn:
         if conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("CREATE TRIGGER refuse BEFORE INSERT ON model_versions "
-                                 "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON model_versions "
+                "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
+            )
         else:
-            conn.exec_driver_sql("CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
-                                 "RAISE EXCEPTION 'disk on fire'; END $$ LANGUAGE plpgsql")
-            conn.exec_driver_sql("CREATE TRIGGER refuse BEFORE INSERT ON model_versions "
-                                 "FOR EACH ROW EXECUTE FUNCTION refuse()")
+            conn.exec_driver_sql(
+                "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
+                "RAISE EXCEPTION 'disk on fire'; END $$ LANGUAGE plpgsql"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON model_versions "
+                "FOR EACH ROW EXECUTE FUNCTION refuse()"
+            )
     with pytest.raises(DBAPIError, match="disk on fire"):
         registry.register("iris", prepared)
     with pytest.raises(DBAPIError, match="disk on fire"):
@@ -397,16 +448,22 @@ def test_failed_database_write_leaves_no_row_and_no_files(
     assert artifact_files(backend) == kept
 
     with registry.engine.begin() as conn:
-        conn.exec_driver_sql("DROP TRIGGER refuse" if conn.dialect.name == "sqlite"
-                             else "DROP TRIGGER refuse ON model_versions")
+        conn.exec_driver_sql(
+            "DROP TRIGGER refuse"
+            if conn.dialect.name == "sqlite"
+            else "DROP TRIGGER refuse ON model_versions"
+        )
     assert registry.register("iris", prepared).version == 2  # the failures used no number
 
 
 def test_model_failing_on_its_sample_is_never_registered(
-        registry: Registry, backend: Settings, iris_logreg: LogisticRegression) -> None:
+    registry: Registry, backend: Settings, iris_logreg: LogisticRegression
+) -> None:
     wrong_width = np.ones((5, 3))  # the model was fitted on 4 features
-    with pytest.raises(ModelLoadError, match="failed on the sample"), \
-            prepare_object(iris_logreg, wrong_width) as st:
+    with (
+        pytest.raises(ModelLoadError, match="failed on the sample"),
+        prepare_object(iris_logreg, wrong_width) as st,
+    ):
         registry.register("iris", st)
     with pytest.raises(ModelNotFoundError):
         registry.get_model("iris")
@@ -439,7 +496,8 @@ def _write_lock_held(settings: Settings) -> Iterator[None]:
 
 
 def test_a_write_waiting_on_a_held_lock_fails_after_db_timeout(
-        backend: Settings, prepared: PreparedModel) -> None:
+    backend: Settings, prepared: PreparedModel
+) -> None:
     settings = backend.model_copy(update={"db_timeout_s": 2.0})
     registry = Registry.from_settings(settings)
     try:
@@ -463,8 +521,14 @@ def test_migrations_run_on_first_use_and_are_idempotent(backend: Settings) -> No
     first = create_db_engine(url)
     try:
         tables = set(inspect(first).get_table_names())
-        assert {"registered_models", "model_versions", "aliases", "alias_events",
-                "stage_transitions", "alembic_version"} <= tables
+        assert {
+            "registered_models",
+            "model_versions",
+            "aliases",
+            "alias_events",
+            "stage_transitions",
+            "alembic_version",
+        } <= tables
         with first.connect() as conn:
             assert conn.scalar(text("SELECT version_num FROM alembic_version")) == head
     finally:
@@ -478,8 +542,9 @@ def test_migrations_run_on_first_use_and_are_idempotent(backend: Settings) -> No
         second.dispose()
 
 
-def test_upgrade_from_0001_keeps_version_numbering(backend: Settings,
-                                                   prepared: PreparedModel) -> None:
+def test_upgrade_from_0001_keeps_version_numbering(
+    backend: Settings, prepared: PreparedModel
+) -> None:
     """A database made by the first release is upgraded in place on first use."""
     url = backend.resolved_database_url
     if url.startswith("sqlite"):
@@ -491,18 +556,27 @@ def test_upgrade_from_0001_keeps_version_numbering(backend: Settings,
             config.set_main_option("script_location", str(MIGRATIONS))
             config.attributes["connection"] = conn
             command.upgrade(config, "0001")
-            conn.execute(text(
-                "INSERT INTO registered_models (id, name, description, tags, created_at, "
-                "updated_at) VALUES (1, 'iris', '', '{}', '2024-01-01', '2024-01-01')"))
+            conn.execute(
+                text(
+                    "INSERT INTO registered_models (id, name, description, tags, created_at, "
+                    "updated_at) VALUES (1, 'iris', '', '{}', '2024-01-01', '2024-01-01')"
+                )
+            )
             for number in (1, 2, 5):
-                conn.execute(text(
-                    "INSERT INTO model_versions (model_id, version, flavor, framework, "
-                    "artifact_key, files, signature, flavor_options, library_versions, trusted, "
-                    "stage, description, tags, params, metrics, lineage, created_at) VALUES "
-                    "(1, :n, 'sklearn', 'sklearn', :key, '{}', :sig, '{}', '{}', false, 'None', "
-                    "'', '{}', '{}', '{}', '{}', '2024-01-01')"),
-                    {"n": number, "key": f"iris/{number:032x}",
-                     "sig": '{"kind": "tensor", "inputs": []}'})
+                conn.execute(
+                    text(
+                        "INSERT INTO model_versions (model_id, version, flavor, framework, "
+                        "artifact_key, files, signature, flavor_options, library_versions, "
+                        "trusted, stage, description, tags, params, metrics, lineage, "
+                        "created_at) VALUES (1, :n, 'sklearn', 'sklearn', :key, '{}', :sig, "
+                        "'{}', '{}', false, 'None', '', '{}', '{}', '{}', '{}', '2024-01-01')"
+                    ),
+                    {
+                        "n": number,
+                        "key": f"iris/{number:032x}",
+                        "sig": '{"kind": "tensor", "inputs": []}',
+                    },
+                )
     finally:
         old.dispose()
     registry = Registry.from_settings(backend)

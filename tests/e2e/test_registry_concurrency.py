@@ -67,24 +67,47 @@ registry.close()
 def staged_spec(prepared: PreparedModel) -> str:
     """What a worker needs to rebuild the parent's prepared model (files stay where they are)."""
     saved = prepared.saved
-    return json.dumps({
-        "directory": str(prepared.directory), "flavor": prepared.flavor,
-        "trusted": prepared.trusted,
-        "signature": prepared.signature.to_dict(),
-        "saved": {"framework": saved.framework, "options": dict(saved.options),
-                  "library_versions": dict(saved.library_versions),
-                  "needs_trust": saved.needs_trust}})
+    return json.dumps(
+        {
+            "directory": str(prepared.directory),
+            "flavor": prepared.flavor,
+            "trusted": prepared.trusted,
+            "signature": prepared.signature.to_dict(),
+            "saved": {
+                "framework": saved.framework,
+                "options": dict(saved.options),
+                "library_versions": dict(saved.library_versions),
+                "needs_trust": saved.needs_trust,
+            },
+        }
+    )
 
 
-def start_workers(settings: Settings, prepared: PreparedModel, tmp_path: Path, count: int,
-                  mode: str) -> tuple[list[subprocess.Popen[str]], Callable[[], None]]:
+def start_workers(
+    settings: Settings, prepared: PreparedModel, tmp_path: Path, count: int, mode: str
+) -> tuple[list[subprocess.Popen[str]], Callable[[], None]]:
     """``count`` worker processes, all ready and waiting; call the returned ``go`` to start."""
     start = tmp_path / "start"
     ready = [tmp_path / f"ready-{i}" for i in range(count)]
-    workers = [subprocess.Popen(
-        [sys.executable, "-c", WORKER, str(settings.home.resolve()),
-         settings.resolved_database_url, str(ready[i]), str(start), mode, staged_spec(prepared)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(count)]
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                WORKER,
+                str(settings.home.resolve()),
+                settings.resolved_database_url,
+                str(ready[i]),
+                str(start),
+                mode,
+                staged_spec(prepared),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(count)
+    ]
     deadline = time.monotonic() + 60
     while not all(r.exists() for r in ready):
         failed = [w for w in workers if w.poll() is not None]
@@ -109,14 +132,16 @@ def registry(backend: Settings) -> Iterator[Registry]:
 
 
 @pytest.fixture
-def prepared(iris_logreg: LogisticRegression,
-           iris_data: tuple[np.ndarray, np.ndarray]) -> Iterator[PreparedModel]:
+def prepared(
+    iris_logreg: LogisticRegression, iris_data: tuple[np.ndarray, np.ndarray]
+) -> Iterator[PreparedModel]:
     with prepare_object(iris_logreg, iris_data[0][:10]) as st:
         yield st
 
 
-def test_processes_get_distinct_gap_free_versions(backend: Settings, prepared: PreparedModel,
-                                                  tmp_path: Path) -> None:
+def test_processes_get_distinct_gap_free_versions(
+    backend: Settings, prepared: PreparedModel, tmp_path: Path
+) -> None:
     """Two processes race to create the same new models, then to version one model.
 
     They also all start on a brand-new database, so the first-use migration races too.
@@ -165,9 +190,12 @@ def registrations_blocked(settings: Settings) -> Iterator[Callable[[], bool]]:
             conn.execute(text("SELECT id FROM registered_models WHERE name = 'iris' FOR UPDATE"))
 
             def waiting() -> bool:
-                count = observer.scalar(text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock'"))
+                count = observer.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock'"
+                    )
+                )
                 # pg_stat_activity is read once per transaction: end it to look afresh
                 observer.rollback()
                 return bool(count)
@@ -184,16 +212,19 @@ def new_keys(settings: Settings, known: set[str]) -> list[Path]:
 
 
 def test_registration_killed_before_commit_leaves_only_collectable_files(
-        backend: Settings, registry: Registry, prepared: PreparedModel, tmp_path: Path) -> None:
+    backend: Settings, registry: Registry, prepared: PreparedModel, tmp_path: Path
+) -> None:
     kept = registry.register("iris", prepared)
     [worker], go = start_workers(backend, prepared, tmp_path, 1, "kill")
     with registrations_blocked(backend) as someone_waits:
         go()
         deadline = time.monotonic() + 60
         # wait until the worker has uploaded everything and is stuck writing its row
-        while not ((keys := new_keys(backend, {kept.artifact_key}))
-                   and {p.name for p in keys[0].iterdir()} >= set(kept.files)
-                   and someone_waits()):
+        while not (
+            (keys := new_keys(backend, {kept.artifact_key}))
+            and {p.name for p in keys[0].iterdir()} >= set(kept.files)
+            and someone_waits()
+        ):
             assert worker.poll() is None, worker.communicate()[1]
             assert time.monotonic() < deadline, "the worker never reached its row insert"
             time.sleep(0.02)
@@ -215,14 +246,19 @@ def test_registration_killed_before_commit_leaves_only_collectable_files(
 
 
 def test_collect_garbage_never_touches_referenced_or_foreign_files(
-        backend: Settings, registry: Registry, prepared: PreparedModel) -> None:
+    backend: Settings, registry: Registry, prepared: PreparedModel
+) -> None:
     versions = [registry.register(name, prepared) for name in ("iris", "iris", "other")]
     root = Path(backend.resolved_artifact_uri)
     orphan = root / "iris" / ("ab" * 16)
     orphan.mkdir()
     (orphan / "model.skops").write_bytes(b"half an upload")
-    foreign = [root / "README.txt", root / "iris" / "notes.txt", root / "data" / "train.csv",
-               root / "iris" / "not-a-key" / "file.bin"]
+    foreign = [
+        root / "README.txt",
+        root / "iris" / "notes.txt",
+        root / "data" / "train.csv",
+        root / "iris" / "not-a-key" / "file.bin",
+    ]
     for path in foreign:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("not modelport's")
@@ -233,7 +269,8 @@ def test_collect_garbage_never_touches_referenced_or_foreign_files(
 
 
 def test_concurrent_alias_moves_keep_a_consistent_history(
-        registry: Registry, prepared: PreparedModel) -> None:
+    registry: Registry, prepared: PreparedModel
+) -> None:
     """Racing writers of one alias: no error, and every move starts where the last ended."""
     for _ in range(4):
         registry.register("iris", prepared)
@@ -273,11 +310,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_registration_killed_while_preparing_leaves_a_folder_gc_removes(
-        cli: Any, settings: Settings, tmp_path: Path) -> None:
+    cli: Any, settings: Settings, tmp_path: Path
+) -> None:
     marker = tmp_path / "staging-predicts"
     env = {**settings_env(settings), "SLOW_MODEL_MARKER": str(marker)}
-    worker = subprocess.Popen([sys.executable, "-c", PREPARING_WORKER], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", PREPARING_WORKER],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not marker.exists():

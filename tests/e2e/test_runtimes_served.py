@@ -21,8 +21,9 @@ MODELS = ["rf", "rf_onnx", "lgbm", "xgb", "pyfunc"]
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory,
-           tabular_data: tuple[np.ndarray, np.ndarray]) -> Any:
+def served(
+    tmp_path_factory: pytest.TempPathFactory, tabular_data: tuple[np.ndarray, np.ndarray]
+) -> Any:
     """One server hosting a model of every runtime, all on the same 20-feature data."""
     from tests.e2e.conftest import start_server
 
@@ -56,14 +57,26 @@ def test_served_equals_in_process(served: Any, name: str) -> None:
     assert v1.status_code == 200, v1.text
     expected = local[first]
     np.testing.assert_array_equal(np.asarray(v1.json()["predictions"], expected.dtype), expected)
-    mlflow = httpx.post(f"{server.url}/models/{name}/invocations",
-                        json={"dataframe_split": {"data": rows.tolist()}})
+    mlflow = httpx.post(
+        f"{server.url}/models/{name}/invocations", json={"dataframe_split": {"data": rows.tolist()}}
+    )
     assert mlflow.status_code == 200, mlflow.text
-    np.testing.assert_array_equal(np.asarray(mlflow.json()["predictions"], expected.dtype),
-                                  expected)
-    v2 = httpx.post(f"{server.url}/v2/models/{name}/infer", json={"inputs": [
-        {"name": "input", "shape": list(rows.shape), "datatype": "FP32",
-         "data": rows.ravel().tolist()}]})
+    np.testing.assert_array_equal(
+        np.asarray(mlflow.json()["predictions"], expected.dtype), expected
+    )
+    v2 = httpx.post(
+        f"{server.url}/v2/models/{name}/infer",
+        json={
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": list(rows.shape),
+                    "datatype": "FP32",
+                    "data": rows.ravel().tolist(),
+                }
+            ]
+        },
+    )
     assert v2.status_code == 200, v2.text
     for output in v2.json()["outputs"]:
         wanted = local[output["name"]]
@@ -74,8 +87,11 @@ def test_served_equals_in_process(served: Any, name: str) -> None:
 
 def test_default_model_answers_invocations(served: Any) -> None:
     server, settings, rows = served
-    answer = httpx.post(f"{server.url}/invocations", json={"inputs": rows[:3].tolist()},
-                        headers={"Content-Type": "application/json"})
+    answer = httpx.post(
+        f"{server.url}/invocations",
+        json={"inputs": rows[:3].tolist()},
+        headers={"Content-Type": "application/json"},
+    )
     assert answer.status_code == 200
     expected = modelport.load_model("rf", settings=settings).predict(rows[:3])
     assert answer.json()["predictions"] == expected.tolist()

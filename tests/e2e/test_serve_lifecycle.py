@@ -24,9 +24,13 @@ from tests.e2e.doubles import SlowPoisonModel
 
 
 def _serve(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "modelport", "serve", *args],
-                          env=settings_env(settings), capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "modelport", "serve", *args],
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_a_model_that_does_not_exist_fails_the_start(settings: Settings) -> None:
@@ -38,8 +42,8 @@ def test_a_model_that_does_not_exist_fails_the_start(settings: Settings) -> None
 
 
 def test_a_model_whose_version_cannot_load_fails_the_start(
-        settings: Settings, iris_logreg: LogisticRegression,
-        iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    settings: Settings, iris_logreg: LogisticRegression, iris_data: tuple[np.ndarray, np.ndarray]
+) -> None:
     modelport.log_model(iris_logreg, "iris", iris_data[0][:10], settings=settings)
     registry = Registry.from_settings(settings)
     folder = registry.artifact_dir(registry.resolve("iris"))
@@ -77,12 +81,18 @@ def _alive(pid: int) -> bool:
 
 
 def test_workers_exit_when_their_supervisor_is_killed(
-        live_server: Any, settings: Settings, iris_logreg: LogisticRegression,
-        iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    live_server: Any,
+    settings: Settings,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     modelport.log_model(iris_logreg, "iris", iris_data[0][:10], settings=settings)
     server = live_server(["iris"], settings, "--workers", "2")
-    workers = [p for p in _children(server.process.pid)
-               if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()]
+    workers = [
+        p
+        for p in _children(server.process.pid)
+        if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()
+    ]
     assert len(workers) == 2
     os.kill(server.process.pid, signal.SIGKILL)
     server.process.wait()
@@ -93,12 +103,16 @@ def test_workers_exit_when_their_supervisor_is_killed(
 
 
 def test_every_worker_logs_json_lines_with_the_request_id(
-        live_server: Any, make_settings: Any) -> None:
+    live_server: Any, make_settings: Any
+) -> None:
     settings = make_settings(log_format="json", access_log=True)
     modelport.log_model(SlowPoisonModel(), "poison", np.ones((2, 3)), settings=settings)
     server = live_server(["poison"], settings, "--workers", "2")
-    failed = httpx.post(f"{server.url}/v1/models/poison:predict",
-                        json={"instances": [[-1.0, 1.0, 1.0]]}, headers={"x-request-id": "trace-7"})
+    failed = httpx.post(
+        f"{server.url}/v1/models/poison:predict",
+        json={"instances": [[-1.0, 1.0, 1.0]]},
+        headers={"x-request-id": "trace-7"},
+    )
     assert failed.status_code == 500
     assert "poisoned" not in failed.text
     assert server.terminate() in (0, -15)

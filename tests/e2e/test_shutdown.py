@@ -15,8 +15,9 @@ from modelport.config import Settings
 from tests.e2e.doubles import SlowModel
 
 
-def test_sigterm_drains_in_flight_requests(live_server: Any, settings: Settings,
-                                           tmp_path: Path, monkeypatch: Any) -> None:
+def test_sigterm_drains_in_flight_requests(
+    live_server: Any, settings: Settings, tmp_path: Path, monkeypatch: Any
+) -> None:
     marker = tmp_path / "in-flight"
     monkeypatch.setenv("SLOW_MODEL_MARKER", str(marker))
     modelport.log_model(SlowModel(), "slow", np.array([[0.0]]), settings=settings)
@@ -24,8 +25,11 @@ def test_sigterm_drains_in_flight_requests(live_server: Any, settings: Settings,
     answers: list[httpx.Response] = []
 
     def slow_request() -> None:
-        answers.append(httpx.post(f"{server.url}/v1/models/slow:predict",
-                                  json={"instances": [[1.5]]}, timeout=30))
+        answers.append(
+            httpx.post(
+                f"{server.url}/v1/models/slow:predict", json={"instances": [[1.5]]}, timeout=30
+            )
+        )
 
     caller = threading.Thread(target=slow_request)
     caller.start()

@@ -19,9 +19,13 @@ from tests.e2e.conftest import LiveServer, start_server
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, iris_logreg: LogisticRegression,
-           iris_data: tuple[np.ndarray, np.ndarray], mixed_pipeline: Pipeline,
-           mixed_frame: tuple[pd.DataFrame, np.ndarray]) -> Iterator[LiveServer]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+    mixed_pipeline: Pipeline,
+    mixed_frame: tuple[pd.DataFrame, np.ndarray],
+) -> Iterator[LiveServer]:
     """One server for the module (start-up is the slow part): iris@production and mixed."""
     folder = tmp_path_factory.mktemp("tritonclient")
     settings = Settings(home=folder / "home")
@@ -65,12 +69,14 @@ def test_health_and_metadata(client: triton.InferenceServerClient) -> None:
 
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
-def test_infer_matches_the_model(client: triton.InferenceServerClient, binary: bool,
-                                 iris_logreg: LogisticRegression,
-                                 iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+def test_infer_matches_the_model(
+    client: triton.InferenceServerClient,
+    binary: bool,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     rows = iris_data[0][::10]
-    result = client.infer("iris@production", [iris_input(rows, binary=binary)],
-                          request_id="req-1")
+    result = client.infer("iris@production", [iris_input(rows, binary=binary)], request_id="req-1")
     expected = iris_logreg.predict_proba(rows.astype(np.float32))
     assert result.get_response()["id"] == "req-1"
     assert result.as_numpy("label").tolist() == np.argmax(expected, axis=1).tolist()
@@ -78,10 +84,13 @@ def test_infer_matches_the_model(client: triton.InferenceServerClient, binary: b
     assert "parameters" in result.get_output("label")  # no outputs named: all binary
 
 
-def test_requested_outputs_binary_on_and_off(client: triton.InferenceServerClient,
-                                             iris_data: tuple[np.ndarray, np.ndarray]) -> None:
-    outputs = [triton.InferRequestedOutput("probabilities", binary_data=False),
-               triton.InferRequestedOutput("label", binary_data=True)]
+def test_requested_outputs_binary_on_and_off(
+    client: triton.InferenceServerClient, iris_data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    outputs = [
+        triton.InferRequestedOutput("probabilities", binary_data=False),
+        triton.InferRequestedOutput("label", binary_data=True),
+    ]
     result = client.infer("iris", [iris_input(iris_data[0][:3], binary=True)], outputs=outputs)
     response = result.get_response()
     assert [o["name"] for o in response["outputs"]] == ["probabilities", "label"]
@@ -91,17 +100,25 @@ def test_requested_outputs_binary_on_and_off(client: triton.InferenceServerClien
 
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
-def test_bytes_columns(client: triton.InferenceServerClient, binary: bool,
-                       mixed_pipeline: Pipeline,
-                       mixed_frame: tuple[pd.DataFrame, np.ndarray]) -> None:
+def test_bytes_columns(
+    client: triton.InferenceServerClient,
+    binary: bool,
+    mixed_pipeline: Pipeline,
+    mixed_frame: tuple[pd.DataFrame, np.ndarray],
+) -> None:
     frame = mixed_frame[0].head(8)
     inputs = []
-    for column, datatype in (("age", "INT64"), ("income", "FP64"), ("city", "BYTES"),
-                             ("member", "BYTES")):
+    for column, datatype in (
+        ("age", "INT64"),
+        ("income", "FP64"),
+        ("city", "BYTES"),
+        ("member", "BYTES"),
+    ):
         tensor = triton.InferInput(column, [len(frame)], datatype)
         values = frame[column].to_numpy()
-        tensor.set_data_from_numpy(values.astype(object) if datatype == "BYTES" else values,
-                                   binary_data=binary)
+        tensor.set_data_from_numpy(
+            values.astype(object) if datatype == "BYTES" else values, binary_data=binary
+        )
         inputs.append(tensor)
     result = client.infer("mixed", inputs, model_version="1")
     assert result.as_numpy("label").tolist() == mixed_pipeline.predict(frame).tolist()
@@ -118,7 +135,10 @@ def test_errors_surface_our_message(client: triton.InferenceServerClient) -> Non
     assert unknown.value.status() == "404"
     assert "'nope' is not served here" in unknown.value.message()
     with pytest.raises(InferenceServerException) as unknown_output:
-        client.infer("iris", [iris_input(np.ones((1, 4)), binary=False)],
-                     outputs=[triton.InferRequestedOutput("score")])
+        client.infer(
+            "iris",
+            [iris_input(np.ones((1, 4)), binary=False)],
+            outputs=[triton.InferRequestedOutput("score")],
+        )
     assert unknown_output.value.status() == "400"
     assert "unknown output 'score'" in unknown_output.value.message()

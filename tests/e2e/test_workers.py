@@ -14,9 +14,12 @@ import modelport
 from modelport.config import Settings
 
 
-def test_two_workers_answer_and_metrics_add_up(live_server: Any, settings: Settings,
-                                               iris_logreg: LogisticRegression,
-                                               iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+def test_two_workers_answer_and_metrics_add_up(
+    live_server: Any,
+    settings: Settings,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     X, _ = iris_data
     modelport.log_model(iris_logreg, "iris", X[:10], settings=settings)
     server = live_server(["iris"], settings, "--workers", "2")
@@ -32,8 +35,11 @@ def test_two_workers_answer_and_metrics_add_up(live_server: Any, settings: Setti
         answers = list(pool.map(call, range(120)))
     assert answers == [(200, expected)] * 120
     metrics = httpx.get(f"{server.url}/metrics").text
-    served = re.search(r'modelport_requests_total{model="iris",protocol="v1",status="200",'
-                       r'version="1"} (\S+)', metrics)
+    served = re.search(
+        r'modelport_requests_total{model="iris",protocol="v1",status="200",'
+        r'version="1"} (\S+)',
+        metrics,
+    )
     assert served is not None
     assert float(served.group(1)) == 120.0
     rows = re.search(r'modelport_predicted_rows_total{model="iris",version="1"} (\S+)', metrics)

@@ -75,7 +75,8 @@ def test_a_closed_batcher_still_answers_late_requests() -> None:
         runtime.gate.clear()
         threading.Timer(0.2, runtime.gate.set).start()  # keep the thread busy so late ones queue
         answers = await asyncio.wait_for(
-            asyncio.gather(*[batcher.predict(_batch(float(i))) for i in range(8)]), 5)
+            asyncio.gather(*[batcher.predict(_batch(float(i))) for i in range(8)]), 5
+        )
         executor.shutdown()
         return answers
 
@@ -119,17 +120,20 @@ class ThreadNamingRuntime:
         return {"prediction": batch.columns["input"][:, 0]}
 
 
-@pytest.mark.parametrize(("inline_max_ms", "rows", "inline"),
-                         [(5.0, 1, True), (0.0, 1, False), (5.0, 64, False)])
-def test_a_fast_model_runs_on_the_loop_when_idle(inline_max_ms: float, rows: int,
-                                                 inline: bool) -> None:
+@pytest.mark.parametrize(
+    ("inline_max_ms", "rows", "inline"), [(5.0, 1, True), (0.0, 1, False), (5.0, 64, False)]
+)
+def test_a_fast_model_runs_on_the_loop_when_idle(
+    inline_max_ms: float, rows: int, inline: bool
+) -> None:
     runtime = ThreadNamingRuntime()
 
     async def scenario() -> None:
         executor = ModelExecutor(1, 1)
         options = BatchingOptions(64, 0.0, 1000, inline_max_ms=inline_max_ms)
-        batcher = Batcher(runtime, executor, options, ServingMetrics(CollectorRegistry()),
-                          "fast", 1)
+        batcher = Batcher(
+            runtime, executor, options, ServingMetrics(CollectorRegistry()), "fast", 1
+        )
         for _ in range(3):
             await batcher.predict(_batch(1.0, rows))
         executor.shutdown()

@@ -14,10 +14,23 @@ GENERATED = ("inference_pb2.py", "inference_pb2.pyi", "inference_pb2_grpc.py")
 def test_generated_modules_are_up_to_date(tmp_path: Path) -> None:
     # the same command as `make proto`, writing elsewhere; nothing is imported here, as
     # tritonclient's identical `inference.*` messages may already be loaded in this process
-    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", ".",
-                    f"--python_out={tmp_path}", f"--pyi_out={tmp_path}",
-                    f"--grpc_python_out={tmp_path}", str(PACKAGE / "inference.proto")],
-                   cwd=ROOT / "src", check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            "-I",
+            ".",
+            f"--python_out={tmp_path}",
+            f"--pyi_out={tmp_path}",
+            f"--grpc_python_out={tmp_path}",
+            str(PACKAGE / "inference.proto"),
+        ],
+        cwd=ROOT / "src",
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     for name in GENERATED:
         fresh = (tmp_path / PACKAGE / name).read_text()
         committed = (ROOT / "src" / PACKAGE / name).read_text()

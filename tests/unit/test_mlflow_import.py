@@ -59,31 +59,48 @@ def frame_logreg(iris_frame: tuple[pd.DataFrame, np.ndarray]) -> LogisticRegress
 
 
 @pytest.fixture(scope="module")
-def skops_dir(tmp_path_factory: pytest.TempPathFactory, frame_logreg: LogisticRegression,
-              iris_frame: tuple[pd.DataFrame, np.ndarray]) -> Path:
+def skops_dir(
+    tmp_path_factory: pytest.TempPathFactory,
+    frame_logreg: LogisticRegression,
+    iris_frame: tuple[pd.DataFrame, np.ndarray],
+) -> Path:
     path = tmp_path_factory.mktemp("mlflow") / "skops"
-    mlflow.sklearn.save_model(frame_logreg, path, input_example=iris_frame[0].head(3),
-                              **NO_REQUIREMENTS)
+    mlflow.sklearn.save_model(
+        frame_logreg, path, input_example=iris_frame[0].head(3), **NO_REQUIREMENTS
+    )
     return path
 
 
 @pytest.fixture(scope="module")
-def pickle_dir(tmp_path_factory: pytest.TempPathFactory, iris_logreg: LogisticRegression,
-               iris_data: tuple[np.ndarray, np.ndarray]) -> Path:
+def pickle_dir(
+    tmp_path_factory: pytest.TempPathFactory,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> Path:
     path = tmp_path_factory.mktemp("mlflow") / "pickle"
-    mlflow.sklearn.save_model(iris_logreg, path, serialization_format="cloudpickle",
-                              input_example=iris_data[0][:3], **NO_REQUIREMENTS)
+    mlflow.sklearn.save_model(
+        iris_logreg,
+        path,
+        serialization_format="cloudpickle",
+        input_example=iris_data[0][:3],
+        **NO_REQUIREMENTS,
+    )
     return path
 
 
 @pytest.fixture(scope="module")
-def pyfunc_dir(tmp_path_factory: pytest.TempPathFactory,
-               iris_frame: tuple[pd.DataFrame, np.ndarray]) -> Path:
+def pyfunc_dir(
+    tmp_path_factory: pytest.TempPathFactory, iris_frame: tuple[pd.DataFrame, np.ndarray]
+) -> Path:
     folder = tmp_path_factory.mktemp("mlflow")
     (folder / "offset.txt").write_text("100")
-    mlflow.pyfunc.save_model(folder / "pyfunc", python_model=OffsetModel(),
-                             artifacts={"offset": str(folder / "offset.txt")},
-                             input_example=iris_frame[0].head(2), **NO_REQUIREMENTS)
+    mlflow.pyfunc.save_model(
+        folder / "pyfunc",
+        python_model=OffsetModel(),
+        artifacts={"offset": str(folder / "offset.txt")},
+        input_example=iris_frame[0].head(2),
+        **NO_REQUIREMENTS,
+    )
     return folder / "pyfunc"
 
 
@@ -92,8 +109,12 @@ def predictions(settings: Settings, name: str, data: Any) -> dict[str, np.ndarra
 
 
 def test_sklearn_skops_model_with_a_dataframe_example(
-        settings: Settings, registry: Registry, skops_dir: Path, frame_logreg: LogisticRegression,
-        iris_frame: tuple[pd.DataFrame, np.ndarray]) -> None:
+    settings: Settings,
+    registry: Registry,
+    skops_dir: Path,
+    frame_logreg: LogisticRegression,
+    iris_frame: tuple[pd.DataFrame, np.ndarray],
+) -> None:
     record = import_mlflow(registry, skops_dir, "iris")
     frame = iris_frame[0]
     outputs = predictions(settings, "iris", frame)
@@ -103,13 +124,18 @@ def test_sklearn_skops_model_with_a_dataframe_example(
     assert record.lineage["mlflow_version"] == mlflow.__version__
     assert record.lineage["model_uuid"]
     np.testing.assert_array_equal(outputs["label"], frame_logreg.predict(frame))
-    np.testing.assert_allclose(outputs["probabilities"], frame_logreg.predict_proba(frame),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        outputs["probabilities"], frame_logreg.predict_proba(frame), rtol=1e-6
+    )
 
 
 def test_sklearn_pickle_is_refused_unless_trusted(
-        settings: Settings, registry: Registry, pickle_dir: Path,
-        iris_logreg: LogisticRegression, iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    settings: Settings,
+    registry: Registry,
+    pickle_dir: Path,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     with pytest.raises(UntrustedArtifactError):
         import_mlflow(registry, pickle_dir, "pickled")
     assert registry.list_models() == []
@@ -117,45 +143,66 @@ def test_sklearn_pickle_is_refused_unless_trusted(
     X, _ = iris_data
     assert record.trusted
     assert record.signature.kind is SignatureKind.TENSOR
-    np.testing.assert_allclose(predictions(settings, "pickled", X)["probabilities"],
-                               iris_logreg.predict_proba(X), rtol=1e-6)
+    np.testing.assert_allclose(
+        predictions(settings, "pickled", X)["probabilities"],
+        iris_logreg.predict_proba(X),
+        rtol=1e-6,
+    )
 
 
-def test_onnx_model(settings: Settings, registry: Registry, tmp_path: Path,
-                    iris_logreg: LogisticRegression,
-                    iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+def test_onnx_model(
+    settings: Settings,
+    registry: Registry,
+    tmp_path: Path,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     X, _ = iris_data
     graph = to_onnx(iris_logreg, X[:1].astype(np.float32), options={"zipmap": False})
-    mlflow.onnx.save_model(graph, tmp_path / "onnx", input_example=X[:3].astype(np.float32),
-                           **NO_REQUIREMENTS)
+    mlflow.onnx.save_model(
+        graph, tmp_path / "onnx", input_example=X[:3].astype(np.float32), **NO_REQUIREMENTS
+    )
     record = import_mlflow(registry, tmp_path / "onnx", "iris-onnx")
     outputs = predictions(settings, "iris-onnx", X)
     assert record.flavor == "onnx"
     np.testing.assert_array_equal(outputs["label"], iris_logreg.predict(X))
-    np.testing.assert_allclose(outputs["probabilities"], iris_logreg.predict_proba(X),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        outputs["probabilities"], iris_logreg.predict_proba(X), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_python_model_needs_trust_and_keeps_its_artifacts(
-        settings: Settings, registry: Registry, pyfunc_dir: Path,
-        iris_frame: tuple[pd.DataFrame, np.ndarray]) -> None:
+    settings: Settings,
+    registry: Registry,
+    pyfunc_dir: Path,
+    iris_frame: tuple[pd.DataFrame, np.ndarray],
+) -> None:
     with pytest.raises(UntrustedArtifactError):
         import_mlflow(registry, pyfunc_dir, "offset")
     record = import_mlflow(registry, pyfunc_dir, "offset", trusted=True)
     frame = iris_frame[0]
     assert (record.flavor, record.trusted) == ("pyfunc", True)
-    np.testing.assert_allclose(predictions(settings, "offset", frame)["prediction"],
-                               frame.sum(axis=1).to_numpy() + 100, rtol=1e-12)
+    np.testing.assert_allclose(
+        predictions(settings, "offset", frame)["prediction"],
+        frame.sum(axis=1).to_numpy() + 100,
+        rtol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("flavor", ["lightgbm", "xgboost"])
-def test_tree_model_flavors(settings: Settings, registry: Registry, tmp_path: Path, flavor: str,
-                            iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+def test_tree_model_flavors(
+    settings: Settings,
+    registry: Registry,
+    tmp_path: Path,
+    flavor: str,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     X, y = iris_data
     if flavor == "lightgbm":
         model: Any = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, y)
-        mlflow.lightgbm.save_model(model.booster_, tmp_path / flavor, input_example=X[:3],
-                                   **NO_REQUIREMENTS)
+        mlflow.lightgbm.save_model(
+            model.booster_, tmp_path / flavor, input_example=X[:3], **NO_REQUIREMENTS
+        )
     else:
         model = xgb.XGBClassifier(n_estimators=5, n_jobs=1).fit(X, y)
         mlflow.xgboost.save_model(model, tmp_path / flavor, input_example=X[:3], **NO_REQUIREMENTS)
@@ -167,23 +214,36 @@ def test_tree_model_flavors(settings: Settings, registry: Registry, tmp_path: Pa
 
 
 def test_sample_is_built_from_the_signature_without_an_example(
-        settings: Settings, registry: Registry, tmp_path: Path, frame_logreg: LogisticRegression,
-        iris_frame: tuple[pd.DataFrame, np.ndarray]) -> None:
+    settings: Settings,
+    registry: Registry,
+    tmp_path: Path,
+    frame_logreg: LogisticRegression,
+    iris_frame: tuple[pd.DataFrame, np.ndarray],
+) -> None:
     frame, target = iris_frame
-    mlflow.sklearn.save_model(frame_logreg, tmp_path / "model",
-                              signature=infer_signature(frame, target), **NO_REQUIREMENTS)
+    mlflow.sklearn.save_model(
+        frame_logreg,
+        tmp_path / "model",
+        signature=infer_signature(frame, target),
+        **NO_REQUIREMENTS,
+    )
     record = import_mlflow(registry, tmp_path / "model", "from-signature")
     assert record.signature.input_names() == list(frame.columns)
-    np.testing.assert_array_equal(predictions(settings, "from-signature", frame)["label"],
-                                  frame_logreg.predict(frame))
+    np.testing.assert_array_equal(
+        predictions(settings, "from-signature", frame)["label"], frame_logreg.predict(frame)
+    )
 
 
 def test_explicit_sample_when_mlflow_has_neither(
-        registry: Registry, tmp_path: Path, iris_logreg: LogisticRegression,
-        iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    registry: Registry,
+    tmp_path: Path,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     X, _ = iris_data
-    mlflow.onnx.save_model(to_onnx(iris_logreg, X[:1].astype(np.float32)), tmp_path / "bare",
-                           **NO_REQUIREMENTS)
+    mlflow.onnx.save_model(
+        to_onnx(iris_logreg, X[:1].astype(np.float32)), tmp_path / "bare", **NO_REQUIREMENTS
+    )
     with pytest.raises(InvalidInputError, match="pass a sample"):
         import_mlflow(registry, tmp_path / "bare", "bare")
     assert import_mlflow(registry, tmp_path / "bare", "bare", sample=X[:2]).version == 1
@@ -195,19 +255,25 @@ def test_file_uri(registry: Registry, skops_dir: Path) -> None:
 
 
 def test_runs_uri_is_downloaded_through_mlflow(
-        registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        iris_logreg: LogisticRegression, iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    registry: Registry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     with mlflow.start_run() as run:
-        mlflow.sklearn.log_model(iris_logreg, name="model", input_example=iris_data[0][:2],
-                                 **NO_REQUIREMENTS)
+        mlflow.sklearn.log_model(
+            iris_logreg, name="model", input_example=iris_data[0][:2], **NO_REQUIREMENTS
+        )
     record = import_mlflow(registry, f"runs:/{run.info.run_id}/model", "from-run")
     assert record.lineage["run_id"] == run.info.run_id
 
 
-def test_mlflow_uri_without_mlflow_installed(registry: Registry,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mlflow_uri_without_mlflow_installed(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for module in ("mlflow", "mlflow.artifacts", "mlflow.exceptions"):
         monkeypatch.setitem(sys.modules, module, None)  # as if mlflow were not installed
     with pytest.raises(ConfigurationError, match="needs mlflow"):

@@ -17,8 +17,9 @@ def _outcome(i: int) -> Outcome:
 
 
 def _dropped(registry: CollectorRegistry | None = None) -> Counter:
-    return Counter("dropped", "outcomes dropped", ["observer"],
-                   registry=registry or CollectorRegistry())
+    return Counter(
+        "dropped", "outcomes dropped", ["observer"], registry=registry or CollectorRegistry()
+    )
 
 
 def test_a_full_queue_drops_and_counts_and_stop_flushes_the_rest() -> None:

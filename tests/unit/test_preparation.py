@@ -32,8 +32,10 @@ def test_a_bad_name_stops_preparation_before_a_trusted_pickle_is_loaded(tmp_path
     marker = tmp_path / "unpickled"
     path = tmp_path / "model.joblib"
     path.write_bytes(pickle.dumps(_Touch(marker)))
-    with pytest.raises(InvalidInputError, match="invalid model name") as caught, \
-            prepare_file(path, np.zeros((1, 2)), name="../escape", trusted=True):
+    with (
+        pytest.raises(InvalidInputError, match="invalid model name") as caught,
+        prepare_file(path, np.zeros((1, 2)), name="../escape", trusted=True),
+    ):
         pass
     assert caught.value.pointer == "/model_name"
     assert not marker.exists()
@@ -41,14 +43,18 @@ def test_a_bad_name_stops_preparation_before_a_trusted_pickle_is_loaded(tmp_path
 
 def test_a_bad_name_stops_preparation_before_an_object_is_looked_at() -> None:
     # object() has no flavor: without the name check first this would be a ConfigurationError
-    with pytest.raises(InvalidInputError, match="invalid model name"), \
-            prepare_object(object(), np.zeros((1, 2)), name="bad name!"):
+    with (
+        pytest.raises(InvalidInputError, match="invalid model name"),
+        prepare_object(object(), np.zeros((1, 2)), name="bad name!"),
+    ):
         pass
 
 
 def test_missing_values_follow_the_model_unless_told(
-        iris_hgb: HistGradientBoostingClassifier, iris_logreg: LogisticRegression,
-        iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    iris_hgb: HistGradientBoostingClassifier,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     X, _ = iris_data  # no NaN anywhere in the sample
     with prepare_object(iris_hgb, X[:5]) as trees:
         assert all(spec.nullable for spec in trees.signature.inputs)
@@ -59,8 +65,10 @@ def test_missing_values_follow_the_model_unless_told(
 
 
 def test_a_histgradientboosting_model_answers_nan_like_itself(
-        settings: Settings, iris_hgb: HistGradientBoostingClassifier,
-        iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    settings: Settings,
+    iris_hgb: HistGradientBoostingClassifier,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     X, _ = iris_data
     holes = X.copy()
     holes[::4, 1] = np.nan

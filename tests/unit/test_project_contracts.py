@@ -58,15 +58,17 @@ def test_head_revision_constant_matches_the_migration_scripts() -> None:
 
 def test_a_server_imports_neither_alembic_nor_httpx(tmp_path: Path) -> None:
     """Memory is a target (issue: one worker <= 250 MiB): servers skip what they never use."""
-    code = ("import sys; from modelport.config import Settings; "
-            "from modelport.serving import create_app; "
-            f"create_app(Settings(home={str(tmp_path)!r}), []); "
-            "print(sorted(m for m in ('alembic', 'httpx') if m in sys.modules))")
-    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           check=True)  # creates and migrates the database: alembic needed
+    code = (
+        "import sys; from modelport.config import Settings; "
+        "from modelport.serving import create_app; "
+        f"create_app(Settings(home={str(tmp_path)!r}), []); "
+        "print(sorted(m for m in ('alembic', 'httpx') if m in sys.modules))"
+    )
+    first = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )  # creates and migrates the database: alembic needed
     assert "httpx" not in first.stdout
-    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           check=True)
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert again.stdout.strip() == "[]"
 
 
@@ -81,7 +83,8 @@ def test_cli_reference_is_generated_from_the_commands() -> None:
     documented = (ROOT / "docs" / "cli.md").read_text()
     assert documented == reference.render(), (
         "docs/cli.md differs from the commands: run `python -m modelport.cli.reference > "
-        "docs/cli.md` (make docs) and review the change")
+        "docs/cli.md` (make docs) and review the change"
+    )
 
 
 def _command_paths(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -110,8 +113,9 @@ def test_register_help_names_every_model_file_type() -> None:
 
 def test_make_run_installs_only_the_package_and_make_test_the_dev_tools() -> None:
     def commands(target: str) -> str:
-        return subprocess.run(["make", "-n", "-B", target], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout
+        return subprocess.run(
+            ["make", "-n", "-B", target], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
 
     run, test = commands("run"), commands("test")
     assert "pip install -q -e .\n" in run
@@ -125,11 +129,14 @@ def test_make_run_installs_only_the_package_and_make_test_the_dev_tools() -> Non
 
 @pytest.mark.parametrize("redis_answers", [False, True])
 def test_services_script_starts_redis_only_when_it_is_not_answering(
-        tmp_path: Path, redis_answers: bool) -> None:
+    tmp_path: Path, redis_answers: bool
+) -> None:
     """The services themselves are the outside world: stand-ins record what would start."""
-    stubs = {"pg_isready": "exit 0",
-             "redis-cli": "echo PONG" if redis_answers else "exit 1",
-             "redis-server": f"printf '%s\\n' \"$@\" > {tmp_path}/redis-server.args"}
+    stubs = {
+        "pg_isready": "exit 0",
+        "redis-cli": "echo PONG" if redis_answers else "exit 1",
+        "redis-server": f"printf '%s\\n' \"$@\" > {tmp_path}/redis-server.args",
+    }
     for name, body in stubs.items():
         stub = tmp_path / name
         stub.write_text(f"#!/bin/sh\n{body}\n")
@@ -141,8 +148,17 @@ def test_services_script_starts_redis_only_when_it_is_not_answering(
         assert not started.exists()
     else:
         assert started.read_text().splitlines() == [
-            "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379", "--save", "",
-            "--appendonly", "no"]
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "6379",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
 
 
 def _imported_layers(path: Path) -> set[str]:
@@ -172,45 +188,77 @@ def _inner_pytest(tmp_path: Path, test_code: str, **env: str) -> subprocess.Comp
     """Run one test file under this suite's conftest, in ``tmp_path``, with extra variables."""
     test_file = tmp_path / "test_inner.py"
     test_file.write_text(test_code)
-    environment = {**os.environ, **env,
-                   "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
+    environment = {
+        **os.environ,
+        **env,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")]),
+    }
     environment.pop("MODELPORT_CONFIG", None)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", "-p", "no:cacheprovider",
-         "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT), str(test_file)],
-        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "tests.conftest",
+            "-p",
+            "no:cacheprovider",
+            "-c",
+            str(ROOT / "pyproject.toml"),
+            "--rootdir",
+            str(ROOT),
+            str(test_file),
+        ],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_tests_never_read_the_developers_environment(tmp_path: Path) -> None:
     (tmp_path / "modelport.yaml").write_text("port: 4321\n")
-    inner = _inner_pytest(tmp_path, (
-        "import os\n"
-        "from modelport.config import Settings\n"
-        "def test_defaults():\n"
-        "    assert not [k for k in os.environ if k.startswith('MODELPORT_') "
-        "and k != 'MODELPORT_CONFIG']\n"
-        "    assert Settings().port == 8000\n"), MODELPORT_PORT="1234", MODELPORT_HOME="/x")
+    inner = _inner_pytest(
+        tmp_path,
+        (
+            "import os\n"
+            "from modelport.config import Settings\n"
+            "def test_defaults():\n"
+            "    assert not [k for k in os.environ if k.startswith('MODELPORT_') "
+            "and k != 'MODELPORT_CONFIG']\n"
+            "    assert Settings().port == 8000\n"
+        ),
+        MODELPORT_PORT="1234",
+        MODELPORT_HOME="/x",
+    )
     assert inner.returncode == 0, inner.stdout + inner.stderr
     assert "1 passed" in inner.stdout
 
 
 def test_a_test_that_leaves_a_listening_process_fails_the_run(tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
-    inner = _inner_pytest(tmp_path, (
-        "import subprocess, sys, time, pathlib\n"
-        "LISTEN = 'import socket, time; s = socket.socket(); s.bind((\"127.0.0.1\", 0)); "
-        "s.listen(); print(flush=True); time.sleep(120)'\n"
-        "def test_forgets_its_server():\n"
-        "    child = subprocess.Popen([sys.executable, '-c', LISTEN], stdout=subprocess.PIPE)\n"
-        "    child.stdout.readline()\n"
-        f"    pathlib.Path({str(pid_file)!r}).write_text(str(child.pid))\n"))
+    inner = _inner_pytest(
+        tmp_path,
+        (
+            "import subprocess, sys, time, pathlib\n"
+            'LISTEN = \'import socket, time; s = socket.socket(); s.bind(("127.0.0.1", 0)); '
+            "s.listen(); print(flush=True); time.sleep(120)'\n"
+            "def test_forgets_its_server():\n"
+            "    child = subprocess.Popen([sys.executable, '-c', LISTEN], stdout=subprocess.PIPE)\n"
+            "    child.stdout.readline()\n"
+            f"    pathlib.Path({str(pid_file)!r}).write_text(str(child.pid))\n"
+        ),
+    )
     pid = int(pid_file.read_text())
     try:
         assert inner.returncode == 1, inner.stdout
         assert "left listening process(es) behind" in inner.stdout
         assert f"pid {pid} listening on tcp:" in inner.stdout
-        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(
-            f"/proc/{pid}/status").read_text()
+        assert (
+            not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        )
     finally:
         if Path(f"/proc/{pid}").exists():
             os.kill(pid, 9)

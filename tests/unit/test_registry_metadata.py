@@ -21,16 +21,23 @@ def _nested(depth: int) -> Any:
     return value
 
 
-@pytest.mark.parametrize(("metadata", "pointer"), [
-    ({"tags": "prod"}, "/tags"),
-    ({"lineage": ["run-1"]}, "/lineage"),
-    ({"params": {"deep": _nested(40)}}, "/params/deep"),
-    ({"tags": {"deeper": _nested(5_000)}}, "/tags/deeper"),  # json.dumps: RecursionError
-])
+@pytest.mark.parametrize(
+    ("metadata", "pointer"),
+    [
+        ({"tags": "prod"}, "/tags"),
+        ({"lineage": ["run-1"]}, "/lineage"),
+        ({"params": {"deep": _nested(40)}}, "/params/deep"),
+        ({"tags": {"deeper": _nested(5_000)}}, "/tags/deeper"),  # json.dumps: RecursionError
+    ],
+)
 def test_metadata_that_is_not_a_shallow_mapping_is_refused(
-        settings: Settings, registry: Registry, iris_logreg: LogisticRegression,
-        iris_data: tuple[np.ndarray, np.ndarray], metadata: dict[str, Any],
-        pointer: str) -> None:
+    settings: Settings,
+    registry: Registry,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+    metadata: dict[str, Any],
+    pointer: str,
+) -> None:
     X, _ = iris_data
     with pytest.raises(InvalidInputError) as caught:
         modelport.log_model(iris_logreg, "iris", X[:5], settings=settings, **metadata)

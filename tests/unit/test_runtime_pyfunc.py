@@ -75,8 +75,8 @@ def scorer(tmp_path: Path) -> LinearScorer:
 
 
 def test_artifacts_come_back_and_outputs_keep_their_names(
-        settings: Settings, scorer: LinearScorer,
-        tabular_data: tuple[np.ndarray, np.ndarray]) -> None:
+    settings: Settings, scorer: LinearScorer, tabular_data: tuple[np.ndarray, np.ndarray]
+) -> None:
     X, _ = tabular_data
     record = modelport.log_model(scorer, "scorer", X[:5], settings=settings)
     outputs = modelport.load_model("scorer", settings=settings).predict_outputs(X)
@@ -88,8 +88,9 @@ def test_artifacts_come_back_and_outputs_keep_their_names(
     np.testing.assert_array_equal(outputs["positive"], expected["positive"])
 
 
-def test_columns_in_and_a_bare_array_out(settings: Settings,
-                                         mixed_frame: tuple[pd.DataFrame, np.ndarray]) -> None:
+def test_columns_in_and_a_bare_array_out(
+    settings: Settings, mixed_frame: tuple[pd.DataFrame, np.ndarray]
+) -> None:
     frame, _ = mixed_frame
     modelport.log_model(IncomePerYear(), "per-year", frame.head(), settings=settings)
     outputs = modelport.load_model("per-year", settings=settings).predict_outputs(frame)
@@ -98,7 +99,8 @@ def test_columns_in_and_a_bare_array_out(settings: Settings,
 
 
 def test_two_versions_of_the_same_module_do_not_collide(
-        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for value in (1, 2):
         path = tmp_path / f"v{value}" / "usermodel.py"
         path.parent.mkdir()
@@ -125,17 +127,20 @@ def test_a_class_defined_in_a_script_main(settings: Settings, tmp_path: Path) ->
     assert loaded.predict(np.array([[1.0, 2.0, 3.0]])).tolist() == [12.0]
 
 
-def test_untrusted_version_is_not_loaded(settings: Settings, registry: Registry,
-                                         scorer: LinearScorer) -> None:
+def test_untrusted_version_is_not_loaded(
+    settings: Settings, registry: Registry, scorer: LinearScorer
+) -> None:
     record = modelport.log_model(scorer, "scorer", np.zeros((2, 20)), settings=settings)
-    request = LoadRequest(registry.artifact_dir(record), record.signature,
-                          record.flavor_options, trusted=False)
+    request = LoadRequest(
+        registry.artifact_dir(record), record.signature, record.flavor_options, trusted=False
+    )
     with pytest.raises(UntrustedArtifactError):
         flavor_named("pyfunc").load(request)
 
 
-def test_tampered_code_is_refused(settings: Settings, registry: Registry,
-                                  scorer: LinearScorer) -> None:
+def test_tampered_code_is_refused(
+    settings: Settings, registry: Registry, scorer: LinearScorer
+) -> None:
     record = modelport.log_model(scorer, "tamper", np.zeros((2, 20)), settings=settings)
     code = registry.artifact_dir(record) / "code" / "test_runtime_pyfunc.py"
     code.write_text(code.read_text() + "\nimport os\n")
@@ -152,8 +157,9 @@ def test_a_class_defined_in_a_function_is_refused(settings: Settings) -> None:
         modelport.log_model(Local(), "local", np.zeros((1, 1)), settings=settings)
 
 
-def test_artifact_names_must_be_plain_file_names(settings: Settings, scorer: LinearScorer,
-                                                 tmp_path: Path) -> None:
+def test_artifact_names_must_be_plain_file_names(
+    settings: Settings, scorer: LinearScorer, tmp_path: Path
+) -> None:
     scorer.artifacts = {"../escape.json": tmp_path / "weights.json"}
     with pytest.raises(ConfigurationError, match="plain file name"):
         modelport.log_model(scorer, "escape", np.zeros((1, 20)), settings=settings)

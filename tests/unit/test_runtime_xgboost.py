@@ -42,8 +42,9 @@ def regressor(frame_data: pd.DataFrame) -> xgb.XGBRegressor:
     return xgb.XGBRegressor(**SMALL).fit(frame_data, frame_data["amount"] * 3 + 1)
 
 
-def test_binary_classifier(settings: Settings, binary: xgb.XGBClassifier,
-                           tabular_data: tuple[np.ndarray, np.ndarray]) -> None:
+def test_binary_classifier(
+    settings: Settings, binary: xgb.XGBClassifier, tabular_data: tuple[np.ndarray, np.ndarray]
+) -> None:
     X, _ = tabular_data
     record = modelport.log_model(binary, "churn", X[:5], settings=settings)
     outputs = modelport.load_model("churn", settings=settings).predict_outputs(X)
@@ -51,15 +52,17 @@ def test_binary_classifier(settings: Settings, binary: xgb.XGBClassifier,
     assert_same_classifier(outputs, binary, X)
 
 
-def test_multiclass_classifier(settings: Settings, multiclass: xgb.XGBClassifier,
-                               iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+def test_multiclass_classifier(
+    settings: Settings, multiclass: xgb.XGBClassifier, iris_data: tuple[np.ndarray, np.ndarray]
+) -> None:
     X, _ = iris_data
     outputs = round_trip(multiclass, "iris-xgb", X[:5], X, settings)
     assert_same_classifier(outputs, multiclass, X)
 
 
-def test_regressor_on_reordered_columns(settings: Settings, regressor: xgb.XGBRegressor,
-                                        frame_data: pd.DataFrame) -> None:
+def test_regressor_on_reordered_columns(
+    settings: Settings, regressor: xgb.XGBRegressor, frame_data: pd.DataFrame
+) -> None:
     reordered = frame_data[list(reversed(frame_data.columns))]  # fed by name, not position
     outputs = round_trip(regressor, "amount", reordered.head(), reordered, settings)
     assert list(outputs) == ["prediction"]
@@ -67,7 +70,8 @@ def test_regressor_on_reordered_columns(settings: Settings, regressor: xgb.XGBRe
 
 
 def test_early_stopped_model_predicts_with_its_best_trees(
-        settings: Settings, tabular_data: tuple[np.ndarray, np.ndarray]) -> None:
+    settings: Settings, tabular_data: tuple[np.ndarray, np.ndarray]
+) -> None:
     X, y = tabular_data
     model = xgb.XGBClassifier(**{**SMALL, "n_estimators": 200}, early_stopping_rounds=3)
     model.fit(X[:300], y[:300], eval_set=[(X[300:], y[300:])], verbose=False)
@@ -79,8 +83,11 @@ def test_early_stopped_model_predicts_with_its_best_trees(
 
 def test_native_booster(settings: Settings, tabular_data: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = tabular_data
-    booster = xgb.train({"objective": "binary:logistic", "max_depth": 3, "nthread": 1},
-                        xgb.DMatrix(X, y), num_boost_round=10)
+    booster = xgb.train(
+        {"objective": "binary:logistic", "max_depth": 3, "nthread": 1},
+        xgb.DMatrix(X, y),
+        num_boost_round=10,
+    )
     modelport.log_model(booster, "booster", X[:5], settings=settings)
     outputs = modelport.load_model("booster", settings=settings).predict_outputs(X)
     probability = booster.inplace_predict(X)
@@ -89,9 +96,14 @@ def test_native_booster(settings: Settings, tabular_data: tuple[np.ndarray, np.n
 
 
 @pytest.mark.parametrize("suffix", [".ubj", ".json"])
-def test_model_file_import(settings: Settings, registry: Registry, tmp_path: Path, suffix: str,
-                           multiclass: xgb.XGBClassifier,
-                           iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+def test_model_file_import(
+    settings: Settings,
+    registry: Registry,
+    tmp_path: Path,
+    suffix: str,
+    multiclass: xgb.XGBClassifier,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     X, _ = iris_data
     path = tmp_path / f"iris{suffix}"
     multiclass.save_model(path)
@@ -106,14 +118,19 @@ def test_model_file_import(settings: Settings, registry: Registry, tmp_path: Pat
 def test_a_json_file_that_is_not_a_model_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "settings.json"
     path.write_text('{"hello": "world"}')
-    with pytest.raises(ModelLoadError, match="not an XGBoost model"), \
-            prepare_file(path, np.zeros((1, 2))):
+    with (
+        pytest.raises(ModelLoadError, match="not an XGBoost model"),
+        prepare_file(path, np.zeros((1, 2))),
+    ):
         pass
 
 
-def test_tampered_model_file_is_refused(settings: Settings, registry: Registry,
-                                        binary: xgb.XGBClassifier,
-                                        tabular_data: tuple[np.ndarray, np.ndarray]) -> None:
+def test_tampered_model_file_is_refused(
+    settings: Settings,
+    registry: Registry,
+    binary: xgb.XGBClassifier,
+    tabular_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     record = modelport.log_model(binary, "tamper", tabular_data[0][:5], settings=settings)
     stored = registry.artifact_dir(record) / "model.ubj"
     data = bytearray(stored.read_bytes())
@@ -129,7 +146,8 @@ def test_xgboost_models_are_claimed_by_the_xgboost_flavor(binary: xgb.XGBClassif
 
 
 def test_missing_values_are_accepted_by_default_and_answered_like_the_model(
-        settings: Settings, tabular_data: tuple[np.ndarray, np.ndarray]) -> None:
+    settings: Settings, tabular_data: tuple[np.ndarray, np.ndarray]
+) -> None:
     X, y = tabular_data
     holes = X.copy()
     holes[::5, 2] = np.nan

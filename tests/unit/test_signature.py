@@ -19,28 +19,40 @@ from modelport.runtimes.signature import (
 )
 
 TENSOR = Signature(SignatureKind.TENSOR, (TensorSpec("input", "float64", (-1, 4)),))
-NULLABLE_TENSOR = Signature(SignatureKind.TENSOR,
-                            (TensorSpec("input", "float64", (-1, 4), nullable=True),))
-COLUMNS = Signature(SignatureKind.COLUMNS, (
-    TensorSpec("age", "int64", (-1,)),
-    TensorSpec("income", "float64", (-1,), nullable=True),
-    TensorSpec("city", "string", (-1,)),
-    TensorSpec("note", "string", (-1,), nullable=True),
-))
-POINTERS = {"age": "/inputs/0/data", "income": "/inputs/1/data", "city": "/inputs/2/data",
-            "note": "/inputs/3/data"}
+NULLABLE_TENSOR = Signature(
+    SignatureKind.TENSOR, (TensorSpec("input", "float64", (-1, 4), nullable=True),)
+)
+COLUMNS = Signature(
+    SignatureKind.COLUMNS,
+    (
+        TensorSpec("age", "int64", (-1,)),
+        TensorSpec("income", "float64", (-1,), nullable=True),
+        TensorSpec("city", "string", (-1,)),
+        TensorSpec("note", "string", (-1,), nullable=True),
+    ),
+)
+POINTERS = {
+    "age": "/inputs/0/data",
+    "income": "/inputs/1/data",
+    "city": "/inputs/2/data",
+    "note": "/inputs/3/data",
+}
 
 
 def good_columns(**overrides: Any) -> dict[str, np.ndarray]:
-    columns = {"age": np.array([31, 45]), "income": np.array([1.5, np.nan]),
-               "city": np.array(["paris", "nice"]),
-               "note": np.array(["x", None], dtype=object)}
+    columns = {
+        "age": np.array([31, 45]),
+        "income": np.array([1.5, np.nan]),
+        "city": np.array(["paris", "nice"]),
+        "note": np.array(["x", None], dtype=object),
+    }
     columns.update({k: np.asarray(v) for k, v in overrides.items()})
     return columns
 
 
-def rejected(signature: Signature, arrays: dict[str, Any],
-             pointers: dict[str, str] | None = None) -> InvalidInputError:
+def rejected(
+    signature: Signature, arrays: dict[str, Any], pointers: dict[str, str] | None = None
+) -> InvalidInputError:
     with pytest.raises(InvalidInputError) as caught:
         signature.conform({k: np.asarray(v) for k, v in arrays.items()}, pointers)
     return caught.value
@@ -76,19 +88,21 @@ def test_infer_rejects_non_2d_tensor_samples(sample: Any) -> None:
 
 
 def test_infer_from_mixed_dataframe() -> None:
-    frame = pd.DataFrame({
-        "age": np.array([31, 45, 52], dtype=np.int64),
-        "income": [1.5, np.nan, 3.0],
-        "score": np.array([0.5, 0.25, 1.0], dtype=np.float32),
-        "city": ["paris", "lyon", "nice"],
-        "note": ["x", None, "z"],
-        "tier": pd.Categorical(["gold", "silver", "gold"]),
-        "rank": pd.Categorical([1, 2, None]),
-        "active": [True, False, True],
-        "count": pd.array([1, 2, 3], dtype="Int64"),
-        "count_na": pd.array([1, None, 3], dtype="Int64"),
-        "flag_na": pd.array([True, None, False], dtype="boolean"),
-    })
+    frame = pd.DataFrame(
+        {
+            "age": np.array([31, 45, 52], dtype=np.int64),
+            "income": [1.5, np.nan, 3.0],
+            "score": np.array([0.5, 0.25, 1.0], dtype=np.float32),
+            "city": ["paris", "lyon", "nice"],
+            "note": ["x", None, "z"],
+            "tier": pd.Categorical(["gold", "silver", "gold"]),
+            "rank": pd.Categorical([1, 2, None]),
+            "active": [True, False, True],
+            "count": pd.array([1, 2, 3], dtype="Int64"),
+            "count_na": pd.array([1, None, 3], dtype="Int64"),
+            "flag_na": pd.array([True, None, False], dtype="boolean"),
+        }
+    )
     specs = {s.name: s for s in infer_signature(frame).inputs}
     assert infer_signature(frame).kind is SignatureKind.COLUMNS
     assert list(specs) == list(frame.columns)
@@ -126,9 +140,12 @@ def test_infer_from_dict_of_columns() -> None:
     sig = infer_signature({"a": [1, 2], "b": ["x", "y"], "c": [1.5, None], "d": [True, False]})
     assert sig.kind is SignatureKind.COLUMNS
     assert [(s.name, s.dtype, s.nullable) for s in sig.inputs] == [
-        ("a", "int64", False), ("b", "string", False),
+        ("a", "int64", False),
+        ("b", "string", False),
         # JSON-style null among numbers: a nullable number, not a string column
-        ("c", "float64", True), ("d", "bool", False)]
+        ("c", "float64", True),
+        ("d", "bool", False),
+    ]
 
 
 def test_infer_from_dict_rejects_2d_columns() -> None:
@@ -186,10 +203,15 @@ def test_nullable_input_accepts_none_as_nan() -> None:
 
 
 def test_unknown_and_missing_inputs_are_named() -> None:
-    error = rejected(COLUMNS, {"age": [1], "income": [1.0], "city": ["a"], "town": ["b"]},
-                     {**POINTERS, "town": "/inputs/3"})
+    error = rejected(
+        COLUMNS,
+        {"age": [1], "income": [1.0], "city": ["a"], "town": ["b"]},
+        {**POINTERS, "town": "/inputs/3"},
+    )
     assert {(e.pointer, e.message) for e in error.errors} == {
-        ("/inputs/3", "unknown input 'town'"), ("/note", "missing input 'note'")}
+        ("/inputs/3", "unknown input 'town'"),
+        ("/note", "missing input 'note'"),
+    }
     assert error.status == 422
     assert "expected: age, income, city, note" in error.detail
 
@@ -266,8 +288,9 @@ def test_rows_mismatch_across_columns_points_at_the_odd_one() -> None:
         (COLUMNS, {n: np.array([]) for n in COLUMNS.input_names()}, "/age"),
     ],
 )
-def test_empty_batch_is_refused(signature: Signature, arrays: dict[str, np.ndarray],
-                                pointer: str) -> None:
+def test_empty_batch_is_refused(
+    signature: Signature, arrays: dict[str, np.ndarray], pointer: str
+) -> None:
     error = rejected(signature, arrays)
     assert "empty" in error.detail
     assert error.pointer == pointer
@@ -287,8 +310,9 @@ def test_empty_batch_uses_the_callers_pointer() -> None:
         ("int32", [2**40, 1], str(2**40)),
     ],
 )
-def test_integers_that_would_wrap_around_are_refused(dtype: str, values: list[Any],
-                                                     bad: str) -> None:
+def test_integers_that_would_wrap_around_are_refused(
+    dtype: str, values: list[Any], bad: str
+) -> None:
     """astype() used to wrap 300 into an int8 44 without a word."""
     signature = Signature(SignatureKind.COLUMNS, (TensorSpec("x", dtype, (-1,)),))
     error = rejected(signature, {"x": values})
@@ -308,18 +332,20 @@ def test_nullable_int_column_keeps_nan() -> None:
 
 
 def test_round_trip_through_json() -> None:
-    sig = COLUMNS.with_outputs({"label": np.array(["a", "b"]),
-                                "probabilities": np.array([[0.1, 0.9], [0.8, 0.2]])})
+    sig = COLUMNS.with_outputs(
+        {"label": np.array(["a", "b"]), "probabilities": np.array([[0.1, 0.9], [0.8, 0.2]])}
+    )
     assert [(o.name, o.dtype, o.shape) for o in sig.outputs] == [
-        ("label", "string", (-1,)), ("probabilities", "float64", (-1, 2))]
+        ("label", "string", (-1,)),
+        ("probabilities", "float64", (-1, 2)),
+    ]
     restored = Signature.from_dict(json.loads(json.dumps(sig.to_dict())))
     assert restored == sig
     assert Signature.from_dict(json.loads(json.dumps(TENSOR.to_dict()))) == TENSOR
 
 
 def test_from_dict_tolerates_missing_optional_keys() -> None:
-    data = {"kind": "tensor", "inputs": [{"name": "input", "dtype": "float64",
-                                          "shape": [-1, 4]}]}
+    data = {"kind": "tensor", "inputs": [{"name": "input", "dtype": "float64", "shape": [-1, 4]}]}
     assert Signature.from_dict(data) == TENSOR
 
 

@@ -22,10 +22,20 @@ from modelport.codecs.v2_binary import from_binary, to_binary
 from modelport.errors import MalformedRequestError
 
 
-def tensor(data: Any = None, *, name: str = "x", shape: list[int] | None = None,
-           datatype: str = "FP64", **extra: Any) -> dict[str, Any]:
-    raw: dict[str, Any] = {"name": name, "shape": [2, 2] if shape is None else shape,
-                           "datatype": datatype, **extra}
+def tensor(
+    data: Any = None,
+    *,
+    name: str = "x",
+    shape: list[int] | None = None,
+    datatype: str = "FP64",
+    **extra: Any,
+) -> dict[str, Any]:
+    raw: dict[str, Any] = {
+        "name": name,
+        "shape": [2, 2] if shape is None else shape,
+        "datatype": datatype,
+        **extra,
+    }
     if data is not None:
         raw["data"] = data
     return raw
@@ -47,11 +57,22 @@ def bytes_elements(*texts: bytes) -> bytes:
 # -- datatypes ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("dtype", "expected"), [
-    ("float64", "FP64"), ("float32", "FP32"), ("float16", "FP16"), ("int64", "INT64"),
-    ("int8", "INT8"), ("uint16", "UINT16"), ("bool", "BOOL"), ("string", "BYTES"),
-    (np.dtype("<U5"), "BYTES"), (np.dtype(object), "BYTES"), (np.dtype(np.uint64), "UINT64"),
-])
+@pytest.mark.parametrize(
+    ("dtype", "expected"),
+    [
+        ("float64", "FP64"),
+        ("float32", "FP32"),
+        ("float16", "FP16"),
+        ("int64", "INT64"),
+        ("int8", "INT8"),
+        ("uint16", "UINT16"),
+        ("bool", "BOOL"),
+        ("string", "BYTES"),
+        (np.dtype("<U5"), "BYTES"),
+        (np.dtype(object), "BYTES"),
+        (np.dtype(np.uint64), "UINT64"),
+    ],
+)
 def test_datatype_of_signature_and_numpy_dtypes(dtype: Any, expected: str) -> None:
     assert datatype_of(dtype) == expected
 
@@ -72,13 +93,20 @@ def test_flat_and_nested_data_decode_identically() -> None:
     assert flat.dtype == np.float64
 
 
-@pytest.mark.parametrize(("datatype", "data", "dtype"), [
-    ("FP32", [1, 2], np.float32), ("INT32", [1.0, 2.0], np.int32), ("UINT8", [0, 255], np.uint8),
-    ("BOOL", [True, False], np.bool_), ("BYTES", ["a", "é"], np.dtype(object)),
-    ("FP16", [0.5, 1], np.float16),
-])
-def test_json_values_are_cast_to_the_declared_datatype(datatype: str, data: list[Any],
-                                                        dtype: Any) -> None:
+@pytest.mark.parametrize(
+    ("datatype", "data", "dtype"),
+    [
+        ("FP32", [1, 2], np.float32),
+        ("INT32", [1.0, 2.0], np.int32),
+        ("UINT8", [0, 255], np.uint8),
+        ("BOOL", [True, False], np.bool_),
+        ("BYTES", ["a", "é"], np.dtype(object)),
+        ("FP16", [0.5, 1], np.float16),
+    ],
+)
+def test_json_values_are_cast_to_the_declared_datatype(
+    datatype: str, data: list[Any], dtype: Any
+) -> None:
     array = from_json(data, datatype, (2,), "/inputs/0/data")
     assert array.dtype == dtype
     assert array.tolist() == data
@@ -99,26 +127,40 @@ def test_empty_tensor_keeps_its_shape() -> None:
 
 
 def test_request_fields_id_outputs_and_binary_choice() -> None:
-    decoded = decode_request(body(
-        id="req-7", parameters={"binary_data_output": True, "priority": 3, "custom": "x"},
-        outputs=[{"name": "b", "parameters": {"binary_data": False}}, {"name": "a"}]), None)
+    decoded = decode_request(
+        body(
+            id="req-7",
+            parameters={"binary_data_output": True, "priority": 3, "custom": "x"},
+            outputs=[{"name": "b", "parameters": {"binary_data": False}}, {"name": "a"}],
+        ),
+        None,
+    )
     assert decoded.request_id == "req-7"
     assert decoded.binary_output is True
     assert [(o.name, o.binary) for o in decoded.outputs] == [("b", False), ("a", None)]
 
 
 def test_boolean_parameters_do_not_hide_boolean_data() -> None:
-    decoded = decode_request(body(tensor([True, False], shape=[2], datatype="BOOL"),
-                                  tensor([1.0, 2.0], name="y", shape=[2]),
-                                  parameters={"binary_data_output": True}), None)
+    decoded = decode_request(
+        body(
+            tensor([True, False], shape=[2], datatype="BOOL"),
+            tensor([1.0, 2.0], name="y", shape=[2]),
+            parameters={"binary_data_output": True},
+        ),
+        None,
+    )
     assert decoded.inputs[0].array.tolist() == [True, False]
     assert decoded.inputs[1].array.tolist() == [1.0, 2.0]
 
 
 def test_unknown_parameters_are_ignored_at_every_level() -> None:
-    decoded = decode_request(body(
-        tensor([1, 2, 3, 4], parameters={"content_type": "np", "anything": [1]}),
-        parameters={"sequence_id": 4, "timeout": 10}), None)
+    decoded = decode_request(
+        body(
+            tensor([1, 2, 3, 4], parameters={"content_type": "np", "anything": [1]}),
+            parameters={"sequence_id": 4, "timeout": 10},
+        ),
+        None,
+    )
     assert decoded.binary_output is False
     assert decoded.request_id is None
     assert decoded.outputs == ()
@@ -129,8 +171,11 @@ def test_unknown_parameters_are_ignored_at_every_level() -> None:
 
 @pytest.mark.parametrize("datatype", [d for d in DATATYPES if d != "BYTES"])
 def test_binary_round_trip_for_every_numeric_datatype(datatype: str) -> None:
-    original = (np.arange(6) % 2 == 1 if datatype == "BOOL" else np.arange(6)).astype(
-        DATATYPES[datatype]).reshape(2, 3)
+    original = (
+        (np.arange(6) % 2 == 1 if datatype == "BOOL" else np.arange(6))
+        .astype(DATATYPES[datatype])
+        .reshape(2, 3)
+    )
     raw = to_binary(original)
     assert len(raw) == original.nbytes
     decoded = from_binary(memoryview(raw), DATATYPES[datatype], (2, 3), "/p")
@@ -148,11 +193,13 @@ def test_binary_bytes_round_trip_as_text() -> None:
 
 def test_binary_request_mixes_binary_and_json_inputs_in_order() -> None:
     floats = np.array([[1.0, 2.0]], dtype="<f4")
-    header = {"inputs": [
-        tensor(shape=[1, 2], datatype="FP32", parameters={"binary_data_size": 8}),
-        tensor([7], name="y", shape=[1], datatype="INT64"),
-        tensor(name="z", shape=[2], datatype="BYTES", parameters={"binary_data_size": 14}),
-    ]}
+    header = {
+        "inputs": [
+            tensor(shape=[1, 2], datatype="FP32", parameters={"binary_data_size": 8}),
+            tensor([7], name="y", shape=[1], datatype="INT64"),
+            tensor(name="z", shape=[2], datatype="BYTES", parameters={"binary_data_size": 14}),
+        ]
+    }
     raw, length = binary_body(header, floats.tobytes(), bytes_elements(b"ab", b"cdef"))
     first, second, third = decode_request(raw, length).inputs
     np.testing.assert_array_equal(first.array, floats)
@@ -165,7 +212,10 @@ def test_binary_request_mixes_binary_and_json_inputs_in_order() -> None:
 
 
 _BAD_JSON: list[tuple[bytes, str]] = [
-    (b"", ""), (b"[1]", ""), (b"{bad", ""), (b"\"x\"", ""),
+    (b"", ""),
+    (b"[1]", ""),
+    (b"{bad", ""),
+    (b'"x"', ""),
     (b'{"inputs":[{"name":"x","shape":[1],"datatype":"FP64","data":[NaN]}]}', ""),
     (b'{"inputs":[{"name":"x","shape":[1],"datatype":"FP64","data":[Infinity]}]}', ""),
     (orjson.dumps({}), "/inputs"),
@@ -195,8 +245,14 @@ _BAD_JSON: list[tuple[bytes, str]] = [
     (body(tensor([True, False, True, True])), "/inputs/0/data"),
     (body(tensor([1.5, True, 2, 3])), "/inputs/0/data"),
     (body(tensor([[1, 2], [3, False]], datatype="INT64")), "/inputs/0/data"),
-    (body(tensor([1.5, True, 2, 3]), parameters={"binary_data_output": True},
-          outputs=[{"name": "a", "parameters": {"binary_data": False}}]), "/inputs/0/data"),
+    (
+        body(
+            tensor([1.5, True, 2, 3]),
+            parameters={"binary_data_output": True},
+            outputs=[{"name": "a", "parameters": {"binary_data": False}}],
+        ),
+        "/inputs/0/data",
+    ),
     (body(tensor([1, 0, 1, 0], datatype="BOOL")), "/inputs/0/data"),
     (body(tensor([1, 2, 3, 4], datatype="BYTES")), "/inputs/0/data"),
     (body(tensor(["a", "b", "c", 4], datatype="BYTES")), "/inputs/0/data"),
@@ -226,10 +282,19 @@ def test_malformed_json_requests_are_400_naming_the_field(raw: bytes, pointer: s
 _SIZE = "/inputs/0/parameters/binary_data_size"
 
 
-def _one_binary(size: Any, datatype: str = "FP32", shape: list[int] | None = None,
-                **extra: Any) -> dict[str, Any]:
-    return {"inputs": [tensor(shape=shape or [2], datatype=datatype,
-                              parameters={"binary_data_size": size}, **extra)]}
+def _one_binary(
+    size: Any, datatype: str = "FP32", shape: list[int] | None = None, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "inputs": [
+            tensor(
+                shape=shape or [2],
+                datatype=datatype,
+                parameters={"binary_data_size": size},
+                **extra,
+            )
+        ]
+    }
 
 
 _BAD_BINARY: list[tuple[bytes, str | None, str]] = [
@@ -251,10 +316,12 @@ _BAD_BINARY: list[tuple[bytes, str | None, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("raw", "length", "pointer"), _BAD_BINARY,
-                         ids=[p or "header-length" for *_, p in _BAD_BINARY])
-def test_malformed_binary_requests_are_400_naming_the_field(raw: bytes, length: str | None,
-                                                            pointer: str) -> None:
+@pytest.mark.parametrize(
+    ("raw", "length", "pointer"), _BAD_BINARY, ids=[p or "header-length" for *_, p in _BAD_BINARY]
+)
+def test_malformed_binary_requests_are_400_naming_the_field(
+    raw: bytes, length: str | None, pointer: str
+) -> None:
     with pytest.raises(MalformedRequestError) as caught:
         decode_request(raw, length)
     assert caught.value.pointer == pointer, caught.value.detail
@@ -264,9 +331,11 @@ def test_malformed_binary_requests_are_400_naming_the_field(raw: bytes, length: 
 
 
 def _outputs(binary: bool) -> list[OutputTensor]:
-    return [OutputTensor("label", np.array(["setosa", "virginica"], dtype=object), binary),
-            OutputTensor("probabilities", np.array([[0.9, 0.1], [0.2, 0.8]]), binary),
-            OutputTensor("flags", np.array([True, False]), False)]
+    return [
+        OutputTensor("label", np.array(["setosa", "virginica"], dtype=object), binary),
+        OutputTensor("probabilities", np.array([[0.9, 0.1], [0.2, 0.8]]), binary),
+        OutputTensor("flags", np.array([True, False]), False),
+    ]
 
 
 def test_json_response_is_flat_row_major_with_datatypes() -> None:
@@ -277,9 +346,14 @@ def test_json_response_is_flat_row_major_with_datatypes() -> None:
     assert answer["id"] == "7"
     assert answer["outputs"] == [
         {"name": "label", "datatype": "BYTES", "shape": [2], "data": ["setosa", "virginica"]},
-        {"name": "probabilities", "datatype": "FP64", "shape": [2, 2],
-         "data": [0.9, 0.1, 0.2, 0.8]},
-        {"name": "flags", "datatype": "BOOL", "shape": [2], "data": [True, False]}]
+        {
+            "name": "probabilities",
+            "datatype": "FP64",
+            "shape": [2, 2],
+            "data": [0.9, 0.1, 0.2, 0.8],
+        },
+        {"name": "flags", "datatype": "BOOL", "shape": [2], "data": [True, False]},
+    ]
 
 
 def test_binary_response_is_read_back_by_tritonclient() -> None:
@@ -287,7 +361,10 @@ def test_binary_response_is_read_back_by_tritonclient() -> None:
     assert header_length is not None
     header = orjson.loads(raw[:header_length])
     assert [o.get("parameters") for o in header["outputs"]] == [
-        {"binary_data_size": 23}, {"binary_data_size": 32}, None]
+        {"binary_data_size": 23},
+        {"binary_data_size": 32},
+        None,
+    ]
     result = InferResult.from_response_body(raw, header_length=header_length)
     assert result.as_numpy("label").tolist() == [b"setosa", b"virginica"]
     np.testing.assert_array_equal(result.as_numpy("probabilities"), [[0.9, 0.1], [0.2, 0.8]])
@@ -301,11 +378,14 @@ def test_non_contiguous_outputs_are_written_row_major() -> None:
     assert to_binary(transposed) == np.ascontiguousarray(transposed).tobytes()
 
 
-@pytest.mark.parametrize(("raw", "datatype"), [
-    (b"[18446744073709551616]", "UINT64"),  # parsed as a float that rounds like 2**64 - 1
-    (b"[9223372036854775808.0]", "INT64"),
-    (b"[256.0]", "UINT8"),
-])
+@pytest.mark.parametrize(
+    ("raw", "datatype"),
+    [
+        (b"[18446744073709551616]", "UINT64"),  # parsed as a float that rounds like 2**64 - 1
+        (b"[9223372036854775808.0]", "INT64"),
+        (b"[256.0]", "UINT8"),
+    ],
+)
 def test_integers_past_the_datatype_are_refused_not_wrapped(raw: bytes, datatype: str) -> None:
     with pytest.raises(MalformedRequestError, match="must lie in"):
         from_json(orjson.loads(raw), datatype, (1,), "/inputs/0/data")

@@ -27,8 +27,10 @@ def bomb(tmp_path_factory: pytest.TempPathFactory, iris_logreg: LogisticRegressi
     path = tmp_path_factory.mktemp("bomb") / "model.skops"
     sio.dump(iris_logreg, path)
     chunk = bytes(1 << 20)
-    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED, compresslevel=9) as archive, \
-            archive.open("zeros.npy", "w", force_zip64=True) as member:
+    with (
+        zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED, compresslevel=9) as archive,
+        archive.open("zeros.npy", "w", force_zip64=True) as member,
+    ):
         for _ in range(_ZEROS_MIB):
             member.write(chunk)
     assert path.stat().st_size < 1024**2
@@ -36,10 +38,13 @@ def bomb(tmp_path_factory: pytest.TempPathFactory, iris_logreg: LogisticRegressi
 
 
 def test_preparation_refuses_a_zip_bomb_before_skops_reads_it(
-        bomb: Path, registry: Registry, iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    bomb: Path, registry: Registry, iris_data: tuple[np.ndarray, np.ndarray]
+) -> None:
     X, _ = iris_data
-    with pytest.raises(ModelLoadError, match="zip bomb") as caught, \
-            prepare_file(bomb, X[:5], name="iris"):
+    with (
+        pytest.raises(ModelLoadError, match="zip bomb") as caught,
+        prepare_file(bomb, X[:5], name="iris"),
+    ):
         pass
     assert "'zeros.npy'" in caught.value.detail
     assert caught.value.status == 422
@@ -47,8 +52,12 @@ def test_preparation_refuses_a_zip_bomb_before_skops_reads_it(
 
 
 def test_a_stored_zip_bomb_is_refused_on_load(
-        bomb: Path, settings: Settings, registry: Registry, iris_logreg: LogisticRegression,
-        iris_data: tuple[np.ndarray, np.ndarray]) -> None:
+    bomb: Path,
+    settings: Settings,
+    registry: Registry,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
     """A version stored before the check existed: its hashes match, its archive is a bomb."""
     X, _ = iris_data
     with prepare_object(iris_logreg, X[:5], name="iris") as prepared:
@@ -58,8 +67,9 @@ def test_a_stored_zip_bomb_is_refused_on_load(
         modelport.load_model("iris", settings=settings)
 
 
-def test_the_total_size_cap_counts_every_member(bomb: Path, tmp_path: Path,
-                                                iris_logreg: LogisticRegression) -> None:
+def test_the_total_size_cap_counts_every_member(
+    bomb: Path, tmp_path: Path, iris_logreg: LogisticRegression
+) -> None:
     with pytest.raises(ModelLoadError, match="inflate to more than"):
         check_zip_sizes(bomb, max_total_bytes=(_ZEROS_MIB - 1) * 1024**2, max_ratio=10**6)
     honest = tmp_path / "model.skops"

@@ -25,13 +25,18 @@ def alias_set(
     name: Annotated[str, typer.Argument(help="Model name.")],
     alias: Annotated[str, typer.Argument(help="Alias, e.g. production.")],
     version: Annotated[int, typer.Argument(help="Version number the alias points at.")],
-    force: Annotated[bool, typer.Option(
-        "--force", help="Skip the check that the version can load (files, hashes, flavor).")
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Skip the check that the version can load (files, hashes, flavor)."
+        ),
     ] = False,
 ) -> None:
     """Point ALIAS at VERSION; servers following it switch after loading it."""
-    with opened_registry() as registry, output.reporting_errors(
-            {"artifact_integrity_error": _FORCE, "model_load_error": _FORCE}):
+    with (
+        opened_registry() as registry,
+        output.reporting_errors({"artifact_integrity_error": _FORCE, "model_load_error": _FORCE}),
+    ):
         if not force:
             registry.verify(registry.get_version(name, version))
         registry.set_alias(name, alias, version)
@@ -59,10 +64,16 @@ def alias_list(
         model = registry.get_model(name)
         history = registry.alias_history(name)
     if as_json:
-        output.emit_json({"aliases": dict(model.aliases),
-                          "history": [e.to_dict() for e in history]})
+        output.emit_json(
+            {"aliases": dict(model.aliases), "history": [e.to_dict() for e in history]}
+        )
         return
     output.table(f"{name} aliases", ["alias", "version"], sorted(model.aliases.items()))
-    output.table("history", ["at", "alias", "from", "to"],
-                 [(e.at.strftime("%Y-%m-%d %H:%M:%S"), e.alias, e.from_version, e.to_version)
-                  for e in history])
+    output.table(
+        "history",
+        ["at", "alias", "from", "to"],
+        [
+            (e.at.strftime("%Y-%m-%d %H:%M:%S"), e.alias, e.from_version, e.to_version)
+            for e in history
+        ],
+    )

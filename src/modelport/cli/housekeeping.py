@@ -14,8 +14,10 @@ from modelport.cli.sessions import opened_registry
 
 
 def gc(
-    older_than_minutes: Annotated[int, typer.Option(
-        help="Leave younger files alone: a registration may still be uploading them.")] = 60,
+    older_than_minutes: Annotated[
+        int,
+        typer.Option(help="Leave younger files alone: a registration may still be uploading them."),
+    ] = 60,
 ) -> None:
     """Delete what killed registrations left: unreferenced artifacts and scratch folders."""
     with opened_registry() as registry:
@@ -29,16 +31,19 @@ def import_mlflow(
     source: Annotated[str, typer.Argument(help="MLflow model folder, file://, runs:/ or models:/")],
     name: Annotated[str, typer.Argument(help="Model name in modelport.")],
     trusted: Annotated[bool, typer.Option(help="Allow pickled (cloudpickle) models.")] = False,
-    sample: Annotated[str | None, typer.Option(
-        help="Sample input (default: the MLflow input example, else its signature).")] = None,
+    sample: Annotated[
+        str | None,
+        typer.Option(help="Sample input (default: the MLflow input example, else its signature)."),
+    ] = None,
     alias: Annotated[str | None, typer.Option(help="Point this alias at the new version.")] = None,
 ) -> None:
     """Turn an MLflow model (sklearn, onnx, lightgbm, xgboost or pyfunc) into a version."""
     from modelport.registry.mlflow_import import import_mlflow as run_import
 
     with opened_registry() as registry:
-        record = run_import(registry, source, name, trusted=trusted,
-                            sample=read_input(sample) if sample else None)
+        record = run_import(
+            registry, source, name, trusted=trusted, sample=read_input(sample) if sample else None
+        )
         if alias:
             registry.set_alias(name, alias, record.version)
     output.console.print(f"imported {source} as {record.address} ({record.framework})")
@@ -47,8 +52,10 @@ def import_mlflow(
 def optimize(
     model: Annotated[str, typer.Argument(help="name, name/3 or name@alias")],
     rows: Annotated[int, typer.Option(min=1, help="Rows in the parity sample.")] = 512,
-    atol: Annotated[float, typer.Option(
-        min=0.0, help="Largest allowed difference of probabilities / predictions.")] = 1e-5,
+    atol: Annotated[
+        float,
+        typer.Option(min=0.0, help="Largest allowed difference of probabilities / predictions."),
+    ] = 1e-5,
     alias: Annotated[str | None, typer.Option(help="Point this alias at the new version.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -63,5 +70,6 @@ def optimize(
     if as_json:
         output.emit_json({"version": record.to_dict(), **result.report()})
     else:
-        output.console.print(result.summary()
-                             + (f", {alias} -> v{record.version}" if alias else ""))
+        output.console.print(
+            result.summary() + (f", {alias} -> v{record.version}" if alias else "")
+        )

@@ -105,7 +105,9 @@ def _from_csv(text: str, where: str, layout: InputLayout | None) -> Any:
         if frame.shape[1] != layout.width:
             raise InvalidInputError(
                 f"{where} has {frame.shape[1]} columns and no header; the model takes "
-                f"{layout.width}: {', '.join(layout.names)}", pointer="/input")
+                f"{layout.width}: {', '.join(layout.names)}",
+                pointer="/input",
+            )
         frame.columns = list(layout.names)
     return frame
 
@@ -146,12 +148,16 @@ def _from_json(text: str, where: str, layout: InputLayout | None) -> Any:
         data = {name: [row.get(name) for row in data] for name in data[0]}
     if isinstance(data, dict):
         return _fitted({name: np.asarray(values) for name, values in data.items()}, layout)
-    if (layout is not None and not layout.tensor and isinstance(data, list) and data
-            and all(isinstance(row, list) and len(row) == layout.width for row in data)):
+    if (
+        layout is not None
+        and not layout.tensor
+        and isinstance(data, list)
+        and data
+        and all(isinstance(row, list) and len(row) == layout.width for row in data)
+    ):
         # positional rows of a columns model: transposed as lists, so [34, "paris"] keeps
         # its number a number
-        return {name: np.asarray([row[i] for row in data])
-                for i, name in enumerate(layout.names)}
+        return {name: np.asarray([row[i] for row in data]) for i, name in enumerate(layout.names)}
     return _fitted(np.asarray(data), layout)
 
 
@@ -165,7 +171,11 @@ def _fitted(data: np.ndarray | dict[str, np.ndarray], layout: InputLayout | None
         if len(arrays) == 1 and arrays[0].ndim == 2:
             return arrays[0]
         return np.column_stack(arrays) if arrays else data
-    if (not layout.tensor and isinstance(data, np.ndarray) and data.ndim == 2
-            and data.shape[1] == layout.width):
+    if (
+        not layout.tensor
+        and isinstance(data, np.ndarray)
+        and data.ndim == 2
+        and data.shape[1] == layout.width
+    ):
         return {name: data[:, i] for i, name in enumerate(layout.names)}
     return data

@@ -10,9 +10,13 @@ import typer
 from modelport import __version__
 from modelport.cli import aliases, config, housekeeping, models, predicting, quickstart, serving
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  context_settings={"help_option_names": ["-h", "--help"]},
-                  help="Registry, serving and operations for trained ML models.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Registry, serving and operations for trained ML models.",
+)
 
 
 def _print_version(value: bool) -> None:
@@ -23,9 +27,15 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def main(
-    _version: Annotated[bool, typer.Option(
-        "--version", callback=_print_version, is_eager=True,
-        help="Print the modelport version and exit.")] = False,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the modelport version and exit.",
+        ),
+    ] = False,
 ) -> None:
     """Registry, serving and operations for trained ML models."""
     # Warnings the library logs (a database that went away) are for servers' logs; a command

@@ -13,15 +13,17 @@ from modelport.cli.output import JsonFlag
 from modelport.cli.sessions import opened_registry
 from modelport.registry import Stage, prepare_file
 
-MODEL_FILES = (".skops, .onnx, LightGBM .txt/.lgb, XGBoost .ubj/.json, "
-               "or with --trusted .joblib/.pkl/.pickle")
+MODEL_FILES = (
+    ".skops, .onnx, LightGBM .txt/.lgb, XGBoost .ubj/.json, or with --trusted .joblib/.pkl/.pickle"
+)
 
 
 def register(
     name: Annotated[str, typer.Argument(help="Model name; the version number is assigned.")],
     path: Annotated[Path, typer.Argument(help=f"Model file: {MODEL_FILES}.")],
-    sample: Annotated[str, typer.Option(
-        help="Sample input (.csv, .json or .npy); it defines the signature.")],
+    sample: Annotated[
+        str, typer.Option(help="Sample input (.csv, .json or .npy); it defines the signature.")
+    ],
     trusted: Annotated[bool, typer.Option(help="Allow pickle / unreviewed types.")] = False,
     description: Annotated[str, typer.Option(help="What this version is.")] = "",
     tag: Annotated[list[str], typer.Option(help="key=value, repeatable.")] = [],  # noqa: B006
@@ -32,19 +34,26 @@ def register(
 ) -> None:
     """Register a model file as the next version of NAME."""
     with opened_registry() as registry:
-        with prepare_file(path, read_input(sample), name=name, trusted=trusted,
-                        scratch=registry.scratch_dir) as prepared:
-            record = registry.register(name, prepared, description=description,
-                                       tags=parse_pairs(tag, "--tag"),
-                                       params=parse_pairs(param, "--param"),
-                                       metrics=parse_pairs(metric, "--metric"))
+        with prepare_file(
+            path, read_input(sample), name=name, trusted=trusted, scratch=registry.scratch_dir
+        ) as prepared:
+            record = registry.register(
+                name,
+                prepared,
+                description=description,
+                tags=parse_pairs(tag, "--tag"),
+                params=parse_pairs(param, "--param"),
+                metrics=parse_pairs(metric, "--metric"),
+            )
         if alias:
             record = registry.set_alias(name, alias, record.version)
     if as_json:
         output.emit_json(record.to_dict())
     else:
-        output.console.print(f"registered {record.address} ({record.framework})"
-                             + (f", {alias} -> v{record.version}" if alias else ""))
+        output.console.print(
+            f"registered {record.address} ({record.framework})"
+            + (f", {alias} -> v{record.version}" if alias else "")
+        )
 
 
 def models(as_json: JsonFlag = False) -> None:
@@ -54,10 +63,19 @@ def models(as_json: JsonFlag = False) -> None:
     if as_json:
         output.emit_json([m.to_dict() for m in found])
         return
-    output.table("models", ["name", "latest", "aliases", "description"],
-                 [(m.name, m.latest_version,
-                   ", ".join(f"{a}->v{v}" for a, v in sorted(m.aliases.items())), m.description)
-                  for m in found])
+    output.table(
+        "models",
+        ["name", "latest", "aliases", "description"],
+        [
+            (
+                m.name,
+                m.latest_version,
+                ", ".join(f"{a}->v{v}" for a, v in sorted(m.aliases.items())),
+                m.description,
+            )
+            for m in found
+        ],
+    )
 
 
 def versions(
@@ -70,12 +88,24 @@ def versions(
     if as_json:
         output.emit_json([v.to_dict() for v in found])
         return
-    output.table(f"{name} versions", ["version", "framework", "stage", "aliases", "metrics",
-                                      "created"],
-                 [(v.version, v.framework, v.stage.value, ", ".join(v.aliases),
-                   ", ".join(f"{k}={val:.4g}" if isinstance(val, float) else f"{k}={val}"
-                             for k, val in v.metrics.items()),
-                   v.created_at.strftime("%Y-%m-%d %H:%M")) for v in found])
+    output.table(
+        f"{name} versions",
+        ["version", "framework", "stage", "aliases", "metrics", "created"],
+        [
+            (
+                v.version,
+                v.framework,
+                v.stage.value,
+                ", ".join(v.aliases),
+                ", ".join(
+                    f"{k}={val:.4g}" if isinstance(val, float) else f"{k}={val}"
+                    for k, val in v.metrics.items()
+                ),
+                v.created_at.strftime("%Y-%m-%d %H:%M"),
+            )
+            for v in found
+        ],
+    )
 
 
 def stage(

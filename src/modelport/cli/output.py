@@ -33,18 +33,30 @@ _NEXT_STEPS = {
     "artifact_integrity_error": "the stored file changed; register the model again",
     "conversion_failed": "serve the version as it is; its own runtime still works",
     "configuration_error": "`modelport config show` prints the settings in use "
-                           "(`--describe` explains each)",
+    "(`--describe` explains each)",
     "storage_unavailable": "check that the database of MODELPORT_DATABASE_URL is running and "
-                           "reachable (`modelport config show` prints the settings in use)",
+    "reachable (`modelport config show` prints the settings in use)",
 }
 _FULL = "free space on that disk, or point MODELPORT_HOME / MODELPORT_ARTIFACT_URI elsewhere"
 _READ_ONLY = "make that folder writable, or set MODELPORT_HOME to a folder you can write"
-_DISK_HINTS = {errno.ENOSPC: _FULL, errno.EDQUOT: _FULL, errno.EFBIG: _FULL,
-               errno.EROFS: _READ_ONLY, errno.EACCES: _READ_ONLY, errno.EPERM: _READ_ONLY}
-_DISK_TROUBLE = ("check the disk that holds it: free space (it may be full) and write "
-                 "permission; or point MODELPORT_HOME elsewhere")
-_SQLITE_HINTS = {"SQLITE_FULL": _FULL, "SQLITE_READONLY": _READ_ONLY,
-                 "SQLITE_CANTOPEN": _READ_ONLY, "SQLITE_IOERR": _DISK_TROUBLE}
+_DISK_HINTS = {
+    errno.ENOSPC: _FULL,
+    errno.EDQUOT: _FULL,
+    errno.EFBIG: _FULL,
+    errno.EROFS: _READ_ONLY,
+    errno.EACCES: _READ_ONLY,
+    errno.EPERM: _READ_ONLY,
+}
+_DISK_TROUBLE = (
+    "check the disk that holds it: free space (it may be full) and write "
+    "permission; or point MODELPORT_HOME elsewhere"
+)
+_SQLITE_HINTS = {
+    "SQLITE_FULL": _FULL,
+    "SQLITE_READONLY": _READ_ONLY,
+    "SQLITE_CANTOPEN": _READ_ONLY,
+    "SQLITE_IOERR": _DISK_TROUBLE,
+}
 
 
 def emit_json(data: Any) -> None:
@@ -61,13 +73,18 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
 
 
 def warn(message: str) -> None:
-    errors.print(f"[yellow]warning:[/yellow] {message}", markup=True, highlight=False,
-                 soft_wrap=True)
+    errors.print(
+        f"[yellow]warning:[/yellow] {message}", markup=True, highlight=False, soft_wrap=True
+    )
 
 
 def fail(error: ModelportError, hint: str | None = None) -> NoReturn:
-    errors.print(f"[red]error:[/red] {error.title}: {error.detail}", markup=True,
-                 highlight=False, soft_wrap=True)
+    errors.print(
+        f"[red]error:[/red] {error.title}: {error.detail}",
+        markup=True,
+        highlight=False,
+        soft_wrap=True,
+    )
     hint = hint or _disk_hint(error) or _NEXT_STEPS.get(error.code)
     if hint:
         errors.print(f"next: {hint}", highlight=False, soft_wrap=True)

@@ -16,22 +16,26 @@ from modelport.cli import output
 from modelport.cli.inputs import InputLayout, read_input
 from modelport.cli.sessions import opened_registry
 
-_INPUT_HELP = (".csv, .json, .npy, or - for stdin (told apart by content). A CSV's first "
-               "line is data, not a header, when it fits the model's input: numbers only for a "
-               "tensor model; as many fields as its columns, naming none, for a columns model.")
+_INPUT_HELP = (
+    ".csv, .json, .npy, or - for stdin (told apart by content). A CSV's first "
+    "line is data, not a header, when it fits the model's input: numbers only for a "
+    "tensor model; as many fields as its columns, naming none, for a columns model."
+)
 
 
 def predict(
     model: Annotated[str, typer.Argument(help="name, name/3 or name@alias")],
     input: Annotated[str, typer.Option("--input", "-i", help=_INPUT_HELP)],
-    url: Annotated[str | None, typer.Option(
-        help="Ask a running server (e.g. http://127.0.0.1:8000) instead.")] = None,
-    output_name: Annotated[str | None, typer.Option(
-        "--output", help="Output to print, e.g. probabilities (default: the first).")] = None,
+    url: Annotated[
+        str | None, typer.Option(help="Ask a running server (e.g. http://127.0.0.1:8000) instead.")
+    ] = None,
+    output_name: Annotated[
+        str | None,
+        typer.Option("--output", help="Output to print, e.g. probabilities (default: the first)."),
+    ] = None,
 ) -> None:
     """Predict with a registered model, locally or through a server; prints JSON."""
-    result = _remote(model, input, url, output_name) if url else _local(model, input,
-                                                                        output_name)
+    result = _remote(model, input, url, output_name) if url else _local(model, input, output_name)
     output.emit_json({"predictions": result.tolist()})
 
 

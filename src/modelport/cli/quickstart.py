@@ -21,20 +21,29 @@ DEMO = "iris"
 
 
 def quickstart(
-    serve_demo: Annotated[bool, typer.Option(
-        "--serve/--no-serve", help="Serve iris@production afterwards (--no-serve: only "
-        "register, and print the command that serves it).")] = True,
+    serve_demo: Annotated[
+        bool,
+        typer.Option(
+            "--serve/--no-serve",
+            help="Serve iris@production afterwards (--no-serve: only "
+            "register, and print the command that serves it).",
+        ),
+    ] = True,
 ) -> None:
     """Train and register a demo classifier (two versions), then serve iris@production."""
     from modelport.cli.server import run_server
 
     settings = current_settings()
-    with output.reporting_errors({"conflict": "stop the other server, or set MODELPORT_PORT to "
-                                              "a free port"}):
+    with output.reporting_errors(
+        {"conflict": "stop the other server, or set MODELPORT_PORT to a free port"}
+    ):
         prepare_demo(settings, output.console)
         if not serve_demo:
-            output.console.print(f"serve it with: {shell_command()} serve {DEMO}@production",
-                                 highlight=False, soft_wrap=True)
+            output.console.print(
+                f"serve it with: {shell_command()} serve {DEMO}@production",
+                highlight=False,
+                soft_wrap=True,
+            )
             return
         print_examples(settings, output.console)
         run_server(settings, [f"{DEMO}@production"])
@@ -72,8 +81,10 @@ def prepare_demo(settings: Settings, console: Console) -> None:
         try:
             model = registry.get_model(DEMO)
             if "production" in model.aliases:
-                console.print(f"demo model {DEMO!r} already registered "
-                              f"(production -> v{model.aliases['production']})")
+                console.print(
+                    f"demo model {DEMO!r} already registered "
+                    f"(production -> v{model.aliases['production']})"
+                )
                 return
         except NotFoundError:
             pass
@@ -81,22 +92,32 @@ def prepare_demo(settings: Settings, console: Console) -> None:
         features = data.data.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
         labels = pd.Series(data.target_names[data.target])
         X_train, X_test, y_train, y_test = train_test_split(
-            features, labels, test_size=0.3, random_state=42, stratify=labels)
-        candidates = [("logistic regression", LogisticRegression(max_iter=1000)),
-                      ("gradient boosting", HistGradientBoostingClassifier(random_state=0))]
+            features, labels, test_size=0.3, random_state=42, stratify=labels
+        )
+        candidates = [
+            ("logistic regression", LogisticRegression(max_iter=1000)),
+            ("gradient boosting", HistGradientBoostingClassifier(random_state=0)),
+        ]
         versions = []
         for description, estimator in candidates:
             estimator.fit(X_train, y_train)
             accuracy = float(estimator.score(X_test, y_test))
-            with console.status(f"registering {description}"), \
-                    prepare_object(estimator, X_train.head(20), name=DEMO,
-                                 scratch=registry.scratch_dir) as prepared:
+            with (
+                console.status(f"registering {description}"),
+                prepare_object(
+                    estimator, X_train.head(20), name=DEMO, scratch=registry.scratch_dir
+                ) as prepared,
+            ):
                 record = registry.register(
-                    DEMO, prepared, description=description, metrics={"accuracy": accuracy},
-                    params=estimator.get_params(), tags={"dataset": "iris"})
+                    DEMO,
+                    prepared,
+                    description=description,
+                    metrics={"accuracy": accuracy},
+                    params=estimator.get_params(),
+                    tags={"dataset": "iris"},
+                )
             versions.append(record.version)
-            console.print(f"registered {record.address}: {description}, "
-                          f"accuracy {accuracy:.3f}")
+            console.print(f"registered {record.address}: {description}, accuracy {accuracy:.3f}")
         registry.set_alias(DEMO, "production", versions[0])
         registry.set_alias(DEMO, "staging", versions[1])
         console.print(f"aliases: production -> v{versions[0]}, staging -> v{versions[1]}")
@@ -109,10 +130,12 @@ def print_examples(settings: Settings, console: Console) -> None:
     command = shell_command()
     activate = ""
     if command.endswith(f"{os.sep}modelport"):  # a venv's script: say how to activate it
-        activate = (f"  (or activate the environment first: "
-                    f"source {Path(command).parent / 'activate'})\n")
+        activate = (
+            f"  (or activate the environment first: source {Path(command).parent / 'activate'})\n"
+        )
     row = "[5.1, 3.5, 1.4, 0.2]"
-    console.print(f"""
+    console.print(
+        f"""
 [bold]Serving {DEMO}@production at {url}[/bold]  (docs: {url}/docs)
 
 KServe V1:
@@ -128,4 +151,7 @@ MLflow scoring protocol:
 Promote v2 while serving (the server switches without dropping a request):
   {command} alias set {DEMO} production 2
 {activate}Metrics: curl -s {url}/metrics
-""", highlight=False, soft_wrap=True)  # wrapped lines would break copy-paste
+""",
+        highlight=False,
+        soft_wrap=True,
+    )  # wrapped lines would break copy-paste

@@ -56,10 +56,19 @@ def render() -> str:
 
 
 def _sections(command: Any, context: Any, path: str) -> Iterator[str]:
-    lines = [f"## `{path}`", "", (command.help or "").strip(), "",
-             f"    {path} {' '.join(command.collect_usage_pieces(context))}", ""]
-    rows = [record for param in command.get_params(context)
-            if param.name != "help" and (record := param.get_help_record(context))]
+    lines = [
+        f"## `{path}`",
+        "",
+        (command.help or "").strip(),
+        "",
+        f"    {path} {' '.join(command.collect_usage_pieces(context))}",
+        "",
+    ]
+    rows = [
+        record
+        for param in command.get_params(context)
+        if param.name != "help" and (record := param.get_help_record(context))
+    ]
     if rows:
         lines += ["| argument / option | meaning |", "|---|---|"]
         lines += [f"| `{_cell(name)}` | {_cell(meaning)} |" for name, meaning in rows]
@@ -67,8 +76,10 @@ def _sections(command: Any, context: Any, path: str) -> Iterator[str]:
     subcommands = getattr(command, "commands", {})
     if subcommands:
         lines += ["| command | what it does |", "|---|---|"]
-        lines += [f"| `{path} {name}` | {_cell(sub.get_short_help_str(limit=200))} |"
-                  for name, sub in subcommands.items()]
+        lines += [
+            f"| `{path} {name}` | {_cell(sub.get_short_help_str(limit=200))} |"
+            for name, sub in subcommands.items()
+        ]
         lines.append("")
     yield "\n".join(lines)
     for name, sub in subcommands.items():

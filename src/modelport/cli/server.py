@@ -31,9 +31,15 @@ def run_server(settings: Settings, models: list[str]) -> None:
     check_port(settings.host, settings.port)
     configure_logging(settings)
     options: dict[str, Any] = {
-        "host": settings.host, "port": settings.port, "log_level": settings.log_level,
-        "log_config": None, "access_log": settings.access_log, "loop": "uvloop",
-        "http": "httptools", "timeout_graceful_shutdown": int(settings.drain_timeout_s)}
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "log_config": None,
+        "access_log": settings.access_log,
+        "loop": "uvloop",
+        "http": "httptools",
+        "timeout_graceful_shutdown": int(settings.drain_timeout_s),
+    }
     workers = settings.resolved_workers
     if workers == 1:
         app = create_app(settings, models)
@@ -42,7 +48,8 @@ def run_server(settings: Settings, models: list[str]) -> None:
             server.run()
         if not server.started:
             raise getattr(app.app.state, "startup_error", None) or ConfigurationError(
-                "the server did not start; the log above says why")
+                "the server did not start; the log above says why"
+            )
         return
     metrics_dir = (settings.home / "metrics" / str(settings.port)).resolve()
     shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -67,10 +74,10 @@ def check_port(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise ConflictError(f"{host}:{port} is already in use by another "
-                                    "process") from exc
-            raise ConfigurationError(f"cannot listen on {host}:{port}: "
-                                     f"{exc.strerror or exc}") from exc
+                raise ConflictError(f"{host}:{port} is already in use by another process") from exc
+            raise ConfigurationError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+            ) from exc
 
 
 def check_models(registry: Registry, models: list[str]) -> None:
@@ -79,5 +86,6 @@ def check_models(registry: Registry, models: list[str]) -> None:
         try:
             registry.resolve(ModelAddress.parse(model))
         except NotFoundError as exc:
-            raise type(exc)(f"cannot serve {model}: {exc.detail} (start with "
-                            "--wait-for-models to wait for it)") from exc
+            raise type(exc)(
+                f"cannot serve {model}: {exc.detail} (start with --wait-for-models to wait for it)"
+            ) from exc

@@ -10,33 +10,58 @@ from modelport.cli import output
 from modelport.cli.sessions import current_settings, opened_registry
 from modelport.registry import ModelAddress
 
-_HINTS = {"conflict": "stop the other server, or pick another port with --port",
-          "configuration_error": "check --host / --port (or MODELPORT_HOST / MODELPORT_PORT); "
-                                 "`modelport config show` prints the values in use"}
+_HINTS = {
+    "conflict": "stop the other server, or pick another port with --port",
+    "configuration_error": "check --host / --port (or MODELPORT_HOST / MODELPORT_PORT); "
+    "`modelport config show` prints the values in use",
+}
 
 
 def serve(
-    model: Annotated[list[str], typer.Argument(
-        help="Models to serve: name@alias (follows the alias), name/3 (fixed), or name "
-        "(follows the latest version).")],
+    model: Annotated[
+        list[str],
+        typer.Argument(
+            help="Models to serve: name@alias (follows the alias), name/3 (fixed), or name "
+            "(follows the latest version)."
+        ),
+    ],
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
     default_model: Annotated[str | None, typer.Option(help="Model for /invocations.")] = None,
-    workers: Annotated[int | None, typer.Option(
-        help="Server processes (default: one per CPU).")] = None,
-    grpc_port: Annotated[int | None, typer.Option(
-        help="Also serve Open Inference Protocol V2 over gRPC on this port (needs the grpc "
-        "extra).")] = None,
-    wait_for_models: Annotated[bool | None, typer.Option(
-        "--wait-for-models", help="Start even when a model cannot be loaded yet, and keep "
-        "trying (default: exit with the reason).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Server processes (default: one per CPU).")
+    ] = None,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Also serve Open Inference Protocol V2 over gRPC on this port (needs the grpc "
+            "extra)."
+        ),
+    ] = None,
+    wait_for_models: Annotated[
+        bool | None,
+        typer.Option(
+            "--wait-for-models",
+            help="Start even when a model cannot be loaded yet, and keep "
+            "trying (default: exit with the reason).",
+        ),
+    ] = None,
 ) -> None:
     """Serve models over KServe V1, Open Inference Protocol V2 and MLflow /invocations."""
     from modelport.cli.server import check_models, check_port, run_server
 
-    overrides = {k: v for k, v in {"host": host, "port": port, "grpc_port": grpc_port,
-                                   "default_model": default_model, "workers": workers,
-                                   "wait_for_models": wait_for_models}.items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in {
+            "host": host,
+            "port": port,
+            "grpc_port": grpc_port,
+            "default_model": default_model,
+            "workers": workers,
+            "wait_for_models": wait_for_models,
+        }.items()
+        if v is not None
+    }
     settings = current_settings(**overrides)
     with output.reporting_errors():
         addresses = [ModelAddress.parse(item) for item in model]
@@ -53,6 +78,8 @@ def serve(
 
 
 def follows_latest(name: str) -> str:
-    return (f"{name} follows the latest version: registering a new version switches this "
-            f"server to it within seconds. Serve {name}@production (moved on purpose with "
-            f"`modelport alias set`) or {name}/N (fixed) to decide when it changes.")
+    return (
+        f"{name} follows the latest version: registering a new version switches this "
+        f"server to it within seconds. Serve {name}@production (moved on purpose with "
+        f"`modelport alias set`) or {name}/N (fixed) to decide when it changes."
+    )

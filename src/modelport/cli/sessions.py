@@ -19,10 +19,11 @@ from modelport.config import Settings, load_settings
 from modelport.errors import ConfigurationError, StorageUnavailableError
 from modelport.registry import Registry
 
-_SETTINGS_HINT = ("fix the value named above; `modelport config show --describe` lists every "
-                  "setting")
-_URL_HINT = ("set MODELPORT_DATABASE_URL to a SQLAlchemy URL such as "
-             "sqlite:///path/modelport.db or postgresql+psycopg://user@host:5432/db")
+_SETTINGS_HINT = "fix the value named above; `modelport config show --describe` lists every setting"
+_URL_HINT = (
+    "set MODELPORT_DATABASE_URL to a SQLAlchemy URL such as "
+    "sqlite:///path/modelport.db or postgresql+psycopg://user@host:5432/db"
+)
 
 
 def current_settings(**overrides: Any) -> Settings:
@@ -50,8 +51,9 @@ def _open(settings: Settings) -> Registry:
     try:
         return Registry.from_settings(settings)
     except (ArgumentError, NoSuchModuleError) as exc:
-        raise ConfigurationError(f"MODELPORT_DATABASE_URL is not a usable database URL: "
-                                 f"{_first_line(exc)}") from exc
+        raise ConfigurationError(
+            f"MODELPORT_DATABASE_URL is not a usable database URL: {_first_line(exc)}"
+        ) from exc
 
 
 def _with_cause(settings: Settings, error: StorageUnavailableError) -> StorageUnavailableError:
@@ -66,4 +68,3 @@ def _with_cause(settings: Settings, error: StorageUnavailableError) -> StorageUn
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
-

@@ -35,5 +35,7 @@ class Decoded(Generic[T]):
 
 def check_input_count(count: int, pointer: str) -> None:
     if count > MAX_INPUTS:
-        raise MalformedRequestError(f"{count} inputs or columns; at most {MAX_INPUTS} are "
-                                    "accepted in one request", pointer=pointer)
+        raise MalformedRequestError(
+            f"{count} inputs or columns; at most {MAX_INPUTS} are accepted in one request",
+            pointer=pointer,
+        )

@@ -28,8 +28,7 @@ class JsonBody:
 def parse_object(body: bytes) -> JsonBody:
     """The body as a JSON object, or a 400 that says what is wrong with it."""
     if not body:
-        raise MalformedRequestError("the request body is empty; send a JSON object",
-                                    pointer="")
+        raise MalformedRequestError("the request body is empty; send a JSON object", pointer="")
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -48,11 +47,14 @@ def as_array(value: Any, pointer: str, *, check_booleans: bool = False) -> np.nd
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as exc:
-        raise MalformedRequestError(f"{pointer or 'data'} is not a rectangular array "
-                                    "(rows of different lengths?)", pointer=pointer) from exc
+        raise MalformedRequestError(
+            f"{pointer or 'data'} is not a rectangular array (rows of different lengths?)",
+            pointer=pointer,
+        ) from exc
     if array.dtype.kind == "O" and any(isinstance(v, list | dict) for v in array.ravel()):
-        raise MalformedRequestError(f"{pointer or 'data'} is not a rectangular array",
-                                    pointer=pointer)
+        raise MalformedRequestError(
+            f"{pointer or 'data'} is not a rectangular array", pointer=pointer
+        )
     if check_booleans and array.dtype.kind in "iuf" and _holds_bool(value):
         return np.asarray(value, dtype=object)
     if array.dtype.kind == "U" and not all(isinstance(v, str) for v in _flat(value)):

@@ -33,9 +33,12 @@ class BodyFormat(StrEnum):
     PARQUET = "parquet"
 
 
-MEDIA_TYPES = {"application/json": BodyFormat.JSON, "text/csv": BodyFormat.CSV,
-               "application/csv": BodyFormat.CSV,
-               "application/vnd.apache.parquet": BodyFormat.PARQUET}
+MEDIA_TYPES = {
+    "application/json": BodyFormat.JSON,
+    "text/csv": BodyFormat.CSV,
+    "application/csv": BodyFormat.CSV,
+    "application/vnd.apache.parquet": BodyFormat.PARQUET,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,16 +77,19 @@ def body_format(content_type: str | None) -> BodyFormat:
     media_type, *parameters = (part.strip() for part in content_type.split(";"))
     found = MEDIA_TYPES.get(media_type.lower())
     if found is None:
-        raise UnsupportedMediaTypeError(f"unsupported Content-Type {media_type!r}; "
-                                        f"send one of {accepted}")
+        raise UnsupportedMediaTypeError(
+            f"unsupported Content-Type {media_type!r}; send one of {accepted}"
+        )
     for parameter in filter(None, parameters):
         key, _, value = parameter.partition("=")
         if key.strip().lower() != "charset":
-            raise UnsupportedMediaTypeError(f"unsupported Content-Type parameter {parameter!r}; "
-                                            "only charset=utf-8 is allowed")
+            raise UnsupportedMediaTypeError(
+                f"unsupported Content-Type parameter {parameter!r}; only charset=utf-8 is allowed"
+            )
         if value.strip().strip('"').lower() != "utf-8":
-            raise UnsupportedMediaTypeError(f"unsupported charset {value.strip()!r}; "
-                                            "bodies must be utf-8")
+            raise UnsupportedMediaTypeError(
+                f"unsupported charset {value.strip()!r}; bodies must be utf-8"
+            )
     return found
 
 
@@ -94,7 +100,9 @@ def decode_json(body: JsonBody, signature: Signature) -> Parsed:
     if len(keys) != 1:
         raise MalformedRequestError(
             f"send a JSON object with exactly one of {', '.join(JSON_FORMATS)} (plus optional "
-            f"params); got keys: {', '.join(payload) or 'none'}", pointer="")
+            f"params); got keys: {', '.join(payload) or 'none'}",
+            pointer="",
+        )
     key = keys[0]
     output, ignored = _params(payload.get("params"))
     if key == "dataframe_split":
@@ -112,27 +120,33 @@ def _params(params: Any) -> tuple[str | None, tuple[str, ...]]:
         return None, () if params is None else ("params",)
     output = params.get("output")
     if output is not None and not isinstance(output, str):
-        raise MalformedRequestError("params.output must be the name of an output (a string)",
-                                    pointer="/params/output")
+        raise MalformedRequestError(
+            "params.output must be the name of an output (a string)", pointer="/params/output"
+        )
     return output, tuple(key for key in params if key != "output")
 
 
 def _split(value: Any, signature: Signature, check: bool) -> Columns:
     """pandas ``orient="split"``: rows by position, named when the client sends ``columns``."""
     if not isinstance(value, dict):
-        raise MalformedRequestError("dataframe_split must be an object with data and optional "
-                                    "columns and index", pointer="/dataframe_split")
+        raise MalformedRequestError(
+            "dataframe_split must be an object with data and optional columns and index",
+            pointer="/dataframe_split",
+        )
     extra = [key for key in value if key not in _SPLIT_KEYS]
     if extra:
-        raise MalformedRequestError(f"dataframe_split takes only columns, data and index; "
-                                    f"got {', '.join(extra)}",
-                                    pointer=f"/dataframe_split/{_escape(extra[0])}")
+        raise MalformedRequestError(
+            f"dataframe_split takes only columns, data and index; got {', '.join(extra)}",
+            pointer=f"/dataframe_split/{_escape(extra[0])}",
+        )
     pointer = "/dataframe_split/data"
     rows = _rows(value.get("data"), pointer, list)
     index = value.get("index")
     if index is not None and (not isinstance(index, list) or len(index) != len(rows)):
-        raise MalformedRequestError(f"dataframe_split.index must be a list with one entry per "
-                                    f"row ({len(rows)})", pointer="/dataframe_split/index")
+        raise MalformedRequestError(
+            f"dataframe_split.index must be a list with one entry per row ({len(rows)})",
+            pointer="/dataframe_split/index",
+        )
     columns = value.get("columns")
     if columns is not None:
         columns = _column_names(columns, signature)
@@ -140,8 +154,7 @@ def _split(value: Any, signature: Signature, check: bool) -> Columns:
         name = signature.inputs[0].name
         return {name: as_array(rows, pointer, check_booleans=check)}, {name: Place(pointer)}
     if columns is None:
-        return (positional(rows, signature, pointer, check),
-                _positional_places(signature, pointer))
+        return (positional(rows, signature, pointer, check), _positional_places(signature, pointer))
     return _transpose(rows, columns, pointer, check)
 
 
@@ -153,18 +166,21 @@ def _column_names(columns: Any, signature: Signature) -> list[str]:
     """
     pointer = "/dataframe_split/columns"
     if not isinstance(columns, list) or not all(
-            isinstance(c, str | int) and not isinstance(c, bool) for c in columns):
-        raise MalformedRequestError("dataframe_split.columns must be a list of column names",
-                                    pointer=pointer)
+        isinstance(c, str | int) and not isinstance(c, bool) for c in columns
+    ):
+        raise MalformedRequestError(
+            "dataframe_split.columns must be a list of column names", pointer=pointer
+        )
     check_input_count(len(columns), pointer)
     names = [str(c) for c in columns]
     if len(set(names)) != len(names):
-        raise MalformedRequestError("dataframe_split.columns names a column twice",
-                                    pointer=pointer)
+        raise MalformedRequestError("dataframe_split.columns names a column twice", pointer=pointer)
     if signature.kind is SignatureKind.TENSOR and len(names) != signature.inputs[0].width:
-        raise InvalidInputError(f"this model takes {signature.inputs[0].width} features per "
-                                f"row; dataframe_split.columns names {len(names)}",
-                                pointer=pointer)
+        raise InvalidInputError(
+            f"this model takes {signature.inputs[0].width} features per "
+            f"row; dataframe_split.columns names {len(names)}",
+            pointer=pointer,
+        )
     return names
 
 
@@ -172,11 +188,15 @@ def _transpose(rows: list[list[Any]], names: list[str], pointer: str, check: boo
     """Rows of values for named columns, as one array per column (numbers stay numbers)."""
     for index, row in enumerate(rows):
         if len(row) != len(names):
-            raise MalformedRequestError(f"row {index} has {len(row)} values for {len(names)} "
-                                        "columns", pointer=f"{pointer}/{index}")
+            raise MalformedRequestError(
+                f"row {index} has {len(row)} values for {len(names)} columns",
+                pointer=f"{pointer}/{index}",
+            )
     columns = zip(*rows, strict=True)
-    arrays = {name: as_array(list(column), f"{pointer}/0/{i}", check_booleans=check)
-              for i, (name, column) in enumerate(zip(names, columns, strict=True))}
+    arrays = {
+        name: as_array(list(column), f"{pointer}/0/{i}", check_booleans=check)
+        for i, (name, column) in enumerate(zip(names, columns, strict=True))
+    }
     return arrays, {name: Place(pointer, f"/{i}") for i, name in enumerate(names)}
 
 
@@ -197,17 +217,23 @@ def _tf_serving(key: str, value: Any, signature: Signature, check: bool) -> Colu
     if key == "inputs" and isinstance(value, dict):
         check_input_count(len(value), pointer)
         paths = {name: f"{pointer}/{_escape(name)}" for name in value}
-        return ({name: as_array(column, paths[name], check_booleans=check)
-                 for name, column in value.items()},
-                {name: Place(path) for name, path in paths.items()})
+        return (
+            {
+                name: as_array(column, paths[name], check_booleans=check)
+                for name, column in value.items()
+            },
+            {name: Place(path) for name, path in paths.items()},
+        )
     if not isinstance(value, list) or not value:
         raise MalformedRequestError(f"{key} must be a non-empty list", pointer=pointer)
     if all(isinstance(row, dict) for row in value):
         columns = rows_to_columns(value, pointer, check)
         return columns, {name: Place(pointer, f"/{_escape(name)}") for name in columns}
     flat = not all(isinstance(row, list) for row in value)
-    return (positional(value, signature, pointer, check),
-            _positional_places(signature, pointer, flat))
+    return (
+        positional(value, signature, pointer, check),
+        _positional_places(signature, pointer, flat),
+    )
 
 
 def _positional_places(signature: Signature, pointer: str, flat: bool = False) -> dict[str, Place]:
@@ -227,8 +253,10 @@ def _rows(value: Any, pointer: str, row_type: type) -> list[Any]:
     for index, row in enumerate(value):
         if not isinstance(row, row_type):
             kind = "a list" if row_type is list else "an object"
-            raise MalformedRequestError(f"each row of {label} must be {kind}; row {index} is not",
-                                        pointer=f"{pointer}/{index}")
+            raise MalformedRequestError(
+                f"each row of {label} must be {kind}; row {index} is not",
+                pointer=f"{pointer}/{index}",
+            )
     return value
 
 
@@ -244,30 +272,36 @@ def decode_csv(body: bytes, signature: Signature) -> Parsed:
     # string inputs stay strings even when they look like numbers ("75001")
     header = body.split(b"\n", 1)[0]
     check_input_count(header.count(b",") + 1, "")
-    strings = ({spec.name: str for spec in signature.inputs if spec.dtype == STRING}
-               if signature.kind is SignatureKind.COLUMNS else {})
+    strings = (
+        {spec.name: str for spec in signature.inputs if spec.dtype == STRING}
+        if signature.kind is SignatureKind.COLUMNS
+        else {}
+    )
     try:
         # low_memory=False: one dtype per column for the whole body (chunked inference warns
         # on a large body with one bad cell, and may type one column two ways)
         frame = pd.read_csv(io.BytesIO(body), dtype=strings or None, low_memory=False)
     except ValueError as exc:  # pandas' ParserError, EmptyDataError and UnicodeDecodeError
-        raise MalformedRequestError(f"Failed to parse input as a Pandas DataFrame: {exc}",
-                                    pointer="") from exc
+        raise MalformedRequestError(
+            f"Failed to parse input as a Pandas DataFrame: {exc}", pointer=""
+        ) from exc
     return _frame(frame, signature)
 
 
 def decode_parquet(body: bytes, signature: Signature) -> Parsed:
     """A Parquet file of a DataFrame; only when the server has pyarrow."""
     if importlib.util.find_spec("pyarrow") is None:
-        raise UnsupportedMediaTypeError("Parquet bodies need pyarrow on the server; "
-                                        "send application/json or text/csv")
+        raise UnsupportedMediaTypeError(
+            "Parquet bodies need pyarrow on the server; send application/json or text/csv"
+        )
     import pandas as pd
 
     try:
         frame = pd.read_parquet(io.BytesIO(body))
     except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-        raise MalformedRequestError(f"Failed to parse input as a Pandas DataFrame: {exc}",
-                                    pointer="") from exc
+        raise MalformedRequestError(
+            f"Failed to parse input as a Pandas DataFrame: {exc}", pointer=""
+        ) from exc
     return _frame(frame, signature)
 
 
@@ -287,8 +321,9 @@ class InvocationExtras:
     ignored_params: tuple[str, ...]
 
 
-def decode_invocation(body: bytes, content_type: str | None, signature: Signature,
-                      query_output: str | None) -> Decoded[InvocationExtras]:
+def decode_invocation(
+    body: bytes, content_type: str | None, signature: Signature, query_output: str | None
+) -> Decoded[InvocationExtras]:
     """A whole ``/invocations`` request for ``signature``, whatever its content type."""
     found = body_format(content_type)
     if found is BodyFormat.JSON:
@@ -298,14 +333,19 @@ def decode_invocation(body: bytes, content_type: str | None, signature: Signatur
     else:
         parsed = decode_parquet(body, signature)
     chosen = signature.output_name(_output_name(query_output, parsed.output))
-    return Decoded(parsed.arrays, {name: place.path for name, place in parsed.places.items()},
-                   InvocationExtras(chosen, parsed.ignored_params),
-                   row_locator(signature, parsed.arrays, parsed.places))
+    return Decoded(
+        parsed.arrays,
+        {name: place.path for name, place in parsed.places.items()},
+        InvocationExtras(chosen, parsed.ignored_params),
+        row_locator(signature, parsed.arrays, parsed.places),
+    )
 
 
 def _output_name(query: str | None, param: str | None) -> str | None:
     """``?output=`` (as in V1) or ``params.output``; naming two different outputs is an error."""
     if query is not None and param is not None and query != param:
-        raise MalformedRequestError(f"?output={query} and params.output={param} disagree; "
-                                    "name the output once", pointer="/params/output")
+        raise MalformedRequestError(
+            f"?output={query} and params.output={param} disagree; name the output once",
+            pointer="/params/output",
+        )
     return query or param

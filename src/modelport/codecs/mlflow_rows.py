@@ -20,9 +20,9 @@ class RowPlace(Protocol):
     def row(self, index: int) -> str: ...
 
 
-def row_locator(signature: Signature, arrays: dict[str, np.ndarray],
-                places: Mapping[str, RowPlace]
-                ) -> Callable[[InvalidInputError], InvalidInputError]:
+def row_locator(
+    signature: Signature, arrays: dict[str, np.ndarray], places: Mapping[str, RowPlace]
+) -> Callable[[InvalidInputError], InvalidInputError]:
     """A function that turns a batch-level signature error into one naming the row."""
 
     def locate(exc: InvalidInputError) -> InvalidInputError:

@@ -26,10 +26,18 @@ from modelport.registry import VersionRecord
 from modelport.runtimes.signature import STRING, Signature, SignatureKind, TensorSpec
 
 DATATYPES: dict[str, np.dtype[Any]] = {
-    "BOOL": np.dtype(np.bool_), "UINT8": np.dtype(np.uint8), "UINT16": np.dtype(np.uint16),
-    "UINT32": np.dtype(np.uint32), "UINT64": np.dtype(np.uint64), "INT8": np.dtype(np.int8),
-    "INT16": np.dtype(np.int16), "INT32": np.dtype(np.int32), "INT64": np.dtype(np.int64),
-    "FP16": np.dtype(np.float16), "FP32": np.dtype(np.float32), "FP64": np.dtype(np.float64),
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype(np.uint8),
+    "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32),
+    "UINT64": np.dtype(np.uint64),
+    "INT8": np.dtype(np.int8),
+    "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "FP16": np.dtype(np.float16),
+    "FP32": np.dtype(np.float32),
+    "FP64": np.dtype(np.float64),
     "BYTES": np.dtype(object),
 }
 _BY_NUMPY = {dtype: name for name, dtype in DATATYPES.items() if name != "BYTES"}
@@ -85,14 +93,19 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
     parameters = _object(payload.get("parameters", {}), "/parameters")
     raw_inputs = payload.get("inputs")
     if not isinstance(raw_inputs, list) or not raw_inputs:
-        raise MalformedRequestError("'inputs' must be a non-empty list of tensors",
-                                    pointer="/inputs")
+        raise MalformedRequestError(
+            "'inputs' must be a non-empty list of tensors", pointer="/inputs"
+        )
     check_input_count(len(raw_inputs), "/inputs")
     reader = BinaryReader(binary)
     inputs = tuple(_decode_input(i, raw, reader, booleans) for i, raw in enumerate(raw_inputs))
     reader.finish()
-    return InferRequest(inputs, _requested_outputs(payload.get("outputs")), request_id,
-                        parameters.get("binary_data_output") is True)
+    return InferRequest(
+        inputs,
+        _requested_outputs(payload.get("outputs")),
+        request_id,
+        parameters.get("binary_data_output") is True,
+    )
 
 
 def _split(body: bytes, header_length: str | None) -> tuple[dict[str, Any], memoryview, bool]:
@@ -100,11 +113,14 @@ def _split(body: bytes, header_length: str | None) -> tuple[dict[str, Any], memo
     end = len(body)
     if header_length is not None:
         digits = header_length.strip()
-        if not (digits.isascii() and digits.isdigit() and len(digits) <= 18) \
-                or int(digits) > len(body):
+        if not (digits.isascii() and digits.isdigit() and len(digits) <= 18) or int(digits) > len(
+            body
+        ):
             raise MalformedRequestError(
                 f"Inference-Header-Content-Length {header_length!r} must be a byte count "
-                f"within the body ({len(body)} bytes)", pointer="")
+                f"within the body ({len(body)} bytes)",
+                pointer="",
+            )
         end = int(digits)
     if end == 0:
         raise MalformedRequestError("the request body is empty; send a JSON object", pointer="")
@@ -129,15 +145,20 @@ def _data_may_hold_booleans(head: bytes, payload: dict[str, Any]) -> bool:
     for key in ("inputs", "outputs"):
         if isinstance(payload.get(key), list):
             holders += [h for h in payload[key] if isinstance(h, dict)]
-    explained = sum(isinstance(v, bool) for p in (h.get("parameters") for h in holders)
-                    if isinstance(p, dict) for v in p.values())
+    explained = sum(
+        isinstance(v, bool)
+        for p in (h.get("parameters") for h in holders)
+        if isinstance(p, dict)
+        for v in p.values()
+    )
     return tokens > explained
 
 
 def _object(value: Any, pointer: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise MalformedRequestError(f"{pointer or 'the body'} must be a JSON object",
-                                    pointer=pointer)
+        raise MalformedRequestError(
+            f"{pointer or 'the body'} must be a JSON object", pointer=pointer
+        )
     return value
 
 
@@ -159,7 +180,8 @@ def _decode_input(index: int, raw: Any, reader: BinaryReader, booleans: bool) ->
         if "data" in raw or not _is_count(size):
             raise MalformedRequestError(
                 f"input {name!r}: binary_data_size must be a byte count, and 'data' absent",
-                pointer=pointer)
+                pointer=pointer,
+            )
         array = from_binary(reader.take(size, pointer), DATATYPES[datatype], shape, pointer)
     return InputTensor(index, name, datatype, array)
 
@@ -173,7 +195,8 @@ def tensor_datatype(value: Any, name: str, pointer: str) -> str:
     if value not in DATATYPES:
         raise MalformedRequestError(
             f"input {name!r}: datatype {value!r} is not one of {', '.join(DATATYPES)}",
-            pointer=pointer)
+            pointer=pointer,
+        )
     return str(value)
 
 
@@ -182,16 +205,21 @@ def tensor_shape(value: Any, name: str, pointer: str) -> tuple[int, ...]:
     if not isinstance(value, list) or not all(_is_count(d) for d in value):
         raise MalformedRequestError(
             f"input {name!r}: shape must be a list of integers >= 0 (-1 is only for "
-            f"metadata), got {str(value)[:200]}", pointer=pointer)
+            f"metadata), got {str(value)[:200]}",
+            pointer=pointer,
+        )
     if len(value) > MAX_DIMENSIONS or any(d > MAX_DIMENSION for d in value):
         raise MalformedRequestError(
             f"input {name!r}: a shape has at most {MAX_DIMENSIONS} dimensions of at most "
-            f"{MAX_DIMENSION} each", pointer=pointer)
+            f"{MAX_DIMENSION} each",
+            pointer=pointer,
+        )
     return tuple(value)
 
 
-def from_json(data: Any, datatype: str, shape: tuple[int, ...], pointer: str, *,
-              booleans: bool = True) -> np.ndarray:
+def from_json(
+    data: Any, datatype: str, shape: tuple[int, ...], pointer: str, *, booleans: bool = True
+) -> np.ndarray:
     """JSON data, flat or nested, as a ``shape`` array; ``booleans=False``: none to look for."""
     if not isinstance(data, list):
         raise MalformedRequestError(f"{pointer} must be a list", pointer=pointer)
@@ -201,11 +229,15 @@ def from_json(data: Any, datatype: str, shape: tuple[int, ...], pointer: str, *,
         array = as_array(data, pointer, check_booleans=booleans and datatype != "BOOL")
     expected = math.prod(shape)
     if array.size != expected:
-        raise MalformedRequestError(f"{pointer} has {array.size} elements, shape "
-                                    f"{list(shape)} needs {expected}", pointer=pointer)
+        raise MalformedRequestError(
+            f"{pointer} has {array.size} elements, shape {list(shape)} needs {expected}",
+            pointer=pointer,
+        )
     if array.ndim > 1 and array.shape != shape:
-        raise MalformedRequestError(f"{pointer} is nested as {list(array.shape)}, which does "
-                                    f"not match shape {list(shape)}", pointer=pointer)
+        raise MalformedRequestError(
+            f"{pointer} is nested as {list(array.shape)}, which does not match shape {list(shape)}",
+            pointer=pointer,
+        )
     return _convert(array, datatype, pointer).reshape(shape)
 
 
@@ -217,15 +249,15 @@ def _convert(array: np.ndarray, datatype: str, pointer: str) -> np.ndarray:
     if datatype == "BYTES":
         if set(map(type, array.flat)) <= {str, type(None)}:
             return array
-        raise MalformedRequestError(f"{pointer}: BYTES elements must be strings",
-                                    pointer=pointer)
+        raise MalformedRequestError(f"{pointer}: BYTES elements must be strings", pointer=pointer)
     if array.dtype.kind == "O":
         array = _nulls_to_nan(array, datatype, pointer)
     kind = array.dtype.kind
     if kind in "US" or (kind == "b") != (datatype == "BOOL"):
         got = {"U": "strings", "S": "strings", "b": "booleans"}.get(kind, "numbers")
-        raise MalformedRequestError(f"{pointer}: {datatype} elements cannot be {got}",
-                                    pointer=pointer)
+        raise MalformedRequestError(
+            f"{pointer}: {datatype} elements cannot be {got}", pointer=pointer
+        )
     if target.kind in "iu" and kind in "iuf":
         return to_integers(array, datatype, pointer)
     return array.astype(target, copy=False)
@@ -234,12 +266,15 @@ def _convert(array: np.ndarray, datatype: str, pointer: str) -> np.ndarray:
 def _nulls_to_nan(array: np.ndarray, datatype: str, pointer: str) -> np.ndarray:
     """JSON ``null`` as NaN; whether NaN is acceptable is the signature's call."""
     values = array.ravel().tolist()
-    if not all(v is None or (isinstance(v, int | float) and not isinstance(v, bool))
-               for v in values):
-        raise MalformedRequestError(f"{pointer}: {datatype} elements must all be numbers",
-                                    pointer=pointer)
-    return np.array([math.nan if v is None else v for v in values],
-                    dtype=np.float64).reshape(array.shape)
+    if not all(
+        v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in values
+    ):
+        raise MalformedRequestError(
+            f"{pointer}: {datatype} elements must all be numbers", pointer=pointer
+        )
+    return np.array([math.nan if v is None else v for v in values], dtype=np.float64).reshape(
+        array.shape
+    )
 
 
 def to_integers(array: np.ndarray, datatype: str, pointer: str) -> np.ndarray:
@@ -249,13 +284,15 @@ def to_integers(array: np.ndarray, datatype: str, pointer: str) -> np.ndarray:
     if array.dtype.kind == "f":
         values = array[~np.isnan(array)]
         if not np.all(np.mod(values, 1) == 0):
-            raise MalformedRequestError(f"{pointer}: {datatype} elements must be integers",
-                                        pointer=pointer)
+            raise MalformedRequestError(
+                f"{pointer}: {datatype} elements must be integers", pointer=pointer
+            )
     info = np.iinfo(target)
     # exclusive upper bound: as a float, 2**64 - 1 rounds up to 2**64, which does not fit
     if values.size and (values.min() < info.min or values.max() >= info.max + 1):
-        raise MalformedRequestError(f"{pointer}: {datatype} elements must lie in "
-                                    f"[{info.min}, {info.max}]", pointer=pointer)
+        raise MalformedRequestError(
+            f"{pointer}: {datatype} elements must lie in [{info.min}, {info.max}]", pointer=pointer
+        )
     return array if values.size < array.size else array.astype(target, copy=False)
 
 
@@ -268,10 +305,13 @@ def _requested_outputs(value: Any) -> tuple[RequestedOutput, ...]:
     for index, raw in enumerate(value):
         name = _object(raw, f"/outputs/{index}").get("name")
         if not isinstance(name, str) or name in {r.name for r in requested}:
-            raise MalformedRequestError(f"/outputs/{index}/name must be a string naming an "
-                                        "output once", pointer=f"/outputs/{index}/name")
-        binary = _object(raw.get("parameters", {}),
-                         f"/outputs/{index}/parameters").get("binary_data")
+            raise MalformedRequestError(
+                f"/outputs/{index}/name must be a string naming an output once",
+                pointer=f"/outputs/{index}/name",
+            )
+        binary = _object(raw.get("parameters", {}), f"/outputs/{index}/parameters").get(
+            "binary_data"
+        )
         requested.append(RequestedOutput(name, binary if isinstance(binary, bool) else None))
     return tuple(requested)
 
@@ -283,15 +323,19 @@ class OutputTensor:
     binary: bool
 
 
-def encode_response(header: dict[str, Any],
-                    outputs: Sequence[OutputTensor]) -> tuple[bytes, int | None]:
+def encode_response(
+    header: dict[str, Any], outputs: Sequence[OutputTensor]
+) -> tuple[bytes, int | None]:
     """The response body, and the JSON header's length when binary outputs follow it."""
     tensors: list[dict[str, Any]] = []
     chunks: list[bytes] = []
     for output in outputs:
         array = output.array
-        tensor: dict[str, Any] = {"name": output.name, "datatype": datatype_of(array.dtype),
-                                  "shape": list(array.shape)}
+        tensor: dict[str, Any] = {
+            "name": output.name,
+            "datatype": datatype_of(array.dtype),
+            "shape": list(array.shape),
+        }
         if output.binary:
             chunks.append(to_binary(array))
             tensor["parameters"] = {"binary_data_size": len(chunks[-1])}
@@ -319,16 +363,22 @@ class InferExtras:
     request_id: str | None
 
 
-def decode_infer(body: bytes, header_length: str | None,
-                 signature: Signature) -> Decoded[InferExtras]:
+def decode_infer(
+    body: bytes, header_length: str | None, signature: Signature
+) -> Decoded[InferExtras]:
     """An HTTP infer body (JSON, or JSON + binary tensors) for ``signature``."""
     request = decode_request(body, header_length)
-    return decoded_for(request.inputs, select_outputs(request, signature), request.request_id,
-                       signature)
+    return decoded_for(
+        request.inputs, select_outputs(request, signature), request.request_id, signature
+    )
 
 
-def decoded_for(inputs: tuple[InputTensor, ...], outputs: list[tuple[str, bool]],
-                request_id: str | None, signature: Signature) -> Decoded[InferExtras]:
+def decoded_for(
+    inputs: tuple[InputTensor, ...],
+    outputs: list[tuple[str, bool]],
+    request_id: str | None,
+    signature: Signature,
+) -> Decoded[InferExtras]:
     """Decoded tensors of any V2 transport (HTTP or gRPC) matched onto ``signature``."""
     arrays, pointers = match_signature(inputs, signature)
     return Decoded(arrays, pointers, InferExtras(tuple(outputs), request_id))
@@ -344,12 +394,14 @@ def select_outputs(decoded: InferRequest, signature: Signature) -> list[tuple[st
         if output.name not in names:
             raise MalformedRequestError(
                 f"unknown output {output.name!r}; this model returns {', '.join(names)}",
-                pointer=f"/outputs/{index}/name")
+                pointer=f"/outputs/{index}/name",
+            )
     return [(o.name, default if o.binary is None else o.binary) for o in decoded.outputs]
 
 
-def match_signature(inputs: tuple[InputTensor, ...],
-                    signature: Signature) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def match_signature(
+    inputs: tuple[InputTensor, ...], signature: Signature
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Request tensors as the signature's named inputs, plus the pointer each came from."""
     if signature.kind is SignatureKind.TENSOR:
         return _tensor_input(inputs, signature.inputs[0])
@@ -360,39 +412,52 @@ def match_signature(inputs: tuple[InputTensor, ...],
     arrays: dict[str, np.ndarray] = {}
     for tensor in inputs:
         if tensor.name in arrays:
-            raise MalformedRequestError(f"input {tensor.name!r} is sent twice",
-                                        pointer=tensor.pointer("name"))
+            raise MalformedRequestError(
+                f"input {tensor.name!r} is sent twice", pointer=tensor.pointer("name")
+            )
         array = tensor.array
         arrays[tensor.name] = array[:, 0] if array.ndim == 2 and array.shape[1] == 1 else array
     return arrays, {t.name: t.pointer() for t in inputs}
 
 
-def _tensor_input(inputs: tuple[InputTensor, ...],
-                  spec: TensorSpec) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def _tensor_input(
+    inputs: tuple[InputTensor, ...], spec: TensorSpec
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """A tensor model takes one ``[N, features]`` tensor, under its own name or any other."""
     if len(inputs) != 1:
-        raise InvalidInputError(f"this model takes one input tensor {spec.name!r} of shape "
-                                f"{list(spec.shape)}, got {len(inputs)}", pointer="/inputs")
+        raise InvalidInputError(
+            f"this model takes one input tensor {spec.name!r} of shape "
+            f"{list(spec.shape)}, got {len(inputs)}",
+            pointer="/inputs",
+        )
     tensor = inputs[0]
     if tensor.array.ndim != len(spec.shape):
         raise InvalidInputError(
             f"input {tensor.name!r} must have shape {list(spec.shape)} (-1: any), got "
-            f"{list(tensor.array.shape)}", pointer=tensor.pointer("shape"))
+            f"{list(tensor.array.shape)}",
+            pointer=tensor.pointer("shape"),
+        )
     return {spec.name: tensor.array}, {spec.name: tensor.pointer()}
 
 
 def _positional(tensor: InputTensor, signature: Signature) -> bool:
     """One ``[N, n_columns]`` tensor may stand for all-numeric columns, in signature order."""
-    return (tensor.array.ndim == 2 and tensor.array.shape[1] == len(signature.inputs)
-            and all(spec.dtype != STRING for spec in signature.inputs))
+    return (
+        tensor.array.ndim == 2
+        and tensor.array.shape[1] == len(signature.inputs)
+        and all(spec.dtype != STRING for spec in signature.inputs)
+    )
 
 
 def metadata(record: VersionRecord) -> dict[str, Any]:
     """Model metadata from the signature; only the serving version can be named in ``{v}``."""
-    return {"name": record.name, "versions": [str(record.version)],
-            "platform": platform(record.flavor, record.flavor_options),
-            "inputs": [_tensor_metadata(s) for s in record.signature.inputs],
-            "outputs": [_tensor_metadata(s) for s in record.signature.outputs]}
+    return {
+        "name": record.name,
+        "versions": [str(record.version)],
+        "platform": platform(record.flavor, record.flavor_options),
+        "inputs": [_tensor_metadata(s) for s in record.signature.inputs],
+        "outputs": [_tensor_metadata(s) for s in record.signature.outputs],
+    }
 
 
 def platform(flavor: str, options: Mapping[str, Any]) -> str:
@@ -405,11 +470,13 @@ def _tensor_metadata(spec: TensorSpec) -> dict[str, Any]:
     return {"name": spec.name, "datatype": datatype_of(spec.dtype), "shape": list(spec.shape)}
 
 
-def encode_infer(record: VersionRecord, outputs: Mapping[str, np.ndarray],
-                 extras: InferExtras) -> tuple[bytes, int | None]:
+def encode_infer(
+    record: VersionRecord, outputs: Mapping[str, np.ndarray], extras: InferExtras
+) -> tuple[bytes, int | None]:
     """The infer response body, and the JSON header's length when binary outputs follow."""
     header: dict[str, Any] = {"model_name": record.name, "model_version": str(record.version)}
     if extras.request_id is not None:
         header["id"] = extras.request_id
-    return encode_response(header, [OutputTensor(name, outputs[name], binary)
-                                    for name, binary in extras.outputs])
+    return encode_response(
+        header, [OutputTensor(name, outputs[name], binary) for name, binary in extras.outputs]
+    )

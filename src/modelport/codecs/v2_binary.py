@@ -31,27 +31,33 @@ class BinaryReader:
             raise MalformedRequestError(
                 f"binary_data_size {size} runs past the end of the body "
                 f"({len(self._data) - self._offset} binary bytes left); binary inputs need "
-                "the Inference-Header-Content-Length header", pointer=pointer)
-        chunk = self._data[self._offset:self._offset + size]
+                "the Inference-Header-Content-Length header",
+                pointer=pointer,
+            )
+        chunk = self._data[self._offset : self._offset + size]
         self._offset += size
         return chunk
 
     def finish(self) -> None:
         extra = len(self._data) - self._offset
         if extra:
-            raise MalformedRequestError(f"{extra} bytes follow the last binary input",
-                                        pointer="/inputs")
+            raise MalformedRequestError(
+                f"{extra} bytes follow the last binary input", pointer="/inputs"
+            )
 
 
-def from_binary(chunk: memoryview, dtype: np.dtype[Any], shape: tuple[int, ...],
-                pointer: str) -> np.ndarray:
+def from_binary(
+    chunk: memoryview, dtype: np.dtype[Any], shape: tuple[int, ...], pointer: str
+) -> np.ndarray:
     """Raw little-endian tensor bytes (BYTES: 4-byte length + UTF-8 per element) as an array."""
     count = math.prod(shape)
     if dtype.kind == "O":
         elements = _unpack_bytes(chunk, pointer)
         if len(elements) != count:
-            raise MalformedRequestError(f"{pointer}: {len(elements)} BYTES elements, shape "
-                                        f"{list(shape)} needs {count}", pointer=pointer)
+            raise MalformedRequestError(
+                f"{pointer}: {len(elements)} BYTES elements, shape {list(shape)} needs {count}",
+                pointer=pointer,
+            )
         array = np.empty(count, dtype=object)
         array[:] = elements
         return array.reshape(shape)
@@ -59,7 +65,9 @@ def from_binary(chunk: memoryview, dtype: np.dtype[Any], shape: tuple[int, ...],
     if len(chunk) != count * dtype.itemsize:
         raise MalformedRequestError(
             f"{pointer}: {len(chunk)} bytes, shape {list(shape)} of {dtype.name} needs "
-            f"{count * dtype.itemsize}", pointer=pointer)
+            f"{count * dtype.itemsize}",
+            pointer=pointer,
+        )
     return np.frombuffer(chunk, dtype=dtype).reshape(shape)
 
 
@@ -76,8 +84,9 @@ def _unpack_bytes(chunk: memoryview, pointer: str) -> list[str]:
         try:
             elements.append(str(chunk[start:offset], "utf-8"))
         except UnicodeDecodeError as exc:
-            raise MalformedRequestError(f"{pointer}: BYTES element {len(elements)} is not "
-                                        "UTF-8 text", pointer=pointer) from exc
+            raise MalformedRequestError(
+                f"{pointer}: BYTES element {len(elements)} is not UTF-8 text", pointer=pointer
+            ) from exc
     return elements
 
 

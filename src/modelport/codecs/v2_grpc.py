@@ -44,17 +44,31 @@ from modelport.errors import MalformedRequestError
 from modelport.runtimes.signature import Signature
 
 CONTENTS_FIELDS: dict[str, str] = {
-    "BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents",
-    "INT32": "int_contents", "INT64": "int64_contents", "UINT8": "uint_contents",
-    "UINT16": "uint_contents", "UINT32": "uint_contents", "UINT64": "uint64_contents",
-    "FP32": "fp32_contents", "FP64": "fp64_contents", "BYTES": "bytes_contents"}
+    "BOOL": "bool_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
 """The ``InferTensorContents`` field of each datatype; FP16 has none and travels raw only."""
 
 _FIELDS = tuple(dict.fromkeys(CONTENTS_FIELDS.values()))
-_WIRE_DTYPES = {"bool_contents": np.bool_, "int_contents": np.int32,
-                "int64_contents": np.int64, "uint_contents": np.uint32,
-                "uint64_contents": np.uint64, "fp32_contents": np.float32,
-                "fp64_contents": np.float64}
+_WIRE_DTYPES = {
+    "bool_contents": np.bool_,
+    "int_contents": np.int32,
+    "int64_contents": np.int64,
+    "uint_contents": np.uint32,
+    "uint64_contents": np.uint64,
+    "fp32_contents": np.float32,
+    "fp64_contents": np.float64,
+}
 
 
 class Contents(Protocol):
@@ -120,9 +134,12 @@ def decode_infer(request: InferRequestMessage, signature: Signature) -> Decoded[
     if raw and len(raw) != len(tensors):
         raise MalformedRequestError(
             f"{len(raw)} raw_input_contents for {len(tensors)} inputs; send one per input, "
-            "in input order", pointer="/raw_input_contents")
-    inputs = tuple(_input(index, tensor, raw[index] if raw else None)
-                   for index, tensor in enumerate(tensors))
+            "in input order",
+            pointer="/raw_input_contents",
+        )
+    inputs = tuple(
+        _input(index, tensor, raw[index] if raw else None) for index, tensor in enumerate(tensors)
+    )
     request_id = request.id or None
     wanted = InferRequest(inputs, _requested(request.outputs), request_id, bool(raw))
     return decoded_for(inputs, select_outputs(wanted, signature), request_id, signature)
@@ -141,26 +158,37 @@ def _input(index: int, tensor: InputMessage, raw: bytes | None) -> InputTensor:
     sent = [field for field in _FIELDS if len(getattr(tensor.contents, field))]
     if raw is not None:
         if sent:
-            raise MalformedRequestError(f"input {name!r}: send contents or raw_input_contents, "
-                                        "not both", pointer=f"{base}/contents/{sent[0]}")
+            raise MalformedRequestError(
+                f"input {name!r}: send contents or raw_input_contents, not both",
+                pointer=f"{base}/contents/{sent[0]}",
+            )
         pointer = f"/raw_input_contents/{index}"
-        return InputTensor(index, name, datatype,
-                           from_binary(memoryview(raw), DATATYPES[datatype], shape, pointer))
+        return InputTensor(
+            index, name, datatype, from_binary(memoryview(raw), DATATYPES[datatype], shape, pointer)
+        )
     field = CONTENTS_FIELDS.get(datatype)
     if field is None:
-        raise MalformedRequestError(f"input {name!r}: {datatype} has no typed contents; send "
-                                    "it in raw_input_contents", pointer=f"{base}/contents")
+        raise MalformedRequestError(
+            f"input {name!r}: {datatype} has no typed contents; send it in raw_input_contents",
+            pointer=f"{base}/contents",
+        )
     strays = [other for other in sent if other != field]
     if strays:
-        raise MalformedRequestError(f"input {name!r}: {datatype} elements go in contents."
-                                    f"{field}, not {strays[0]}",
-                                    pointer=f"{base}/contents/{strays[0]}")
-    return InputTensor(index, name, datatype, _typed(tensor.contents, field, datatype, shape,
-                                                     f"{base}/contents/{field}"))
+        raise MalformedRequestError(
+            f"input {name!r}: {datatype} elements go in contents.{field}, not {strays[0]}",
+            pointer=f"{base}/contents/{strays[0]}",
+        )
+    return InputTensor(
+        index,
+        name,
+        datatype,
+        _typed(tensor.contents, field, datatype, shape, f"{base}/contents/{field}"),
+    )
 
 
-def _typed(contents: Contents, field: str, datatype: str, shape: tuple[int, ...],
-           pointer: str) -> np.ndarray:
+def _typed(
+    contents: Contents, field: str, datatype: str, shape: tuple[int, ...], pointer: str
+) -> np.ndarray:
     """Typed elements as an array of ``datatype``; INT8 ... UINT16 arrive widened, so
     their range is checked as JSON's is."""
     values = getattr(contents, field)
@@ -170,8 +198,10 @@ def _typed(contents: Contents, field: str, datatype: str, shape: tuple[int, ...]
         array = np.array(values, dtype=_WIRE_DTYPES[field])
     count = math.prod(shape)
     if array.size != count:
-        raise MalformedRequestError(f"{pointer} has {array.size} elements, shape "
-                                    f"{list(shape)} needs {count}", pointer=pointer)
+        raise MalformedRequestError(
+            f"{pointer} has {array.size} elements, shape {list(shape)} needs {count}",
+            pointer=pointer,
+        )
     if array.dtype.kind in "iu":
         array = to_integers(array, datatype, pointer)
     return array.reshape(shape)
@@ -181,16 +211,18 @@ def _text(value: bytes, pointer: str, index: int) -> str:
     try:
         return value.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise MalformedRequestError(f"{pointer}: BYTES element {index} is not UTF-8 text",
-                                    pointer=pointer) from exc
+        raise MalformedRequestError(
+            f"{pointer}: BYTES element {index} is not UTF-8 text", pointer=pointer
+        ) from exc
 
 
 def _requested(outputs: Sequence[RequestedOutputMessage]) -> tuple[RequestedOutput, ...]:
     names: list[str] = []
     for index, output in enumerate(outputs):
         if not output.name or output.name in names:
-            raise MalformedRequestError(f"/outputs/{index}/name must name an output, once",
-                                        pointer=f"/outputs/{index}/name")
+            raise MalformedRequestError(
+                f"/outputs/{index}/name must name an output, once", pointer=f"/outputs/{index}/name"
+            )
         names.append(output.name)
     return tuple(RequestedOutput(name, None) for name in names)
 
@@ -207,13 +239,12 @@ class OutputContents:
     values: Sequence[Any] = ()
 
 
-def encode_outputs(outputs: Mapping[str, np.ndarray],
-                   extras: InferExtras) -> list[OutputContents]:
+def encode_outputs(outputs: Mapping[str, np.ndarray], extras: InferExtras) -> list[OutputContents]:
     """The requested outputs in order; all raw when the request was raw or a type needs it."""
-    chosen = [(name, outputs[name], datatype_of(outputs[name].dtype))
-              for name, _ in extras.outputs]
+    chosen = [(name, outputs[name], datatype_of(outputs[name].dtype)) for name, _ in extras.outputs]
     raw = any(binary for _, binary in extras.outputs) or any(
-        datatype not in CONTENTS_FIELDS for _, _, datatype in chosen)
+        datatype not in CONTENTS_FIELDS for _, _, datatype in chosen
+    )
     return [_output(name, array, datatype, raw) for name, array, datatype in chosen]
 
 

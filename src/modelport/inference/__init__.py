@@ -12,6 +12,19 @@ from modelport.inference.pool import LoadedVersion, ModelPool
 from modelport.inference.router import Route, Router, Target
 from modelport.inference.service import Answer, InferenceService
 
-__all__ = ["Answer", "InferenceContext", "InferenceService", "LoadedVersion", "ModelPool",
-           "Observer", "Outcome", "QueuedObserver", "RegistryFollower", "Route", "Router",
-           "Target", "Transport", "request_id_from"]
+__all__ = [
+    "Answer",
+    "InferenceContext",
+    "InferenceService",
+    "LoadedVersion",
+    "ModelPool",
+    "Observer",
+    "Outcome",
+    "QueuedObserver",
+    "RegistryFollower",
+    "Route",
+    "Router",
+    "Target",
+    "Transport",
+    "request_id_from",
+]

@@ -58,10 +58,12 @@ class BatchingOptions:
     def for_model(cls, settings: Settings, name: str) -> BatchingOptions:
         """Server-wide settings, overridden by the model's own ``model_options`` entry."""
         own = settings.model_options.get(name, ModelOptions())
-        return cls(_pick(own.batch_max_size, settings.batch_max_size),
-                   _pick(own.batch_max_wait_ms, settings.batch_max_wait_ms),
-                   _pick(own.queue_max_rows, settings.queue_max_rows),
-                   _pick(own.inline_max_ms, settings.inline_max_ms))
+        return cls(
+            _pick(own.batch_max_size, settings.batch_max_size),
+            _pick(own.batch_max_wait_ms, settings.batch_max_wait_ms),
+            _pick(own.queue_max_rows, settings.queue_max_rows),
+            _pick(own.inline_max_ms, settings.inline_max_ms),
+        )
 
 
 def _pick(own: T | None, default: T) -> T:
@@ -78,8 +80,15 @@ class _Pending:
 class Batcher:
     """Owns a runtime's queue; callers ``await predict(batch)``, nobody patches the runtime."""
 
-    def __init__(self, runtime: Runtime, executor: ModelExecutor, options: BatchingOptions,
-                 metrics: ServingMetrics, model: str, version: int) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        executor: ModelExecutor,
+        options: BatchingOptions,
+        metrics: ServingMetrics,
+        model: str,
+        version: int,
+    ) -> None:
         self._runtime = runtime
         self._executor = executor
         self._options = options
@@ -103,8 +112,10 @@ class Batcher:
                 return self._run_inline(batch)
             return await self._run_alone(batch)
         if self._queued_rows + batch.n_rows > self._options.max_queue_rows:
-            raise QueueFullError(f"the queue of this model holds {self._queued_rows} rows "
-                                 f"(limit {self._options.max_queue_rows}); retry shortly")
+            raise QueueFullError(
+                f"the queue of this model holds {self._queued_rows} rows "
+                f"(limit {self._options.max_queue_rows}); retry shortly"
+            )
         pending = _Pending(batch, asyncio.get_running_loop().create_future())
         self._queue.append(pending)
         self._queued_rows += batch.n_rows
@@ -125,8 +136,11 @@ class Batcher:
     def _runs_inline(self, batch: Batch) -> bool:
         """A small batch for a model known to answer it faster than a thread hand-off costs."""
         estimate = self._small_call_s
-        return (estimate is not None and batch.n_rows <= INLINE_MAX_ROWS
-                and estimate * 1000 < self._options.inline_max_ms)
+        return (
+            estimate is not None
+            and batch.n_rows <= INLINE_MAX_ROWS
+            and estimate * 1000 < self._options.inline_max_ms
+        )
 
     def _run_inline(self, batch: Batch) -> Outputs:
         """Call the model on the event loop: idle server, sub-millisecond model, few rows."""

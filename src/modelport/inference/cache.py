@@ -132,8 +132,12 @@ class Breaker:
 
     def failed(self, exc: Exception) -> None:
         if self._open_until is None:
-            log.warning("%s unavailable (%s); skipping it, next try in %.0f s", self._name,
-                        exc, self._cooldown_s)
+            log.warning(
+                "%s unavailable (%s); skipping it, next try in %.0f s",
+                self._name,
+                exc,
+                self._cooldown_s,
+            )
         self._open_until = time.monotonic() + self._cooldown_s
 
     def succeeded(self) -> None:
@@ -170,7 +174,7 @@ def decode_outputs(raw: bytes) -> Outputs:
     offset = 4 + size
     outputs: Outputs = {}
     for entry in orjson.loads(raw[4:offset]):
-        data = raw[offset:offset + entry["size"]]
+        data = raw[offset : offset + entry["size"]]
         offset += entry["size"]
         if entry["dtype"] == "json":
             outputs[entry["name"]] = np.array(orjson.loads(data), dtype=object)

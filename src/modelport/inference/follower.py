@@ -28,8 +28,9 @@ RETRY_MAX_S = 60.0
 
 
 class RegistryFollower:
-    def __init__(self, registry: Registry, router: Router, pool: ModelPool,
-                 metrics: ServingMetrics) -> None:
+    def __init__(
+        self, registry: Registry, router: Router, pool: ModelPool, metrics: ServingMetrics
+    ) -> None:
         self._registry = registry
         self._router = router
         self._pool = pool
@@ -62,8 +63,9 @@ class RegistryFollower:
                 record = await asyncio.to_thread(self._registry.resolve, route.address)
             except ModelportError as exc:
                 # resolving is cheap: try again at the next poll, without backoff
-                self._failed(route, f"cannot resolve {route.address}: {exc.detail}", None,
-                             retry=False)
+                self._failed(
+                    route, f"cannot resolve {route.address}: {exc.detail}", None, retry=False
+                )
                 continue
             current = route.current.record.version if route.current else None
             if record.version in (current, route.failed_version):
@@ -72,16 +74,23 @@ class RegistryFollower:
 
     def problems(self) -> list[str]:
         """Why routes have nothing to serve (start-up fails fast on these)."""
-        return [f"{route.address}: {route.last_error or 'not loaded'}"
-                for route in self._router.routes.values() if route.current is None]
+        return [
+            f"{route.address}: {route.last_error or 'not loaded'}"
+            for route in self._router.routes.values()
+            if route.current is None
+        ]
 
     async def _switch(self, route: Route, record: VersionRecord) -> None:
         try:
             loaded = await self._pool.acquire(record)
         except Exception as exc:
             detail = exc.detail if isinstance(exc, ModelportError) else repr(exc)
-            self._failed(route, f"{record.address} failed to load: {detail}", record.version,
-                         retry=not is_permanent(exc))
+            self._failed(
+                route,
+                f"{record.address} failed to load: {detail}",
+                record.version,
+                retry=not is_permanent(exc),
+            )
             return
         previous = route.serving(loaded)
         self._metrics.model_loaded.labels(route.name).set(record.version)
@@ -89,11 +98,12 @@ class RegistryFollower:
             log.info("%s serving %s", route.address, record.address)
         else:
             self._pool.release(previous)
-            log.info("%s switched from %s to %s", route.address, previous.record.address,
-                     record.address)
+            log.info(
+                "%s switched from %s to %s", route.address, previous.record.address, record.address
+            )
 
     def _failed(self, route: Route, message: str, version: int | None, *, retry: bool) -> None:
-        backoff = min(RETRY_FIRST_S * 2 ** route.attempts, RETRY_MAX_S) if retry else None
+        backoff = min(RETRY_FIRST_S * 2**route.attempts, RETRY_MAX_S) if retry else None
         if route.failed(message, version=version, retry_in_s=backoff):
             keeps = f"; still serving {route.current.record.address}" if route.current else ""
             again = f"; retrying in {backoff:.0f} s" if backoff is not None else ""

@@ -9,46 +9,82 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from modelport.inference.context import InferenceContext, Transport
 from modelport.inference.observers import Outcome
 
-LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                   5.0)
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class ServingMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.requests = Counter(
-            "modelport_requests", "Inference and API requests answered.",
-            ["model", "version", "protocol", "status"], registry=registry)
+            "modelport_requests",
+            "Inference and API requests answered.",
+            ["model", "version", "protocol", "status"],
+            registry=registry,
+        )
         self.latency = Histogram(
-            "modelport_request_duration_seconds", "Time from request to response.",
-            ["model", "protocol"], buckets=LATENCY_BUCKETS, registry=registry)
+            "modelport_request_duration_seconds",
+            "Time from request to response.",
+            ["model", "protocol"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.errors = Counter(
-            "modelport_request_errors", "Requests answered with a 4xx or 5xx status.",
-            ["model", "version", "protocol", "status"], registry=registry)
+            "modelport_request_errors",
+            "Requests answered with a 4xx or 5xx status.",
+            ["model", "version", "protocol", "status"],
+            registry=registry,
+        )
         self.model_loaded = Gauge(
-            "modelport_model_loaded_version", "Version currently serving each model.",
-            ["model"], registry=registry, multiprocess_mode="max")
+            "modelport_model_loaded_version",
+            "Version currently serving each model.",
+            ["model"],
+            registry=registry,
+            multiprocess_mode="max",
+        )
         self.load_failures = Counter(
-            "modelport_model_load_failures", "Versions that failed to load or warm up.",
-            ["model", "version"], registry=registry)
+            "modelport_model_load_failures",
+            "Versions that failed to load or warm up.",
+            ["model", "version"],
+            registry=registry,
+        )
         self.batch_rows = Histogram(
-            "modelport_batch_rows", "Rows per merged model call.", ["model", "version"],
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096), registry=registry)
+            "modelport_batch_rows",
+            "Rows per merged model call.",
+            ["model", "version"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
+            registry=registry,
+        )
         self.queue_wait = Histogram(
-            "modelport_queue_wait_seconds", "Time a request waited for its batch to start.",
-            ["model", "version"], buckets=LATENCY_BUCKETS, registry=registry)
+            "modelport_queue_wait_seconds",
+            "Time a request waited for its batch to start.",
+            ["model", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.batch_releases = Counter(
-            "modelport_batch_releases", "Why each batch was released: full, timer or idle.",
-            ["model", "version", "reason"], registry=registry)
+            "modelport_batch_releases",
+            "Why each batch was released: full, timer or idle.",
+            ["model", "version", "reason"],
+            registry=registry,
+        )
         self.cache = Counter(
-            "modelport_cache_requests", "Response cache lookups by result (hit or miss).",
-            ["model", "result"], registry=registry)
+            "modelport_cache_requests",
+            "Response cache lookups by result (hit or miss).",
+            ["model", "result"],
+            registry=registry,
+        )
         self.rows = Counter(
-            "modelport_predicted_rows", "Rows passed to models.", ["model", "version"],
-            registry=registry)
+            "modelport_predicted_rows",
+            "Rows passed to models.",
+            ["model", "version"],
+            registry=registry,
+        )
         self.observer_drops = Counter(
-            "modelport_observer_dropped", "Outcomes an observer's full queue had to drop.",
-            ["observer"], registry=registry)
+            "modelport_observer_dropped",
+            "Outcomes an observer's full queue had to drop.",
+            ["observer"],
+            registry=registry,
+        )
 
 
 class RequestMetrics:
@@ -77,8 +113,9 @@ class RequestMetrics:
         version = "-" if ctx.version is None else str(ctx.version)
         self.record(model, version, ctx.transport.value, status, elapsed_s)
 
-    def record(self, model: str, version: str, protocol: str, status: int,
-               elapsed_s: float) -> None:
+    def record(
+        self, model: str, version: str, protocol: str, status: int, elapsed_s: float
+    ) -> None:
         key = (model, version, protocol, status)
         children = self._children.get(key) or self._new_children(key)
         children.requests.inc()
@@ -90,9 +127,11 @@ class RequestMetrics:
         model, version, protocol, status = key
         labels = (model, version, protocol, str(status))
         metrics = self._metrics
-        children = _Children(metrics.requests.labels(*labels),
-                             metrics.latency.labels(model, protocol),
-                             metrics.errors.labels(*labels) if status >= 400 else None)
+        children = _Children(
+            metrics.requests.labels(*labels),
+            metrics.latency.labels(model, protocol),
+            metrics.errors.labels(*labels) if status >= 400 else None,
+        )
         self._children[key] = children
         return children
 

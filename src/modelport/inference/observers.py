@@ -68,8 +68,15 @@ class QueuedObserver:
     nothing; a crash loses at most ``max_queued`` outcomes.
     """
 
-    def __init__(self, name: str, sink: Sink, dropped: Counter, *, max_queued: int = 10_000,
-                 max_batch: int = 500) -> None:
+    def __init__(
+        self,
+        name: str,
+        sink: Sink,
+        dropped: Counter,
+        *,
+        max_queued: int = 10_000,
+        max_batch: int = 500,
+    ) -> None:
         self.name = name
         self._sink = sink
         self._queue: deque[Outcome] = deque()
@@ -109,8 +116,7 @@ class QueuedObserver:
                 self._ready.clear()
                 await self._ready.wait()
                 continue
-            taken = [self._queue.popleft()
-                     for _ in range(min(self._max_batch, len(self._queue)))]
+            taken = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
             try:
                 await self._sink(taken)
             except Exception:  # one failing write must not stop the observer

@@ -65,8 +65,13 @@ def is_permanent(exc: BaseException) -> bool:
 
 
 class ModelPool:
-    def __init__(self, registry: Registry, executor: ModelExecutor, metrics: ServingMetrics,
-                 batching: Callable[[str], BatchingOptions]) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        executor: ModelExecutor,
+        metrics: ServingMetrics,
+        batching: Callable[[str], BatchingOptions],
+    ) -> None:
         self._registry = registry
         self._executor = executor
         self._metrics = metrics
@@ -130,8 +135,14 @@ class ModelPool:
         except Exception:
             self._metrics.load_failures.labels(record.name, str(record.version)).inc()
             raise
-        batcher = Batcher(runtime, self._executor, self._batching(record.name), self._metrics,
-                          record.name, record.version)
+        batcher = Batcher(
+            runtime,
+            self._executor,
+            self._batching(record.name),
+            self._metrics,
+            record.name,
+            record.version,
+        )
         self._loaded[(record.name, record.version)] = LoadedVersion(record, runtime, batcher)
         # Everything loaded so far (libraries, the model) lives as long as the process; a full
         # collection walking it stalled requests for ~100 ms (p99). Frozen objects are skipped.

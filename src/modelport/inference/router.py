@@ -58,9 +58,14 @@ class Route:
         return RouteState.FAILED if self.last_error else RouteState.LOADING
 
     def status(self) -> dict[str, Any]:
-        return {"name": self.name, "address": str(self.address), "state": self.state.value,
-                "version": self.current.record.version if self.current else None,
-                "last_error": self.last_error, "failed_version": self.failed_version}
+        return {
+            "name": self.name,
+            "address": str(self.address),
+            "state": self.state.value,
+            "version": self.current.record.version if self.current else None,
+            "last_error": self.last_error,
+            "failed_version": self.failed_version,
+        }
 
     def serving(self, loaded: LoadedVersion) -> LoadedVersion | None:
         """Switch to ``loaded`` (one reference assignment); returns the version it replaces."""
@@ -110,12 +115,14 @@ class Router:
         if route is None and ("@" in name or "/" in name):
             address = ModelAddress.parse(name)
             candidate = self.routes.get(address.name)
-            if candidate is not None and (address.alias is None
-                                          or candidate.address.alias == address.alias):
+            if candidate is not None and (
+                address.alias is None or candidate.address.alias == address.alias
+            ):
                 route = candidate
         if route is None:
-            raise ModelNotFoundError(f"model {name!r} is not served here "
-                                     f"(served: {', '.join(self.routes) or 'none'})")
+            raise ModelNotFoundError(
+                f"model {name!r} is not served here (served: {', '.join(self.routes) or 'none'})"
+            )
         return route
 
     def default(self) -> Route:
@@ -124,11 +131,12 @@ class Router:
             return self.route(self.default_model)
         if len(self.routes) == 1:
             return next(iter(self.routes.values()))
-        raise ModelNotFoundError("several models are served and none is the default; "
-                                 "start the server with --default-model NAME")
+        raise ModelNotFoundError(
+            "several models are served and none is the default; "
+            "start the server with --default-model NAME"
+        )
 
-    def resolve(self, reference: str | None, version: int | None,
-                ctx: InferenceContext) -> Target:
+    def resolve(self, reference: str | None, version: int | None, ctx: InferenceContext) -> Target:
         """The target for a request, or a 404 / 503 that says why not; fills in ``ctx``."""
         route = self.default() if not reference else self.route(reference)
         if reference and reference != route.name and "/" in reference:
@@ -141,7 +149,8 @@ class Router:
         if version is not None and version != loaded.record.version:
             raise ModelVersionNotFoundError(
                 f"model {route.name!r} serves version {loaded.record.version}, "
-                f"not version {version}")
+                f"not version {version}"
+            )
         ctx.version, ctx.slot = loaded.record.version, PRIMARY
         return Target(loaded, PRIMARY)
 

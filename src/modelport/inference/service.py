@@ -44,8 +44,14 @@ class Answer(Generic[T]):
 
 
 class InferenceService:
-    def __init__(self, router: Router, metrics: ServingMetrics, cache: ResponseCache,
-                 cached_models: frozenset[str], observers: Sequence[Observer]) -> None:
+    def __init__(
+        self,
+        router: Router,
+        metrics: ServingMetrics,
+        cache: ResponseCache,
+        cached_models: frozenset[str],
+        observers: Sequence[Observer],
+    ) -> None:
         self.router = router
         self._metrics = metrics
         self._cache = cache
@@ -63,12 +69,17 @@ class InferenceService:
             if isinstance(observer, LifecycleObserver):
                 await observer.stop()
 
-    def resolve(self, reference: str | None, version: int | None,
-                ctx: InferenceContext) -> Target:
+    def resolve(self, reference: str | None, version: int | None, ctx: InferenceContext) -> Target:
         return self.router.resolve(reference, version, ctx)
 
-    async def infer(self, ctx: InferenceContext, reference: str | None, version: int | None,
-                    decode: Decoder[T], size: int = 0) -> Answer[T]:
+    async def infer(
+        self,
+        ctx: InferenceContext,
+        reference: str | None,
+        version: int | None,
+        decode: Decoder[T],
+        size: int = 0,
+    ) -> Answer[T]:
         """Resolve, decode, check, predict; every outcome reaches the observers."""
         ctx.reference = reference or ""
         batch: Batch | None = None
@@ -105,8 +116,13 @@ class InferenceService:
             await self._cache.put(key, outputs)
         return outputs
 
-    def _report(self, ctx: InferenceContext, batch: Batch | None, outputs: Outputs | None,
-                error: ModelportError | None) -> None:
+    def _report(
+        self,
+        ctx: InferenceContext,
+        batch: Batch | None,
+        outputs: Outputs | None,
+        error: ModelportError | None,
+    ) -> None:
         elapsed = time.perf_counter() - ctx.started
         ctx.reported = True
         notify(self._observers, Outcome(ctx, batch, outputs, error, elapsed))

@@ -6,13 +6,13 @@ from modelport.registry.records import ModelRecord, Stage, VersionRecord
 from modelport.registry.registry import Registry, warm_up
 
 __all__ = [
-           "ModelAddress",
-           "ModelRecord",
-           "PreparedModel",
-           "Registry",
-           "Stage",
-           "VersionRecord",
-           "prepare_file",
-           "prepare_object",
-           "warm_up",
+    "ModelAddress",
+    "ModelRecord",
+    "PreparedModel",
+    "Registry",
+    "Stage",
+    "VersionRecord",
+    "prepare_file",
+    "prepare_object",
+    "warm_up",
 ]

@@ -18,7 +18,8 @@ LATEST = "latest"
 MAX_VERSION = 2**31 - 1
 """Version numbers are 32-bit database integers."""
 _ADDRESS = re.compile(
-    r"(?:models:/)?(?P<name>[^/@]+)(?:/(?P<version>\d+|latest)|@(?P<alias>[^/@]+))?")
+    r"(?:models:/)?(?P<name>[^/@]+)(?:/(?P<version>\d+|latest)|@(?P<alias>[^/@]+))?"
+)
 
 
 def check_name(name: str, what: str = "model name") -> str:
@@ -27,7 +28,8 @@ def check_name(name: str, what: str = "model name") -> str:
     if NAME_PATTERN.fullmatch(name) is None or len(name) > limit:
         raise InvalidInputError(
             f"invalid {what} {name!r}: use letters, digits, '_', '.', '-' (at most {limit})",
-            pointer=f"/{what.replace(' ', '_')}")
+            pointer=f"/{what.replace(' ', '_')}",
+        )
     return name
 
 
@@ -48,21 +50,24 @@ class ModelAddress:
         match = _ADDRESS.fullmatch(text.strip())
         if match is None:
             raise InvalidInputError(
-                f"invalid model address {text!r}: use name, name/3 or name@alias",
-                pointer="/model")
+                f"invalid model address {text!r}: use name, name/3 or name@alias", pointer="/model"
+            )
         name = check_name(match["name"])
         version, alias = match["version"], match["alias"]
         if alias is not None and alias.isdigit():
             raise InvalidInputError(
                 f"invalid model address {text!r}: a version is written {name}/{alias}",
-                pointer="/model")
+                pointer="/model",
+            )
         if version == LATEST or alias == LATEST:
             return cls(name)
         if version is not None and int(version) > MAX_VERSION:
-            raise InvalidInputError(f"invalid model address {text!r}: no version is that large",
-                                    pointer="/model")
-        return cls(name, int(version) if version else None,
-                   check_name(alias, "alias") if alias else None)
+            raise InvalidInputError(
+                f"invalid model address {text!r}: no version is that large", pointer="/model"
+            )
+        return cls(
+            name, int(version) if version else None, check_name(alias, "alias") if alias else None
+        )
 
     def __str__(self) -> str:
         if self.version is not None:

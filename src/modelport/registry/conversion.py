@@ -30,9 +30,8 @@ def check_convertible(source: VersionRecord) -> None:
     if source.flavor not in _CONVERTIBLE:
         raise ConversionError(
             f"{source.address} is a {source.flavor} version; only {', '.join(_CONVERTIBLE)} "
-            "versions compile to ONNX: serve it as is")
-
-
+            "versions compile to ONNX: serve it as is"
+        )
 
 
 def read_original(source: VersionRecord, directory: Path) -> Any:
@@ -68,8 +67,10 @@ def convert(model: Any, source: VersionRecord) -> tuple[Any, str]:
     A converter's own exception becomes ``ConversionError``.
     """
     boosters = _booster_parts(model) if source.flavor == "sklearn" else set()
-    converter = _converter((["skl2onnx"] if source.flavor == "sklearn" else [])
-                           + (["onnxmltools"] if boosters or source.flavor in _BOOSTERS else []))
+    converter = _converter(
+        (["skl2onnx"] if source.flavor == "sklearn" else [])
+        + (["onnxmltools"] if boosters or source.flavor in _BOOSTERS else [])
+    )
     try:
         if source.flavor == "sklearn":
             return _from_sklearn(model, source.signature, boosters), converter
@@ -77,9 +78,10 @@ def convert(model: Any, source: VersionRecord) -> tuple[Any, str]:
     except ModelportError:
         raise
     except Exception as exc:
-        raise ConversionError(f"{converter} cannot convert {_describe(model)} ({_reason(exc)}); "
-                              f"serve {source.address} as is with its {source.flavor} runtime"
-                              ) from exc
+        raise ConversionError(
+            f"{converter} cannot convert {_describe(model)} ({_reason(exc)}); "
+            f"serve {source.address} as is with its {source.flavor} runtime"
+        ) from exc
 
 
 def _converter(packages: list[str]) -> str:
@@ -88,7 +90,8 @@ def _converter(packages: list[str]) -> str:
         return " + ".join(f"{package} {version(package)}" for package in packages)
     except PackageNotFoundError as exc:
         raise ConfigurationError(
-            f"{exc.name} is not installed; try `pip install modelport[onnx]`") from None
+            f"{exc.name} is not installed; try `pip install modelport[onnx]`"
+        ) from None
 
 
 def _parts(model: Any) -> list[Any]:
@@ -108,15 +111,17 @@ def _from_sklearn(model: Any, signature: Signature, boosters: set[str]) -> Any:
 
     _register_booster_converters(boosters)
     # a ColumnTransformer picks columns by name, so each column must be a graph input of its own
-    per_column = (any(isinstance(p, ColumnTransformer) for p in _parts(model))
-                  or any(spec.dtype == STRING for spec in signature.inputs))
+    per_column = any(isinstance(p, ColumnTransformer) for p in _parts(model)) or any(
+        spec.dtype == STRING for spec in signature.inputs
+    )
     types = (FloatTensorType, Int64TensorType, StringTensorType) if per_column else None
     return convert_sklearn(
-        model, initial_types=_graph_inputs(signature, FloatTensorType, types),
+        model,
+        initial_types=_graph_inputs(signature, FloatTensorType, types),
         options={id(model): {"zipmap": False}} if hasattr(model, "predict_proba") else None,
         # onnxmltools' tree converters write the ai.onnx.ml 3 operators, not skl2onnx's 5
-        target_opset={"": get_latest_tested_opset_version(), "ai.onnx.ml": 3}
-        if boosters else None)
+        target_opset={"": get_latest_tested_opset_version(), "ai.onnx.ml": 3} if boosters else None,
+    )
 
 
 def _register_booster_converters(frameworks: set[str]) -> None:
@@ -134,20 +139,34 @@ def _register_booster_converters(frameworks: set[str]) -> None:
         import lightgbm
         from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
 
-        update_registered_converter(lightgbm.LGBMClassifier, "LightGbmLGBMClassifier",
-                                    classifier_shapes, convert_lightgbm,
-                                    options=classifier_options)
-        update_registered_converter(lightgbm.LGBMRegressor, "LightGbmLGBMRegressor",
-                                    regressor_shapes, convert_lightgbm, options={"split": None})
+        update_registered_converter(
+            lightgbm.LGBMClassifier,
+            "LightGbmLGBMClassifier",
+            classifier_shapes,
+            convert_lightgbm,
+            options=classifier_options,
+        )
+        update_registered_converter(
+            lightgbm.LGBMRegressor,
+            "LightGbmLGBMRegressor",
+            regressor_shapes,
+            convert_lightgbm,
+            options={"split": None},
+        )
     if "xgboost" in frameworks:
         import xgboost
         from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
 
-        update_registered_converter(xgboost.XGBClassifier, "XGBoostXGBClassifier",
-                                    classifier_shapes, convert_xgboost,
-                                    options=classifier_options)
-        update_registered_converter(xgboost.XGBRegressor, "XGBoostXGBRegressor",
-                                    regressor_shapes, convert_xgboost)
+        update_registered_converter(
+            xgboost.XGBClassifier,
+            "XGBoostXGBClassifier",
+            classifier_shapes,
+            convert_xgboost,
+            options=classifier_options,
+        )
+        update_registered_converter(
+            xgboost.XGBRegressor, "XGBoostXGBRegressor", regressor_shapes, convert_xgboost
+        )
 
 
 def _from_booster(booster: Any, flavor: str, signature: Signature) -> Any:
@@ -160,8 +179,9 @@ def _from_booster(booster: Any, flavor: str, signature: Signature) -> Any:
     return onnxmltools.convert_xgboost(booster, initial_types=inputs)
 
 
-def _graph_inputs(signature: Signature, float_type: Any,
-                  column_types: tuple[Any, Any, Any] | None) -> list[tuple[str, Any]]:
+def _graph_inputs(
+    signature: Signature, float_type: Any, column_types: tuple[Any, Any, Any] | None
+) -> list[tuple[str, Any]]:
     """The tensor, one ``[N, 1]`` input per column (``column_types``: float, integer, string),
     or every column stacked into one float matrix, in signature order."""
     specs = signature.inputs
@@ -170,9 +190,19 @@ def _graph_inputs(signature: Signature, float_type: Any,
     if column_types is None:
         return [(_STACKED_INPUT, float_type([None, len(specs)]))]
     floats, integers, strings = column_types
-    return [(spec.name, (strings if spec.dtype == STRING else floats
-                         if np.dtype(spec.dtype).kind == "f" else integers)([None, 1]))
-            for spec in specs]
+    return [
+        (
+            spec.name,
+            (
+                strings
+                if spec.dtype == STRING
+                else floats
+                if np.dtype(spec.dtype).kind == "f"
+                else integers
+            )([None, 1]),
+        )
+        for spec in specs
+    ]
 
 
 def _describe(model: Any) -> str:
@@ -193,4 +223,4 @@ def _reason(exc: BaseException) -> str:
 
 def _first_line(exc: BaseException) -> str:
     line = str(exc).strip().split("\n", 1)[0].rstrip(",;: ")
-    return line if len(line) <= _MESSAGE_CHARS else line[:_MESSAGE_CHARS - 3] + "..."
+    return line if len(line) <= _MESSAGE_CHARS else line[: _MESSAGE_CHARS - 3] + "..."

@@ -34,12 +34,24 @@ from modelport.runtimes.pyfunc import MlflowPythonModel
 MLMODEL = "MLmodel"
 _DATA_FLAVORS = ("onnx", "lightgbm", "xgboost")  # each keeps its one model file under "data"
 _LINEAGE_KEYS = ("run_id", "model_uuid", "model_id", "artifact_path", "mlflow_version")
-_MLFLOW_DTYPES = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32",
-                  "boolean": "bool", "string": "object"}
+_MLFLOW_DTYPES = {
+    "double": "float64",
+    "float": "float32",
+    "long": "int64",
+    "integer": "int32",
+    "boolean": "bool",
+    "string": "object",
+}
 
 
-def import_mlflow(registry: Registry, path_or_uri: str | Path, name: str, *,
-                  trusted: bool = False, sample: Any = None) -> VersionRecord:
+def import_mlflow(
+    registry: Registry,
+    path_or_uri: str | Path,
+    name: str,
+    *,
+    trusted: bool = False,
+    sample: Any = None,
+) -> VersionRecord:
     """Register the MLflow model at ``path_or_uri`` as the next version of ``name``.
 
     ``sample`` is the input used to infer the signature; without it the model's own input
@@ -50,8 +62,11 @@ def import_mlflow(registry: Registry, path_or_uri: str | Path, name: str, *,
         mlmodel = _read_mlmodel(folder)
         example = sample if sample is not None else _sample(folder, mlmodel)
         with _preparing(folder, mlmodel, example, trusted, registry.scratch_dir) as prepared:
-            lineage = {"source": "mlflow", "uri": str(path_or_uri),
-                       **{key: mlmodel.get(key) for key in _LINEAGE_KEYS}}
+            lineage = {
+                "source": "mlflow",
+                "uri": str(path_or_uri),
+                **{key: mlmodel.get(key) for key in _LINEAGE_KEYS},
+            }
             return registry.register(name, prepared, lineage=lineage)
 
 
@@ -66,9 +81,10 @@ def _local_folder(uri: str, scratch: Path | None) -> Iterator[Path]:
         from mlflow.artifacts import download_artifacts
         from mlflow.exceptions import MlflowException
     except ImportError as exc:
-        raise ConfigurationError(f"{uri} is an MLflow URI and resolving it needs mlflow "
-                                 "(pip install 'modelport[mlflow]'); or pass a local folder"
-                                 ) from exc
+        raise ConfigurationError(
+            f"{uri} is an MLflow URI and resolving it needs mlflow "
+            "(pip install 'modelport[mlflow]'); or pass a local folder"
+        ) from exc
     with scratch_folder(scratch) as folder:
         try:
             local = download_artifacts(artifact_uri=uri, dst_path=str(folder))
@@ -90,25 +106,32 @@ def _read_mlmodel(folder: Path) -> dict[str, Any]:
     return data
 
 
-def _preparing(folder: Path, mlmodel: Mapping[str, Any], sample: Any, trusted: bool,
-             scratch: Path | None) -> AbstractContextManager[PreparedModel]:
+def _preparing(
+    folder: Path, mlmodel: Mapping[str, Any], sample: Any, trusted: bool, scratch: Path | None
+) -> AbstractContextManager[PreparedModel]:
     """Stage the most specific flavor the folder offers; pyfunc code is the last resort."""
     flavors: Mapping[str, Any] = mlmodel["flavors"]
     if "sklearn" in flavors:  # model.skops, or a (cloud)pickle that prepare_file makes us trust
-        return prepare_file(folder / flavors["sklearn"]["pickled_model"], sample, trusted=trusted,
-                          scratch=scratch)
+        return prepare_file(
+            folder / flavors["sklearn"]["pickled_model"], sample, trusted=trusted, scratch=scratch
+        )
     for flavor in _DATA_FLAVORS:
         if flavor in flavors:
-            return prepare_file(folder / flavors[flavor]["data"], sample, trusted=trusted,
-                              scratch=scratch)
+            return prepare_file(
+                folder / flavors[flavor]["data"], sample, trusted=trusted, scratch=scratch
+            )
     python_model = flavors.get("python_function", {}).get("python_model")
     if python_model is None:
-        raise ConfigurationError(f"MLflow flavor(s) {', '.join(flavors)} cannot be imported; "
-                                 f"modelport reads sklearn, {', '.join(_DATA_FLAVORS)} and "
-                                 "python_function models")
+        raise ConfigurationError(
+            f"MLflow flavor(s) {', '.join(flavors)} cannot be imported; "
+            f"modelport reads sklearn, {', '.join(_DATA_FLAVORS)} and "
+            "python_function models"
+        )
     if not trusted:
-        raise UntrustedArtifactError(f"{python_model} is a cloudpickle: loading it runs arbitrary "
-                                     "code; import it with trusted=True if you trust its author")
+        raise UntrustedArtifactError(
+            f"{python_model} is a cloudpickle: loading it runs arbitrary "
+            "code; import it with trusted=True if you trust its author"
+        )
     listed = flavors["python_function"].get("artifacts") or {}
     artifacts = {artifact: folder / entry["path"] for artifact, entry in listed.items()}
     model = MlflowPythonModel({MlflowPythonModel.PICKLE: folder / python_model, **artifacts})
@@ -123,8 +146,10 @@ def _sample(folder: Path, mlmodel: Mapping[str, Any]) -> Any:
         return _decode_example(json.loads(example.read_text(encoding="utf-8")))
     signature = mlmodel.get("signature") or {}
     if not signature.get("inputs"):
-        raise InvalidInputError("the MLflow model has no input example and no signature; "
-                                "pass a sample input", pointer="/sample")
+        raise InvalidInputError(
+            "the MLflow model has no input example and no signature; pass a sample input",
+            pointer="/sample",
+        )
     return _zeros(json.loads(signature["inputs"]))
 
 
@@ -153,7 +178,14 @@ def _zeros(specs: list[dict[str, Any]]) -> Any:
         return np.zeros(shape, dtype=tensor["dtype"])
     unusable = [s for s in specs if s.get("type") not in _MLFLOW_DTYPES or "name" not in s]
     if unusable:
-        raise InvalidInputError(f"cannot build a sample from the MLflow signature input "
-                                f"{unusable[0]}; pass a sample input", pointer="/sample")
-    return {spec["name"]: np.array([""] if spec["type"] == "string" else [0],
-                                   dtype=_MLFLOW_DTYPES[spec["type"]]) for spec in specs}
+        raise InvalidInputError(
+            f"cannot build a sample from the MLflow signature input "
+            f"{unusable[0]}; pass a sample input",
+            pointer="/sample",
+        )
+    return {
+        spec["name"]: np.array(
+            [""] if spec["type"] == "string" else [0], dtype=_MLFLOW_DTYPES[spec["type"]]
+        )
+        for spec in specs
+    }

@@ -52,8 +52,12 @@ class Parity:
     """Outputs compared for equality (labels); the others were compared within ``atol``."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows, "atol": self.atol, "max_abs_diff": self.max_abs_diff,
-                "identical": list(self.identical)}
+        return {
+            "rows": self.rows,
+            "atol": self.atol,
+            "max_abs_diff": self.max_abs_diff,
+            "identical": list(self.identical),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,20 +71,30 @@ class Optimization:
     latency_us: Mapping[str, float]
 
     def report(self) -> dict[str, Any]:
-        return {"source": self.source.address, "converter": self.converter,
-                "parity": self.parity.to_dict(), "latency_us": dict(self.latency_us)}
+        return {
+            "source": self.source.address,
+            "converter": self.converter,
+            "parity": self.parity.to_dict(),
+            "latency_us": dict(self.latency_us),
+        }
 
     def summary(self) -> str:
         p = self.parity
-        check = (f"labels identical on {p.rows} rows, max |Δp| {p.max_abs_diff:.2g}"
-                 if "label" in p.identical else f"max |Δ| {p.max_abs_diff:.2g} on {p.rows} rows")
-        return (f"optimized {self.source.address} -> {self.record.address} (onnx): {check}; "
-                f"in-process predict 1 row: {self.latency_us['source']:.0f} µs -> "
-                f"{self.latency_us['onnx']:.0f} µs")
+        check = (
+            f"labels identical on {p.rows} rows, max |Δp| {p.max_abs_diff:.2g}"
+            if "label" in p.identical
+            else f"max |Δ| {p.max_abs_diff:.2g} on {p.rows} rows"
+        )
+        return (
+            f"optimized {self.source.address} -> {self.record.address} (onnx): {check}; "
+            f"in-process predict 1 row: {self.latency_us['source']:.0f} µs -> "
+            f"{self.latency_us['onnx']:.0f} µs"
+        )
 
 
-def optimize_version(registry: Registry, address: str, *, rows: int = 512,
-                     atol: float = 1e-5) -> Optimization:
+def optimize_version(
+    registry: Registry, address: str, *, rows: int = 512, atol: float = 1e-5
+) -> Optimization:
     """Register an ONNX compilation of the version at ``address``, or refuse and change nothing.
 
     ``rows`` sizes the parity sample: the version's stored input example (all of it), then
@@ -94,21 +108,35 @@ def optimize_version(registry: Registry, address: str, *, rows: int = 512,
     try:
         expected = call_model(runtime, sample)
     except ModelError as exc:
-        raise ConversionError(f"{source.address} itself fails on the parity sample (rows like "
-                              f"its signature accepts): {exc.detail.splitlines()[0]}") from exc
+        raise ConversionError(
+            f"{source.address} itself fails on the parity sample (rows like "
+            f"its signature accepts): {exc.detail.splitlines()[0]}"
+        ) from exc
     graph, converter = convert(read_original(source, directory), source)
     with _prepared(graph, sample, source.signature, registry.scratch_dir) as prepared:
-        compiled = load_runtime("onnx", LoadRequest(prepared.directory, prepared.signature,
-                                                    prepared.saved.options, prepared.trusted))
+        compiled = load_runtime(
+            "onnx",
+            LoadRequest(
+                prepared.directory, prepared.signature, prepared.saved.options, prepared.trusted
+            ),
+        )
         parity = _compare(expected, call_model(compiled, sample), atol)
         latency = {"source": _latency_us(runtime, sample), "onnx": _latency_us(compiled, sample)}
         record = registry.register(
-            source.name, prepared, params=source.params, metrics=source.metrics,
+            source.name,
+            prepared,
+            params=source.params,
+            metrics=source.metrics,
             tags={"optimized_from": str(source.version)},
             description=f"{source.address} compiled to ONNX by {converter}",
-            lineage={"source": "optimize", "source_version": source.address,
-                     "converter": converter, "runtime": f"onnxruntime {version('onnxruntime')}",
-                     "parity": parity.to_dict()})
+            lineage={
+                "source": "optimize",
+                "source_version": source.address,
+                "converter": converter,
+                "runtime": f"onnxruntime {version('onnxruntime')}",
+                "parity": parity.to_dict(),
+            },
+        )
     return Optimization(source, record, converter, parity, latency)
 
 
@@ -131,7 +159,8 @@ def _parity_sample(directory: Path, signature: Signature, rows: int) -> Batch:
         array = example.columns[spec.name]
         drawn = _jitter(array[picks], array, rng)
         columns[spec.name] = np.concatenate(
-            [array, _with_missing(drawn, rng) if spec.nullable else drawn])
+            [array, _with_missing(drawn, rng) if spec.nullable else drawn]
+        )
     return signature.conform(columns)
 
 
@@ -157,20 +186,23 @@ def _with_missing(drawn: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 @contextmanager
-def _prepared(graph: Any, sample: Batch, signature: Signature,
-            scratch: Path | None) -> Iterator[PreparedModel]:
+def _prepared(
+    graph: Any, sample: Batch, signature: Signature, scratch: Path | None
+) -> Iterator[PreparedModel]:
     """The graph prepared on the parity sample; clients must see the very same inputs."""
     tensor = signature.kind is SignatureKind.TENSOR
     inputs = next(iter(sample.columns.values())) if tensor else dict(sample.columns)
     nullable = {spec.nullable for spec in signature.inputs}
     allow_missing = nullable.pop() if len(nullable) == 1 else None
     try:
-        with prepare_object(graph, inputs, flavor="onnx", allow_missing=allow_missing,
-                          scratch=scratch) as prepared:
+        with prepare_object(
+            graph, inputs, flavor="onnx", allow_missing=allow_missing, scratch=scratch
+        ) as prepared:
             if prepared.signature.inputs != signature.inputs:
                 raise ConversionError(
                     f"the ONNX version would take {_inputs_text(prepared.signature)} instead of "
-                    f"{_inputs_text(signature)}; clients would notice the switch")
+                    f"{_inputs_text(signature)}; clients would notice the switch"
+                )
             yield prepared
     except ModelLoadError as exc:
         raise ConversionError(f"the ONNX graph does not run: {exc.detail}") from exc
@@ -183,8 +215,10 @@ def _inputs_text(signature: Signature) -> str:
 def _compare(expected: Outputs, actual: Outputs, atol: float) -> Parity:
     """Labels must be identical and floats within ``atol``, else a refusal naming the worst."""
     if list(expected) != list(actual):
-        raise ConversionError(f"the ONNX graph answers {', '.join(actual)} where the source "
-                              f"answers {', '.join(expected)}")
+        raise ConversionError(
+            f"the ONNX graph answers {', '.join(actual)} where the source "
+            f"answers {', '.join(expected)}"
+        )
     rows = len(next(iter(expected.values())))
     worst, problems, identical = 0.0, [], []
     for name, want in expected.items():
@@ -195,16 +229,20 @@ def _compare(expected: Outputs, actual: Outputs, atol: float) -> Parity:
             worst = max(worst, _max_abs_diff(want, got))
         else:
             identical.append(name)
-            differ = np.flatnonzero((want.astype(object) != got.astype(object))
-                                    .reshape(rows, -1).any(axis=1))
+            differ = np.flatnonzero(
+                (want.astype(object) != got.astype(object)).reshape(rows, -1).any(axis=1)
+            )
             if differ.size:
-                problems.append(f"{name} differs on {differ.size} of {rows} rows "
-                                f"({_row_text(name, int(differ[0]), expected, actual)})")
+                problems.append(
+                    f"{name} differs on {differ.size} of {rows} rows "
+                    f"({_row_text(name, int(differ[0]), expected, actual)})"
+                )
     if worst > atol:
         problems.append(f"max |difference| {worst:.3g} exceeds atol {atol:g}")
     if problems:
-        raise ConversionError(f"the ONNX graph does not answer like the source on {rows} rows: "
-                              + "; ".join(problems))
+        raise ConversionError(
+            f"the ONNX graph does not answer like the source on {rows} rows: " + "; ".join(problems)
+        )
     return Parity(rows, atol, worst, tuple(identical))
 
 
@@ -214,8 +252,10 @@ def _row_text(name: str, row: int, expected: Outputs, actual: Outputs) -> str:
     other = f"onnx {actual[name].tolist()[row]!r}"
     if "probabilities" not in expected:
         return f"{text}, {other}"
-    source_p, onnx_p = (", ".join(f"{p:.8g}" for p in outputs["probabilities"][row])
-                        for outputs in (expected, actual))
+    source_p, onnx_p = (
+        ", ".join(f"{p:.8g}" for p in outputs["probabilities"][row])
+        for outputs in (expected, actual)
+    )
     return f"{text} with probabilities [{source_p}], {other} with [{onnx_p}]"
 
 

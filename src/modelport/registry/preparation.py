@@ -47,9 +47,15 @@ class PreparedModel:
 
 
 @contextmanager
-def prepare_object(model: object, sample: Any, *, name: str | None = None,
-                 flavor: str | None = None, allow_missing: bool | None = None,
-                 scratch: Path | None = None) -> Iterator[PreparedModel]:
+def prepare_object(
+    model: object,
+    sample: Any,
+    *,
+    name: str | None = None,
+    flavor: str | None = None,
+    allow_missing: bool | None = None,
+    scratch: Path | None = None,
+) -> Iterator[PreparedModel]:
     """Save a live model object with its flavor (detected unless named).
 
     ``name``, the model it is for, is checked before anything is saved or loaded. The files
@@ -62,16 +68,28 @@ def prepare_object(model: object, sample: Any, *, name: str | None = None,
         check_name(name)
     chosen = flavor_named(flavor) if flavor else flavor_for(model)
     signature = infer_signature(sample, allow_missing=allow_missing)
-    with _scratch(chosen, signature, sample, "could not save the model", scratch,
-                  allow_missing,
-                  lambda directory: chosen.save(model, directory, signature)) as prepared:
+    with _scratch(
+        chosen,
+        signature,
+        sample,
+        "could not save the model",
+        scratch,
+        allow_missing,
+        lambda directory: chosen.save(model, directory, signature),
+    ) as prepared:
         yield prepared
 
 
 @contextmanager
-def prepare_file(path: Path, sample: Any, *, name: str | None = None, trusted: bool = False,
-               allow_missing: bool | None = None,
-               scratch: Path | None = None) -> Iterator[PreparedModel]:
+def prepare_file(
+    path: Path,
+    sample: Any,
+    *,
+    name: str | None = None,
+    trusted: bool = False,
+    allow_missing: bool | None = None,
+    scratch: Path | None = None,
+) -> Iterator[PreparedModel]:
     """Adopt a model file already on disk (``.skops``, ``.onnx``, ``.txt``, ``.ubj`` ...).
 
     ``name``, the model it is for, is checked before the file is read: a bad name must not
@@ -84,9 +102,15 @@ def prepare_file(path: Path, sample: Any, *, name: str | None = None, trusted: b
         raise ModelLoadError(f"{path} is not a file")
     chosen = flavor_for_file(path)
     signature = infer_signature(sample, allow_missing=allow_missing)
-    with _scratch(chosen, signature, sample, f"could not read {path.name}", scratch,
-                  allow_missing,
-                  lambda directory: chosen.import_file(path, directory, trusted)) as prepared:
+    with _scratch(
+        chosen,
+        signature,
+        sample,
+        f"could not read {path.name}",
+        scratch,
+        allow_missing,
+        lambda directory: chosen.import_file(path, directory, trusted),
+    ) as prepared:
         yield prepared
 
 
@@ -94,9 +118,15 @@ _STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 
 @contextmanager
-def _scratch(flavor: Flavor, signature: Signature, sample: Any, failure: str,
-             root: Path | None, allow_missing: bool | None,
-             write: Callable[[Path], SavedModel]) -> Iterator[PreparedModel]:
+def _scratch(
+    flavor: Flavor,
+    signature: Signature,
+    sample: Any,
+    failure: str,
+    root: Path | None,
+    allow_missing: bool | None,
+    write: Callable[[Path], SavedModel],
+) -> Iterator[PreparedModel]:
     """A scratch folder the flavor writes into; a framework's own exception there becomes
     ``ModelLoadError``. Missing values follow the model unless ``allow_missing`` says."""
     with scratch_folder(root) as directory:
@@ -107,16 +137,24 @@ def _scratch(flavor: Flavor, signature: Signature, sample: Any, failure: str,
         except Exception as exc:
             if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:  # the disk is at fault
                 where = root or "the temporary folder"
-                raise ArtifactError(f"cannot write the scratch copy under {where}: "
-                                    f"{exc.strerror}") from exc
+                raise ArtifactError(
+                    f"cannot write the scratch copy under {where}: {exc.strerror}"
+                ) from exc
             raise ModelLoadError(f"{flavor.name} {failure}: {type(exc).__name__}: {exc}") from exc
         if allow_missing is None and saved.handles_missing:
             signature = signature.allowing_missing()
         yield _complete(flavor, directory, saved, signature, sample, trusted=saved.needs_trust)
 
 
-def _complete(flavor: Flavor, directory: Path, saved: SavedModel, signature: Signature,
-              sample: Any, *, trusted: bool) -> PreparedModel:
+def _complete(
+    flavor: Flavor,
+    directory: Path,
+    saved: SavedModel,
+    signature: Signature,
+    sample: Any,
+    *,
+    trusted: bool,
+) -> PreparedModel:
     """Load the saved files back, run the sample through them, record outputs and example."""
     runtime = load_runtime(flavor.name, LoadRequest(directory, signature, saved.options, trusted))
     batch = signature.conform(sample_arrays(sample)[1])

@@ -31,10 +31,15 @@ class ModelRecord:
     aliases: Mapping[str, int]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "tags": dict(self.tags),
-                "created_at": self.created_at.isoformat(),
-                "updated_at": self.updated_at.isoformat(),
-                "latest_version": self.latest_version, "aliases": dict(self.aliases)}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "tags": dict(self.tags),
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "latest_version": self.latest_version,
+            "aliases": dict(self.aliases),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +70,22 @@ class VersionRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "version": self.version, "flavor": self.flavor,
-            "framework": self.framework, "artifact_uri": self.artifact_uri,
-            "files": dict(self.files), "signature": self.signature.to_dict(),
-            "library_versions": dict(self.library_versions), "trusted": self.trusted,
-            "stage": self.stage.value, "description": self.description, "tags": dict(self.tags),
-            "params": dict(self.params), "metrics": dict(self.metrics),
-            "lineage": dict(self.lineage), "created_at": self.created_at.isoformat(),
+            "name": self.name,
+            "version": self.version,
+            "flavor": self.flavor,
+            "framework": self.framework,
+            "artifact_uri": self.artifact_uri,
+            "files": dict(self.files),
+            "signature": self.signature.to_dict(),
+            "library_versions": dict(self.library_versions),
+            "trusted": self.trusted,
+            "stage": self.stage.value,
+            "description": self.description,
+            "tags": dict(self.tags),
+            "params": dict(self.params),
+            "metrics": dict(self.metrics),
+            "lineage": dict(self.lineage),
+            "created_at": self.created_at.isoformat(),
             "aliases": list(self.aliases),
         }
 
@@ -84,8 +98,12 @@ class AliasEvent:
     at: datetime
 
     def to_dict(self) -> dict[str, Any]:
-        return {"alias": self.alias, "from_version": self.from_version,
-                "to_version": self.to_version, "at": self.at.isoformat()}
+        return {
+            "alias": self.alias,
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "at": self.at.isoformat(),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,5 +113,8 @@ class StageTransition:
     at: datetime
 
     def to_dict(self) -> dict[str, Any]:
-        return {"from_stage": self.from_stage.value, "to_stage": self.to_stage.value,
-                "at": self.at.isoformat()}
+        return {
+            "from_stage": self.from_stage.value,
+            "to_stage": self.to_stage.value,
+            "at": self.at.isoformat(),
+        }

@@ -75,8 +75,9 @@ and far below what JSON encoders (ours, the database's, the HTTP layer's) can re
 
 
 class Registry:
-    def __init__(self, engine: Engine, artifacts: ArtifactStore,
-                 scratch_dir: Path | None = None) -> None:
+    def __init__(
+        self, engine: Engine, artifacts: ArtifactStore, scratch_dir: Path | None = None
+    ) -> None:
         self.database = Database(engine)
         self.artifacts = artifacts
         self.scratch_dir = scratch_dir
@@ -89,8 +90,9 @@ class Registry:
         if settings.s3_endpoint_url and settings.resolved_artifact_uri.startswith("s3://"):
             options["client_kwargs"] = {"endpoint_url": settings.s3_endpoint_url}
         store = ArtifactStore(settings.resolved_artifact_uri, settings.cache_dir, options)
-        engine = create_db_engine(settings.resolved_database_url,
-                                  timeout_s=settings.db_timeout_s, migrate=False)
+        engine = create_db_engine(
+            settings.resolved_database_url, timeout_s=settings.db_timeout_s, migrate=False
+        )
         return cls(engine, store, settings.home.resolve() / SCRATCH_DIR)
 
     @property
@@ -111,8 +113,9 @@ class Registry:
         with self.database.read() as s:
             return self._model_record(s, self._model_row(s, name))
 
-    def update_model(self, name: str, *, description: str | None = None,
-                     tags: Mapping[str, Any] | None = None) -> ModelRecord:
+    def update_model(
+        self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
+    ) -> ModelRecord:
         with self.database.write() as s:
             row = self._model_row(s, name)
             if description is not None:
@@ -124,26 +127,48 @@ class Registry:
 
     # -- versions -------------------------------------------------------------------------
 
-    def register(self, name: str, prepared: PreparedModel, *, description: str = "",
-                 tags: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None,
-                 metrics: Mapping[str, Any] | None = None,
-                 lineage: Mapping[str, Any] | None = None) -> VersionRecord:
+    def register(
+        self,
+        name: str,
+        prepared: PreparedModel,
+        *,
+        description: str = "",
+        tags: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        lineage: Mapping[str, Any] | None = None,
+    ) -> VersionRecord:
         """Store a prepared model as the next version of ``name`` (created if new)."""
         check_name(name)
         # Checked before anything is uploaded: these become JSON columns, and a value JSON
         # cannot hold (NaN, an arbitrary object) must be a 422, on SQLite and PostgreSQL alike.
-        metadata = {field: _json_field(field, value) for field, value in
-                    (("tags", tags), ("params", params), ("metrics", metrics),
-                     ("lineage", lineage))}
+        metadata = {
+            field: _json_field(field, value)
+            for field, value in (
+                ("tags", tags),
+                ("params", params),
+                ("metrics", metrics),
+                ("lineage", lineage),
+            )
+        }
         key = self.artifacts.new_key(name)
         try:
             files = self.artifacts.put_dir(prepared.directory, key)
-            return self._insert_version(name, VersionRow(
-                flavor=prepared.flavor, framework=prepared.saved.framework, artifact_key=key,
-                files=files, signature=prepared.signature.to_dict(),
-                flavor_options=dict(prepared.saved.options),
-                library_versions=dict(prepared.saved.library_versions), trusted=prepared.trusted,
-                description=description, **metadata))
+            return self._insert_version(
+                name,
+                VersionRow(
+                    flavor=prepared.flavor,
+                    framework=prepared.saved.framework,
+                    artifact_key=key,
+                    files=files,
+                    signature=prepared.signature.to_dict(),
+                    flavor_options=dict(prepared.saved.options),
+                    library_versions=dict(prepared.saved.library_versions),
+                    trusted=prepared.trusted,
+                    description=description,
+                    **metadata,
+                ),
+            )
         except BaseException:
             # Best effort: if the store is what failed, collect_garbage() removes the rest
             # later, and the error the caller sees stays the one that mattered.
@@ -162,17 +187,20 @@ class Registry:
                 # The UPDATE locks the model row until commit, so concurrent registrations
                 # queue here; a rollback gives the number back, so numbers stay gap-free.
                 number = s.execute(
-                    update(ModelRow).where(ModelRow.id == model.id)
+                    update(ModelRow)
+                    .where(ModelRow.id == model.id)
                     .values(last_version=ModelRow.last_version + 1, updated_at=utcnow())
                     .returning(ModelRow.last_version)
-                    .execution_options(synchronize_session=False)).scalar_one()
+                    .execution_options(synchronize_session=False)
+                ).scalar_one()
                 attempt.model_id, attempt.version = model.id, number
                 s.add(attempt)
                 s.flush()
                 return self._version_record(s, attempt, name)
 
         return self.database.retrying(
-            insert, f"could not allocate a version number for {name!r}; retry")
+            insert, f"could not allocate a version number for {name!r}; retry"
+        )
 
     def _get_or_create_model(self, s: Session, name: str) -> ModelRow:
         model = s.scalar(select(ModelRow).where(ModelRow.name == name))
@@ -185,8 +213,11 @@ class Registry:
     def list_versions(self, name: str) -> list[VersionRecord]:
         with self.database.read() as s:
             model = self._model_row(s, name)
-            rows = s.scalars(select(VersionRow).where(VersionRow.model_id == model.id)
-                             .order_by(VersionRow.version)).all()
+            rows = s.scalars(
+                select(VersionRow)
+                .where(VersionRow.model_id == model.id)
+                .order_by(VersionRow.version)
+            ).all()
             return [self._version_record(s, row, name) for row in rows]
 
     def get_version(self, name: str, version: int) -> VersionRecord:
@@ -204,16 +235,22 @@ class Registry:
             elif address.alias is not None:
                 number = self._alias_row(s, model, address.alias).version
             else:
-                latest = s.scalar(select(func.max(VersionRow.version))
-                                  .where(VersionRow.model_id == model.id))
+                latest = s.scalar(
+                    select(func.max(VersionRow.version)).where(VersionRow.model_id == model.id)
+                )
                 if latest is None:
                     raise ModelVersionNotFoundError(f"model {address.name!r} has no versions")
                 number = latest
-            return self._version_record(s, self._version_row(s, address.name, number),
-                                        address.name)
+            return self._version_record(s, self._version_row(s, address.name, number), address.name)
 
-    def update_version(self, name: str, version: int, *, description: str | None = None,
-                       tags: Mapping[str, Any] | None = None) -> VersionRecord:
+    def update_version(
+        self,
+        name: str,
+        version: int,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> VersionRecord:
         with self.database.write() as s:
             row = self._version_row(s, name, version)
             if description is not None:
@@ -226,17 +263,22 @@ class Registry:
         with self.database.write() as s:
             row = self._version_row(s, name, version)
             if row.stage != stage.value:
-                s.add(StageTransitionRow(version_id=row.id, from_stage=row.stage,
-                                         to_stage=stage.value))
+                s.add(
+                    StageTransitionRow(
+                        version_id=row.id, from_stage=row.stage, to_stage=stage.value
+                    )
+                )
                 row.stage = stage.value
             return self._version_record(s, row, name)
 
     def stage_history(self, name: str, version: int) -> list[StageTransition]:
         with self.database.read() as s:
             row = self._version_row(s, name, version)
-            events = s.scalars(select(StageTransitionRow)
-                               .where(StageTransitionRow.version_id == row.id)
-                               .order_by(StageTransitionRow.id)).all()
+            events = s.scalars(
+                select(StageTransitionRow)
+                .where(StageTransitionRow.version_id == row.id)
+                .order_by(StageTransitionRow.id)
+            ).all()
             return [StageTransition(Stage(e.from_stage), Stage(e.to_stage), e.at) for e in events]
 
     # -- aliases --------------------------------------------------------------------------
@@ -245,27 +287,31 @@ class Registry:
         """Point ``alias`` at ``version`` in one transaction, recording the move."""
         check_name(alias, "alias")
         if is_reserved_alias(alias):
-            raise InvalidInputError(f"{alias!r} is reserved and cannot be an alias",
-                                    pointer="/alias")
+            raise InvalidInputError(
+                f"{alias!r} is reserved and cannot be an alias", pointer="/alias"
+            )
         return self.database.retrying(
             lambda: self._move_alias(name, alias, version),
-            f"alias {alias!r} of {name!r} is being moved concurrently; retry")
+            f"alias {alias!r} of {name!r} is being moved concurrently; retry",
+        )
 
     def _move_alias(self, name: str, alias: str, version: int) -> VersionRecord:
         with self.database.write() as s:
             model = self._model_row(s, name)
             target = self._version_row(s, name, version)
             # Locked, so a concurrent move waits and then records the right from_version.
-            row = s.get(AliasRow, (model.id, alias), with_for_update=True,
-                        populate_existing=True)
+            row = s.get(AliasRow, (model.id, alias), with_for_update=True, populate_existing=True)
             previous = row.version if row is not None else None
             if row is None:
                 s.add(AliasRow(model_id=model.id, alias=alias, version=version))
             else:
                 row.version, row.updated_at = version, utcnow()
             if previous != version:
-                s.add(AliasEventRow(model_id=model.id, alias=alias, from_version=previous,
-                                    to_version=version))
+                s.add(
+                    AliasEventRow(
+                        model_id=model.id, alias=alias, from_version=previous, to_version=version
+                    )
+                )
             s.flush()
             return self._version_record(s, target, name)
 
@@ -273,8 +319,11 @@ class Registry:
         with self.database.write() as s:
             model = self._model_row(s, name)
             row = self._alias_row(s, model, alias)
-            s.add(AliasEventRow(model_id=model.id, alias=alias, from_version=row.version,
-                                to_version=None))
+            s.add(
+                AliasEventRow(
+                    model_id=model.id, alias=alias, from_version=row.version, to_version=None
+                )
+            )
             s.delete(row)
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
@@ -285,7 +334,6 @@ class Registry:
                 query = query.where(AliasEventRow.alias == alias)
             rows = s.scalars(query.order_by(AliasEventRow.id)).all()
             return [AliasEvent(r.alias, r.from_version, r.to_version, r.at) for r in rows]
-
 
     # -- loading and housekeeping ---------------------------------------------------------
 
@@ -306,8 +354,10 @@ class Registry:
         Servers warm the runtime themselves, on the threads that will run its traffic.
         """
         directory = self.artifacts.fetch(record.artifact_key, record.files)
-        runtime = load_runtime(record.flavor, LoadRequest(directory, record.signature,
-                                                          record.flavor_options, record.trusted))
+        runtime = load_runtime(
+            record.flavor,
+            LoadRequest(directory, record.signature, record.flavor_options, record.trusted),
+        )
         if not (directory / INPUT_EXAMPLE).is_file():
             return runtime, None
         return runtime, read_example(directory, record.signature)
@@ -342,12 +392,16 @@ class Registry:
         """Remove a version no alias points at, with its files."""
         with self.database.write() as s:
             row = self._version_row(s, name, version)
-            pointing = s.scalars(select(AliasRow.alias).where(
-                AliasRow.model_id == row.model_id, AliasRow.version == version)
-                .order_by(AliasRow.alias)).all()
+            pointing = s.scalars(
+                select(AliasRow.alias)
+                .where(AliasRow.model_id == row.model_id, AliasRow.version == version)
+                .order_by(AliasRow.alias)
+            ).all()
             if pointing:
-                raise ConflictError(f"{name}/{version} is the target of alias(es) "
-                                    f"{', '.join(pointing)}; move them first")
+                raise ConflictError(
+                    f"{name}/{version} is the target of alias(es) "
+                    f"{', '.join(pointing)}; move them first"
+                )
             key = row.artifact_key
             s.execute(delete(StageTransitionRow).where(StageTransitionRow.version_id == row.id))
             s.delete(row)
@@ -364,8 +418,11 @@ class Registry:
     def _version_row(self, s: Session, name: str, version: int) -> VersionRow:
         row = None
         if 0 < version <= MAX_VERSION:  # larger numbers overflow the column's type in the query
-            row = s.scalar(select(VersionRow).join(ModelRow, ModelRow.id == VersionRow.model_id)
-                           .where(ModelRow.name == name, VersionRow.version == version))
+            row = s.scalar(
+                select(VersionRow)
+                .join(ModelRow, ModelRow.id == VersionRow.model_id)
+                .where(ModelRow.name == name, VersionRow.version == version)
+            )
         if row is None:
             self._model_row(s, name)
             raise ModelVersionNotFoundError(f"model {name!r} has no version {version}")
@@ -378,25 +435,46 @@ class Registry:
         return row
 
     def _model_record(self, s: Session, row: ModelRow) -> ModelRecord:
-        latest = s.scalar(select(func.max(VersionRow.version))
-                          .where(VersionRow.model_id == row.id))
-        aliases = {alias: version for alias, version in s.execute(
-            select(AliasRow.alias, AliasRow.version).where(AliasRow.model_id == row.id))}
-        return ModelRecord(row.name, row.description, row.tags, row.created_at, row.updated_at,
-                           latest, aliases)
+        latest = s.scalar(select(func.max(VersionRow.version)).where(VersionRow.model_id == row.id))
+        aliases = {
+            alias: version
+            for alias, version in s.execute(
+                select(AliasRow.alias, AliasRow.version).where(AliasRow.model_id == row.id)
+            )
+        }
+        return ModelRecord(
+            row.name, row.description, row.tags, row.created_at, row.updated_at, latest, aliases
+        )
 
     def _version_record(self, s: Session, row: VersionRow, name: str) -> VersionRecord:
-        aliases = tuple(s.scalars(select(AliasRow.alias).where(
-            AliasRow.model_id == row.model_id, AliasRow.version == row.version)
-            .order_by(AliasRow.alias)).all())
+        aliases = tuple(
+            s.scalars(
+                select(AliasRow.alias)
+                .where(AliasRow.model_id == row.model_id, AliasRow.version == row.version)
+                .order_by(AliasRow.alias)
+            ).all()
+        )
         return VersionRecord(
-            name=name, version=row.version, flavor=row.flavor, framework=row.framework,
-            artifact_key=row.artifact_key, artifact_uri=self.artifacts.uri(row.artifact_key),
-            files=row.files, signature=Signature.from_dict(row.signature),
-            flavor_options=row.flavor_options, library_versions=row.library_versions,
-            trusted=row.trusted, stage=Stage(row.stage), description=row.description,
-            tags=row.tags, params=row.params, metrics=row.metrics, lineage=row.lineage,
-            created_at=row.created_at, aliases=aliases)
+            name=name,
+            version=row.version,
+            flavor=row.flavor,
+            framework=row.framework,
+            artifact_key=row.artifact_key,
+            artifact_uri=self.artifacts.uri(row.artifact_key),
+            files=row.files,
+            signature=Signature.from_dict(row.signature),
+            flavor_options=row.flavor_options,
+            library_versions=row.library_versions,
+            trusted=row.trusted,
+            stage=Stage(row.stage),
+            description=row.description,
+            tags=row.tags,
+            params=row.params,
+            metrics=row.metrics,
+            lineage=row.lineage,
+            created_at=row.created_at,
+            aliases=aliases,
+        )
 
 
 def warm_up(record: VersionRecord, runtime: Runtime, example: Batch) -> None:
@@ -404,28 +482,40 @@ def warm_up(record: VersionRecord, runtime: Runtime, example: Batch) -> None:
     try:
         call_model(runtime, example)
     except ModelportError as exc:
-        raise ModelLoadError(f"{record.address} failed its warm-up prediction: "
-                             f"{exc.detail}") from exc
+        raise ModelLoadError(
+            f"{record.address} failed its warm-up prediction: {exc.detail}"
+        ) from exc
+
+
 def _json_field(field: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
     """``value`` as plain JSON (numpy scalars unwrapped), or a 422 pointing at the bad entry."""
     if value is not None and not isinstance(value, Mapping):
-        raise InvalidInputError(f"{field} must be a mapping of names to values, got "
-                                f"{type(value).__name__}", pointer=f"/{field}")
+        raise InvalidInputError(
+            f"{field} must be a mapping of names to values, got {type(value).__name__}",
+            pointer=f"/{field}",
+        )
     plain: dict[str, Any] = {}
     for key, item in (value or {}).items():
         pointer = f"/{field}/{_escape(str(key))}"
         try:
             text = json.dumps(item, allow_nan=False, default=_unwrap_scalar)
         except (TypeError, ValueError, RecursionError) as exc:
-            reason = ("NaN and infinity have no JSON form" if _non_finite(item)
-                      else "it nests too deeply" if isinstance(exc, RecursionError)
-                      else f"{type(item).__name__} is not JSON-serialisable")
-            raise InvalidInputError(f"{field} entry {key!r} cannot be stored: {reason}",
-                                    pointer=pointer) from exc
+            reason = (
+                "NaN and infinity have no JSON form"
+                if _non_finite(item)
+                else "it nests too deeply"
+                if isinstance(exc, RecursionError)
+                else f"{type(item).__name__} is not JSON-serialisable"
+            )
+            raise InvalidInputError(
+                f"{field} entry {key!r} cannot be stored: {reason}", pointer=pointer
+            ) from exc
         plain[str(key)] = json.loads(text)
         if _depth(plain[str(key)]) > MAX_METADATA_DEPTH:
-            raise InvalidInputError(f"{field} entry {key!r} nests deeper than "
-                                    f"{MAX_METADATA_DEPTH} levels", pointer=pointer)
+            raise InvalidInputError(
+                f"{field} entry {key!r} nests deeper than {MAX_METADATA_DEPTH} levels",
+                pointer=pointer,
+            )
     return plain
 
 
@@ -462,6 +552,9 @@ def _non_finite(value: Any) -> bool:
 
 def _fresh_copy(row: VersionRow) -> VersionRow:
     """A transient copy of a row whose session rolled back."""
-    columns = {c.key: getattr(row, c.key) for c in VersionRow.__table__.columns
-               if c.key not in ("id", "model_id", "version", "created_at")}
+    columns = {
+        c.key: getattr(row, c.key)
+        for c in VersionRow.__table__.columns
+        if c.key not in ("id", "model_id", "version", "created_at")
+    }
     return VersionRow(**columns)

@@ -23,8 +23,9 @@ RATIO_FLOOR_BYTES = 4 * 1024**2
 """Members smaller than this may compress as well as they like (schemas, small arrays)."""
 
 
-def check_zip_sizes(path: Path, *, max_total_bytes: int = MAX_UNCOMPRESSED_BYTES,
-                    max_ratio: float = MAX_RATIO) -> None:
+def check_zip_sizes(
+    path: Path, *, max_total_bytes: int = MAX_UNCOMPRESSED_BYTES, max_ratio: float = MAX_RATIO
+) -> None:
     """Refuse (422) an archive that is not a zip, or whose members would inflate too far."""
     try:
         with zipfile.ZipFile(path) as archive:
@@ -37,10 +38,12 @@ def check_zip_sizes(path: Path, *, max_total_bytes: int = MAX_UNCOMPRESSED_BYTES
         if total > max_total_bytes:
             raise ModelLoadError(
                 f"{path.name} would inflate to more than {max_total_bytes:,} bytes; "
-                "refusing to read it")
+                "refusing to read it"
+            )
         ratio = member.file_size / max(member.compress_size, 1)
         if member.file_size > RATIO_FLOOR_BYTES and ratio > max_ratio:
             raise ModelLoadError(
                 f"{path.name}: member {member.filename!r} inflates {ratio:,.0f}:1 to "
                 f"{member.file_size:,} bytes (limit {max_ratio:,.0f}:1); "
-                "refusing to read what looks like a zip bomb")
+                "refusing to read what looks like a zip bomb"
+            )

@@ -108,7 +108,8 @@ def flavor_named(name: str) -> Flavor:
         installed = ", ".join(flavors()) or "none"
         raise ConfigurationError(
             f"runtime {name!r} is not installed (installed: {installed}); "
-            f"try `pip install modelport[{name}]`") from None
+            f"try `pip install modelport[{name}]`"
+        ) from None
 
 
 def flavor_for(model: object) -> Flavor:
@@ -126,8 +127,8 @@ def flavor_for_file(path: Path) -> Flavor:
             return flavor
     known = sorted({s for f in flavors().values() for s in f.suffixes})
     raise InvalidInputError(
-        f"no installed runtime reads {path.name!r} (known: {', '.join(known)})",
-        pointer="/artifact")
+        f"no installed runtime reads {path.name!r} (known: {', '.join(known)})", pointer="/artifact"
+    )
 
 
 def library_versions(*packages: str) -> dict[str, str]:
@@ -143,7 +144,8 @@ def call_model(runtime: Runtime, batch: Batch) -> Outputs:
     for name, array in outputs.items():
         if array.shape[:1] != (batch.n_rows,):
             raise ModelError(
-                f"output {name!r} has {array.shape[:1]} rows for {batch.n_rows} inputs")
+                f"output {name!r} has {array.shape[:1]} rows for {batch.n_rows} inputs"
+            )
     return outputs
 
 

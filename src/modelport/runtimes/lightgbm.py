@@ -37,20 +37,31 @@ class LightGBMRuntime:
     """Calls ``Booster.predict`` on a float matrix, or on a DataFrame when some features are
     categorical; classifiers answer label + probabilities."""
 
-    def __init__(self, booster: Any, signature: Signature, objective: Objective,
-                 classes: np.ndarray, categorical: list[str]) -> None:
+    def __init__(
+        self,
+        booster: Any,
+        signature: Signature,
+        objective: Objective,
+        classes: np.ndarray,
+        categorical: list[str],
+    ) -> None:
         self._booster = booster
         features = list(booster.feature_name())
         categories = booster.pandas_categorical or []
         if len(categories) != len(categorical):
-            raise ModelLoadError(f"the model lists {len(categorical)} categorical features "
-                                 f"but categories for {len(categories)}")
+            raise ModelLoadError(
+                f"the model lists {len(categorical)} categorical features "
+                f"but categories for {len(categories)}"
+            )
         self._categories = dict(zip(categorical, categories, strict=True))
         if self._categories and signature.kind is SignatureKind.TENSOR:
-            raise ModelLoadError(f"features {', '.join(categorical)} are categorical: register "
-                                 "the model with a DataFrame sample, so they are named columns")
-        self._columns = column_order("lightgbm", signature, features, len(features),
-                                     categorical=categorical)
+            raise ModelLoadError(
+                f"features {', '.join(categorical)} are categorical: register "
+                "the model with a DataFrame sample, so they are named columns"
+            )
+        self._columns = column_order(
+            "lightgbm", signature, features, len(features), categorical=categorical
+        )
         self._objective = objective
         self._classes = classes
 
@@ -103,8 +114,11 @@ def _options(path: Path, classes: Any) -> dict[str, Any]:
         return {"objective": Objective.REGRESSION.value, "categorical": categorical}
     if classes is None:
         classes = np.arange(2 if objective is Objective.BINARY else int(header["num_class"]))
-    return {"objective": objective.value, "classes": np.asarray(classes).tolist(),
-            "categorical": categorical}
+    return {
+        "objective": objective.value,
+        "classes": np.asarray(classes).tolist(),
+        "categorical": categorical,
+    }
 
 
 def _categorical_features(header: dict[str, str]) -> list[str]:
@@ -112,8 +126,11 @@ def _categorical_features(header: dict[str, str]) -> list[str]:
     (``-1:0:2``) where a numeric feature's is a range (``[0.5:9]``) or ``none``."""
     names = header.get("feature_names", "").split()
     infos = header.get("feature_infos", "").split()
-    return [name for name, info in zip(names, infos, strict=False)
-            if not info.startswith("[") and info != "none"]
+    return [
+        name
+        for name, info in zip(names, infos, strict=False)
+        if not info.startswith("[") and info != "none"
+    ]
 
 
 class LightGBMFlavor:
@@ -149,5 +166,6 @@ class LightGBMFlavor:
 
 
 def _saved(options: dict[str, Any]) -> SavedModel:
-    return SavedModel("lightgbm", options, library_versions("lightgbm", "numpy"),
-                      handles_missing=True)
+    return SavedModel(
+        "lightgbm", options, library_versions("lightgbm", "numpy"), handles_missing=True
+    )

@@ -29,11 +29,22 @@ MODEL_FILE = "model.onnx"
 _LABELS = ("label", "output_label")
 _PROBABILITIES = ("probabilities", "output_probability")
 _ELEMENT_TYPES: dict[str, np.dtype[Any]] = {
-    f"tensor({name})": np.dtype(dtype) for name, dtype in [
-        ("float", "float32"), ("double", "float64"), ("float16", "float16"), ("bool", "bool"),
-        ("int8", "int8"), ("int16", "int16"), ("int32", "int32"), ("int64", "int64"),
-        ("uint8", "uint8"), ("uint16", "uint16"), ("uint32", "uint32"), ("uint64", "uint64"),
-        ("string", "object")]
+    f"tensor({name})": np.dtype(dtype)
+    for name, dtype in [
+        ("float", "float32"),
+        ("double", "float64"),
+        ("float16", "float16"),
+        ("bool", "bool"),
+        ("int8", "int8"),
+        ("int16", "int16"),
+        ("int32", "int32"),
+        ("int64", "int64"),
+        ("uint8", "uint8"),
+        ("uint16", "uint16"),
+        ("uint32", "uint32"),
+        ("uint64", "uint64"),
+        ("string", "object"),
+    ]
 }
 
 
@@ -64,10 +75,12 @@ class OnnxRuntime:
         self._single = len(outputs) == 1 and len(outputs[0].shape) == 2 and outputs[0].shape[1] == 1
 
     def predict(self, batch: Batch) -> Outputs:
-        results = self._session.run(self._output_names,
-                                    {feed.graph_name: feed.array(batch) for feed in self._feeds})
-        named = {name: _dense(value)
-                 for name, value in zip(self._output_names, results, strict=True)}
+        results = self._session.run(
+            self._output_names, {feed.graph_name: feed.array(batch) for feed in self._feeds}
+        )
+        named = {
+            name: _dense(value) for name, value in zip(self._output_names, results, strict=True)
+        }
         if self._classifier:
             label, probabilities = self._classifier
             return {"label": named[label], "probabilities": named[probabilities]}
@@ -80,24 +93,30 @@ def _feeds(inputs: Sequence[Any], signature: Signature) -> list[_Feed]:
     """Match graph inputs to the signature: the tensor, same-named columns, or all columns."""
     unsupported = [i.name for i in inputs if i.type not in _ELEMENT_TYPES]
     if unsupported:
-        raise ModelLoadError(f"graph input(s) {', '.join(unsupported)} have element types "
-                             "the onnx runtime cannot feed")
+        raise ModelLoadError(
+            f"graph input(s) {', '.join(unsupported)} have element types "
+            "the onnx runtime cannot feed"
+        )
     names = signature.input_names()
     if signature.kind is SignatureKind.TENSOR:
         if len(inputs) != 1:
             raise ModelLoadError(
                 f"the graph has {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); "
-                "register it with a sample whose columns are named like the graph inputs")
+                "register it with a sample whose columns are named like the graph inputs"
+            )
         return [_Feed(inputs[0].name, (names[0],), _ELEMENT_TYPES[inputs[0].type], stack=False)]
     if len(inputs) == 1 and inputs[0].name not in names:
         # one [N, k] input fed from every column in order, as MLflow feeds a DataFrame
         return [_Feed(inputs[0].name, tuple(names), _ELEMENT_TYPES[inputs[0].type], stack=True)]
     missing = [i.name for i in inputs if i.name not in names]
     if missing:
-        raise ModelLoadError(f"graph input(s) {', '.join(missing)} have no column of that name "
-                             f"in the sample (columns: {', '.join(names)})")
-    return [_Feed(i.name, (i.name,), _ELEMENT_TYPES[i.type], stack=len(i.shape) != 1)
-            for i in inputs]
+        raise ModelLoadError(
+            f"graph input(s) {', '.join(missing)} have no column of that name "
+            f"in the sample (columns: {', '.join(names)})"
+        )
+    return [
+        _Feed(i.name, (i.name,), _ELEMENT_TYPES[i.type], stack=len(i.shape) != 1) for i in inputs
+    ]
 
 
 def _classifier_outputs(names: list[str]) -> tuple[str, str] | None:
@@ -141,8 +160,9 @@ class OnnxFlavor:
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only: per-run shape warnings would flood the log
-        session = ort.InferenceSession(str(request.directory / MODEL_FILE), options,
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            str(request.directory / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+        )
         return OnnxRuntime(session, request.signature)
 
 

@@ -90,8 +90,10 @@ class PyfuncFlavor:
     def save(self, model: object, directory: Path, signature: Signature) -> SavedModel:
         cls = type(model)
         if "<locals>" in cls.__qualname__:
-            raise ConfigurationError(f"{cls.__qualname__} is defined inside a function; "
-                                     "define it at module level so it can be imported again")
+            raise ConfigurationError(
+                f"{cls.__qualname__} is defined inside a function; "
+                "define it at module level so it can be imported again"
+            )
         source = _source_file(cls)
         (directory / CODE_DIR).mkdir()
         shutil.copyfile(source, directory / CODE_DIR / source.name)
@@ -105,8 +107,10 @@ class PyfuncFlavor:
 
     def load(self, request: LoadRequest) -> PyfuncRuntime:
         if not request.trusted:
-            raise UntrustedArtifactError("this pyfunc version runs its own Python code on load "
-                                         "and is not marked trusted; refusing to load it")
+            raise UntrustedArtifactError(
+                "this pyfunc version runs its own Python code on load "
+                "and is not marked trusted; refusing to load it"
+            )
         path = request.directory / CODE_DIR / request.options["source"]
         cls = _import_class(path, request.options["class"].partition(":")[2])
         model: PyfuncModel = cls()
@@ -120,8 +124,10 @@ def _source_file(cls: type) -> Path:
     except TypeError:
         source = None
     if source is None or not Path(source).is_file():
-        raise ConfigurationError(f"cannot find the source file of {cls.__qualname__} (defined "
-                                 "interactively?); define it in a .py file")
+        raise ConfigurationError(
+            f"cannot find the source file of {cls.__qualname__} (defined "
+            "interactively?); define it in a .py file"
+        )
     return Path(source)
 
 

@@ -19,8 +19,18 @@ from modelport.errors import FieldError, InvalidInputError, MalformedRequestErro
 from modelport.runtimes.batch import Batch
 
 NUMERIC_DTYPES = (
-    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-    "float16", "float32", "float64",
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
 )
 STRING = "string"
 MAX_LISTED_ERRORS = 20
@@ -51,8 +61,12 @@ class TensorSpec:
         return int(np.prod(self.shape[1:])) if len(self.shape) > 1 else 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape),
-                "nullable": self.nullable}
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "shape": list(self.shape),
+            "nullable": self.nullable,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TensorSpec:
@@ -74,15 +88,20 @@ class Signature:
         if requested is None:
             return names[0]
         if requested not in names:
-            raise InvalidInputError(f"unknown output {requested!r}; this model returns "
-                                    f"{', '.join(names)}", pointer="/output")
+            raise InvalidInputError(
+                f"unknown output {requested!r}; this model returns {', '.join(names)}",
+                pointer="/output",
+            )
         return requested
 
     def allowing_missing(self) -> Signature:
         """The same signature with every numeric (not boolean) input nullable."""
-        inputs = tuple(replace(spec, nullable=True)
-                       if spec.dtype != STRING and spec.numpy_dtype.kind in "iuf" else spec
-                       for spec in self.inputs)
+        inputs = tuple(
+            replace(spec, nullable=True)
+            if spec.dtype != STRING and spec.numpy_dtype.kind in "iuf"
+            else spec
+            for spec in self.inputs
+        )
         return Signature(self.kind, inputs, self.outputs)
 
     def with_outputs(self, outputs: Mapping[str, np.ndarray]) -> Signature:
@@ -90,17 +109,23 @@ class Signature:
         return Signature(self.kind, self.inputs, specs)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind.value, "inputs": [s.to_dict() for s in self.inputs],
-                "outputs": [s.to_dict() for s in self.outputs]}
+        return {
+            "kind": self.kind.value,
+            "inputs": [s.to_dict() for s in self.inputs],
+            "outputs": [s.to_dict() for s in self.outputs],
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Signature:
-        return cls(SignatureKind(data["kind"]),
-                   tuple(TensorSpec.from_dict(s) for s in data["inputs"]),
-                   tuple(TensorSpec.from_dict(s) for s in data.get("outputs", [])))
+        return cls(
+            SignatureKind(data["kind"]),
+            tuple(TensorSpec.from_dict(s) for s in data["inputs"]),
+            tuple(TensorSpec.from_dict(s) for s in data.get("outputs", [])),
+        )
 
-    def conform(self, arrays: Mapping[str, np.ndarray],
-                pointers: Mapping[str, str] | None = None) -> Batch:
+    def conform(
+        self, arrays: Mapping[str, np.ndarray], pointers: Mapping[str, str] | None = None
+    ) -> Batch:
         """Check ``arrays`` against the inputs and coerce dtypes; the result is a Batch.
 
         ``pointers`` maps an input name to the JSON pointer of the field that carried it, so
@@ -114,16 +139,24 @@ class Signature:
             errors += [FieldError(f"/{n}", f"missing input {n!r}") for n in missing]
             expected = _listed(self.input_names())
             shown = errors[:MAX_LISTED_ERRORS]
-            more = (f" ({len(errors)} problems in all, the first {len(shown)} listed)"
-                    if len(errors) > len(shown) else "")
+            more = (
+                f" ({len(errors)} problems in all, the first {len(shown)} listed)"
+                if len(errors) > len(shown)
+                else ""
+            )
             raise InvalidInputError(
                 f"inputs do not match the signature (expected: {expected}); "
-                + "; ".join(e.message for e in shown) + more, errors=shown)
+                + "; ".join(e.message for e in shown)
+                + more,
+                errors=shown,
+            )
         first = self.inputs[0].name if self.inputs else ""
         if all(np.shape(array)[:1] == (0,) for array in arrays.values()):
             # checked before dtypes: an empty JSON list has no dtype worth complaining about
-            raise InvalidInputError("the batch is empty: send at least one row",
-                                    pointer=pointers.get(first, f"/{first}"))
+            raise InvalidInputError(
+                "the batch is empty: send at least one row",
+                pointer=pointers.get(first, f"/{first}"),
+            )
         columns: dict[str, np.ndarray] = {}
         n_rows: int | None = None
         for spec in self.inputs:
@@ -132,7 +165,8 @@ class Signature:
             if n_rows is not None and array.shape[0] != n_rows:
                 raise InvalidInputError(
                     f"input {spec.name!r} has {array.shape[0]} rows, others have {n_rows}",
-                    pointer=pointer)
+                    pointer=pointer,
+                )
             n_rows = array.shape[0]
             columns[spec.name] = array
         assert n_rows is not None
@@ -151,12 +185,16 @@ def _coerce(spec: TensorSpec, array: np.ndarray, pointer: str) -> np.ndarray:
     if array.ndim != expected_ndim:
         raise InvalidInputError(
             f"input {spec.name!r} must have {expected_ndim} dimensions "
-            f"{_shape_text(spec.shape)}, got shape {list(array.shape)}", pointer=pointer)
+            f"{_shape_text(spec.shape)}, got shape {list(array.shape)}",
+            pointer=pointer,
+        )
     for axis, (want, got) in enumerate(zip(spec.shape[1:], array.shape[1:], strict=True), 1):
         if want != -1 and want != got:
             raise InvalidInputError(
                 f"input {spec.name!r} expects {want} values on axis {axis} "
-                f"{_shape_text(spec.shape)}, got {got}", pointer=pointer)
+                f"{_shape_text(spec.shape)}, got {got}",
+                pointer=pointer,
+            )
     if spec.dtype == STRING:
         return _coerce_strings(spec, array, pointer)
     return _coerce_numeric(spec, array, pointer)
@@ -170,34 +208,38 @@ def _coerce_numeric(spec: TensorSpec, array: np.ndarray, pointer: str) -> np.nda
         kind = array.dtype.kind
     if kind in "US" or (kind == "b" and target.kind != "b"):
         got = "strings" if kind in "US" else "booleans"
-        raise InvalidInputError(f"input {spec.name!r} expects {spec.dtype} values, got {got}",
-                                pointer=pointer)
+        raise InvalidInputError(
+            f"input {spec.name!r} expects {spec.dtype} values, got {got}", pointer=pointer
+        )
     if kind not in "biuf":
         raise InvalidInputError(f"input {spec.name!r} expects {spec.dtype} values", pointer=pointer)
     if kind == "f" and target.kind != "f":
         if not spec.nullable and not np.all(np.isfinite(array)):
-            raise InvalidInputError(f"input {spec.name!r} must not contain NaN or infinity",
-                                    pointer=pointer)
+            raise InvalidInputError(
+                f"input {spec.name!r} must not contain NaN or infinity", pointer=pointer
+            )
         if not np.all(np.isnan(array) | (np.mod(array, 1) == 0)):
-            raise InvalidInputError(f"input {spec.name!r} expects integers, got fractions",
-                                    pointer=pointer)
+            raise InvalidInputError(
+                f"input {spec.name!r} expects integers, got fractions", pointer=pointer
+            )
         _check_range(spec, array, target, pointer)
         if np.isnan(array).any():
             return array  # nullable integer column: keep NaN as float, as pandas would
     elif kind in "iu" and target.kind in "iu":
         _check_range(spec, array, target, pointer)
     if target.kind == "b" and kind != "b" and not np.isin(array, (0, 1)).all():
-        raise InvalidInputError(f"input {spec.name!r} expects booleans (true/false or 0/1)",
-                                pointer=pointer)  # astype(bool) would make 2 True
+        raise InvalidInputError(
+            f"input {spec.name!r} expects booleans (true/false or 0/1)", pointer=pointer
+        )  # astype(bool) would make 2 True
     result = array.astype(target, copy=False)
     if target.kind == "f" and not spec.nullable and not np.isfinite(result).all():
-        raise InvalidInputError(f"input {spec.name!r} must not contain NaN or infinity",
-                                pointer=pointer)
+        raise InvalidInputError(
+            f"input {spec.name!r} must not contain NaN or infinity", pointer=pointer
+        )
     return result
 
 
-def _check_range(spec: TensorSpec, array: np.ndarray, target: np.dtype[Any],
-                 pointer: str) -> None:
+def _check_range(spec: TensorSpec, array: np.ndarray, target: np.dtype[Any], pointer: str) -> None:
     """Refuse values a narrower integer dtype would silently wrap around."""
     values = array[np.isfinite(array)] if array.dtype.kind == "f" else array
     if values.size == 0:
@@ -206,8 +248,11 @@ def _check_range(spec: TensorSpec, array: np.ndarray, target: np.dtype[Any],
     low, high = int(values.min()), int(values.max())
     if low < info.min or high > info.max:
         bad = low if low < info.min else high
-        raise InvalidInputError(f"input {spec.name!r} expects {spec.dtype} values in "
-                                f"[{info.min}, {info.max}], got {bad}", pointer=pointer)
+        raise InvalidInputError(
+            f"input {spec.name!r} expects {spec.dtype} values in "
+            f"[{info.min}, {info.max}], got {bad}",
+            pointer=pointer,
+        )
 
 
 def _objects_to_numeric(spec: TensorSpec, array: np.ndarray, pointer: str) -> np.ndarray:
@@ -215,28 +260,35 @@ def _objects_to_numeric(spec: TensorSpec, array: np.ndarray, pointer: str) -> np
     flat = array.ravel()
     has_none = any(v is None for v in flat)
     if has_none and not spec.nullable:
-        raise InvalidInputError(f"input {spec.name!r} must not contain null values",
-                                pointer=pointer)
+        raise InvalidInputError(
+            f"input {spec.name!r} must not contain null values", pointer=pointer
+        )
     if any(isinstance(v, str | bytes | bool) for v in flat):
-        raise InvalidInputError(f"input {spec.name!r} expects {spec.dtype} values, got strings "
-                                "or booleans", pointer=pointer)
+        raise InvalidInputError(
+            f"input {spec.name!r} expects {spec.dtype} values, got strings or booleans",
+            pointer=pointer,
+        )
     try:
-        return np.array([np.nan if v is None else v for v in flat],
-                        dtype=np.float64).reshape(array.shape)
+        return np.array([np.nan if v is None else v for v in flat], dtype=np.float64).reshape(
+            array.shape
+        )
     except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"input {spec.name!r} expects {spec.dtype} values",
-                                pointer=pointer) from exc
+        raise InvalidInputError(
+            f"input {spec.name!r} expects {spec.dtype} values", pointer=pointer
+        ) from exc
 
 
 def _coerce_strings(spec: TensorSpec, array: np.ndarray, pointer: str) -> np.ndarray:
     if array.dtype.kind in "US":
         return array.astype(object)
     if array.dtype.kind == "O":
-        bad = [v for v in array.ravel()
-               if not (isinstance(v, str) or (v is None and spec.nullable))]
+        bad = [
+            v for v in array.ravel() if not (isinstance(v, str) or (v is None and spec.nullable))
+        ]
         if bad:
-            raise InvalidInputError(f"input {spec.name!r} expects strings, got {bad[0]!r}",
-                                    pointer=pointer)
+            raise InvalidInputError(
+                f"input {spec.name!r} expects strings, got {bad[0]!r}", pointer=pointer
+            )
         return array
     raise InvalidInputError(f"input {spec.name!r} expects strings, got numbers", pointer=pointer)
 
@@ -264,8 +316,9 @@ def _has_missing(array: np.ndarray) -> bool:
 
 def _spec_for(name: str, array: np.ndarray, nullable: bool | None) -> TensorSpec:
     shape = (-1, *array.shape[1:])
-    return TensorSpec(name, _dtype_name(array), shape,
-                      _has_missing(array) if nullable is None else nullable)
+    return TensorSpec(
+        name, _dtype_name(array), shape, _has_missing(array) if nullable is None else nullable
+    )
 
 
 TENSOR_INPUT = "input"
@@ -276,12 +329,14 @@ def sample_arrays(sample: Any) -> tuple[SignatureKind, dict[str, np.ndarray]]:
     if hasattr(sample, "dtypes") and hasattr(sample, "columns"):  # a pandas DataFrame
         return SignatureKind.COLUMNS, {str(c): _frame_column(sample[c]) for c in sample.columns}
     if isinstance(sample, Mapping):
-        return SignatureKind.COLUMNS, {str(k): _numbers_if_numeric(_sample_array(v, f"/{k}"))
-                                       for k, v in sample.items()}
+        return SignatureKind.COLUMNS, {
+            str(k): _numbers_if_numeric(_sample_array(v, f"/{k}")) for k, v in sample.items()
+        }
     array = _sample_array(sample, "")
     if array.ndim != 2:
         raise MalformedRequestError(
-            f"a sample input must be 2-D (rows x features), got shape {list(array.shape)}")
+            f"a sample input must be 2-D (rows x features), got shape {list(array.shape)}"
+        )
     return SignatureKind.TENSOR, {TENSOR_INPUT: array}
 
 
@@ -291,8 +346,9 @@ def _sample_array(values: Any, pointer: str) -> np.ndarray:
     try:
         return np.asarray(values)
     except ValueError as exc:
-        raise MalformedRequestError(f"the sample is not a rectangular array: {exc}",
-                                    pointer=pointer or None) from exc
+        raise MalformedRequestError(
+            f"the sample is not a rectangular array: {exc}", pointer=pointer or None
+        ) from exc
 
 
 def infer_signature(sample: Any, *, allow_missing: bool | None = None) -> Signature:
@@ -334,10 +390,13 @@ def _numbers_if_numeric(array: np.ndarray) -> np.ndarray:
     if array.dtype.kind != "O":
         return array
     present = [v for v in array.ravel() if not _is_missing(v)]
-    if not present or not all(isinstance(v, int | float | np.integer | np.floating)
-                              and not isinstance(v, bool | np.bool_) for v in present):
+    if not present or not all(
+        isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
+        for v in present
+    ):
         return array
     if len(present) < array.size:
-        return np.array([np.nan if _is_missing(v) else v for v in array.ravel()],
-                        dtype=np.float64).reshape(array.shape)
+        return np.array(
+            [np.nan if _is_missing(v) else v for v in array.ravel()], dtype=np.float64
+        ).reshape(array.shape)
     return np.array(array.tolist())

@@ -72,9 +72,12 @@ class SklearnFlavor:
         # The registrant holds the live object, so the types it needs are vouched for here;
         # the SHA-256 check on load guarantees the file is still the one they vouched for.
         trusted_types = sio.get_untrusted_types(file=path)
-        return SavedModel("sklearn", {"format": "skops", "trusted_types": trusted_types},
-                          library_versions("scikit-learn", "skops", "numpy"),
-                          handles_missing=_handles_missing(model))
+        return SavedModel(
+            "sklearn",
+            {"format": "skops", "trusted_types": trusted_types},
+            library_versions("scikit-learn", "skops", "numpy"),
+            handles_missing=_handles_missing(model),
+        )
 
     def import_file(self, source: Path, directory: Path, trusted: bool) -> SavedModel:
         """Adopt an existing skops or pickle file; pickle needs explicit trust.
@@ -91,13 +94,15 @@ class SklearnFlavor:
             if untrusted and not trusted:
                 raise UntrustedArtifactError(
                     f"{source.name} contains types skops does not trust by default: "
-                    f"{', '.join(untrusted)}; review them and register with --trusted")
+                    f"{', '.join(untrusted)}; review them and register with --trusted"
+                )
             shutil.copyfile(source, directory / SKOPS_FILE)
             return SavedModel("sklearn", {"format": "skops", "trusted_types": untrusted}, versions)
         if not trusted:
             raise UntrustedArtifactError(
                 f"{source.name} is a pickle: loading it runs arbitrary code; register it with "
-                "--trusted if you created it, or save the model with skops")
+                "--trusted if you created it, or save the model with skops"
+            )
         shutil.copyfile(source, directory / PICKLE_FILE)
         return SavedModel("sklearn", {"format": "pickle"}, versions, needs_trust=True)
 
@@ -105,7 +110,8 @@ class SklearnFlavor:
         if request.options.get("format") == "pickle":
             if not request.trusted:
                 raise UntrustedArtifactError(
-                    "this version is a pickle and is not marked trusted; refusing to load it")
+                    "this version is a pickle and is not marked trusted; refusing to load it"
+                )
             import joblib
 
             model = joblib.load(request.directory / PICKLE_FILE)

@@ -28,25 +28,37 @@ def tree_outputs(objective: Objective, classes: np.ndarray, scores: np.ndarray) 
     return classifier_outputs(classes, scores)
 
 
-def column_order(framework: str, signature: Signature, features: list[str] | None,
-                 n_features: int, *, categorical: Sequence[str] = ()) -> list[str] | None:
+def column_order(
+    framework: str,
+    signature: Signature,
+    features: list[str] | None,
+    n_features: int,
+    *,
+    categorical: Sequence[str] = (),
+) -> list[str] | None:
     """Columns in the booster's feature order when the names match, else in signature order.
 
     Only ``categorical`` features (the runtime maps their values to codes) may hold strings.
     """
     if signature.kind is SignatureKind.TENSOR:
         return None
-    strings = [spec.name for spec in signature.inputs
-               if spec.dtype == STRING and spec.name not in categorical]
+    strings = [
+        spec.name
+        for spec in signature.inputs
+        if spec.dtype == STRING and spec.name not in categorical
+    ]
     if strings:
-        raise ModelLoadError(f"the {framework} runtime takes numeric columns; "
-                             f"{', '.join(strings)} hold strings: encode them before fitting, "
-                             "make them pandas categoricals (LightGBM), or use the sklearn "
-                             "flavor")
+        raise ModelLoadError(
+            f"the {framework} runtime takes numeric columns; "
+            f"{', '.join(strings)} hold strings: encode them before fitting, "
+            "make them pandas categoricals (LightGBM), or use the sklearn "
+            "flavor"
+        )
     names = signature.input_names()
     if len(names) != n_features:
-        raise ModelLoadError(f"the model has {n_features} features, the sample has "
-                             f"{len(names)} columns")
+        raise ModelLoadError(
+            f"the model has {n_features} features, the sample has {len(names)} columns"
+        )
     return features if features and sorted(features) == sorted(names) else names
 
 

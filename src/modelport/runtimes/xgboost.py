@@ -28,15 +28,16 @@ MODEL_FILE = "model.ubj"
 _OBJECTIVES = {"binary:logistic": "binary", "multi:softprob": "multiclass"}
 
 
-
 class XGBoostRuntime:
     """Calls ``inplace_predict`` (no DMatrix); classifiers answer label + probabilities."""
 
-    def __init__(self, booster: Any, signature: Signature, objective: Objective,
-                 classes: np.ndarray) -> None:
+    def __init__(
+        self, booster: Any, signature: Signature, objective: Objective, classes: np.ndarray
+    ) -> None:
         self._booster = booster
-        self._columns = column_order("xgboost", signature, booster.feature_names,
-                                     booster.num_features())
+        self._columns = column_order(
+            "xgboost", signature, booster.feature_names, booster.num_features()
+        )
         self._objective = objective
         self._classes = classes
         # the scikit-learn wrapper predicts with the trees up to the early-stopping best one
@@ -44,10 +45,10 @@ class XGBoostRuntime:
         self._iterations = (0, int(best) + 1) if best is not None else (0, 0)
 
     def predict(self, batch: Batch) -> Outputs:
-        scores = self._booster.inplace_predict(feature_matrix(batch, self._columns),
-                                               iteration_range=self._iterations)
+        scores = self._booster.inplace_predict(
+            feature_matrix(batch, self._columns), iteration_range=self._iterations
+        )
         return tree_outputs(self._objective, self._classes, scores)
-
 
 
 def _options(booster: Any, classes: Any) -> dict[str, Any]:
@@ -102,5 +103,6 @@ class XGBoostFlavor:
 
 def _saved(options: dict[str, Any]) -> SavedModel:
     # XGBoost routes NaN down each split's learned default branch
-    return SavedModel("xgboost", options, library_versions("xgboost", "numpy"),
-                      handles_missing=True)
+    return SavedModel(
+        "xgboost", options, library_versions("xgboost", "numpy"), handles_missing=True
+    )

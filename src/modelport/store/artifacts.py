@@ -38,8 +38,11 @@ def sha256_of(path: Path) -> str:
 
 def hash_tree(directory: Path) -> dict[str, str]:
     """relative POSIX path -> SHA-256 of every file under ``directory``."""
-    return {p.relative_to(directory).as_posix(): sha256_of(p)
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(directory).as_posix(): sha256_of(p)
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 class ArtifactStore:
@@ -63,8 +66,9 @@ class ArtifactStore:
         target = f"{self.root}/{key}"
         try:
             for relative in files:
-                self.fs.makedirs(f"{target}/{Path(relative).parent.as_posix()}".rstrip("/."),
-                                 exist_ok=True)
+                self.fs.makedirs(
+                    f"{target}/{Path(relative).parent.as_posix()}".rstrip("/."), exist_ok=True
+                )
                 self.fs.put_file(str(local_dir / relative), f"{target}/{relative}")
         except OSError as exc:
             with suppress(Exception):  # best effort; orphans() finds whatever is left
@@ -87,12 +91,16 @@ class ArtifactStore:
             if actual != expected:
                 raise ArtifactIntegrityError(
                     f"artifact file {relative!r} of {key} has SHA-256 {actual[:12]}…, "
-                    f"expected {expected[:12]}…; it was modified after registration")
+                    f"expected {expected[:12]}…; it was modified after registration"
+                )
         return directory
 
     def _download(self, key: str, files: Mapping[str, str], directory: Path) -> None:
-        missing = [r for r, h in files.items()
-                   if not (directory / r).is_file() or sha256_of(directory / r) != h]
+        missing = [
+            r
+            for r, h in files.items()
+            if not (directory / r).is_file() or sha256_of(directory / r) != h
+        ]
         for relative in missing:
             path = directory / relative
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,8 +110,9 @@ class ArtifactStore:
                 self.fs.get_file(f"{self.root}/{key}/{relative}", str(partial))
             except OSError as exc:
                 partial.unlink(missing_ok=True)
-                raise ArtifactIntegrityError(f"artifact file {relative!r} of {key} "
-                                             f"cannot be read: {exc}") from exc
+                raise ArtifactIntegrityError(
+                    f"artifact file {relative!r} of {key} cannot be read: {exc}"
+                ) from exc
             partial.replace(path)
 
     def delete(self, key: str) -> None:
@@ -129,15 +138,18 @@ class ArtifactStore:
             if model_dir["type"] != "directory":
                 continue
             for key_dir in self.fs.ls(model_dir["name"], detail=True, refresh=True):
-                key = key_dir["name"].rstrip("/")[len(self.root) + 1:]
+                key = key_dir["name"].rstrip("/")[len(self.root) + 1 :]
                 if key_dir["type"] == "directory" and _KEY.match(key):
                     yield key, self._modified(key_dir["name"])
 
     def orphans(self, referenced: set[str], older_than: timedelta) -> list[str]:
         """Keys no version row references that are older than ``older_than``."""
         cutoff = datetime.now(UTC) - older_than
-        return [key for key, modified in self.keys()
-                if key not in referenced and (modified is None or modified < cutoff)]
+        return [
+            key
+            for key, modified in self.keys()
+            if key not in referenced and (modified is None or modified < cutoff)
+        ]
 
     def _modified(self, path: str) -> datetime | None:
         try:

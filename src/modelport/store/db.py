@@ -26,8 +26,9 @@ _PG_MIGRATION_LOCK = 7_114_201  # arbitrary advisory-lock key owned by modelport
 DEFAULT_TIMEOUT_S = 10.0
 
 
-def create_db_engine(url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
-                     migrate: bool = True) -> Engine:
+def create_db_engine(
+    url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, migrate: bool = True
+) -> Engine:
     """An engine with the right per-dialect settings and timeouts; unless ``migrate`` is
     false (the caller upgrades on first use), the schema is upgraded to head now."""
     if url.startswith("sqlite"):
@@ -35,14 +36,18 @@ def create_db_engine(url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         # pysqlite's timeout is SQLite's busy timeout: how long a writer queues for the lock
-        engine = create_engine(url, connect_args={"timeout": timeout_s,
-                                                  "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": timeout_s, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10,
-                               pool_timeout=timeout_s,
-                               connect_args=_postgres_timeouts(url, timeout_s))
+        engine = create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=5,
+            max_overflow=10,
+            pool_timeout=timeout_s,
+            connect_args=_postgres_timeouts(url, timeout_s),
+        )
     if migrate:
         upgrade(engine)
     return engine

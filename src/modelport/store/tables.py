@@ -83,7 +83,8 @@ class AliasRow(Base):
     __tablename__ = "aliases"
 
     model_id: Mapped[int] = mapped_column(
-        ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True)
+        ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True
+    )
     alias: Mapped[str] = mapped_column(String(100), primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

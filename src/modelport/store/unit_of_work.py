@@ -43,7 +43,8 @@ class Database:
         self._writes: sessionmaker[Session] = session_factory(engine)
         # Reads need no write lock: on SQLite they begin DEFERRED and run beside a writer.
         self._reads: sessionmaker[Session] = session_factory(
-            engine.execution_options(read_only=True))
+            engine.execution_options(read_only=True)
+        )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -74,7 +75,7 @@ class Database:
             except (IntegrityError, OperationalError) as exc:
                 if not is_race(exc):
                     raise
-            time.sleep(random.uniform(0, min(0.001 * 2 ** attempt, 0.05)))
+            time.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.05)))
         raise ConflictError(conflict)
 
     def _ensure_schema(self) -> None:
@@ -108,5 +109,4 @@ def is_race(exc: IntegrityError | OperationalError) -> bool:
     race: the wait already lasted ``db_timeout_s``, so it is a 503 rather than another wait.
     """
     message = str(exc.orig).lower()
-    return any(marker in message for marker in
-               ("unique", "duplicate key", "deadlock", "serialize"))
+    return any(marker in message for marker in ("unique", "duplicate key", "deadlock", "serialize"))

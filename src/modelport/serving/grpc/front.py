@@ -29,12 +29,18 @@ RequestT = TypeVar("RequestT")
 ResponseT = TypeVar("ResponseT")
 
 STATUS_CODES: dict[int, grpc.StatusCode] = {
-    400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED,
-    403: grpc.StatusCode.PERMISSION_DENIED, 404: grpc.StatusCode.NOT_FOUND,
-    405: grpc.StatusCode.UNIMPLEMENTED, 409: grpc.StatusCode.ABORTED,
-    413: grpc.StatusCode.RESOURCE_EXHAUSTED, 415: grpc.StatusCode.INVALID_ARGUMENT,
-    422: grpc.StatusCode.INVALID_ARGUMENT, 429: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    503: grpc.StatusCode.UNAVAILABLE}
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
+    404: grpc.StatusCode.NOT_FOUND,
+    405: grpc.StatusCode.UNIMPLEMENTED,
+    409: grpc.StatusCode.ABORTED,
+    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    415: grpc.StatusCode.INVALID_ARGUMENT,
+    422: grpc.StatusCode.INVALID_ARGUMENT,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    503: grpc.StatusCode.UNAVAILABLE,
+}
 """The gRPC status of each HTTP status an error carries; anything else is INTERNAL."""
 
 SERVICE = "/inference.GRPCInferenceService/"
@@ -45,8 +51,9 @@ class GrpcFront:
         self._metrics = metrics
 
     @asynccontextmanager
-    async def call(self, context: Context[RequestT, ResponseT], method: str,
-                   request_id: str = "") -> AsyncIterator[InferenceContext]:
+    async def call(
+        self, context: Context[RequestT, ResponseT], method: str, request_id: str = ""
+    ) -> AsyncIterator[InferenceContext]:
         """The context of one call; a :class:`ModelportError` raised inside aborts it."""
         ctx = _context(context, request_id)
         token = current_request_id.set(ctx.request_id)
@@ -76,13 +83,19 @@ def _context(context: Context[RequestT, ResponseT], request_id: str) -> Inferenc
             wanted.setdefault(key, value)
     return InferenceContext(
         request_id_from(wanted.get(REQUEST_ID) or request_id or None, wanted.get("traceparent")),
-        Transport.GRPC, unit_id=unit_id_from(wanted.get("x-unit-id")))
+        Transport.GRPC,
+        unit_id=unit_id_from(wanted.get("x-unit-id")),
+    )
 
 
-async def _abort(context: Context[RequestT, ResponseT], exc: ModelportError, request_id: str,
-                 method: str) -> None:
+async def _abort(
+    context: Context[RequestT, ResponseT], exc: ModelportError, request_id: str, method: str
+) -> None:
     trailing = [(REQUEST_ID, request_id)]
     if exc.retry_after is not None:
         trailing.append(("retry-after", str(exc.retry_after)))
-    await context.abort(STATUS_CODES.get(exc.status, grpc.StatusCode.INTERNAL),
-                        public_detail(exc, request_id, SERVICE + method), tuple(trailing))
+    await context.abort(
+        STATUS_CODES.get(exc.status, grpc.StatusCode.INTERNAL),
+        public_detail(exc, request_id, SERVICE + method),
+        tuple(trailing),
+    )

@@ -22,8 +22,9 @@ log = logging.getLogger("modelport.serving")
 
 
 class GrpcServer:
-    def __init__(self, settings: Settings, port: int, service: InferenceService,
-                 metrics: RequestMetrics) -> None:
+    def __init__(
+        self, settings: Settings, port: int, service: InferenceService, metrics: RequestMetrics
+    ) -> None:
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
         self.address = f"{host}:{port}"
         self._settings = settings
@@ -34,13 +35,17 @@ class GrpcServer:
     async def start(self) -> int:
         """Listen and serve; returns the port (the one the system chose for port 0)."""
         settings = self._settings
-        server = grpc.aio.server(options=[
-            ("grpc.max_receive_message_length", settings.max_body_bytes),
-            # several worker processes share the port as they share HTTP's; one process alone
-            # must fail on a port that is taken, not share it unnoticed
-            ("grpc.so_reuseport", int(settings.resolved_workers > 1))])
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", settings.max_body_bytes),
+                # several worker processes share the port as they share HTTP's; one process alone
+                # must fail on a port that is taken, not share it unnoticed
+                ("grpc.so_reuseport", int(settings.resolved_workers > 1)),
+            ]
+        )
         pb_grpc.add_GRPCInferenceServiceServicer_to_server(
-            InferenceServicer(self._service, GrpcFront(self._metrics)), server)
+            InferenceServicer(self._service, GrpcFront(self._metrics)), server
+        )
         try:
             port = server.add_insecure_port(self.address)
         except RuntimeError as exc:

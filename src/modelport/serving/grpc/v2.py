@@ -28,23 +28,26 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self._front = front
 
     async def ServerLive(  # noqa: N802
-            self, request: pb.ServerLiveRequest,
-            context: Context[pb.ServerLiveRequest, pb.ServerLiveResponse],
+        self,
+        request: pb.ServerLiveRequest,
+        context: Context[pb.ServerLiveRequest, pb.ServerLiveResponse],
     ) -> pb.ServerLiveResponse:
         async with self._front.call(context, "ServerLive"):
             return pb.ServerLiveResponse(live=True)
 
     async def ServerReady(  # noqa: N802
-            self, request: pb.ServerReadyRequest,
-            context: Context[pb.ServerReadyRequest, pb.ServerReadyResponse],
+        self,
+        request: pb.ServerReadyRequest,
+        context: Context[pb.ServerReadyRequest, pb.ServerReadyResponse],
     ) -> pb.ServerReadyResponse:
         """Ready once every served model is loaded (no error while not: clients read the flag)."""
         async with self._front.call(context, "ServerReady"):
             return pb.ServerReadyResponse(ready=self._service.router.ready())
 
     async def ModelReady(  # noqa: N802
-            self, request: pb.ModelReadyRequest,
-            context: Context[pb.ModelReadyRequest, pb.ModelReadyResponse],
+        self,
+        request: pb.ModelReadyRequest,
+        context: Context[pb.ModelReadyRequest, pb.ModelReadyResponse],
     ) -> pb.ModelReadyResponse:
         """Not ready (rather than an error) for an unknown or still loading model or version."""
         async with self._front.call(context, "ModelReady") as ctx:
@@ -55,30 +58,36 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             return pb.ModelReadyResponse(ready=True)
 
     async def ServerMetadata(  # noqa: N802
-            self, request: pb.ServerMetadataRequest,
-            context: Context[pb.ServerMetadataRequest, pb.ServerMetadataResponse],
+        self,
+        request: pb.ServerMetadataRequest,
+        context: Context[pb.ServerMetadataRequest, pb.ServerMetadataResponse],
     ) -> pb.ServerMetadataResponse:
         async with self._front.call(context, "ServerMetadata"):
             return pb.ServerMetadataResponse(name="modelport", version=modelport.__version__)
 
     async def ModelMetadata(  # noqa: N802
-            self, request: pb.ModelMetadataRequest,
-            context: Context[pb.ModelMetadataRequest, pb.ModelMetadataResponse],
+        self,
+        request: pb.ModelMetadataRequest,
+        context: Context[pb.ModelMetadataRequest, pb.ModelMetadataResponse],
     ) -> pb.ModelMetadataResponse:
         async with self._front.call(context, "ModelMetadata") as ctx:
             record = self._target(request.name, request.version, ctx).record
             return json_format.ParseDict(v2_codec.metadata(record), pb.ModelMetadataResponse())
 
     async def ModelInfer(  # noqa: N802
-            self, request: pb.ModelInferRequest,
-            context: Context[pb.ModelInferRequest, pb.ModelInferResponse],
+        self,
+        request: pb.ModelInferRequest,
+        context: Context[pb.ModelInferRequest, pb.ModelInferResponse],
     ) -> pb.ModelInferResponse:
         async with self._front.call(context, "ModelInfer", request.id) as ctx:
             name = _named(request.model_name)
             answer = await self._service.infer(
-                ctx, name, version_number(name, request.model_version or None),
+                ctx,
+                name,
+                version_number(name, request.model_version or None),
                 lambda signature: codec.decode_infer(request, signature),
-                codec.payload_size(request))
+                codec.payload_size(request),
+            )
             return _response(answer)
 
     def _target(self, name: str, version: str, ctx: InferenceContext) -> Target:
@@ -95,11 +104,13 @@ def _named(name: str) -> str:
 
 def _response(answer: Answer[InferExtras]) -> pb.ModelInferResponse:
     record = answer.target.record
-    response = pb.ModelInferResponse(model_name=record.name, model_version=str(record.version),
-                                     id=answer.extras.request_id or "")
+    response = pb.ModelInferResponse(
+        model_name=record.name, model_version=str(record.version), id=answer.extras.request_id or ""
+    )
     for output in codec.encode_outputs(answer.outputs, answer.extras):
-        tensor = response.outputs.add(name=output.name, datatype=output.datatype,
-                                      shape=output.shape)
+        tensor = response.outputs.add(
+            name=output.name, datatype=output.datatype, shape=output.shape
+        )
         if output.raw is None:
             getattr(tensor.contents, output.field).extend(output.values)
         else:

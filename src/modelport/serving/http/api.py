@@ -26,16 +26,24 @@ from modelport.serving.http.state import serving_state
 async def require_remote_admin(request: Request) -> None:
     """Registry changes over HTTP are opt-in until the server authenticates its callers."""
     if not serving_state(request).settings.allow_remote_admin:
-        raise ForbiddenError("this server does not accept registry changes over HTTP: use "
-                             "the modelport CLI, or start the server with "
-                             "MODELPORT_ALLOW_REMOTE_ADMIN=true")
+        raise ForbiddenError(
+            "this server does not accept registry changes over HTTP: use "
+            "the modelport CLI, or start the server with "
+            "MODELPORT_ALLOW_REMOTE_ADMIN=true"
+        )
 
 
 router = APIRouter(prefix="/api", tags=["registry"])
-admin = APIRouter(dependencies=[Depends(require_remote_admin)],
-                  responses={403: {"description": "Registry changes over HTTP are off "
-                                                  "(MODELPORT_ALLOW_REMOTE_ADMIN), or the "
-                                                  "upload asked for trust."}})
+admin = APIRouter(
+    dependencies=[Depends(require_remote_admin)],
+    responses={
+        403: {
+            "description": "Registry changes over HTTP are off "
+            "(MODELPORT_ALLOW_REMOTE_ADMIN), or the "
+            "upload asked for trust."
+        }
+    },
+)
 
 
 class AliasBody(BaseModel):
@@ -72,22 +80,41 @@ async def get_version(request: Request, name: str, version: int) -> dict[str, An
 
 @admin.post("/models/{name}/versions", status_code=201)
 async def upload_version(
-    request: Request, name: str,
-    artifact: Annotated[UploadFile, File(description="Model file: .skops, .onnx, .txt, .ubj, "
-                                                     ".json (pickles only through the CLI)")],
-    sample: Annotated[str, Form(description="Sample input as JSON: a list of rows, or "
-                                            "{column: [values]} for named columns.")],
-    trusted: Annotated[bool, Form(description="Always refused (403): loading a pickle runs "
-                                              "its code; register it with the CLI.")] = False,
+    request: Request,
+    name: str,
+    artifact: Annotated[
+        UploadFile,
+        File(
+            description="Model file: .skops, .onnx, .txt, .ubj, "
+            ".json (pickles only through the CLI)"
+        ),
+    ],
+    sample: Annotated[
+        str,
+        Form(
+            description="Sample input as JSON: a list of rows, or "
+            "{column: [values]} for named columns."
+        ),
+    ],
+    trusted: Annotated[
+        bool,
+        Form(
+            description="Always refused (403): loading a pickle runs "
+            "its code; register it with the CLI."
+        ),
+    ] = False,
     description: Annotated[str, Form()] = "",
-    metadata: Annotated[str, Form(description="JSON object with optional tags, params, "
-                                              "metrics, lineage.")] = "{}",
+    metadata: Annotated[
+        str, Form(description="JSON object with optional tags, params, metrics, lineage.")
+    ] = "{}",
 ) -> dict[str, Any]:
     """Register an uploaded model file as the next version of ``name``."""
     check_name(name)  # before any part of the upload is looked at
     if trusted:
-        raise ForbiddenError("trusted uploads are refused over HTTP: loading a pickle runs its "
-                             "code inside the server; use `modelport register --trusted`")
+        raise ForbiddenError(
+            "trusted uploads are refused over HTTP: loading a pickle runs its "
+            "code inside the server; use `modelport register --trusted`"
+        )
     sample_data = _sample(sample)
     extra = _metadata(_json_field(metadata, "metadata"))
     filename = _artifact_name(artifact.filename)
@@ -99,8 +126,9 @@ async def upload_version(
         with scratch_folder(registry.scratch_dir) as scratch:
             path = scratch / filename
             path.write_bytes(data)
-            with prepare_file(path, sample_data, name=name,
-                            scratch=registry.scratch_dir) as prepared:
+            with prepare_file(
+                path, sample_data, name=name, scratch=registry.scratch_dir
+            ) as prepared:
                 record = registry.register(name, prepared, description=description, **extra)
         return record.to_dict()
 
@@ -108,8 +136,9 @@ async def upload_version(
 
 
 @admin.post("/models/{name}/versions/{version}/stage")
-async def transition_stage(request: Request, name: str, version: int,
-                           body: StageBody) -> dict[str, Any]:
+async def transition_stage(
+    request: Request, name: str, version: int, body: StageBody
+) -> dict[str, Any]:
     registry = serving_state(request).registry
     record = await run_in_threadpool(registry.transition_stage, name, version, body.stage)
     return record.to_dict()
@@ -173,8 +202,14 @@ def _sample(text: str) -> Any:
 
 
 _METADATA_KEYS = ("tags", "params", "metrics", "lineage")
-_JSON_TYPES = {str: "a string", list: "an array", int: "a number", float: "a number",
-               bool: "a boolean", type(None): "null"}
+_JSON_TYPES = {
+    str: "a string",
+    list: "an array",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
 
 
 def _metadata(extra: Any) -> dict[str, dict[str, Any]]:
@@ -183,13 +218,17 @@ def _metadata(extra: Any) -> dict[str, dict[str, Any]]:
         raise InvalidInputError("metadata must be a JSON object", pointer="/metadata")
     unknown = set(extra) - set(_METADATA_KEYS)
     if unknown:
-        raise InvalidInputError(f"unknown metadata keys: {', '.join(sorted(unknown))}; "
-                                f"expected {', '.join(_METADATA_KEYS)}", pointer="/metadata")
+        raise InvalidInputError(
+            f"unknown metadata keys: {', '.join(sorted(unknown))}; "
+            f"expected {', '.join(_METADATA_KEYS)}",
+            pointer="/metadata",
+        )
     for key, value in extra.items():
         if not isinstance(value, dict):
             got = _JSON_TYPES.get(type(value), type(value).__name__)
-            raise InvalidInputError(f"metadata {key} must be a JSON object, got {got}",
-                                    pointer=f"/metadata/{key}")
+            raise InvalidInputError(
+                f"metadata {key} must be a JSON object, got {got}", pointer=f"/metadata/{key}"
+            )
     return extra
 
 
@@ -201,8 +240,10 @@ def _artifact_name(filename: str | None) -> str:
     suffix tells which runtime reads the file."""
     name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
     if name in ("", ".", "..") or len(name) > _MAX_FILENAME or not name.isprintable():
-        raise InvalidInputError(f"the artifact needs a file name such as model.skops, got "
-                                f"{filename!r}", pointer="/artifact")
+        raise InvalidInputError(
+            f"the artifact needs a file name such as model.skops, got {filename!r}",
+            pointer="/artifact",
+        )
     return name
 
 

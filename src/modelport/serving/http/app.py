@@ -49,17 +49,22 @@ def app_from_environment() -> Front:
     return create_app(settings, settings.models)
 
 
-def create_app(settings: Settings, models: Sequence[str], *,
-               registry: Registry | None = None,
-               metrics_registry: CollectorRegistry | None = None) -> Front:
+def create_app(
+    settings: Settings,
+    models: Sequence[str],
+    *,
+    registry: Registry | None = None,
+    metrics_registry: CollectorRegistry | None = None,
+) -> Front:
     """Build one server process's app; ``front.app`` is the FastAPI part (OpenAPI, API)."""
     owns_registry = registry is None
     registry = registry or Registry.from_settings(settings)
     metrics = ServingMetrics(metrics_registry or CollectorRegistry())
     executor = ModelExecutor(settings.inference_threads, settings.model_threads)
     router = Router([ModelAddress.parse(m) for m in models], settings.default_model)
-    pool = ModelPool(registry, executor, metrics,
-                     lambda name: BatchingOptions.for_model(settings, name))
+    pool = ModelPool(
+        registry, executor, metrics, lambda name: BatchingOptions.for_model(settings, name)
+    )
     follower = RegistryFollower(registry, router, pool, metrics)
     cache = create_cache(settings)
     cached = frozenset(name for name, options in settings.model_options.items() if options.cache)
@@ -71,8 +76,9 @@ def create_app(settings: Settings, models: Sequence[str], *,
         try:
             from modelport.serving.grpc import GrpcServer
         except ImportError as exc:
-            raise ConfigurationError(f"gRPC needs the grpc extra (pip install "
-                                     f"'modelport[grpc]'): {exc}") from exc
+            raise ConfigurationError(
+                f"gRPC needs the grpc extra (pip install 'modelport[grpc]'): {exc}"
+            ) from exc
         grpc_server = GrpcServer(settings, settings.grpc_port, service, request_metrics)
 
     @asynccontextmanager
@@ -84,8 +90,10 @@ def create_app(settings: Settings, models: Sequence[str], *,
         if problems and not settings.wait_for_models:
             await _close(pool, executor, cache, registry if owns_registry else None)
             fastapi_app.state.startup_error = ConfigurationError(
-                "nothing to serve for " + "; ".join(problems) +
-                " (start with --wait-for-models to keep waiting for them)")
+                "nothing to serve for "
+                + "; ".join(problems)
+                + " (start with --wait-for-models to keep waiting for them)"
+            )
             raise fastapi_app.state.startup_error
         await service.start()
         log.info("ready (pid %d): %s", os.getpid(), banner(settings, router))
@@ -104,31 +112,45 @@ def create_app(settings: Settings, models: Sequence[str], *,
             await _close(pool, executor, cache, registry if owns_registry else None)
 
     # Swagger UI and ReDoc from files in the package, not a CDN: /docs works offline
-    app = FastAPIOffline(title="modelport", version=modelport.__version__, lifespan=lifespan,
-                  description="Model serving over KServe V1, Open Inference Protocol V2 and "
-                              "the MLflow scoring protocol, plus the registry API.")
+    app = FastAPIOffline(
+        title="modelport",
+        version=modelport.__version__,
+        lifespan=lifespan,
+        description="Model serving over KServe V1, Open Inference Protocol V2 and "
+        "the MLflow scoring protocol, plus the registry API.",
+    )
     app.state.serving = ServingState(settings, registry, service, follower, metrics)
     install_error_handlers(app)
     for module in (health, v1, v2, mlflow, api):
         app.include_router(module.router)
     document(app, HOT_ROUTES)
-    return Front(app, [r for group in HOT_ROUTES for r in group.routes], service,
-                 request_metrics, settings.max_body_bytes)
+    return Front(
+        app,
+        [r for group in HOT_ROUTES for r in group.routes],
+        service,
+        request_metrics,
+        settings.max_body_bytes,
+    )
 
 
 def banner(settings: Settings, router: Router) -> str:
     """What this process serves and where: the line an operator looks for at start-up."""
-    served = "; ".join(f"{r.address} -> v{r.current.record.version}" if r.current
-                       else f"{r.address} waiting" for r in router.routes.values())
+    served = "; ".join(
+        f"{r.address} -> v{r.current.record.version}" if r.current else f"{r.address} waiting"
+        for r in router.routes.values()
+    )
     base = f"http://{settings.host}:{settings.port}"
     grpc = f", gRPC V2 on :{settings.grpc_port}" if settings.grpc_port is not None else ""
-    return (f"{served or 'no models'} | {base}/v1/models/NAME:predict, "
-            f"{base}/v2/models/NAME/infer, {base}/invocations, {base}/docs, "
-            f"{base}/metrics{grpc}")
+    return (
+        f"{served or 'no models'} | {base}/v1/models/NAME:predict, "
+        f"{base}/v2/models/NAME/infer, {base}/invocations, {base}/docs, "
+        f"{base}/metrics{grpc}"
+    )
 
 
-async def _close(pool: ModelPool, executor: ModelExecutor, cache: ResponseCache,
-                 registry: Registry | None) -> None:
+async def _close(
+    pool: ModelPool, executor: ModelExecutor, cache: ResponseCache, registry: Registry | None
+) -> None:
     await pool.close()
     executor.shutdown()
     await cache.close()

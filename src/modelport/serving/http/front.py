@@ -30,8 +30,14 @@ from modelport.serving.http.routes import HotRoute, HttpCall
 
 log = logging.getLogger("modelport.serving")
 
-_WANTED = {b"x-request-id", b"traceparent", b"x-unit-id", b"content-length", b"content-type",
-           b"inference-header-content-length"}
+_WANTED = {
+    b"x-request-id",
+    b"traceparent",
+    b"x-unit-id",
+    b"content-length",
+    b"content-type",
+    b"inference-header-content-length",
+}
 
 
 class ClientGoneError(Exception):
@@ -45,8 +51,14 @@ class _Compiled:
 
 
 class Front:
-    def __init__(self, app: FastAPI, routes: Sequence[HotRoute], service: InferenceService,
-                 request_metrics: RequestMetrics, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: FastAPI,
+        routes: Sequence[HotRoute],
+        service: InferenceService,
+        request_metrics: RequestMetrics,
+        max_body_bytes: int,
+    ) -> None:
         self.app = app
         self._routes = [_Compiled(re.compile(_regex(r.path)), r) for r in routes]
         self._service = service
@@ -65,20 +77,21 @@ class Front:
                 return
         await self._other(scope, receive, send)
 
-    async def _hot(self, route: HotRoute, params: dict[str, str], scope: Scope,
-                   receive: Receive, send: Send) -> None:
+    async def _hot(
+        self, route: HotRoute, params: dict[str, str], scope: Scope, receive: Receive, send: Send
+    ) -> None:
         headers = _headers(scope)
         ctx = _context(headers, route.transport)
         token = current_request_id.set(ctx.request_id)
         extra: Sequence[tuple[bytes, bytes]] = ()
         try:
             if scope["method"] != "POST":
-                raise MethodNotAllowedError(f"{scope['method']} is not allowed on "
-                                            f"{scope['path']}; send POST")
+                raise MethodNotAllowedError(
+                    f"{scope['method']} is not allowed on {scope['path']}; send POST"
+                )
             body = await self._body(headers, receive)
             query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
-            answer = await route.handler(HttpCall(ctx, params, query, headers, body),
-                                         self._service)
+            answer = await route.handler(HttpCall(ctx, params, query, headers, body), self._service)
             status, media_type, content, extra = 200, answer.media_type, answer.body, answer.headers
         except ClientGoneError:
             return
@@ -88,17 +101,21 @@ class Front:
             status, media_type, content, extra = self._problem(scope, hidden(exc), ctx)
         finally:
             current_request_id.reset(token)
-        response = [(b"content-type", media_type.encode()),
-                    (b"content-length", str(len(content)).encode()),
-                    (b"x-request-id", ctx.request_id.encode()), *extra]
+        response = [
+            (b"content-type", media_type.encode()),
+            (b"content-length", str(len(content)).encode()),
+            (b"x-request-id", ctx.request_id.encode()),
+            *extra,
+        ]
         if status == 413:
             response.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": response})
         await send({"type": "http.response.body", "body": content})
         self._metrics.answered(ctx, status)
 
-    def _problem(self, scope: Scope, exc: ModelportError, ctx: InferenceContext
-                 ) -> tuple[int, str, bytes, list[tuple[bytes, bytes]]]:
+    def _problem(
+        self, scope: Scope, exc: ModelportError, ctx: InferenceContext
+    ) -> tuple[int, str, bytes, list[tuple[bytes, bytes]]]:
         status, headers, body = render(scope["path"], exc, ctx.request_id)
         retry = headers.get("Retry-After")
         extra = [(b"retry-after", retry.encode())] if retry is not None else []
@@ -126,8 +143,9 @@ class Front:
         return declared is not None and declared.isdigit() and int(declared) > self._max_body
 
     def _too_large(self) -> PayloadTooLargeError:
-        return PayloadTooLargeError(f"request body exceeds the limit of {self._max_body} "
-                                    "bytes (MODELPORT_MAX_BODY_BYTES)")
+        return PayloadTooLargeError(
+            f"request body exceeds the limit of {self._max_body} bytes (MODELPORT_MAX_BODY_BYTES)"
+        )
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Any other route: FastAPI, with the request id, the body limit and metrics."""
@@ -167,9 +185,17 @@ class Front:
 
     async def _reject(self, scope: Scope, ctx: InferenceContext, send: Send) -> None:
         status, _, body = render(scope["path"], self._too_large(), ctx.request_id)
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", PROBLEM_JSON.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -182,13 +208,17 @@ def _context(headers: dict[bytes, bytes], transport: Transport) -> InferenceCont
         value = headers.get(name)
         return None if value is None else value.decode("latin-1")
 
-    return InferenceContext(request_id_from(text(b"x-request-id"), text(b"traceparent")),
-                            transport, unit_id=unit_id_from(text(b"x-unit-id")))
+    return InferenceContext(
+        request_id_from(text(b"x-request-id"), text(b"traceparent")),
+        transport,
+        unit_id=unit_id_from(text(b"x-unit-id")),
+    )
 
 
 def _regex(path: str) -> str:
     """A route template (``/v1/models/{name}:predict``) as an anchored regex."""
     parts = re.split(r"\{(\w+)\}", path)
-    pattern = "".join(re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)"
-                      for i, part in enumerate(parts))
+    pattern = "".join(
+        re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)" for i, part in enumerate(parts)
+    )
     return f"^{pattern}$"

@@ -27,13 +27,27 @@ log = logging.getLogger("modelport.serving")
 router = APIRouter(tags=["MLflow scoring"])
 hot = HotRoutes("MLflow scoring", Transport.MLFLOW)
 
-_INVOCATIONS_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
-    "application/json": {
-        "schema": {"type": "object", "description": "exactly one of dataframe_split, "
-                   "dataframe_records, instances or inputs; optional params.output"},
-        "example": {"dataframe_split": {"columns": ["a", "b", "c", "d"],
-                                        "data": [[5.1, 3.5, 1.4, 0.2]]}}},
-    "text/csv": {"schema": {"type": "string", "description": "a header row, then rows"}}}}}
+_INVOCATIONS_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "description": "exactly one of dataframe_split, "
+                    "dataframe_records, instances or inputs; optional params.output",
+                },
+                "example": {
+                    "dataframe_split": {
+                        "columns": ["a", "b", "c", "d"],
+                        "data": [[5.1, 3.5, 1.4, 0.2]],
+                    }
+                },
+            },
+            "text/csv": {"schema": {"type": "string", "description": "a header row, then rows"}},
+        },
+    }
+}
 
 
 @router.get("/ping")
@@ -53,14 +67,22 @@ async def version() -> PlainTextResponse:
     return PlainTextResponse(modelport.__version__)
 
 
-@hot.post("/invocations", summary="Predictions from the default model",
-          body=_INVOCATIONS_BODY, query=("output",))
+@hot.post(
+    "/invocations",
+    summary="Predictions from the default model",
+    body=_INVOCATIONS_BODY,
+    query=("output",),
+)
 async def invocations(call: HttpCall, service: InferenceService) -> HttpAnswer:
     return await _invoke(call, service, None)
 
 
-@hot.post("/models/{name}/invocations", summary="Predictions from a served model",
-          body=_INVOCATIONS_BODY, query=("output",))
+@hot.post(
+    "/models/{name}/invocations",
+    summary="Predictions from a served model",
+    body=_INVOCATIONS_BODY,
+    query=("output",),
+)
 async def model_invocations(call: HttpCall, service: InferenceService) -> HttpAnswer:
     """Any served model: ``iris``, ``iris@production`` or ``iris/3``."""
     return await _invoke(call, service, call.params["name"])
@@ -69,10 +91,16 @@ async def model_invocations(call: HttpCall, service: InferenceService) -> HttpAn
 async def _invoke(call: HttpCall, service: InferenceService, name: str | None) -> HttpAnswer:
     body, content_type, output = call.body, call.header(b"content-type"), call.query.get("output")
     answer = await service.infer(
-        call.ctx, name, None,
+        call.ctx,
+        name,
+        None,
         lambda signature: codec.decode_invocation(body, content_type, signature, output),
-        len(body))
+        len(body),
+    )
     if answer.extras.ignored_params:
-        log.warning("%s: ignoring params %s; the only one understood is 'output'",
-                    answer.target.record.address, ", ".join(answer.extras.ignored_params))
+        log.warning(
+            "%s: ignoring params %s; the only one understood is 'output'",
+            answer.target.record.address,
+            ", ".join(answer.extras.ignored_params),
+        )
     return HttpAnswer(v1.encode_predictions(answer.outputs, answer.extras.output))

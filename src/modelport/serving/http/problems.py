@@ -48,10 +48,19 @@ def transport_of(path: str) -> Transport:
     return Transport.API
 
 
-_MLFLOW_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-                 404: "RESOURCE_DOES_NOT_EXIST", 405: "BAD_REQUEST", 409: "RESOURCE_ALREADY_EXISTS",
-                 413: "BAD_REQUEST", 415: "BAD_REQUEST", 422: "INVALID_PARAMETER_VALUE",
-                 429: "REQUEST_LIMIT_EXCEEDED", 503: "TEMPORARILY_UNAVAILABLE"}
+_MLFLOW_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "RESOURCE_DOES_NOT_EXIST",
+    405: "BAD_REQUEST",
+    409: "RESOURCE_ALREADY_EXISTS",
+    413: "BAD_REQUEST",
+    415: "BAD_REQUEST",
+    422: "INVALID_PARAMETER_VALUE",
+    429: "REQUEST_LIMIT_EXCEEDED",
+    503: "TEMPORARILY_UNAVAILABLE",
+}
 
 
 def problem_body(path: str, status: int, body: dict[str, Any]) -> dict[str, Any]:
@@ -86,8 +95,9 @@ def public_detail(exc: ModelportError, request_id: str, where: str) -> str:
     quote; the cause goes to the log. The gRPC transport answers with the same text."""
     if exc.status != 500:
         return exc.detail
-    log.error("request %s on %s failed: %s", request_id, where, exc.detail,
-              exc_info=exc.__cause__ or exc)
+    log.error(
+        "request %s on %s failed: %s", request_id, where, exc.detail, exc_info=exc.__cause__ or exc
+    )
     return f"{exc.title}; the cause is in the server log under request id {request_id}"
 
 
@@ -112,7 +122,10 @@ def request_id_of(request: Request) -> str:
 
 
 _HTTP_ERRORS: dict[int, type[ModelportError]] = {
-    404: NotFoundError, 405: MethodNotAllowedError, 413: PayloadTooLargeError}
+    404: NotFoundError,
+    405: MethodNotAllowedError,
+    413: PayloadTooLargeError,
+}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -132,8 +145,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        errors = [FieldError("/" + "/".join(str(p) for p in e["loc"][1:]), e["msg"])
-                  for e in exc.errors()]
+        errors = [
+            FieldError("/" + "/".join(str(p) for p in e["loc"][1:]), e["msg"]) for e in exc.errors()
+        ]
         detail = "; ".join(f"{e.pointer}: {e.message}" for e in errors) or "invalid request"
         return problem_response(request, InvalidInputError(detail, errors=errors))
 

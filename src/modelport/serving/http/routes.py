@@ -62,8 +62,9 @@ class HotRoutes:
     transport: Transport
     routes: list[HotRoute] = field(default_factory=list)
 
-    def post(self, path: str, *, summary: str, body: dict[str, Any],
-             query: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
+    def post(
+        self, path: str, *, summary: str, body: dict[str, Any], query: tuple[str, ...] = ()
+    ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.routes.append(HotRoute(path, handler, self.transport, summary, body, query))
             return handler
@@ -97,14 +98,22 @@ def document(app: FastAPI, groups: Sequence[HotRoutes]) -> None:
 
 
 def _operation(tag: str, route: HotRoute) -> dict[str, Any]:
-    names = [part[1:-1] for part in route.path.replace(":", "/").split("/")
-             if part.startswith("{")]
-    parameters = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-                  for n in names]
-    parameters += [{"name": q, "in": "query", "required": False, "schema": {"type": "string"}}
-                   for q in route.query]
-    return {"tags": [tag], "summary": route.summary,
-            "operationId": f"{route.handler.__module__}.{route.handler.__name__}",
-            "parameters": parameters, **route.body,
-            "responses": {"200": {"description": "Predictions"},
-                          "4XX": {"description": "problem+json naming the bad field"}}}
+    names = [part[1:-1] for part in route.path.replace(":", "/").split("/") if part.startswith("{")]
+    parameters = [
+        {"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names
+    ]
+    parameters += [
+        {"name": q, "in": "query", "required": False, "schema": {"type": "string"}}
+        for q in route.query
+    ]
+    return {
+        "tags": [tag],
+        "summary": route.summary,
+        "operationId": f"{route.handler.__module__}.{route.handler.__name__}",
+        "parameters": parameters,
+        **route.body,
+        "responses": {
+            "200": {"description": "Predictions"},
+            "4XX": {"description": "problem+json naming the bad field"},
+        },
+    }

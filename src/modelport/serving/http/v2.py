@@ -23,24 +23,52 @@ hot = HotRoutes("Open Inference Protocol V2", Transport.V2)
 
 BINARY_HEADER = b"inference-header-content-length"
 
-_INFER_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": {
-    "type": "object", "required": ["inputs"], "description": (
-        "Content-Type is optional. With the Inference-Header-Content-Length header the body "
-        "is this JSON followed by raw tensors (binary tensor data extension)."),
-    "properties": {"id": {"type": "string"}, "parameters": {"type": "object"},
-                   "inputs": {"type": "array", "items": {"type": "object"}},
-                   "outputs": {"type": "array", "items": {"type": "object"}}},
-    "example": {"id": "42", "inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64",
-                                        "data": [5.1, 3.5, 1.4, 0.2]}],
-                "outputs": [{"name": "probabilities"}]}}}}}}
+_INFER_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["inputs"],
+                    "description": (
+                        "Content-Type is optional. With the Inference-Header-Content-Length "
+                        "header the body is this JSON followed by raw tensors (binary tensor "
+                        "data extension)."
+                    ),
+                    "properties": {
+                        "id": {"type": "string"},
+                        "parameters": {"type": "object"},
+                        "inputs": {"type": "array", "items": {"type": "object"}},
+                        "outputs": {"type": "array", "items": {"type": "object"}},
+                    },
+                    "example": {
+                        "id": "42",
+                        "inputs": [
+                            {
+                                "name": "input",
+                                "shape": [1, 4],
+                                "datatype": "FP64",
+                                "data": [5.1, 3.5, 1.4, 0.2],
+                            }
+                        ],
+                        "outputs": [{"name": "probabilities"}],
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 @router.get("/v2")
 async def server_metadata() -> dict[str, Any]:
     """Server name, version, and the extensions clients may use (binary tensors)."""
-    return {"name": "modelport", "version": modelport.__version__,
-            "extensions": list(codec.EXTENSIONS)}
+    return {
+        "name": "modelport",
+        "version": modelport.__version__,
+        "extensions": list(codec.EXTENSIONS),
+    }
 
 
 @router.get("/v2/health/live")
@@ -80,22 +108,28 @@ async def model_version_ready(request: Request, name: str, version: str) -> dict
 
 
 def _target(request: Request, name: str, version: str | None) -> Target:
-    return serving_state(request).service.resolve(name, version_number(name, version),
-                                                  request.state.ctx)
+    return serving_state(request).service.resolve(
+        name, version_number(name, version), request.state.ctx
+    )
 
 
 @hot.post("/v2/models/{name}/infer", summary="Infer", body=_INFER_BODY)
-@hot.post("/v2/models/{name}/versions/{version}/infer", summary="Infer with a version",
-          body=_INFER_BODY)
+@hot.post(
+    "/v2/models/{name}/versions/{version}/infer", summary="Infer with a version", body=_INFER_BODY
+)
 async def infer(call: HttpCall, service: InferenceService) -> HttpAnswer:
     """Predict; JSON, or with ``Inference-Header-Content-Length`` JSON plus binary tensors."""
     name, body, header_length = call.params["name"], call.body, call.header(BINARY_HEADER)
     answer = await service.infer(
-        call.ctx, name, version_number(name, call.params.get("version")),
-        lambda signature: codec.decode_infer(body, header_length, signature), len(body))
-    content, json_length = codec.encode_infer(answer.target.record, answer.outputs,
-                                              answer.extras)
+        call.ctx,
+        name,
+        version_number(name, call.params.get("version")),
+        lambda signature: codec.decode_infer(body, header_length, signature),
+        len(body),
+    )
+    content, json_length = codec.encode_infer(answer.target.record, answer.outputs, answer.extras)
     if json_length is None:
         return HttpAnswer(content)
-    return HttpAnswer(content, "application/octet-stream",
-                      [(BINARY_HEADER, str(json_length).encode())])
+    return HttpAnswer(
+        content, "application/octet-stream", [(BINARY_HEADER, str(json_length).encode())]
+    )

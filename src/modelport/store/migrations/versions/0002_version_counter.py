@@ -14,11 +14,15 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column("registered_models", sa.Column("last_version", sa.Integer(), nullable=False,
-                                                 server_default="0"))
-    op.execute("UPDATE registered_models SET last_version = COALESCE("
-               "(SELECT MAX(v.version) FROM model_versions v "
-               "WHERE v.model_id = registered_models.id), 0)")
+    op.add_column(
+        "registered_models",
+        sa.Column("last_version", sa.Integer(), nullable=False, server_default="0"),
+    )
+    op.execute(
+        "UPDATE registered_models SET last_version = COALESCE("
+        "(SELECT MAX(v.version) FROM model_versions v "
+        "WHERE v.model_id = registered_models.id), 0)"
+    )
 
 
 def downgrade() -> None:
