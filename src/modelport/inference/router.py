@@ -159,3 +159,13 @@ class Router:
 
     def status(self) -> list[dict[str, Any]]:
         return [r.status() for r in self.routes.values()]
+
+
+def version_number(name: str, version: str | None) -> int | None:
+    """A version as a transport names it (a path segment, a gRPC field) as a number; text that
+    is not a number (or absurdly long) names no version: 404, never a 500."""
+    if version is None:
+        return None
+    if not (version.isascii() and version.isdigit()) or len(version) > 18:
+        raise ModelVersionNotFoundError(f"model {name!r} has no version {version[:40]!r}")
+    return int(version)

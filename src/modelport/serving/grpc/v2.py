@@ -16,10 +16,10 @@ from modelport.codecs import v2_grpc as codec
 from modelport.codecs.v2 import InferExtras
 from modelport.errors import MalformedRequestError, ModelNotReadyError, NotFoundError
 from modelport.inference import Answer, InferenceContext, InferenceService, Target
+from modelport.inference.router import version_number
 from modelport.serving.grpc import inference_pb2 as pb
 from modelport.serving.grpc import inference_pb2_grpc as pb_grpc
 from modelport.serving.grpc.front import Context, GrpcFront
-from modelport.serving.http.routes import version_number
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):

@@ -14,7 +14,6 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from modelport.errors import ModelVersionNotFoundError
 from modelport.inference import InferenceContext, InferenceService, Transport
 
 JSON = "application/json"
@@ -70,15 +69,6 @@ class HotRoutes:
             return handler
 
         return register
-
-
-def version_number(name: str, version: str | None) -> int | None:
-    """A ``{version}`` path segment as a number; one that is not a number is not found."""
-    if version is None:
-        return None
-    if not (version.isascii() and version.isdigit()) or len(version) > 18:
-        raise ModelVersionNotFoundError(f"model {name!r} has no version {version[:40]!r}")
-    return int(version)
 
 
 def document(app: FastAPI, groups: Sequence[HotRoutes]) -> None:

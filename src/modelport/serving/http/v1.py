@@ -8,7 +8,8 @@ from fastapi import APIRouter, Request
 
 from modelport.codecs import v1 as codec
 from modelport.inference import InferenceService, Transport
-from modelport.serving.http.routes import HotRoutes, HttpAnswer, HttpCall, version_number
+from modelport.inference.router import version_number
+from modelport.serving.http.routes import HotRoutes, HttpAnswer, HttpCall
 from modelport.serving.http.state import serving_state
 
 router = APIRouter(tags=["KServe V1"])

@@ -15,7 +15,8 @@ import modelport
 from modelport.codecs import v2 as codec
 from modelport.errors import ModelNotReadyError
 from modelport.inference import InferenceService, Target, Transport
-from modelport.serving.http.routes import HotRoutes, HttpAnswer, HttpCall, version_number
+from modelport.inference.router import version_number
+from modelport.serving.http.routes import HotRoutes, HttpAnswer, HttpCall
 from modelport.serving.http.state import serving_state
 
 router = APIRouter(tags=["Open Inference Protocol V2"])
