@@ -39,6 +39,8 @@ def run_server(settings: Settings, models: list[str]) -> None:
         "loop": "uvloop",
         "http": "httptools",
         "timeout_graceful_shutdown": int(settings.drain_timeout_s),
+        # X-Forwarded-* rewriting is a middleware layer on every request that nothing here reads
+        "proxy_headers": False,
     }
     workers = settings.resolved_workers
     if workers == 1:

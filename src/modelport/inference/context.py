@@ -9,9 +9,10 @@ request is handled carries it.
 
 from __future__ import annotations
 
+import itertools
 import re
+import secrets
 import time
-import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -62,7 +63,13 @@ def request_id_from(request_id: str | None, traceparent: str | None) -> str:
         match = _TRACEPARENT.match(traceparent.strip().lower())
         if match and match.group(1) != "0" * 32:
             return match.group(1)
-    return uuid.uuid4().hex
+    return f"{_PROCESS_PREFIX}{next(_SEQUENCE):016x}"
+
+
+# A new id is this process's random prefix and a counter: unique across workers and restarts,
+# and no random draw per request (uuid4 was ~1.5 % of a small model's request under load).
+_PROCESS_PREFIX = secrets.token_hex(8)
+_SEQUENCE = itertools.count()
 
 
 def unit_id_from(value: str | None) -> str | None:
