@@ -17,6 +17,7 @@ from modelport.codecs.v2 import (
     decode_request,
     encode_response,
     from_json,
+    platform,
 )
 from modelport.codecs.v2_binary import from_binary, to_binary
 from modelport.errors import MalformedRequestError
@@ -394,3 +395,21 @@ def test_integers_past_the_datatype_are_refused_not_wrapped(raw: bytes, datatype
 def test_the_largest_integers_of_each_datatype_pass() -> None:
     assert from_json([2**64 - 1], "UINT64", (1,), "/p").tolist() == [2**64 - 1]
     assert from_json([-(2**63)], "INT64", (1,), "/p").tolist() == [-(2**63)]
+
+
+@pytest.mark.parametrize(
+    ("flavor", "options", "expected"),
+    [
+        ("sklearn", {"format": "skops"}, "sklearn_skops"),
+        ("sklearn", {"format": "joblib"}, "sklearn_joblib"),
+        ("onnx", {}, "onnx_onnxv1"),
+        ("lightgbm", {}, "lightgbm_text"),
+        ("xgboost", {}, "xgboost_ubj"),
+        ("pyfunc", {}, "pyfunc_python"),
+        ("unknown", {}, "unknown"),
+    ],
+)
+def test_platform_names_come_from_each_flavor(
+    flavor: str, options: dict[str, Any], expected: str
+) -> None:
+    assert platform(flavor, options) == expected

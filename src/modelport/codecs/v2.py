@@ -23,6 +23,7 @@ from modelport.codecs.json import as_array
 from modelport.codecs.v2_binary import BinaryReader, as_text, from_binary, to_binary
 from modelport.errors import InvalidInputError, MalformedRequestError
 from modelport.registry import VersionRecord
+from modelport.runtimes.base import flavors
 from modelport.runtimes.signature import STRING, Signature, SignatureKind, TensorSpec
 
 DATATYPES: dict[str, np.dtype[Any]] = {
@@ -44,7 +45,6 @@ _BY_NUMPY = {dtype: name for name, dtype in DATATYPES.items() if name != "BYTES"
 MAX_DIMENSIONS = 32
 MAX_DIMENSION = 2**40
 EXTENSIONS = ("binary_tensor_data",)
-_PLATFORM_FORMATS = {"onnx": "onnxv1", "lightgbm": "text", "xgboost": "ubj", "pyfunc": "python"}
 
 
 def datatype_of(dtype: np.dtype[Any] | str) -> str:
@@ -462,7 +462,8 @@ def metadata(record: VersionRecord) -> dict[str, Any]:
 
 def platform(flavor: str, options: Mapping[str, Any]) -> str:
     """``<framework>_<format>`` as V2 platforms are named (``sklearn_skops``, ``onnx_onnxv1``)."""
-    fmt = _PLATFORM_FORMATS.get(flavor) or options.get("format")
+    installed = flavors().get(flavor)
+    fmt = (installed.file_format if installed is not None else None) or options.get("format")
     return f"{flavor}_{fmt}" if fmt else flavor
 
 

@@ -75,6 +75,9 @@ class Flavor(Protocol):
     name: str
     suffixes: tuple[str, ...]
     """File suffixes :meth:`import_file` adopts (``modelport register NAME FILE``)."""
+    file_format: str | None
+    """The saved files' format, for V2 platform names (``onnx_onnxv1``); None when each
+    version's ``format`` option says (scikit-learn: skops, joblib or pickle)."""
 
     def accepts(self, model: object) -> bool:
         """True when ``model`` is a fitted object of this framework."""

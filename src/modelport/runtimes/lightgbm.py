@@ -136,6 +136,7 @@ def _categorical_features(header: dict[str, str]) -> list[str]:
 class LightGBMFlavor:
     name = "lightgbm"
     suffixes = (".txt", ".lgb")
+    file_format: str | None = "text"
 
     def accepts(self, model: object) -> bool:
         lgb = sys.modules.get("lightgbm")  # a LightGBM model cannot exist unless it is imported

@@ -139,6 +139,7 @@ def _dense(value: Any) -> np.ndarray:
 class OnnxFlavor:
     name = "onnx"
     suffixes = (".onnx",)
+    file_format: str | None = "onnxv1"
 
     def accepts(self, model: object) -> bool:
         onnx = sys.modules.get("onnx")  # an onnx.ModelProto cannot exist unless onnx is imported

@@ -83,6 +83,7 @@ class PyfuncRuntime:
 class PyfuncFlavor:
     name = "pyfunc"
     suffixes: tuple[str, ...] = ()
+    file_format: str | None = "python"
 
     def accepts(self, model: object) -> bool:
         return isinstance(model, PythonModel)

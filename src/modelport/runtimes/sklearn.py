@@ -55,6 +55,7 @@ def _handles_missing(model: object) -> bool:
 class SklearnFlavor:
     name = "sklearn"
     suffixes = (".skops", ".joblib", ".pkl", ".pickle")
+    file_format: str | None = None  # skops, joblib or pickle: the version's "format" option
 
     def accepts(self, model: object) -> bool:
         try:

@@ -75,6 +75,7 @@ def _booster(path: Path) -> Any:
 class XGBoostFlavor:
     name = "xgboost"
     suffixes = (".ubj", ".json")
+    file_format: str | None = "ubj"
 
     def accepts(self, model: object) -> bool:
         xgb = sys.modules.get("xgboost")  # an XGBoost model cannot exist unless it is imported
