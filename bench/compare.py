@@ -19,7 +19,7 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,7 @@ class Options:
     working_tree: bool
     json_path: Path | None
     baseline: str | None = None
+    modelport_workers: int | None = None
 
 
 @dataclass(slots=True)
@@ -170,24 +171,36 @@ def deployments(
             work, tuple(models), endpoints, opts.working_tree
         )
         results.system["modelport_measured"] = source
-        if opts.baseline is None:
-            return [deployment]
-        return [
-            deployment,
-            peer_services.modelport_at(work, opts.baseline, tuple(models), endpoints),
-        ]
+        chosen = [deployment]
+        if opts.baseline is not None:
+            chosen.append(peer_services.modelport_at(work, opts.baseline, tuple(models), endpoints))
+        return [_with_workers(d, opts.modelport_workers) for d in chosen]
     venv = venvs.get(VENV_OF[server])
     if venv is None:
         return []
     if server.startswith("fastapi-"):
         # fastapi-const-N: the floor with as many workers as modelport runs (like for like)
-        workers = peer_services.MODELPORT_WORKERS if server == "fastapi-const-N" else 1
+        workers = (
+            opts.modelport_workers or peer_services.MODELPORT_WORKERS
+            if server == "fastapi-const-N"
+            else 1
+        )
         return [peer_services.fastapi(server == "fastapi-naive", venv, pickles, work, workers)]
     if server.startswith("mlserver-"):
         return [peer_services.mlserver(server == "mlserver-batch", venv, pickles, work)]
     if server == "bentoml":
         return [peer_services.bentoml(venv, pickles, work)]
     return peer_services.mlflow(venv, pickles, work)
+
+
+def _with_workers(
+    deployment: peer_services.Deployment, workers: int | None
+) -> peer_services.Deployment:
+    """modelport with ``--modelport-workers`` processes (default: its own, one per CPU)."""
+    if workers is None:
+        return deployment
+    env = {**deployment.target.env, "MODELPORT_WORKERS": str(workers)}
+    return replace(deployment, target=replace(deployment.target, env=env))
 
 
 def measure(
@@ -311,6 +324,12 @@ def parse_args(argv: list[str] | None) -> Options:
         "one, on the same models: before/after a change in one run",
     )
     parser.add_argument(
+        "--modelport-workers",
+        type=int,
+        default=None,
+        help="worker processes of modelport (and of fastapi-const-N); default one per CPU",
+    )
+    parser.add_argument(
         "--keep",
         action="store_true",
         help="keep the temp dir: generated services and *-server.log files",
@@ -336,6 +355,7 @@ def parse_args(argv: list[str] | None) -> Options:
         working_tree=args.working_tree,
         json_path=args.json,
         baseline=args.baseline,
+        modelport_workers=args.modelport_workers,
     )
 
 
