@@ -31,12 +31,14 @@ def quickstart(
     ] = True,
 ) -> None:
     """Train and register a demo classifier (two versions), then serve iris@production."""
-    from modelport.cli.server import run_server
+    from modelport.cli.server import check_port, run_server
 
     settings = current_settings()
     with output.reporting_errors(
         {"conflict": "stop the other server, or set MODELPORT_PORT to a free port"}
     ):
+        if serve_demo:
+            check_port(settings.host, settings.port)  # before training, not after
         prepare_demo(settings, output.console)
         if not serve_demo:
             output.console.print(

@@ -25,10 +25,9 @@ def run_server(settings: Settings, models: list[str]) -> None:
 
     With several workers, each process builds its own app from the environment, and
     Prometheus metrics go through a shared folder so ``/metrics`` sums every process.
-    Start-up fails fast, with the reason, when the port is taken or a version cannot load
-    (unless ``wait_for_models``).
+    Callers check the port first (:func:`check_port`), before anything slow; start-up fails
+    fast, with the reason, when a version cannot load (unless ``wait_for_models``).
     """
-    check_port(settings.host, settings.port)
     configure_logging(settings)
     options: dict[str, Any] = {
         "host": settings.host,
