@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -110,23 +111,34 @@ def test_loaded_versions_share_one_budget_of_model_threads() -> None:
 
 
 class ThreadNamingRuntime:
-    """Answers at once, recording the thread each call ran on."""
+    """Answers after ``delay_s``, recording the thread each call ran on."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
         self.threads: list[str] = []
 
     def predict(self, batch: Batch) -> Outputs:
         self.threads.append(threading.current_thread().name)
+        time.sleep(self.delay_s)
         return {"prediction": batch.columns["input"][:, 0]}
 
 
 @pytest.mark.parametrize(
-    ("inline_max_ms", "rows", "inline"), [(5.0, 1, True), (0.0, 1, False), (5.0, 64, False)]
+    ("inline_max_ms", "delay_s", "rows", "on_loop"),
+    [
+        # unmeasured at first, then known to be fast: the loop
+        (5.0, 0.0, [1, 1, 1], [False, True, True]),
+        (0.0, 0.0, [1, 1, 1], [False, False, False]),  # turned off
+        (5.0, 0.02, [1, 1, 1], [False, False, False]),  # measured, and too slow
+        # 64 rows were never timed, one row was: a thread; once timed, the loop, and one
+        # row is then bounded by the 64-row time
+        (5.0, 0.0, [1, 64, 64, 2], [False, False, True, True]),
+    ],
 )
-def test_a_fast_model_runs_on_the_loop_when_idle(
-    inline_max_ms: float, rows: int, inline: bool
+def test_calls_known_to_be_fast_run_on_the_event_loop(
+    inline_max_ms: float, delay_s: float, rows: list[int], on_loop: list[bool]
 ) -> None:
-    runtime = ThreadNamingRuntime()
+    runtime = ThreadNamingRuntime(delay_s)
 
     async def scenario() -> None:
         executor = ModelExecutor(1, 1)
@@ -134,11 +146,10 @@ def test_a_fast_model_runs_on_the_loop_when_idle(
         batcher = Batcher(
             runtime, executor, options, ServingMetrics(CollectorRegistry()), "fast", 1
         )
-        for _ in range(3):
-            await batcher.predict(_batch(1.0, rows))
+        for n in rows:
+            await batcher.predict(_batch(1.0, n))
         executor.shutdown()
 
     asyncio.run(scenario())
     loop_thread = threading.current_thread().name
-    assert runtime.threads[0] != loop_thread  # nothing measured yet: the first goes to a thread
-    assert all((name == loop_thread) == inline for name in runtime.threads[1:])
+    assert [name == loop_thread for name in runtime.threads] == on_loop

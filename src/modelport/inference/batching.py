@@ -1,13 +1,15 @@
 """Adaptive batching: concurrent requests for one version merged into one ``predict`` call.
 
-Requests queue per loaded version. A dispatcher takes a free model slot (the slots are the
-executor's threads, shared by every loaded version), then everything
-queued (up to ``max_batch_size`` rows) and runs it as one call, so batches form while the
-model is busy and a lone request on an idle server goes straight through. ``max_wait_ms``
-only applies when a batch is already forming (more than one request queued): it lets the
-batch wait that long for more rows. Rows are split back so every request gets exactly its
-own, in order. If a merged call fails, each request is retried alone, so one bad request
-cannot fail its neighbours. The queue is bounded in rows; past it, requests get a 503 with
+Requests queue per loaded version; a dispatcher task drains the queue. Because it runs after
+every request that became ready in the same event-loop pass, the requests of one burst leave
+together (up to ``max_batch_size`` rows) and a lone request on an idle server leaves alone at
+once. A call the model is known to answer within ``inline_max_ms`` (timed per batch size)
+runs right on the event loop; any other call waits for a free model slot (the executor's
+threads, shared by every loaded version) while more requests join it. ``max_wait_ms`` only
+applies when a batch is already forming (more than one request queued): it lets the batch
+wait that long for more rows. Rows are split back so every request gets exactly its own, in
+order. If a merged call fails, each request is retried alone, so one bad request cannot fail
+its neighbours. The queue is bounded in rows; past it, requests get a 503 with
 ``Retry-After`` instead of unbounded latency.
 """
 
@@ -25,6 +27,7 @@ import numpy as np
 
 from modelport.config import ModelOptions, Settings
 from modelport.errors import ModelError, ModelportError, QueueFullError
+from modelport.inference.call_times import CallTimes
 from modelport.inference.executor import ModelExecutor
 from modelport.inference.metrics import ServingMetrics
 from modelport.runtimes.base import Runtime, call_model
@@ -32,10 +35,6 @@ from modelport.runtimes.batch import Batch, Outputs
 
 T = TypeVar("T")
 log = logging.getLogger("modelport.inference")
-
-
-INLINE_MAX_ROWS = 8
-"""Batches up to this size may run on the event loop (see ``inline_max_ms``)."""
 
 
 class Release(StrEnum):
@@ -103,14 +102,9 @@ class Batcher:
         self._queue_wait = metrics.queue_wait.labels(*labels)
         self._releases = {r: metrics.batch_releases.labels(*labels, r.value) for r in Release}
         self._rows = metrics.rows.labels(*labels)
-        self._small_call_s: float | None = None
-        """Running average of calls with few rows; None until one has been measured."""
+        self._call_times = CallTimes()
 
     async def predict(self, batch: Batch) -> Outputs:
-        if not self._queue and not self._slots.locked():
-            if self._runs_inline(batch):
-                return self._run_inline(batch)
-            return await self._run_alone(batch)
         if self._queued_rows + batch.n_rows > self._options.max_queue_rows:
             raise QueueFullError(
                 f"the queue of this model holds {self._queued_rows} rows "
@@ -126,35 +120,20 @@ class Batcher:
             self._dispatcher = asyncio.create_task(self._dispatch_forever())
         return await pending.future
 
-    async def _run_alone(self, batch: Batch) -> Outputs:
-        """Nothing queued and a model thread free: no batch is forming, so go straight in."""
-        async with self._slots:
-            self._queue_wait.observe(0.0)
-            self._observe(Release.IDLE, batch.n_rows)
-            return await self._executor.run(lambda: self._timed_call(batch))
-
-    def _runs_inline(self, batch: Batch) -> bool:
-        """A small batch for a model known to answer it faster than a thread hand-off costs."""
-        estimate = self._small_call_s
-        return (
-            estimate is not None
-            and batch.n_rows <= INLINE_MAX_ROWS
-            and estimate * 1000 < self._options.inline_max_ms
-        )
-
-    def _run_inline(self, batch: Batch) -> Outputs:
-        """Call the model on the event loop: idle server, sub-millisecond model, few rows."""
-        self._queue_wait.observe(0.0)
-        self._observe(Release.IDLE, batch.n_rows)
-        return self._executor.inline(lambda: self._timed_call(batch))
+    def _runs_inline(self) -> bool:
+        """The batch about to leave is one this model is known to answer faster than
+        ``inline_max_ms``: cheaper on the event loop than handed to a model thread."""
+        if self._options.inline_max_ms <= 0:
+            return False
+        limit = self._options.max_batch_size
+        rows = limit if self._options.max_wait_ms > 0 else min(self._queued_rows, limit)
+        estimate = self._call_times.estimate(rows)
+        return estimate is not None and estimate * 1000 < self._options.inline_max_ms
 
     def _timed_call(self, batch: Batch) -> Outputs:
         started = time.perf_counter()
         outputs = call_model(self._runtime, batch)
-        if batch.n_rows <= INLINE_MAX_ROWS:
-            took = time.perf_counter() - started
-            last = self._small_call_s
-            self._small_call_s = took if last is None else 0.8 * last + 0.2 * took
+        self._call_times.record(batch.n_rows, time.perf_counter() - started)
         return outputs
 
     def _observe(self, release: Release, rows: int) -> None:
@@ -168,6 +147,9 @@ class Batcher:
         self._arrived.set()
 
     async def _dispatch_forever(self) -> None:
+        """Runs after every request that became ready in the same loop pass has queued, so
+        those leave together: as one call on the loop when the model is fast enough, else
+        in a model thread once one is free (more requests join while it waits)."""
         while True:
             if not self._queue:
                 if self._closing:
@@ -175,9 +157,14 @@ class Batcher:
                 self._arrived.clear()
                 await self._arrived.wait()
                 continue
+            if self._runs_inline():
+                taken, release = await self._take()
+                await self._execute(taken, release, inline=True)
+                await asyncio.sleep(0)  # let the answered requests reply before the next call
+                continue
             await self._slots.acquire()
             taken, release = await self._take()
-            task = asyncio.create_task(self._execute(taken, release))
+            task = asyncio.create_task(self._execute(taken, release, inline=False))
             task.add_done_callback(lambda _t: self._slots.release())
 
     async def _take(self) -> tuple[list[_Pending], Release]:
@@ -207,22 +194,22 @@ class Batcher:
             rows += pending.batch.n_rows
         return taken, rows
 
-    async def _execute(self, taken: list[_Pending], release: Release) -> None:
+    async def _execute(self, taken: list[_Pending], release: Release, *, inline: bool) -> None:
         try:
-            await self._execute_merged(taken, release)
+            await self._execute_merged(taken, release, inline)
         except Exception as exc:  # never leave a client waiting on a future nobody settles
             log.exception("batch of %d requests failed", len(taken))
             for pending in taken:
                 _settle(pending, ModelError(f"the batch failed: {type(exc).__name__}"))
 
-    async def _execute_merged(self, taken: list[_Pending], release: Release) -> None:
+    async def _execute_merged(self, taken: list[_Pending], release: Release, inline: bool) -> None:
         now = time.perf_counter()
         for pending in taken:
             self._queue_wait.observe(now - pending.enqueued)
         merged = merge([p.batch for p in taken])
         self._observe(release, merged.n_rows)
         try:
-            outputs = await self._executor.run(lambda: self._timed_call(merged))
+            outputs = await self._executor.run(lambda: self._timed_call(merged), inline=inline)
         except ModelportError as exc:
             if len(taken) == 1:
                 _settle(taken[0], exc)

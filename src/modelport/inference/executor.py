@@ -34,12 +34,12 @@ class ModelExecutor:
         self._local = threading.local()
         self.generation = 0
 
-    async def run(self, fn: Callable[[], T]) -> T:
+    async def run(self, fn: Callable[[], T], *, inline: bool = False) -> T:
+        """``fn`` in a model thread, or with ``inline`` on the calling thread (the event
+        loop), pinned like a model thread either way."""
+        if inline:
+            return self._pinned(fn)
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._pinned, fn)
-
-    def inline(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on the calling thread (the event loop), pinned like a model thread."""
-        return self._pinned(fn)
 
     def _pinned(self, fn: Callable[[], T]) -> T:
         if getattr(self._local, "generation", -1) != self.generation:
