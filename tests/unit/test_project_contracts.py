@@ -33,8 +33,9 @@ LAYERS = {
     "registry": {"store", "runtimes"},
     "codecs": {"runtimes", "registry"},
     "inference": {"store", "runtimes", "registry", "codecs"},
-    "serving": {"store", "runtimes", "registry", "codecs", "inference"},
-    "cli": {"store", "runtimes", "registry", "codecs", "inference", "serving"},
+    "security": {"store", "runtimes", "registry", "codecs", "inference"},
+    "serving": {"store", "runtimes", "registry", "codecs", "inference", "security"},
+    "cli": {"store", "runtimes", "registry", "codecs", "inference", "security", "serving"},
 }
 SHARED = {"errors", "config", "logs"}
 
