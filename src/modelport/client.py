@@ -9,15 +9,22 @@ from urllib.parse import quote
 import httpx
 import numpy as np
 
+from modelport.config import Settings
 from modelport.errors import ModelportError, error_class_for
 from modelport.registry.address import ModelAddress
 from modelport.runtimes.signature import SignatureKind, sample_arrays
 
 
 class Client:
-    """``Client("http://127.0.0.1:8000").predict("iris", rows)`` — V1 protocol under the hood."""
+    """``Client("http://127.0.0.1:8000").predict("iris", rows)`` — V1 protocol under the hood.
+
+    The API key is ``api_key``, else ``MODELPORT_API_KEY``; none is sent without one.
+    """
 
     def __init__(self, url: str, api_key: str | None = None, timeout: float = 30.0) -> None:
+        if api_key is None:
+            configured = Settings().api_key
+            api_key = None if configured is None else configured.get_secret_value()
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
 

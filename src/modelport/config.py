@@ -34,6 +34,12 @@ class LogFormat(StrEnum):
     JSON = "json"
 
 
+class AuthMode(StrEnum):
+    AUTO = "auto"
+    REQUIRED = "required"
+    OFF = "off"
+
+
 class ModelOptions(BaseModel):
     """Serving options of one model; unset fields fall back to the server-wide settings."""
 
@@ -44,6 +50,9 @@ class ModelOptions(BaseModel):
     queue_max_rows: int | None = Field(None, ge=1)
     inline_max_ms: float | None = Field(None, ge=0)
     cache: bool = Field(False, description="Answer repeated inputs from the response cache.")
+    public: bool = Field(
+        False, description="Inference and metadata without an API key (demos); never the API."
+    )
 
 
 class Settings(BaseSettings):
@@ -166,9 +175,37 @@ class Settings(BaseSettings):
     )
     allow_remote_admin: bool = Field(
         False,
-        description="Let HTTP clients change the registry (upload versions, move "
-        "aliases and stages). Off by default: the server has no authentication yet, and "
-        "trusted (pickle) uploads are refused over HTTP either way.",
+        description="With authentication off, let HTTP clients change the registry "
+        "(upload versions, move aliases and stages); with it on, a key's scope decides. "
+        "Trusted (pickle) uploads are refused over HTTP either way.",
+    )
+    auth: AuthMode = Field(
+        AuthMode.AUTO,
+        description="API keys: `auto` (required when the server binds beyond loopback), "
+        "`required`, or `off` (beyond loopback only with `serve --insecure`).",
+    )
+    auth_secret: SecretStr | None = Field(
+        None,
+        description="Server secret API keys are hashed under (32+ characters); default: "
+        "the file `auth_secret_file`, else `home`/auth-secret, created on first use. "
+        "Replicas sharing a database need the same one.",
+    )
+    auth_secret_file: Path | None = Field(
+        None, description="File holding the server secret (e.g. a mounted Kubernetes Secret)."
+    )
+    auth_refresh_s: float = Field(
+        5.0,
+        gt=0,
+        description="How often a server re-reads the key table: a revoked key stops "
+        "working everywhere within this time.",
+    )
+    api_key: SecretStr | None = Field(
+        None, description="API key the SDK client and `modelport predict --url` send."
+    )
+    insecure: bool = Field(
+        False,
+        description="Allow binding beyond loopback with authentication off "
+        "(`serve --insecure`); the server warns at start and on /readyz.",
     )
 
     @classmethod

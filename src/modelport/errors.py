@@ -9,6 +9,7 @@ turns problem+json back into the same classes.
     ├── InvalidInputError            422  input fails the signature / protocol
     │   ├── MalformedRequestError    400  body is not parseable at all
     │   └── UnsupportedMediaTypeError 415
+    ├── UnauthorizedError            401  no valid API key where one is required
     ├── ForbiddenError               403  the server does not allow this action
     ├── MethodNotAllowedError        405
     ├── PayloadTooLargeError         413
@@ -22,6 +23,7 @@ turns problem+json back into the same classes.
     │   ├── UntrustedArtifactError        pickle or unknown types without trust
     │   └── ModelLoadError                the runtime cannot load the artifact
     ├── ConversionError              422  no faithful ONNX form (`modelport optimize`)
+    ├── RateLimitedError             429  the key's or model's budget is spent (Retry-After)
     ├── ModelNotReadyError           503  (Retry-After)
     ├── QueueFullError               503  load shedding (Retry-After)
     ├── StorageUnavailableError      503  database unreachable (Retry-After)
@@ -58,6 +60,10 @@ class ModelportError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or []
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the body (gRPC sends them as trailers)."""
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
     @property
     def pointer(self) -> str | None:
@@ -102,6 +108,15 @@ class UnsupportedMediaTypeError(InvalidInputError):
     status = 415
     code = "unsupported_media_type"
     title = "Unsupported media type"
+
+
+class UnauthorizedError(ModelportError):
+    status = 401
+    code = "unauthorized"
+    title = "Unauthorized"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="modelport"'}
 
 
 class ForbiddenError(ModelportError):
@@ -174,6 +189,20 @@ class ConversionError(ModelportError):
     status = 422
     code = "conversion_failed"
     title = "Conversion failed"
+
+
+class RateLimitedError(ModelportError):
+    status = 429
+    code = "rate_limited"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, headers: dict[str, str]) -> None:
+        super().__init__(detail)
+        self._headers = headers
+
+    def headers(self) -> dict[str, str]:
+        """Retry-After and the RateLimit-* fields of the budget that refused the request."""
+        return dict(self._headers)
 
 
 class ModelNotReadyError(ModelportError):

@@ -168,8 +168,10 @@ def test_a_default_server_refuses_every_registry_change(
     version = reads[3].json()
     assert (version["stage"], version["aliases"]) == ("None", [])
     assert reads[2].json()["versions"][-1]["version"] == 1
-    assert "403" in schema["/api/models/{name}/aliases/{alias}"]["put"]["responses"]
-    assert "403" not in schema["/api/models/{name}/aliases/{alias}"]["get"]["responses"]
+    alias = schema["/api/models/{name}/aliases/{alias}"]
+    assert "403" in alias["put"]["responses"]
+    assert alias["put"]["security"][0] == {"bearer": ["deploy"]}
+    assert alias["get"]["security"][0] == {"bearer": ["read"]}
 
 
 def test_upload_input_errors(

@@ -37,7 +37,7 @@ LAYERS = {
     "serving": {"store", "runtimes", "registry", "codecs", "inference", "security"},
     "cli": {"store", "runtimes", "registry", "codecs", "inference", "security", "serving"},
 }
-SHARED = {"errors", "config", "logs"}
+SHARED = {"errors", "config", "logs", "durations"}
 
 
 def test_public_api_is_explicit_and_complete() -> None:

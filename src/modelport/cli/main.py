@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from modelport import __version__
-from modelport.cli import aliases, config, housekeeping, models, predicting, quickstart, serving
+from modelport.cli import (
+    aliases,
+    config,
+    housekeeping,
+    keys,
+    models,
+    predicting,
+    quickstart,
+    serving,
+)
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -49,6 +58,7 @@ app.command()(models.models)
 app.command()(models.versions)
 app.command()(models.stage)
 app.add_typer(aliases.app, name="alias")
+app.add_typer(keys.app, name="keys")
 app.command()(serving.serve)
 app.command()(predicting.predict)
 app.command("import-mlflow")(housekeeping.import_mlflow)

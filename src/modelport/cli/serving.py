@@ -8,7 +8,9 @@ import typer
 
 from modelport.cli import output
 from modelport.cli.sessions import current_settings, opened_registry
+from modelport.errors import ConfigurationError
 from modelport.registry import ModelAddress
+from modelport.security.policy import exposure_warning
 
 _HINTS = {
     "conflict": "stop the other server, or pick another port with --port",
@@ -46,6 +48,13 @@ def serve(
             "trying (default: exit with the reason).",
         ),
     ] = None,
+    insecure: Annotated[
+        bool | None,
+        typer.Option(
+            "--insecure",
+            help="Allow listening beyond loopback with MODELPORT_AUTH=off (the server warns).",
+        ),
+    ] = None,
 ) -> None:
     """Serve models over KServe V1, Open Inference Protocol V2 and MLflow /invocations."""
     from modelport.cli.server import check_models, check_port, run_server
@@ -59,6 +68,7 @@ def serve(
             "default_model": default_model,
             "workers": workers,
             "wait_for_models": wait_for_models,
+            "insecure": insecure,
         }.items()
         if v is not None
     }
@@ -68,6 +78,13 @@ def serve(
     for address in addresses:
         if address.version is None and address.alias is None:
             output.warn(follows_latest(address.name))
+    exposure = exposure_warning(settings)
+    if exposure is not None and not settings.insecure:
+        output.fail(
+            ConfigurationError(exposure),
+            "require API keys (MODELPORT_AUTH=auto or required; create one with `modelport "
+            "keys create --scope admin`), or accept the risk with --insecure",
+        )
     with output.reporting_errors(_HINTS):
         check_port(settings.host, settings.port)  # before anything slow
     if not settings.wait_for_models:

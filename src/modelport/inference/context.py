@@ -36,7 +36,7 @@ class InferenceContext:
     unit_id: str | None = None
     """Randomisation unit (a user, a session) for sticky routing; from ``X-Unit-Id``."""
     caller: str | None = None
-    """The authenticated identity; empty until API keys exist."""
+    """Id of the API key the request authenticated with; None when it sent none."""
     started: float = field(default_factory=time.perf_counter)
     model: str | None = None
     version: int | None = None

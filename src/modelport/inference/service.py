@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from modelport.codecs import Decoded
 from modelport.errors import InvalidInputError, ModelportError
@@ -36,6 +36,13 @@ OFFLOAD_BYTES = 256 * 1024
 on the event loop would stall every other request, health probes included."""
 
 
+class Admission(Protocol):
+    """Decides, once the target is known, whether the caller may use it (API keys, rate
+    limits); raises the 401/403/429 otherwise."""
+
+    async def admit(self, ctx: InferenceContext, target: Target) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Answer(Generic[T]):
     target: Target
@@ -51,8 +58,10 @@ class InferenceService:
         cache: ResponseCache,
         cached_models: frozenset[str],
         observers: Sequence[Observer],
+        admission: Admission | None = None,
     ) -> None:
         self.router = router
+        self._admission = admission
         self._metrics = metrics
         self._cache = cache
         self._cached_models = cached_models
@@ -85,6 +94,8 @@ class InferenceService:
         batch: Batch | None = None
         try:
             target = self.router.resolve(reference, version, ctx)
+            if self._admission is not None:
+                await self._admission.admit(ctx, target)
             with target.loaded.serving():
                 if size >= OFFLOAD_BYTES:
                     decoded, checked = await asyncio.to_thread(_checked, target.signature, decode)

@@ -92,8 +92,7 @@ async def _abort(
     context: Context[RequestT, ResponseT], exc: ModelportError, request_id: str, method: str
 ) -> None:
     trailing = [(REQUEST_ID, request_id)]
-    if exc.retry_after is not None:
-        trailing.append(("retry-after", str(exc.retry_after)))
+    trailing += [(name.lower(), value) for name, value in exc.headers().items()]
     await context.abort(
         STATUS_CODES.get(exc.status, grpc.StatusCode.INTERNAL),
         public_detail(exc, request_id, SERVICE + method),

@@ -1,8 +1,7 @@
 """Management API under ``/api/``: models, versions, aliases, stages, upload of new versions.
 
-Reads are open; every route that changes the registry hangs off ``admin``, whose one
-dependency refuses it (403) unless the server was started with ``allow_remote_admin``: the
-server authenticates nobody yet, and the CLI works on the registry directly.
+Reads hang off ``reader`` (a ``read`` key); every route that changes the registry off ``deployer``
+(a ``deploy`` key; with authentication off, only when ``allow_remote_admin`` is set).
 """
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -20,30 +19,13 @@ from modelport.registry import Stage, prepare_file
 from modelport.registry.address import check_name
 from modelport.registry.scratch import scratch_folder
 from modelport.runtimes.signature import infer_signature
+from modelport.security.keys import Scope
+from modelport.serving.http.access import changes, requires
 from modelport.serving.http.state import serving_state
 
-
-async def require_remote_admin(request: Request) -> None:
-    """Registry changes over HTTP are opt-in until the server authenticates its callers."""
-    if not serving_state(request).settings.allow_remote_admin:
-        raise ForbiddenError(
-            "this server does not accept registry changes over HTTP: use "
-            "the modelport CLI, or start the server with "
-            "MODELPORT_ALLOW_REMOTE_ADMIN=true"
-        )
-
-
 router = APIRouter(prefix="/api", tags=["registry"])
-admin = APIRouter(
-    dependencies=[Depends(require_remote_admin)],
-    responses={
-        403: {
-            "description": "Registry changes over HTTP are off "
-            "(MODELPORT_ALLOW_REMOTE_ADMIN), or the "
-            "upload asked for trust."
-        }
-    },
-)
+reader = APIRouter(dependencies=[requires(Scope.READ)])
+deployer = APIRouter(dependencies=changes(Scope.DEPLOY))
 
 
 class AliasBody(BaseModel):
@@ -54,31 +36,31 @@ class StageBody(BaseModel):
     stage: Stage = Field(description="New lifecycle state of the version.")
 
 
-@router.get("/models")
+@reader.get("/models")
 async def list_models(request: Request) -> dict[str, Any]:
     models = await run_in_threadpool(serving_state(request).registry.list_models)
     return {"models": [m.to_dict() for m in models]}
 
 
-@router.get("/models/{name}")
+@reader.get("/models/{name}")
 async def get_model(request: Request, name: str) -> dict[str, Any]:
     model = await run_in_threadpool(serving_state(request).registry.get_model, name)
     return model.to_dict()
 
 
-@router.get("/models/{name}/versions")
+@reader.get("/models/{name}/versions")
 async def list_versions(request: Request, name: str) -> dict[str, Any]:
     versions = await run_in_threadpool(serving_state(request).registry.list_versions, name)
     return {"versions": [v.to_dict() for v in versions]}
 
 
-@router.get("/models/{name}/versions/{version}")
+@reader.get("/models/{name}/versions/{version}")
 async def get_version(request: Request, name: str, version: int) -> dict[str, Any]:
     record = await run_in_threadpool(serving_state(request).registry.get_version, name, version)
     return record.to_dict()
 
 
-@admin.post("/models/{name}/versions", status_code=201)
+@deployer.post("/models/{name}/versions", status_code=201)
 async def upload_version(
     request: Request,
     name: str,
@@ -135,7 +117,7 @@ async def upload_version(
     return await run_in_threadpool(register)
 
 
-@admin.post("/models/{name}/versions/{version}/stage")
+@deployer.post("/models/{name}/versions/{version}/stage")
 async def transition_stage(
     request: Request, name: str, version: int, body: StageBody
 ) -> dict[str, Any]:
@@ -144,19 +126,19 @@ async def transition_stage(
     return record.to_dict()
 
 
-@router.get("/models/{name}/versions/{version}/stages")
+@reader.get("/models/{name}/versions/{version}/stages")
 async def stage_history(request: Request, name: str, version: int) -> dict[str, Any]:
     history = await run_in_threadpool(serving_state(request).registry.stage_history, name, version)
     return {"transitions": [t.to_dict() for t in history]}
 
 
-@router.get("/models/{name}/aliases/{alias}")
+@reader.get("/models/{name}/aliases/{alias}")
 async def get_alias(request: Request, name: str, alias: str) -> dict[str, Any]:
     record = await run_in_threadpool(serving_state(request).registry.resolve, f"{name}@{alias}")
     return {"model": name, "alias": alias, "version": record.version}
 
 
-@admin.put("/models/{name}/aliases/{alias}")
+@deployer.put("/models/{name}/aliases/{alias}")
 async def set_alias(request: Request, name: str, alias: str, body: AliasBody) -> dict[str, Any]:
     """Move an alias; a server following it loads the new version, then switches."""
     state = serving_state(request)
@@ -165,7 +147,7 @@ async def set_alias(request: Request, name: str, alias: str, body: AliasBody) ->
     return {"model": name, "alias": alias, "version": body.version}
 
 
-@admin.delete("/models/{name}/aliases/{alias}", status_code=204)
+@deployer.delete("/models/{name}/aliases/{alias}", status_code=204)
 async def delete_alias(request: Request, name: str, alias: str) -> Response:
     state = serving_state(request)
     await run_in_threadpool(state.registry.delete_alias, name, alias)
@@ -173,7 +155,7 @@ async def delete_alias(request: Request, name: str, alias: str) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/models/{name}/aliases")
+@reader.get("/models/{name}/aliases")
 async def alias_history(request: Request, name: str) -> dict[str, Any]:
     registry = serving_state(request).registry
     model = await run_in_threadpool(registry.get_model, name)
@@ -247,4 +229,6 @@ def _artifact_name(filename: str | None) -> str:
     return name
 
 
-router.include_router(admin)  # last: including copies the routes defined so far
+# last: including copies the routes defined so far
+router.include_router(reader)
+router.include_router(deployer)

@@ -30,7 +30,11 @@ from modelport.inference.executor import ModelExecutor
 from modelport.inference.metrics import RequestMetrics, ServingMetrics
 from modelport.logs import configure_logging
 from modelport.registry import ModelAddress, Registry
-from modelport.serving.http import api, health, mlflow, v1, v2
+from modelport.security.auth import Authenticator
+from modelport.security.keys import KeyHasher, KeyStore
+from modelport.security.policy import AccessPolicy, Admission, auth_required, exposure_warning
+from modelport.security.secret import server_secret
+from modelport.serving.http import api, health, keys, mlflow, v1, v2
 from modelport.serving.http.front import Front
 from modelport.serving.http.problems import install_error_handlers
 from modelport.serving.http.routes import document
@@ -69,7 +73,8 @@ def create_app(
     cache = create_cache(settings)
     cached = frozenset(name for name, options in settings.model_options.items() if options.cache)
     request_metrics = RequestMetrics(metrics)
-    service = InferenceService(router, metrics, cache, cached, [request_metrics])
+    access = access_policy(settings, registry)
+    service = InferenceService(router, metrics, cache, cached, [request_metrics], Admission(access))
 
     grpc_server = None
     if settings.grpc_port is not None:  # imported only then: grpc is an optional extra
@@ -97,6 +102,8 @@ def create_app(
             raise fastapi_app.state.startup_error
         await service.start()
         log.info("ready (pid %d): %s", os.getpid(), banner(settings, router))
+        if (exposure := exposure_warning(settings)) is not None:
+            log.warning("%s (--insecure)", exposure)
         watcher = asyncio.create_task(follower.watch(settings.reload_interval_s))
         try:
             if grpc_server is not None:
@@ -119,9 +126,9 @@ def create_app(
         description="Model serving over KServe V1, Open Inference Protocol V2 and "
         "the MLflow scoring protocol, plus the registry API.",
     )
-    app.state.serving = ServingState(settings, registry, service, follower, metrics)
+    app.state.serving = ServingState(settings, registry, service, follower, metrics, access)
     install_error_handlers(app)
-    for module in (health, v1, v2, mlflow, api):
+    for module in (health, v1, v2, mlflow, api, keys):
         app.include_router(module.router)
     document(app, HOT_ROUTES)
     return Front(
@@ -130,7 +137,15 @@ def create_app(
         service,
         request_metrics,
         settings.max_body_bytes,
+        access,
     )
+
+
+def access_policy(settings: Settings, registry: Registry) -> AccessPolicy:
+    store = KeyStore(registry.database, KeyHasher(lambda: server_secret(settings)))
+    public = frozenset(name for name, options in settings.model_options.items() if options.public)
+    authenticator = Authenticator(store, settings.auth_refresh_s)
+    return AccessPolicy(authenticator, auth_required(settings), public)
 
 
 def banner(settings: Settings, router: Router) -> str:

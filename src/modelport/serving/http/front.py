@@ -25,7 +25,15 @@ from modelport.inference import InferenceContext, InferenceService, Transport, r
 from modelport.inference.context import unit_id_from
 from modelport.inference.metrics import RequestMetrics
 from modelport.logs import current_request_id
-from modelport.serving.http.problems import PROBLEM_JSON, hidden, render, transport_of
+from modelport.security.auth import credential_from
+from modelport.security.policy import AccessPolicy
+from modelport.serving.http.problems import (
+    PROBLEM_JSON,
+    REQUEST_ID,
+    hidden,
+    render,
+    transport_of,
+)
 from modelport.serving.http.routes import HotRoute, HttpCall
 
 log = logging.getLogger("modelport.serving")
@@ -37,6 +45,8 @@ _WANTED = {
     b"content-length",
     b"content-type",
     b"inference-header-content-length",
+    b"authorization",
+    b"x-api-key",
 }
 
 
@@ -58,8 +68,10 @@ class Front:
         service: InferenceService,
         request_metrics: RequestMetrics,
         max_body_bytes: int,
+        access: AccessPolicy,
     ) -> None:
         self.app = app
+        self._access = access
         self._routes = [_Compiled(re.compile(_regex(r.path)), r) for r in routes]
         self._service = service
         self._metrics = request_metrics
@@ -89,6 +101,7 @@ class Front:
                 raise MethodNotAllowedError(
                     f"{scope['method']} is not allowed on {scope['path']}; send POST"
                 )
+            ctx.caller = await self._caller(headers)
             body = await self._body(headers, receive)
             query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
             answer = await route.handler(HttpCall(ctx, params, query, headers, body), self._service)
@@ -117,9 +130,21 @@ class Front:
         self, scope: Scope, exc: ModelportError, ctx: InferenceContext
     ) -> tuple[int, str, bytes, list[tuple[bytes, bytes]]]:
         status, headers, body = render(scope["path"], exc, ctx.request_id)
-        retry = headers.get("Retry-After")
-        extra = [(b"retry-after", retry.encode())] if retry is not None else []
+        extra = [
+            (name.lower().encode(), value.encode())
+            for name, value in headers.items()
+            if name != REQUEST_ID
+        ]
         return status, PROBLEM_JSON, body, extra
+
+    async def _caller(self, headers: dict[bytes, bytes]) -> str | None:
+        """The id of the key the request carries (401 for a bad one); with authentication
+        off, keys are not looked at."""
+        if not self._access.required:
+            return None
+        token = credential_from(_text(headers, b"authorization"), _text(headers, b"x-api-key"))
+        key = await self._access.authenticator.authenticate(token)
+        return None if key is None else key.id
 
     async def _body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
         if self._declared_too_large(headers):
@@ -174,8 +199,12 @@ class Front:
             return message
 
         try:
-            if self._declared_too_large(headers):
-                await self._reject(scope, ctx, sending)
+            try:
+                ctx.caller = await self._caller(headers)
+                if self._declared_too_large(headers):
+                    raise self._too_large()
+            except ModelportError as exc:  # refused before the app runs: bad key, huge body
+                await self._reject(scope, ctx, sending, exc)
             else:
                 await self.app(scope, receiving, sending)
         finally:
@@ -183,35 +212,35 @@ class Front:
             if scope["path"] != "/metrics":
                 self._metrics.answered(ctx, status)
 
-    async def _reject(self, scope: Scope, ctx: InferenceContext, send: Send) -> None:
-        status, _, body = render(scope["path"], self._too_large(), ctx.request_id)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", PROBLEM_JSON.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+    async def _reject(
+        self, scope: Scope, ctx: InferenceContext, send: Send, exc: ModelportError
+    ) -> None:
+        status, _, content, extra = self._problem(scope, exc, ctx)
+        headers = [
+            (b"content-type", PROBLEM_JSON.encode()),
+            (b"content-length", str(len(content)).encode()),
+            *extra,
+        ]
+        if status == 413:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:
     return {key: value for key, value in scope["headers"] if key in _WANTED}
 
 
-def _context(headers: dict[bytes, bytes], transport: Transport) -> InferenceContext:
-    def text(name: bytes) -> str | None:
-        value = headers.get(name)
-        return None if value is None else value.decode("latin-1")
+def _text(headers: dict[bytes, bytes], name: bytes) -> str | None:
+    value = headers.get(name)
+    return None if value is None else value.decode("latin-1")
 
+
+def _context(headers: dict[bytes, bytes], transport: Transport) -> InferenceContext:
     return InferenceContext(
-        request_id_from(text(b"x-request-id"), text(b"traceparent")),
+        request_id_from(_text(headers, b"x-request-id"), _text(headers, b"traceparent")),
         transport,
-        unit_id=unit_id_from(text(b"x-unit-id")),
+        unit_id=unit_id_from(_text(headers, b"x-unit-id")),
     )
 
 

@@ -10,6 +10,9 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.responses import Response
 
 from modelport.errors import ModelNotReadyError
+from modelport.security.keys import Scope
+from modelport.security.policy import exposure_warning
+from modelport.serving.http.access import requires
 from modelport.serving.http.state import serving_state
 
 router = APIRouter(tags=["health"])
@@ -24,21 +27,24 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz")
 async def readyz(request: Request) -> dict[str, Any]:
     """Readiness: every served model is loaded and warmed."""
-    router = serving_state(request).service.router
+    state = serving_state(request)
+    router = state.service.router
     if not router.ready():
         waiting = [r.status() for r in router.routes.values() if r.current is None]
         names = ", ".join(f"{w['name']} ({w['state']})" for w in waiting)
         raise ModelNotReadyError(f"not ready: {names}")
-    return {"status": "ready", "models": router.status()}
+    exposure = exposure_warning(state.settings)
+    warnings = [] if exposure is None else [exposure]
+    return {"status": "ready", "models": router.status(), "warnings": warnings}
 
 
-@router.get("/api/serving")
+@router.get("/api/serving", dependencies=[requires(Scope.READ)])
 async def serving_status(request: Request) -> dict[str, Any]:
     """What each served model follows, which version serves, and the last load failure."""
     return {"models": serving_state(request).service.router.status()}
 
 
-@router.get("/metrics")
+@router.get("/metrics", dependencies=[requires(Scope.READ)])
 async def metrics(request: Request) -> Response:
     state = serving_state(request)
     registry = state.metrics.registry

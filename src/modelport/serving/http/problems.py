@@ -84,9 +84,7 @@ def render(path: str, exc: ModelportError, request_id: str) -> tuple[int, dict[s
         body.pop("pointer", None)
     body["instance"] = path
     body["request_id"] = request_id
-    headers = {REQUEST_ID: request_id}
-    if exc.retry_after is not None:
-        headers["Retry-After"] = str(exc.retry_after)
+    headers = {REQUEST_ID: request_id, **exc.headers()}
     return exc.status, headers, orjson.dumps(problem_body(path, exc.status, body))
 
 

@@ -15,6 +15,8 @@ from typing import Any
 from fastapi import FastAPI
 
 from modelport.inference import InferenceContext, InferenceService, Transport
+from modelport.security.keys import Scope
+from modelport.serving.http.access import security_of
 
 JSON = "application/json"
 
@@ -72,7 +74,8 @@ class HotRoutes:
 
 
 def document(app: FastAPI, groups: Sequence[HotRoutes]) -> None:
-    """Describe the inference routes in ``app``'s OpenAPI document."""
+    """Describe the inference routes in ``app``'s OpenAPI document, and the answers of
+    every operation that needs a key."""
     hot = [(group.tag, route) for group in groups for route in group.routes]
     build_schema = app.openapi
 
@@ -81,10 +84,20 @@ def document(app: FastAPI, groups: Sequence[HotRoutes]) -> None:
             schema = build_schema()
             for tag, route in hot:
                 schema["paths"].setdefault(route.path, {})["post"] = _operation(tag, route)
+            for operations in schema["paths"].values():
+                for operation in operations.values():
+                    if operation.get("security"):
+                        operation["responses"].update(AUTH_RESPONSES)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+AUTH_RESPONSES = {
+    "401": {"description": "No valid API key where one is required (problem+json)."},
+    "403": {"description": "The key's scope or model list does not cover this (problem+json)."},
+}
 
 
 def _operation(tag: str, route: HotRoute) -> dict[str, Any]:
@@ -101,9 +114,10 @@ def _operation(tag: str, route: HotRoute) -> dict[str, Any]:
         "summary": route.summary,
         "operationId": f"{route.handler.__module__}.{route.handler.__name__}",
         "parameters": parameters,
+        "security": security_of(Scope.PREDICT),
         **route.body,
         "responses": {
             "200": {"description": "Predictions"},
-            "4XX": {"description": "problem+json naming the bad field"},
+            "4XX": {"description": "problem+json naming the bad field, or the missing key"},
         },
     }

@@ -10,6 +10,7 @@ from modelport.config import Settings
 from modelport.inference import InferenceService, RegistryFollower
 from modelport.inference.metrics import ServingMetrics
 from modelport.registry import Registry
+from modelport.security.policy import AccessPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +20,7 @@ class ServingState:
     service: InferenceService
     follower: RegistryFollower
     metrics: ServingMetrics
+    access: AccessPolicy
 
 
 def serving_state(request: Request) -> ServingState:

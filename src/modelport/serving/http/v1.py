@@ -9,6 +9,8 @@ from fastapi import APIRouter, Request
 from modelport.codecs import v1 as codec
 from modelport.inference import InferenceService, Transport
 from modelport.inference.router import version_number
+from modelport.security.keys import Scope
+from modelport.serving.http.access import requires
 from modelport.serving.http.routes import HotRoutes, HttpAnswer, HttpCall
 from modelport.serving.http.state import serving_state
 
@@ -34,12 +36,12 @@ _PREDICT_BODY: dict[str, Any] = {
 }
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", dependencies=[requires(Scope.READ)])
 async def list_models(request: Request) -> dict[str, list[str]]:
     return {"models": list(serving_state(request).service.router.routes)}
 
 
-@router.get("/v1/models/{name}")
+@router.get("/v1/models/{name}", dependencies=[requires(Scope.READ)])
 async def model_ready(request: Request, name: str) -> dict[str, Any]:
     ctx = request.state.ctx
     target = serving_state(request).service.resolve(name, None, ctx)

@@ -16,6 +16,8 @@ from modelport.codecs import v2 as codec
 from modelport.errors import ModelNotReadyError
 from modelport.inference import InferenceService, Target, Transport
 from modelport.inference.router import version_number
+from modelport.security.keys import Scope
+from modelport.serving.http.access import requires
 from modelport.serving.http.routes import HotRoutes, HttpAnswer, HttpCall
 from modelport.serving.http.state import serving_state
 
@@ -62,7 +64,7 @@ _INFER_BODY: dict[str, Any] = {
 }
 
 
-@router.get("/v2")
+@router.get("/v2", dependencies=[requires(Scope.READ)])
 async def server_metadata() -> dict[str, Any]:
     """Server name, version, and the extensions clients may use (binary tensors)."""
     return {
@@ -86,24 +88,24 @@ async def server_ready(request: Request) -> dict[str, bool]:
     return {"ready": True}
 
 
-@router.get("/v2/models/{name}")
+@router.get("/v2/models/{name}", dependencies=[requires(Scope.READ)])
 async def model_metadata(request: Request, name: str) -> dict[str, Any]:
     """Inputs and outputs of the version the name routes to, from its signature."""
     return codec.metadata(_target(request, name, None).record)
 
 
-@router.get("/v2/models/{name}/versions/{version}")
+@router.get("/v2/models/{name}/versions/{version}", dependencies=[requires(Scope.READ)])
 async def model_version_metadata(request: Request, name: str, version: str) -> dict[str, Any]:
     return codec.metadata(_target(request, name, version).record)
 
 
-@router.get("/v2/models/{name}/ready")
+@router.get("/v2/models/{name}/ready", dependencies=[requires(Scope.READ)])
 async def model_ready(request: Request, name: str) -> dict[str, Any]:
     """200 when the model can serve now; 404 unknown, 503 still loading."""
     return {"name": _target(request, name, None).record.name, "ready": True}
 
 
-@router.get("/v2/models/{name}/versions/{version}/ready")
+@router.get("/v2/models/{name}/versions/{version}/ready", dependencies=[requires(Scope.READ)])
 async def model_version_ready(request: Request, name: str, version: str) -> dict[str, Any]:
     return {"name": _target(request, name, version).record.name, "ready": True}
 

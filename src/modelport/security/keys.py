@@ -1,0 +1,219 @@
+"""API keys: issued once, stored as a keyed hash, looked up by their public id.
+
+A token reads ``mpk_<id>_<secret>``. The id is public (listings, the audit log, metrics); the
+database keeps only HMAC-SHA-256 of the whole token under the server secret
+(:mod:`modelport.security.secret`), which never enters the database: a stolen copy of the
+database yields no usable key. Tokens are compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+
+from modelport.errors import InvalidInputError, NotFoundError
+from modelport.registry.address import check_name
+from modelport.store.tables import ApiKeyRow, utcnow
+from modelport.store.unit_of_work import Database
+
+TOKEN_PREFIX = "mpk_"
+_TOKEN = re.compile(r"^mpk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+
+
+class Scope(StrEnum):
+    """What a key may do; each scope includes the ones before it."""
+
+    READ = "read"
+    """List and get models, versions, aliases, metadata, metrics."""
+    PREDICT = "predict"
+    """Inference (and later feedback)."""
+    DEPLOY = "deploy"
+    """Register versions, move aliases and stages (and later deployments)."""
+    ADMIN = "admin"
+    """Keys, trust, the audit log: everything."""
+
+    def grants(self, needed: Scope) -> bool:
+        order = list(Scope)
+        return order.index(self) >= order.index(needed)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    name: str
+    scope: Scope
+    models: tuple[str, ...] | None
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    def active(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+
+    def allows_model(self, name: str) -> bool:
+        return self.models is None or name in self.models
+
+    def to_dict(self) -> dict[str, Any]:
+        def when(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat()
+
+        return {
+            "id": self.id,
+            "name": self.name,
+            "scope": self.scope.value,
+            "models": None if self.models is None else list(self.models),
+            "created_by": self.created_by,
+            "created_at": when(self.created_at),
+            "expires_at": when(self.expires_at),
+            "revoked_at": when(self.revoked_at),
+            "active": self.active(utcnow()),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """A new key and its token; the token is shown this once and never stored."""
+
+    key: ApiKey
+    token: str
+
+
+def key_id_of(token: str) -> str | None:
+    """The id a well-formed token names; None for anything else."""
+    match = _TOKEN.match(token)
+    return match.group(1) if match else None
+
+
+class KeyHasher:
+    """HMAC-SHA-256 of tokens under the server secret, read on first use (a server that
+    never checks a key never needs one)."""
+
+    def __init__(self, server_secret: Callable[[], bytes]) -> None:
+        self._read_secret = server_secret
+        self._secret: bytes | None = None
+
+    def digest(self, token: str) -> str:
+        if self._secret is None:
+            self._secret = self._read_secret()
+        return hmac.new(self._secret, token.encode(), hashlib.sha256).hexdigest()
+
+    def matches(self, token: str, digest: str) -> bool:
+        return hmac.compare_digest(self.digest(token), digest)
+
+
+class KeyStore:
+    """Keys in the registry database."""
+
+    def __init__(self, database: Database, hasher: KeyHasher) -> None:
+        self._db = database
+        self.hasher = hasher
+
+    def create(
+        self,
+        scope: Scope,
+        *,
+        created_by: str,
+        name: str = "",
+        models: Sequence[str] | None = None,
+        expires_in: timedelta | None = None,
+    ) -> IssuedKey:
+        for model in models or ():
+            check_name(model)
+        key_id = secrets.token_hex(6)
+        token = f"{TOKEN_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+        now = utcnow()
+        row = ApiKeyRow(
+            id=key_id,
+            name=name,
+            scope=scope.value,
+            models=sorted(set(models)) if models else None,
+            digest=self.hasher.digest(token),
+            created_by=created_by,
+            created_at=now,
+            expires_at=None if expires_in is None else now + expires_in,
+        )
+        with self._db.write() as s:
+            s.add(row)
+            s.flush()
+            return IssuedKey(_key(row), token)
+
+    def list(self, *, include_inactive: bool = False) -> list[ApiKey]:
+        keys = [key for key, _ in self.snapshot().values()]
+        now = utcnow()
+        return [k for k in keys if include_inactive or k.active(now)]
+
+    def get(self, key_id: str) -> ApiKey:
+        with self._db.read() as s:
+            return _key(self._row(s, key_id))
+
+    def revoke(self, key_id: str) -> ApiKey:
+        with self._db.write() as s:
+            row = self._row(s, key_id)
+            if row.revoked_at is None:
+                row.revoked_at = utcnow()
+            return _key(row)
+
+    def rotate(self, key_id: str, *, created_by: str, grace: timedelta) -> IssuedKey:
+        """A new key with the same name, scope, models and remaining lifetime; the old one
+        keeps working for ``grace`` (0: it stops now), so clients can switch without a gap."""
+        old = self.get(key_id)
+        now = utcnow()
+        remaining = None if old.expires_at is None else max(old.expires_at - now, timedelta(0))
+        issued = self.create(
+            old.scope,
+            created_by=created_by,
+            name=old.name,
+            models=old.models,
+            expires_in=remaining,
+        )
+        with self._db.write() as s:
+            row = self._row(s, key_id)
+            if grace <= timedelta(0):
+                row.revoked_at = row.revoked_at or now
+            elif row.expires_at is None or row.expires_at > now + grace:
+                row.expires_at = now + grace
+        return issued
+
+    def snapshot(self) -> dict[str, tuple[ApiKey, str]]:
+        """Every key with its digest, by id: what a server authenticates against."""
+        with self._db.read() as s:
+            rows = s.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at)).all()
+            return {row.id: (_key(row), row.digest) for row in rows}
+
+    @staticmethod
+    def _row(s: Any, key_id: str) -> ApiKeyRow:
+        row: ApiKeyRow | None = s.get(ApiKeyRow, key_id)
+        if row is None:
+            raise NotFoundError(f"no API key with id {key_id!r} (see `modelport keys list`)")
+        return row
+
+
+def parse_scope(text: str) -> Scope:
+    try:
+        return Scope(text)
+    except ValueError:
+        choices = ", ".join(s.value for s in Scope)
+        raise InvalidInputError(f"unknown scope {text!r}; expected one of {choices}") from None
+
+
+def _key(row: ApiKeyRow) -> ApiKey:
+    return ApiKey(
+        id=row.id,
+        name=row.name,
+        scope=Scope(row.scope),
+        models=None if row.models is None else tuple(row.models),
+        created_by=row.created_by,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+    )
