@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from modelport.codecs import Decoded
-from modelport.errors import InvalidInputError, ModelportError
+from modelport.errors import InvalidInputError, ModelportError, NotFoundError
 from modelport.inference.cache import ResponseCache, cache_key
 from modelport.inference.context import InferenceContext
 from modelport.inference.metrics import ServingMetrics
@@ -37,10 +37,11 @@ on the event loop would stall every other request, health probes included."""
 
 
 class Admission(Protocol):
-    """Decides, once the target is known, whether the caller may use it (API keys, rate
-    limits); raises the 401/403/429 otherwise."""
+    """Whether the caller may use ``model`` (API keys, rate limits); raises the 401/403/429
+    otherwise. ``None``: the reference names nothing served, and a caller who could not use
+    it anyway must not learn that from a 404."""
 
-    async def admit(self, ctx: InferenceContext, target: Target) -> None: ...
+    async def admit(self, ctx: InferenceContext, model: str | None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +94,7 @@ class InferenceService:
         ctx.reference = reference or ""
         batch: Batch | None = None
         try:
-            target = self.router.resolve(reference, version, ctx)
-            if self._admission is not None:
-                await self._admission.admit(ctx, target)
+            target = await self._admitted(reference, version, ctx)
             with target.loaded.serving():
                 if size >= OFFLOAD_BYTES:
                     decoded, checked = await asyncio.to_thread(_checked, target.signature, decode)
@@ -111,6 +110,19 @@ class InferenceService:
             raise
         self._report(ctx, batch, outputs, None)
         return Answer(target, decoded.extras, outputs)
+
+    async def _admitted(
+        self, reference: str | None, version: int | None, ctx: InferenceContext
+    ) -> Target:
+        if self._admission is None:
+            return self.router.resolve(reference, version, ctx)
+        try:
+            target = self.router.resolve(reference, version, ctx)
+        except NotFoundError:
+            await self._admission.admit(ctx, None)
+            raise
+        await self._admission.admit(ctx, target.record.name)
+        return target
 
     async def predict(self, target: Target, batch: Batch, ctx: InferenceContext) -> Outputs:
         """A checked batch through the cache (when the model opts in) and the batcher."""

@@ -20,8 +20,8 @@ from modelport.store.tables import utcnow
 log = logging.getLogger("modelport.security")
 
 MIN_RELOAD_INTERVAL_S = 1.0
-"""Unknown ids trigger a reload at most this often: a flood of made-up tokens costs one read
-per second, not one per request."""
+"""Unknown ids trigger a reload at most this often (later ones wait for it): a flood of
+made-up tokens costs about one read per second, not one per request."""
 
 
 def credential_from(authorization: str | None, api_key: str | None) -> str | None:
@@ -42,6 +42,7 @@ class Authenticator:
         self._keys: dict[str, tuple[ApiKey, str]] = {}
         self._loaded_at = float("-inf")
         self._reload: asyncio.Task[None] | None = None
+        self._reload_started = float("-inf")
         self._read_error: ModelportError | None = None
 
     def key(self, key_id: str | None) -> ApiKey | None:
@@ -57,7 +58,11 @@ class Authenticator:
         if key_id is None:
             raise UnauthorizedError("the API key is malformed; keys look like mpk_<id>_<secret>")
         age = time.monotonic() - self._loaded_at
-        if age > self._refresh_s or (key_id not in self._keys and age > MIN_RELOAD_INTERVAL_S):
+        if key_id not in self._keys:
+            if age < MIN_RELOAD_INTERVAL_S:  # wait for the next read rather than refuse
+                await asyncio.sleep(MIN_RELOAD_INTERVAL_S - age)
+            await self.reload()
+        elif age > self._refresh_s:
             await self.reload()
         entry = self._keys.get(key_id)
         if entry is None and self._read_error is not None:
@@ -71,10 +76,17 @@ class Authenticator:
         return key
 
     async def reload(self) -> None:
-        """Read the key table again (one read at a time, shared by concurrent callers)."""
-        if self._reload is None or self._reload.done():
-            self._reload = asyncio.create_task(self._read())
-        await asyncio.shield(self._reload)
+        """Read the key table again: one read at a time, shared by concurrent callers, and
+        always one that began after this call (an earlier one may predate a new key)."""
+        requested = time.monotonic()
+        while True:
+            if self._reload is None or self._reload.done():
+                self._reload_started = time.monotonic()
+                self._reload = asyncio.create_task(self._read())
+            task, started = self._reload, self._reload_started
+            await asyncio.shield(task)
+            if started >= requested:
+                return
 
     async def _read(self) -> None:
         try:

@@ -13,7 +13,6 @@ import ipaddress
 from modelport.config import AuthMode, Settings
 from modelport.errors import ForbiddenError, UnauthorizedError
 from modelport.inference import InferenceContext
-from modelport.inference.router import Target
 from modelport.security.auth import Authenticator
 from modelport.security.keys import ApiKey, Scope
 
@@ -32,9 +31,9 @@ def is_loopback(host: str) -> bool:
 
 def auth_required(settings: Settings) -> bool:
     """``auto``: required as soon as the server listens beyond loopback."""
-    if settings.auth is AuthMode.AUTO:
+    if settings.auth == AuthMode.AUTO:
         return not is_loopback(settings.host)
-    return settings.auth is AuthMode.REQUIRED
+    return settings.auth == AuthMode.REQUIRED
 
 
 def exposure_warning(settings: Settings) -> str | None:
@@ -55,11 +54,19 @@ class AccessPolicy:
         self.required = required
         self._public = public_models
 
-    def check(self, key: ApiKey | None, scope: Scope, model: str | None = None) -> None:
-        """Raise 401 (no key) or 403 (a key that does not cover this) unless allowed."""
+    def check(
+        self,
+        key: ApiKey | None,
+        scope: Scope,
+        model: str | None = None,
+        *,
+        public_ok: bool = False,
+    ) -> None:
+        """Raise 401 (no key) or 403 (a key that does not cover this) unless allowed;
+        ``public_ok``: a public model's inference or metadata, open to anyone."""
         if not self.required:
             return
-        if model is not None and model in self._public and scope in OPEN_SCOPES:
+        if public_ok and model in self._public and scope in OPEN_SCOPES:
             return
         if key is None:
             raise UnauthorizedError(
@@ -81,6 +88,6 @@ class Admission:
     def __init__(self, policy: AccessPolicy) -> None:
         self._policy = policy
 
-    async def admit(self, ctx: InferenceContext, target: Target) -> None:
+    async def admit(self, ctx: InferenceContext, model: str | None) -> None:
         key = self._policy.authenticator.key(ctx.caller)
-        self._policy.check(key, Scope.PREDICT, target.record.name)
+        self._policy.check(key, Scope.PREDICT, model, public_ok=True)

@@ -36,22 +36,29 @@ _bearer = HTTPBearer(auto_error=False, scheme_name=BEARER, description="Authoriz
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name=API_KEY)
 
 
-async def _authorised(
-    request: Request,
-    scopes: SecurityScopes,
-    _bearer_token: Any = Depends(_bearer),
-    _header_token: Any = Depends(_api_key),
-) -> None:
-    # the two schemes only document where the key goes: the Front already checked it
-    access = serving_state(request).access
-    key = access.authenticator.key(request.state.ctx.caller)
-    needed = max((Scope(s) for s in scopes.scopes), key=list(Scope).index)
-    access.check(key, needed, request.path_params.get("name"))
+def _authoriser(public_ok: bool) -> Any:
+    async def authorise(
+        request: Request,
+        scopes: SecurityScopes,
+        _bearer_token: Any = Depends(_bearer),
+        _header_token: Any = Depends(_api_key),
+    ) -> None:
+        # the two schemes only document where the key goes: the Front already checked it
+        access = serving_state(request).access
+        key = access.authenticator.key(request.state.ctx.caller)
+        needed = max((Scope(s) for s in scopes.scopes), key=list(Scope).index)
+        access.check(key, needed, request.path_params.get("name"), public_ok=public_ok)
+
+    return authorise
 
 
-def requires(scope: Scope) -> Any:
-    """Dependency: the caller's key must include ``scope`` (and the path's model, if any)."""
-    return Security(_authorised, scopes=[scope.value])
+_AUTHORISERS = {False: _authoriser(False), True: _authoriser(True)}
+
+
+def requires(scope: Scope, *, public_ok: bool = False) -> Any:
+    """Dependency: the caller's key must include ``scope`` (and the path's model, if any);
+    ``public_ok``: not for a public model (protocol metadata, never the management API)."""
+    return Security(_AUTHORISERS[public_ok], scopes=[scope.value])
 
 
 async def _changes_allowed(request: Request) -> None:

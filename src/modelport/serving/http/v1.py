@@ -14,6 +14,8 @@ from modelport.serving.http.access import requires
 from modelport.serving.http.routes import HotRoutes, HttpAnswer, HttpCall
 from modelport.serving.http.state import serving_state
 
+METADATA = [requires(Scope.READ, public_ok=True)]
+"""A model's metadata: a read key, or none for a public model."""
 router = APIRouter(tags=["KServe V1"])
 hot = HotRoutes("KServe V1", Transport.V1)
 
@@ -41,7 +43,7 @@ async def list_models(request: Request) -> dict[str, list[str]]:
     return {"models": list(serving_state(request).service.router.routes)}
 
 
-@router.get("/v1/models/{name}", dependencies=[requires(Scope.READ)])
+@router.get("/v1/models/{name}", dependencies=METADATA)
 async def model_ready(request: Request, name: str) -> dict[str, Any]:
     ctx = request.state.ctx
     target = serving_state(request).service.resolve(name, None, ctx)

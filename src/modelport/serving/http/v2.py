@@ -21,6 +21,8 @@ from modelport.serving.http.access import requires
 from modelport.serving.http.routes import HotRoutes, HttpAnswer, HttpCall
 from modelport.serving.http.state import serving_state
 
+METADATA = [requires(Scope.READ, public_ok=True)]
+"""A model's metadata: a read key, or none for a public model."""
 router = APIRouter(tags=["Open Inference Protocol V2"])
 hot = HotRoutes("Open Inference Protocol V2", Transport.V2)
 
@@ -88,24 +90,27 @@ async def server_ready(request: Request) -> dict[str, bool]:
     return {"ready": True}
 
 
-@router.get("/v2/models/{name}", dependencies=[requires(Scope.READ)])
+@router.get("/v2/models/{name}", dependencies=METADATA)
 async def model_metadata(request: Request, name: str) -> dict[str, Any]:
     """Inputs and outputs of the version the name routes to, from its signature."""
     return codec.metadata(_target(request, name, None).record)
 
 
-@router.get("/v2/models/{name}/versions/{version}", dependencies=[requires(Scope.READ)])
+@router.get("/v2/models/{name}/versions/{version}", dependencies=METADATA)
 async def model_version_metadata(request: Request, name: str, version: str) -> dict[str, Any]:
     return codec.metadata(_target(request, name, version).record)
 
 
-@router.get("/v2/models/{name}/ready", dependencies=[requires(Scope.READ)])
+@router.get("/v2/models/{name}/ready", dependencies=METADATA)
 async def model_ready(request: Request, name: str) -> dict[str, Any]:
     """200 when the model can serve now; 404 unknown, 503 still loading."""
     return {"name": _target(request, name, None).record.name, "ready": True}
 
 
-@router.get("/v2/models/{name}/versions/{version}/ready", dependencies=[requires(Scope.READ)])
+@router.get(
+    "/v2/models/{name}/versions/{version}/ready",
+    dependencies=METADATA,
+)
 async def model_version_ready(request: Request, name: str, version: str) -> dict[str, Any]:
     return {"name": _target(request, name, version).record.name, "ready": True}
 
