@@ -12,6 +12,7 @@ import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import httpx
@@ -26,8 +27,10 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 from tritonclient.utils import InferenceServerException
 
 import modelport
-from modelport.config import Settings
+from modelport.config import AuthMode, Settings
 from modelport.registry import Registry
+from modelport.security.keys import KeyHasher, KeyStore, Scope
+from modelport.security.secret import server_secret
 from tests.e2e.conftest import LiveServer, free_port, start_server
 from tests.e2e.doubles import SlowPoisonModel
 
@@ -267,3 +270,47 @@ def test_a_taken_grpc_port_stops_serve_with_the_reason(
         result = cli("serve", "iris", "--port", str(free_port()), "--grpc-port", str(port))
     assert result.returncode != 0
     assert f"cannot listen for gRPC on 127.0.0.1:{port}" in result.stderr
+
+
+def test_keys_guard_the_grpc_calls_as_they_guard_http(
+    tmp_path: Path, iris_logreg: LogisticRegression, iris_data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    settings = Settings(home=tmp_path / "home", workers=1, auth=AuthMode.REQUIRED)
+    modelport.log_model(iris_logreg, "iris", iris_data[0][:20], settings=settings)
+    registry = Registry.from_settings(settings)
+    store = KeyStore(registry.database, KeyHasher(lambda: server_secret(settings)))
+    predict = store.create(Scope.PREDICT, created_by="test").token
+    read = store.create(Scope.READ, created_by="test").token
+    registry.close()
+    port = free_port()
+    live = start_server(["iris"], settings, tmp_path, "--grpc-port", str(port))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            request = typed_request("iris", iris_data[0][:2])
+            assert stub.ServerLive(pb.ServerLiveRequest()).live  # probes need no key
+
+            def code_of(call: Callable[[], object]) -> grpc.StatusCode:
+                with pytest.raises(grpc.RpcError) as caught:
+                    call()
+                return caught.value.code()
+
+            assert code_of(lambda: stub.ModelInfer(request)) == grpc.StatusCode.UNAUTHENTICATED
+            metadata_call = pb.ModelMetadataRequest(name="iris")
+            assert code_of(lambda: stub.ModelMetadata(metadata_call)) == (
+                grpc.StatusCode.UNAUTHENTICATED
+            )
+            as_reader = (("authorization", f"Bearer {read}"),)
+            assert stub.ModelMetadata(metadata_call, metadata=as_reader).name == "iris"
+            assert code_of(lambda: stub.ModelInfer(request, metadata=as_reader)) == (
+                grpc.StatusCode.PERMISSION_DENIED
+            )
+            answer = stub.ModelInfer(request, metadata=(("x-api-key", predict),))
+            assert answer.model_name == "iris"
+            bad = (("authorization", "Bearer mpk_0123456789ab_" + "x" * 43),)
+            assert code_of(lambda: stub.ModelInfer(request, metadata=bad)) == (
+                grpc.StatusCode.UNAUTHENTICATED
+            )
+    finally:
+        live.process.kill()
+        live.process.wait()

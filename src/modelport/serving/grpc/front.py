@@ -21,6 +21,9 @@ from modelport.inference import InferenceContext, Transport, request_id_from
 from modelport.inference.context import unit_id_from
 from modelport.inference.metrics import RequestMetrics
 from modelport.logs import current_request_id
+from modelport.security.auth import credential_from
+from modelport.security.keys import Scope
+from modelport.security.policy import AccessPolicy
 from modelport.serving.http.problems import REQUEST_ID, hidden, public_detail
 
 Context = grpc.aio.ServicerContext
@@ -47,8 +50,9 @@ SERVICE = "/inference.GRPCInferenceService/"
 
 
 class GrpcFront:
-    def __init__(self, metrics: RequestMetrics) -> None:
+    def __init__(self, metrics: RequestMetrics, access: AccessPolicy) -> None:
         self._metrics = metrics
+        self._access = access
 
     @asynccontextmanager
     async def call(
@@ -62,6 +66,9 @@ class GrpcFront:
         try:
             await context.send_initial_metadata(metadata)
             context.set_trailing_metadata(metadata)
+            if self._access.required:
+                key = await self._access.authenticator.authenticate(_credential(context))
+                ctx.caller = None if key is None else key.id
             yield ctx
             status = 200
         except ModelportError as exc:
@@ -74,6 +81,20 @@ class GrpcFront:
             current_request_id.reset(token)
             if status is not None:
                 self._metrics.answered(ctx, status)
+
+    def authorise(self, ctx: InferenceContext, scope: Scope, model: str | None = None) -> None:
+        """For calls the inference service does not admit itself (metadata, readiness)."""
+        key = self._access.authenticator.key(ctx.caller)
+        self._access.check(key, scope, model, public_ok=True)
+
+
+def _credential(context: Context[RequestT, ResponseT]) -> str | None:
+    """The key in metadata ``authorization: Bearer …`` or ``x-api-key``, as over HTTP."""
+    found: dict[str, str] = {}
+    for key, value in context.invocation_metadata() or ():
+        if key in ("authorization", "x-api-key") and isinstance(value, str):
+            found.setdefault(key, value)
+    return credential_from(found.get("authorization"), found.get("x-api-key"))
 
 
 def _context(context: Context[RequestT, ResponseT], request_id: str) -> InferenceContext:

@@ -14,6 +14,7 @@ from modelport.config import Settings
 from modelport.errors import ConfigurationError
 from modelport.inference import InferenceService
 from modelport.inference.metrics import RequestMetrics
+from modelport.security.policy import AccessPolicy
 from modelport.serving.grpc import inference_pb2_grpc as pb_grpc
 from modelport.serving.grpc.front import GrpcFront
 from modelport.serving.grpc.v2 import InferenceServicer
@@ -23,13 +24,19 @@ log = logging.getLogger("modelport.serving")
 
 class GrpcServer:
     def __init__(
-        self, settings: Settings, port: int, service: InferenceService, metrics: RequestMetrics
+        self,
+        settings: Settings,
+        port: int,
+        service: InferenceService,
+        metrics: RequestMetrics,
+        access: AccessPolicy,
     ) -> None:
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
         self.address = f"{host}:{port}"
         self._settings = settings
         self._service = service
         self._metrics = metrics
+        self._access = access
         self._server: grpc.aio.Server | None = None
 
     async def start(self) -> int:
@@ -44,7 +51,7 @@ class GrpcServer:
             ]
         )
         pb_grpc.add_GRPCInferenceServiceServicer_to_server(
-            InferenceServicer(self._service, GrpcFront(self._metrics)), server
+            InferenceServicer(self._service, GrpcFront(self._metrics, self._access)), server
         )
         try:
             port = server.add_insecure_port(self.address)

@@ -17,6 +17,7 @@ from modelport.codecs.v2 import InferExtras
 from modelport.errors import MalformedRequestError, ModelNotReadyError, NotFoundError
 from modelport.inference import Answer, InferenceContext, InferenceService, Target
 from modelport.inference.router import version_number
+from modelport.security.keys import Scope
 from modelport.serving.grpc import inference_pb2 as pb
 from modelport.serving.grpc import inference_pb2_grpc as pb_grpc
 from modelport.serving.grpc.front import Context, GrpcFront
@@ -51,6 +52,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     ) -> pb.ModelReadyResponse:
         """Not ready (rather than an error) for an unknown or still loading model or version."""
         async with self._front.call(context, "ModelReady") as ctx:
+            self._front.authorise(ctx, Scope.READ, request.name or None)
             try:
                 self._target(request.name, request.version, ctx)
             except (NotFoundError, ModelNotReadyError):
@@ -62,7 +64,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         request: pb.ServerMetadataRequest,
         context: Context[pb.ServerMetadataRequest, pb.ServerMetadataResponse],
     ) -> pb.ServerMetadataResponse:
-        async with self._front.call(context, "ServerMetadata"):
+        async with self._front.call(context, "ServerMetadata") as ctx:
+            self._front.authorise(ctx, Scope.READ)
             return pb.ServerMetadataResponse(name="modelport", version=modelport.__version__)
 
     async def ModelMetadata(  # noqa: N802
@@ -71,6 +74,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         context: Context[pb.ModelMetadataRequest, pb.ModelMetadataResponse],
     ) -> pb.ModelMetadataResponse:
         async with self._front.call(context, "ModelMetadata") as ctx:
+            self._front.authorise(ctx, Scope.READ, request.name or None)
             record = self._target(request.name, request.version, ctx).record
             return json_format.ParseDict(v2_codec.metadata(record), pb.ModelMetadataResponse())
 

@@ -84,7 +84,7 @@ def create_app(
             raise ConfigurationError(
                 f"gRPC needs the grpc extra (pip install 'modelport[grpc]'): {exc}"
             ) from exc
-        grpc_server = GrpcServer(settings, settings.grpc_port, service, request_metrics)
+        grpc_server = GrpcServer(settings, settings.grpc_port, service, request_metrics, access)
 
     @asynccontextmanager
     async def lifespan(fastapi_app: FastAPI) -> AsyncIterator[None]:
