@@ -199,6 +199,28 @@ class Settings(BaseSettings):
         description="How often a server re-reads the key table: a revoked key stops "
         "working everywhere within this time.",
     )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the server answers to (`*`: any); default: the loopback "
+        "names when bound to loopback (a defence against DNS rebinding), else any.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Web origins (https://app.example.com) whose pages may call the server "
+        "(CORS) and change state; default none: CORS is off.",
+    )
+    request_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Longest an inference request may take, body upload included; past it "
+        "the answer is 504 (a model call already running finishes in the background).",
+    )
+    ssl_certfile: Path | None = Field(
+        None, description="TLS certificate (PEM) for HTTP and gRPC (`serve --ssl-certfile`)."
+    )
+    ssl_keyfile: Path | None = Field(
+        None, description="TLS private key (PEM) (`serve --ssl-keyfile`)."
+    )
     api_key: SecretStr | None = Field(
         None, description="API key the SDK client and `modelport predict --url` send."
     )

@@ -25,6 +25,7 @@ turns problem+json back into the same classes.
     ├── ConversionError              422  no faithful ONNX form (`modelport optimize`)
     ├── RateLimitedError             429  the key's or model's budget is spent (Retry-After)
     ├── ModelNotReadyError           503  (Retry-After)
+    ├── RequestTimeoutError          504  the request outlived request_timeout_s
     ├── QueueFullError               503  load shedding (Retry-After)
     ├── StorageUnavailableError      503  database unreachable (Retry-After)
     ├── ModelError                   500  the model itself raised
@@ -224,6 +225,12 @@ class StorageUnavailableError(ModelportError):
     code = "storage_unavailable"
     title = "Registry storage unavailable"
     retry_after = 2
+
+
+class RequestTimeoutError(ModelportError):
+    status = 504
+    code = "request_timeout"
+    title = "Request timed out"
 
 
 class ModelError(ModelportError):

@@ -32,7 +32,8 @@ def serving(
     if not wait_ready:
         settings = settings.model_copy(update={"wait_for_models": True})
     app = create_app(settings, models, metrics_registry=CollectorRegistry())
-    with TestClient(app, raise_server_exceptions=False) as client:
+    # a loopback name, as a real client of a loopback server sends (the Host check)
+    with TestClient(app, base_url="http://localhost", raise_server_exceptions=False) as client:
         deadline = time.monotonic() + timeout_s
         while wait_ready and client.get("/readyz").status_code != 200:
             if time.monotonic() > deadline:

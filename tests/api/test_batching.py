@@ -28,7 +28,9 @@ def run_against(settings: Settings, scenario: Scenario) -> Any:
     async def main() -> Any:
         async with app.app.router.lifespan_context(app.app):
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://localhost"
+            ) as client:
                 while (await client.get("/readyz")).status_code != 200:
                     await asyncio.sleep(0.02)
                 return await scenario(client)

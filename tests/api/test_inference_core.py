@@ -170,7 +170,9 @@ def test_a_large_body_is_parsed_off_the_event_loop(
     async def main() -> None:
         async with app.app.router.lifespan_context(app.app):
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://localhost"
+            ) as client:
 
                 async def big() -> None:
                     answer = await client.post(

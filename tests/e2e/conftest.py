@@ -43,10 +43,11 @@ class LiveServer:
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def host_port(self) -> str:
@@ -70,6 +71,7 @@ def start_server(
     wait_ready: bool = True,
     timeout_s: float = 60.0,
     port: int | None = None,
+    scheme: str = "http",
 ) -> LiveServer:
     port = port or free_port()
     log_path = tmp_path / f"server-{port}.log"
@@ -78,14 +80,15 @@ def start_server(
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, env=settings_env(settings)
         )
-    server = LiveServer(process, port, log_path)
+    server = LiveServer(process, port, log_path, scheme)
     deadline = time.monotonic() + timeout_s
     wanted = "/readyz" if wait_ready else "/healthz"
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
         try:
-            if httpx.get(server.url + wanted, timeout=1).status_code == 200:
+            # a test server's certificate is its own, self-signed
+            if httpx.get(server.url + wanted, timeout=1, verify=False).status_code == 200:
                 return server
         except httpx.TransportError:
             pass

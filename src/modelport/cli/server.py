@@ -40,6 +40,8 @@ def run_server(settings: Settings, models: list[str]) -> None:
         "timeout_graceful_shutdown": int(settings.drain_timeout_s),
         # X-Forwarded-* rewriting is a middleware layer on every request that nothing here reads
         "proxy_headers": False,
+        "ssl_certfile": settings.ssl_certfile,
+        "ssl_keyfile": settings.ssl_keyfile,
     }
     workers = settings.resolved_workers
     if workers == 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -48,6 +49,10 @@ def serve(
             "trying (default: exit with the reason).",
         ),
     ] = None,
+    ssl_certfile: Annotated[
+        Path | None, typer.Option(help="TLS certificate (PEM): serve HTTPS (and gRPC over TLS).")
+    ] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
     insecure: Annotated[
         bool | None,
         typer.Option(
@@ -69,6 +74,8 @@ def serve(
             "workers": workers,
             "wait_for_models": wait_for_models,
             "insecure": insecure,
+            "ssl_certfile": ssl_certfile,
+            "ssl_keyfile": ssl_keyfile,
         }.items()
         if v is not None
     }
@@ -78,6 +85,11 @@ def serve(
     for address in addresses:
         if address.version is None and address.alias is None:
             output.warn(follows_latest(address.name))
+    if (settings.ssl_certfile is None) != (settings.ssl_keyfile is None):
+        output.fail(
+            ConfigurationError("TLS needs both a certificate and its key"),
+            "pass --ssl-certfile and --ssl-keyfile together",
+        )
     exposure = exposure_warning(settings)
     if exposure is not None and not settings.insecure:
         output.fail(

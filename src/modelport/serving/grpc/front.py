@@ -43,6 +43,7 @@ STATUS_CODES: dict[int, grpc.StatusCode] = {
     422: grpc.StatusCode.INVALID_ARGUMENT,
     429: grpc.StatusCode.RESOURCE_EXHAUSTED,
     503: grpc.StatusCode.UNAVAILABLE,
+    504: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 """The gRPC status of each HTTP status an error carries; anything else is INTERNAL."""
 

@@ -54,13 +54,21 @@ class GrpcServer:
             InferenceServicer(self._service, GrpcFront(self._metrics, self._access)), server
         )
         try:
-            port = server.add_insecure_port(self.address)
+            port = self._listen(server)
         except RuntimeError as exc:
             raise ConfigurationError(f"cannot listen for gRPC on {self.address}: {exc}") from exc
         await server.start()
         self._server = server
         log.info("gRPC (Open Inference Protocol V2) on port %d", port)
         return port
+
+    def _listen(self, server: grpc.aio.Server) -> int:
+        """TLS with the HTTP side's certificate and key when they are set."""
+        certfile, keyfile = self._settings.ssl_certfile, self._settings.ssl_keyfile
+        if certfile is None or keyfile is None:
+            return server.add_insecure_port(self.address)
+        credentials = grpc.ssl_server_credentials([(keyfile.read_bytes(), certfile.read_bytes())])
+        return server.add_secure_port(self.address, credentials)
 
     async def stop(self, grace_s: float) -> None:
         """Refuse new calls; those in flight get ``grace_s`` to finish."""

@@ -35,7 +35,8 @@ from modelport.security.keys import KeyHasher, KeyStore
 from modelport.security.policy import AccessPolicy, Admission, auth_required, exposure_warning
 from modelport.security.secret import server_secret
 from modelport.serving.http import api, health, keys, mlflow, v1, v2
-from modelport.serving.http.front import Front
+from modelport.serving.http.front import Front, FrontLimits
+from modelport.serving.http.origins import request_origins
 from modelport.serving.http.problems import install_error_handlers
 from modelport.serving.http.routes import document
 from modelport.serving.http.state import ServingState
@@ -136,8 +137,11 @@ def create_app(
         [r for group in HOT_ROUTES for r in group.routes],
         service,
         request_metrics,
-        settings.max_body_bytes,
+        FrontLimits(
+            settings.max_body_bytes, settings.request_timeout_s, tuple(settings.cors_origins)
+        ),
         access,
+        request_origins(settings),
     )
 
 
@@ -154,7 +158,8 @@ def banner(settings: Settings, router: Router) -> str:
         f"{r.address} -> v{r.current.record.version}" if r.current else f"{r.address} waiting"
         for r in router.routes.values()
     )
-    base = f"http://{settings.host}:{settings.port}"
+    scheme = "https" if settings.ssl_certfile is not None else "http"
+    base = f"{scheme}://{settings.host}:{settings.port}"
     grpc = f", gRPC V2 on :{settings.grpc_port}" if settings.grpc_port is not None else ""
     return (
         f"{served or 'no models'} | {base}/v1/models/NAME:predict, "

@@ -11,6 +11,7 @@ lines written while it is handled carry the same id.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Sequence
@@ -18,15 +19,22 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
-from starlette.types import Message, Receive, Scope, Send
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from modelport.errors import MethodNotAllowedError, ModelportError, PayloadTooLargeError
+from modelport.errors import (
+    MethodNotAllowedError,
+    ModelportError,
+    PayloadTooLargeError,
+    RequestTimeoutError,
+)
 from modelport.inference import InferenceContext, InferenceService, Transport, request_id_from
 from modelport.inference.context import unit_id_from
 from modelport.inference.metrics import RequestMetrics
 from modelport.logs import current_request_id
 from modelport.security.auth import credential_from
 from modelport.security.policy import AccessPolicy
+from modelport.serving.http.origins import RequestOrigins
 from modelport.serving.http.problems import (
     PROBLEM_JSON,
     REQUEST_ID,
@@ -47,6 +55,8 @@ _WANTED = {
     b"inference-header-content-length",
     b"authorization",
     b"x-api-key",
+    b"host",
+    b"origin",
 }
 
 
@@ -60,6 +70,13 @@ class _Compiled:
     route: HotRoute
 
 
+@dataclass(frozen=True, slots=True)
+class FrontLimits:
+    max_body_bytes: int
+    request_timeout_s: float
+    cors_origins: tuple[str, ...] = ()
+
+
 class Front:
     def __init__(
         self,
@@ -67,17 +84,38 @@ class Front:
         routes: Sequence[HotRoute],
         service: InferenceService,
         request_metrics: RequestMetrics,
-        max_body_bytes: int,
+        limits: FrontLimits,
         access: AccessPolicy,
+        origins: RequestOrigins,
     ) -> None:
         self.app = app
         self._access = access
+        self._origins = origins
+        self._timeout_s = limits.request_timeout_s
         self._routes = [_Compiled(re.compile(_regex(r.path)), r) for r in routes]
         self._service = service
         self._metrics = request_metrics
-        self._max_body = max_body_bytes
+        self._max_body = limits.max_body_bytes
+        self._entry: ASGIApp = self._dispatch
+        if limits.cors_origins:
+            self._entry = CORSMiddleware(
+                self._dispatch,
+                allow_origins=list(limits.cors_origins),
+                allow_methods=["*"],
+                allow_headers=[name.decode() for name in sorted(_WANTED)],
+                expose_headers=[
+                    "x-request-id",
+                    "retry-after",
+                    "ratelimit-limit",
+                    "ratelimit-remaining",
+                    "ratelimit-reset",
+                ],
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._entry(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -101,10 +139,19 @@ class Front:
                 raise MethodNotAllowedError(
                     f"{scope['method']} is not allowed on {scope['path']}; send POST"
                 )
+            self._origins.check_host(headers.get(b"host"))
             ctx.caller = await self._caller(headers)
-            body = await self._body(headers, receive)
-            query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
-            answer = await route.handler(HttpCall(ctx, params, query, headers, body), self._service)
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    body = await self._body(headers, receive)
+                    query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+                    call = HttpCall(ctx, params, query, headers, body)
+                    answer = await route.handler(call, self._service)
+            except TimeoutError:
+                raise RequestTimeoutError(
+                    f"the request took longer than {self._timeout_s:g} s "
+                    "(MODELPORT_REQUEST_TIMEOUT_S)"
+                ) from None
             status, media_type, content, extra = 200, answer.media_type, answer.body, answer.headers
         except ClientGoneError:
             return
@@ -200,10 +247,14 @@ class Front:
 
         try:
             try:
+                self._origins.check_host(headers.get(b"host"))
+                self._origins.check_origin(
+                    scope["method"], headers.get(b"origin"), headers.get(b"host")
+                )
                 ctx.caller = await self._caller(headers)
                 if self._declared_too_large(headers):
                     raise self._too_large()
-            except ModelportError as exc:  # refused before the app runs: bad key, huge body
+            except ModelportError as exc:  # refused before the app runs: host, key, size
                 await self._reject(scope, ctx, sending, exc)
             else:
                 await self.app(scope, receiving, sending)
