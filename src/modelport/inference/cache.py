@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections import OrderedDict
 from typing import Any, Protocol
 
@@ -18,6 +17,7 @@ import numpy as np
 import orjson
 
 from modelport.config import Settings
+from modelport.inference.breaker import Breaker
 from modelport.registry import VersionRecord
 from modelport.runtimes.batch import Batch, Outputs
 
@@ -93,10 +93,10 @@ class RedisCache:
 
         self._client = redis.Redis.from_url(url, socket_timeout=0.1, socket_connect_timeout=0.2)
         self._ttl_s = ttl_s
-        self._breaker = Breaker("response cache (Redis)", cooldown_s)
+        self._breaker = Breaker("response cache (Redis)", cooldown_s, log)
 
     async def get(self, key: bytes) -> Outputs | None:
-        if not self._breaker.closed():
+        if not self._breaker.allow():
             return None
         try:
             raw = await self._client.get(key)
@@ -107,43 +107,17 @@ class RedisCache:
         return decode_outputs(raw) if isinstance(raw, bytes) else None
 
     async def put(self, key: bytes, outputs: Outputs) -> None:
-        if not self._breaker.closed():
+        if not self._breaker.allow():
             return
         try:
             await self._client.set(key, encode_outputs(outputs), ex=self._ttl_s)
         except Exception as exc:
             self._breaker.failed(exc)
+            return
+        self._breaker.succeeded()
 
     async def close(self) -> None:
         await self._client.aclose()
-
-
-class Breaker:
-    """A circuit breaker that logs once per state change, not once per request."""
-
-    def __init__(self, name: str, cooldown_s: float) -> None:
-        self._name = name
-        self._cooldown_s = cooldown_s
-        self._open_until: float | None = None
-
-    def closed(self) -> bool:
-        """True when calls may go through (the breaker is closed, or its cooldown is over)."""
-        return self._open_until is None or time.monotonic() >= self._open_until
-
-    def failed(self, exc: Exception) -> None:
-        if self._open_until is None:
-            log.warning(
-                "%s unavailable (%s); skipping it, next try in %.0f s",
-                self._name,
-                exc,
-                self._cooldown_s,
-            )
-        self._open_until = time.monotonic() + self._cooldown_s
-
-    def succeeded(self) -> None:
-        if self._open_until is not None:
-            log.warning("%s reachable again", self._name)
-            self._open_until = None
 
 
 def create_cache(settings: Settings) -> ResponseCache:
