@@ -53,6 +53,9 @@ class ModelOptions(BaseModel):
     public: bool = Field(
         False, description="Inference and metadata without an API key (demos); never the API."
     )
+    rate_limit: str | None = Field(
+        None, description="Budget of all callers of this model together, e.g. 500/s:1000."
+    )
 
 
 class Settings(BaseSettings):
@@ -220,6 +223,22 @@ class Settings(BaseSettings):
     )
     ssl_keyfile: Path | None = Field(
         None, description="TLS private key (PEM) (`serve --ssl-keyfile`)."
+    )
+    key_rate_limit: str | None = Field(
+        None,
+        description="Inference budget of each API key unless the key has its own, as "
+        "`<count>/<s|m|h>[:<burst>]` (100/s:200); default: none. Models take "
+        "`rate_limit` in model_options.",
+    )
+    rate_limit_url: SecretStr | None = Field(
+        None,
+        description="Redis URL where all workers and replicas share rate-limit budgets; "
+        "default: in memory, per worker process.",
+    )
+    rate_limit_fail_closed: bool = Field(
+        False,
+        description="Refuse requests (429) while the rate-limit Redis is unreachable; by "
+        "default they are let through (one log line per outage).",
     )
     api_key: SecretStr | None = Field(
         None, description="API key the SDK client and `modelport predict --url` send."

@@ -34,6 +34,10 @@ def keys_create(
     expires: Annotated[
         str | None, typer.Option(help="Lifetime, e.g. 90d or 12h (default: never).")
     ] = None,
+    rate_limit: Annotated[
+        str | None,
+        typer.Option(help="Inference budget, e.g. 100/s:200 (default: the server's)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Make a key; its token is printed this once and never stored."""
@@ -43,7 +47,12 @@ def keys_create(
     listed = [m.strip() for m in models.split(",") if m.strip()] if models else None
     with opened_registry() as registry:
         issued = _store(registry).create(
-            parsed_scope, created_by=_local(), name=name, models=listed, expires_in=lifetime
+            parsed_scope,
+            created_by=_local(),
+            name=name,
+            models=listed,
+            expires_in=lifetime,
+            rate_limit=rate_limit,
         )
     _show_issued(issued, as_json)
 

@@ -20,8 +20,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from modelport.errors import InvalidInputError, NotFoundError
+from modelport.errors import ConfigurationError, InvalidInputError, NotFoundError
 from modelport.registry.address import check_name
+from modelport.security.ratelimit import Limit
 from modelport.store.tables import ApiKeyRow, utcnow
 from modelport.store.unit_of_work import Database
 
@@ -52,6 +53,7 @@ class ApiKey:
     name: str
     scope: Scope
     models: tuple[str, ...] | None
+    rate_limit: str | None
     created_by: str
     created_at: datetime
     expires_at: datetime | None
@@ -72,6 +74,7 @@ class ApiKey:
             "name": self.name,
             "scope": self.scope.value,
             "models": None if self.models is None else list(self.models),
+            "rate_limit": self.rate_limit,
             "created_by": self.created_by,
             "created_at": when(self.created_at),
             "expires_at": when(self.expires_at),
@@ -126,9 +129,12 @@ class KeyStore:
         name: str = "",
         models: Sequence[str] | None = None,
         expires_in: timedelta | None = None,
+        rate_limit: str | None = None,
     ) -> IssuedKey:
         for model in models or ():
             check_name(model)
+        if rate_limit is not None:
+            _check_budget(rate_limit)
         key_id = secrets.token_hex(6)
         token = f"{TOKEN_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
         now = utcnow()
@@ -137,6 +143,7 @@ class KeyStore:
             name=name,
             scope=scope.value,
             models=sorted(set(models)) if models else None,
+            rate_limit=rate_limit,
             digest=self.hasher.digest(token),
             created_by=created_by,
             created_at=now,
@@ -175,6 +182,7 @@ class KeyStore:
             name=old.name,
             models=old.models,
             expires_in=remaining,
+            rate_limit=old.rate_limit,
         )
         with self._db.write() as s:
             row = self._row(s, key_id)
@@ -198,6 +206,14 @@ class KeyStore:
         return row
 
 
+def _check_budget(text: str) -> None:
+    """Refuse a budget no server could read, as the caller's mistake (422)."""
+    try:
+        Limit.parse(text)
+    except ConfigurationError as exc:
+        raise InvalidInputError(exc.detail, pointer="/rate_limit") from exc
+
+
 def parse_scope(text: str) -> Scope:
     try:
         return Scope(text)
@@ -212,6 +228,7 @@ def _key(row: ApiKeyRow) -> ApiKey:
         name=row.name,
         scope=Scope(row.scope),
         models=None if row.models is None else tuple(row.models),
+        rate_limit=row.rate_limit,
         created_by=row.created_by,
         created_at=row.created_at,
         expires_at=row.expires_at,

@@ -1,4 +1,4 @@
-"""Authorisation: whether a caller's key covers an action, and the data plane's admission.
+"""Authorisation: whether a caller's key covers an action.
 
 With authentication off every call is allowed (the mode decides, see :func:`auth_required`).
 With it on, a call needs a key whose scope includes the one the action needs and, for a key
@@ -12,7 +12,6 @@ import ipaddress
 
 from modelport.config import AuthMode, Settings
 from modelport.errors import ForbiddenError, UnauthorizedError
-from modelport.inference import InferenceContext
 from modelport.security.auth import Authenticator
 from modelport.security.keys import ApiKey, Scope
 
@@ -80,14 +79,3 @@ class AccessPolicy:
         if model is not None and not key.allows_model(model):
             allowed = ", ".join(key.models or ())
             raise ForbiddenError(f"API key {key.id} may only use the models {allowed}")
-
-
-class Admission:
-    """The data plane's check before a prediction: may this caller use this model?"""
-
-    def __init__(self, policy: AccessPolicy) -> None:
-        self._policy = policy
-
-    async def admit(self, ctx: InferenceContext, model: str | None) -> None:
-        key = self._policy.authenticator.key(ctx.caller)
-        self._policy.check(key, Scope.PREDICT, model, public_ok=True)

@@ -221,4 +221,7 @@ def limiter_from_url(url: str | None, fail_closed: bool) -> RateLimiter:
         return MemoryLimiter()
     if url.startswith(("redis://", "rediss://")):
         return RedisLimiter(url, fail_closed=fail_closed)
-    raise ConfigurationError(f"rate limit store {url!r}: expected a redis:// or rediss:// URL")
+    scheme = url.partition(":")[0]  # never the rest: a URL may carry a password
+    raise ConfigurationError(
+        f"rate limit store: expected a redis:// or rediss:// URL, not {scheme}:"
+    )

@@ -114,6 +114,8 @@ class ApiKeyRow(Base):
     scope: Mapped[str] = mapped_column(String(20))
     models: Mapped[list[Any] | None] = mapped_column(nullable=True)
     """Model names the key is restricted to; None = every model."""
+    rate_limit: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    """This key's inference budget (``100/s:200``); None: the server's default."""
     digest: Mapped[str] = mapped_column(String(64))
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -30,9 +30,10 @@ from modelport.inference.executor import ModelExecutor
 from modelport.inference.metrics import RequestMetrics, ServingMetrics
 from modelport.logs import configure_logging
 from modelport.registry import ModelAddress, Registry
+from modelport.security.admission import Admission, RateLimits
 from modelport.security.auth import Authenticator
 from modelport.security.keys import KeyHasher, KeyStore
-from modelport.security.policy import AccessPolicy, Admission, auth_required, exposure_warning
+from modelport.security.policy import AccessPolicy, auth_required, exposure_warning
 from modelport.security.secret import server_secret
 from modelport.serving.http import api, health, keys, mlflow, v1, v2
 from modelport.serving.http.front import Front, FrontLimits
@@ -75,7 +76,9 @@ def create_app(
     cached = frozenset(name for name, options in settings.model_options.items() if options.cache)
     request_metrics = RequestMetrics(metrics)
     access = access_policy(settings, registry)
-    service = InferenceService(router, metrics, cache, cached, [request_metrics], Admission(access))
+    limits = RateLimits.from_settings(settings)
+    admission = Admission(access, limits)
+    service = InferenceService(router, metrics, cache, cached, [request_metrics], admission)
 
     grpc_server = None
     if settings.grpc_port is not None:  # imported only then: grpc is an optional extra
@@ -94,7 +97,7 @@ def create_app(
         await follower.refresh_logged()
         problems = follower.problems()
         if problems and not settings.wait_for_models:
-            await _close(pool, executor, cache, registry if owns_registry else None)
+            await _close(pool, executor, cache, limits, registry if owns_registry else None)
             fastapi_app.state.startup_error = ConfigurationError(
                 "nothing to serve for "
                 + "; ".join(problems)
@@ -117,7 +120,7 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
             await service.stop()
-            await _close(pool, executor, cache, registry if owns_registry else None)
+            await _close(pool, executor, cache, limits, registry if owns_registry else None)
 
     # Swagger UI and ReDoc from files in the package, not a CDN: /docs works offline
     app = FastAPIOffline(
@@ -169,10 +172,15 @@ def banner(settings: Settings, router: Router) -> str:
 
 
 async def _close(
-    pool: ModelPool, executor: ModelExecutor, cache: ResponseCache, registry: Registry | None
+    pool: ModelPool,
+    executor: ModelExecutor,
+    cache: ResponseCache,
+    limits: RateLimits,
+    registry: Registry | None,
 ) -> None:
     await pool.close()
     executor.shutdown()
     await cache.close()
+    await limits.close()
     if registry is not None:
         registry.close()

@@ -152,7 +152,8 @@ class Front:
                     f"the request took longer than {self._timeout_s:g} s "
                     "(MODELPORT_REQUEST_TIMEOUT_S)"
                 ) from None
-            status, media_type, content, extra = 200, answer.media_type, answer.body, answer.headers
+            status, media_type, content = 200, answer.media_type, answer.body
+            extra = [*answer.headers, *_encoded(ctx.headers)]
         except ClientGoneError:
             return
         except ModelportError as exc:
@@ -177,11 +178,7 @@ class Front:
         self, scope: Scope, exc: ModelportError, ctx: InferenceContext
     ) -> tuple[int, str, bytes, list[tuple[bytes, bytes]]]:
         status, headers, body = render(scope["path"], exc, ctx.request_id)
-        extra = [
-            (name.lower().encode(), value.encode())
-            for name, value in headers.items()
-            if name != REQUEST_ID
-        ]
+        extra = _encoded([(name, value) for name, value in headers.items() if name != REQUEST_ID])
         return status, PROBLEM_JSON, body, extra
 
     async def _caller(self, headers: dict[bytes, bytes]) -> str | None:
@@ -280,6 +277,10 @@ class Front:
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:
     return {key: value for key, value in scope["headers"] if key in _WANTED}
+
+
+def _encoded(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode(), value.encode()) for name, value in headers]
 
 
 def _text(headers: dict[bytes, bytes], name: bytes) -> str | None:

@@ -28,6 +28,9 @@ class NewKey(BaseModel):
     name: str = Field("", max_length=200, description="What the key is for.")
     models: list[str] | None = Field(None, description="Restrict the key to these models.")
     expires_in: str | None = Field(None, description="Lifetime such as 90d or 12h; none: never.")
+    rate_limit: str | None = Field(
+        None, description="Inference budget such as 100/s:200; none: the server's default."
+    )
 
 
 class Rotation(BaseModel):
@@ -55,6 +58,7 @@ async def create_key(request: Request, body: NewKey) -> dict[str, Any]:
             name=body.name,
             models=body.models,
             expires_in=expires,
+            rate_limit=body.rate_limit,
         )
     )
     return _issued(issued)

@@ -20,6 +20,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("scope", sa.String(length=20), nullable=False),
         sa.Column("models", sa.JSON(), nullable=True),
+        sa.Column("rate_limit", sa.String(length=40), nullable=True),
         sa.Column("digest", sa.String(length=64), nullable=False),
         sa.Column("created_by", sa.String(length=200), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
