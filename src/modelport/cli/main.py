@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from modelport import __version__
-from modelport.cli import aliases, config, housekeeping, models, predicting, quickstart, serving
+from modelport.cli import (
+    aliases,
+    audit,
+    config,
+    housekeeping,
+    models,
+    predicting,
+    quickstart,
+    serving,
+)
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -54,6 +63,7 @@ app.command()(predicting.predict)
 app.command("import-mlflow")(housekeeping.import_mlflow)
 app.command()(housekeeping.optimize)
 app.command()(housekeeping.gc)
+app.add_typer(audit.app, name="audit")
 app.add_typer(config.app, name="config")
 
 

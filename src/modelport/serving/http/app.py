@@ -30,7 +30,7 @@ from modelport.inference.executor import ModelExecutor
 from modelport.inference.metrics import RequestMetrics, ServingMetrics
 from modelport.logs import configure_logging
 from modelport.registry import ModelAddress, Registry
-from modelport.serving.http import api, health, mlflow, v1, v2
+from modelport.serving.http import api, audit, health, mlflow, v1, v2
 from modelport.serving.http.front import Front
 from modelport.serving.http.problems import install_error_handlers
 from modelport.serving.http.routes import document
@@ -121,7 +121,7 @@ def create_app(
     )
     app.state.serving = ServingState(settings, registry, service, follower, metrics)
     install_error_handlers(app)
-    for module in (health, v1, v2, mlflow, api):
+    for module in (health, v1, v2, mlflow, api, audit):
         app.include_router(module.router)
     document(app, HOT_ROUTES)
     return Front(
