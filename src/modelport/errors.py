@@ -29,6 +29,7 @@ turns problem+json back into the same classes.
     ├── QueueFullError               503  load shedding (Retry-After)
     ├── StorageUnavailableError      503  database unreachable (Retry-After)
     ├── ModelError                   500  the model itself raised
+    ├── AuditIntegrityError          500  the audit log's hash chain is broken
     └── ConfigurationError           500
 """
 
@@ -237,6 +238,12 @@ class ModelError(ModelportError):
     status = 500
     code = "model_error"
     title = "The model raised an error"
+
+
+class AuditIntegrityError(ModelportError):
+    status = 500
+    code = "audit_integrity_error"
+    title = "Audit log integrity check failed"
 
 
 class ConfigurationError(ModelportError):

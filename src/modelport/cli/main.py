@@ -10,6 +10,7 @@ import typer
 from modelport import __version__
 from modelport.cli import (
     aliases,
+    audit,
     config,
     housekeeping,
     keys,
@@ -64,6 +65,7 @@ app.command()(predicting.predict)
 app.command("import-mlflow")(housekeeping.import_mlflow)
 app.command()(housekeeping.optimize)
 app.command()(housekeeping.gc)
+app.add_typer(audit.app, name="audit")
 app.add_typer(config.app, name="config")
 
 

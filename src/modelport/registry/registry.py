@@ -9,9 +9,7 @@ row, a failed one gives its number back, and a deleted version's number is never
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 from collections.abc import Mapping
 from contextlib import suppress
 from datetime import timedelta
@@ -38,6 +36,8 @@ from modelport.registry.address import (
     check_name,
     is_reserved_alias,
 )
+from modelport.registry.audit import Actor, AuditLog, append
+from modelport.registry.metadata import json_field
 from modelport.registry.preparation import INPUT_EXAMPLE, PreparedModel, read_example
 from modelport.registry.records import (
     AliasEvent,
@@ -69,9 +69,6 @@ from modelport.store.tables import (
 from modelport.store.unit_of_work import Database
 
 log = logging.getLogger("modelport.store")
-MAX_METADATA_DEPTH = 32
-"""Deepest nesting of one tags / params / metrics / lineage entry: ample for real metadata,
-and far below what JSON encoders (ours, the database's, the HTTP layer's) can recurse into."""
 
 
 class Registry:
@@ -79,6 +76,7 @@ class Registry:
         self, engine: Engine, artifacts: ArtifactStore, scratch_dir: Path | None = None
     ) -> None:
         self.database = Database(engine)
+        self.audit = AuditLog(self.database)
         self.artifacts = artifacts
         self.scratch_dir = scratch_dir
         """Where registrations stage their files (``scratch=`` of ``prepare_object`` /
@@ -114,15 +112,22 @@ class Registry:
             return self._model_record(s, self._model_row(s, name))
 
     def update_model(
-        self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        actor: Actor | None = None,
     ) -> ModelRecord:
         with self.database.write() as s:
             row = self._model_row(s, name)
-            if description is not None:
-                row.description = description
-            if tags is not None:
-                row.tags = {**row.tags, **_json_field("tags", tags)}
-            row.updated_at = utcnow()
+            before, after = _described(row, description, tags)
+            row.description, row.tags, row.updated_at = (
+                after["description"],
+                after["tags"],
+                utcnow(),
+            )
+            append(s, actor, "model.update", name, before, after)
             return self._model_record(s, row)
 
     # -- versions -------------------------------------------------------------------------
@@ -137,13 +142,14 @@ class Registry:
         params: Mapping[str, Any] | None = None,
         metrics: Mapping[str, Any] | None = None,
         lineage: Mapping[str, Any] | None = None,
+        actor: Actor | None = None,
     ) -> VersionRecord:
         """Store a prepared model as the next version of ``name`` (created if new)."""
         check_name(name)
         # Checked before anything is uploaded: these become JSON columns, and a value JSON
         # cannot hold (NaN, an arbitrary object) must be a 422, on SQLite and PostgreSQL alike.
         metadata = {
-            field: _json_field(field, value)
+            field: json_field(field, value)
             for field, value in (
                 ("tags", tags),
                 ("params", params),
@@ -168,6 +174,7 @@ class Registry:
                     description=description,
                     **metadata,
                 ),
+                actor,
             )
         except BaseException:
             # Best effort: if the store is what failed, collect_garbage() removes the rest
@@ -176,7 +183,7 @@ class Registry:
                 self.artifacts.delete(key)
             raise
 
-    def _insert_version(self, name: str, row: VersionRow) -> VersionRecord:
+    def _insert_version(self, name: str, row: VersionRow, actor: Actor | None) -> VersionRecord:
         first = [row]
 
         def insert() -> VersionRecord:
@@ -196,6 +203,8 @@ class Registry:
                 attempt.model_id, attempt.version = model.id, number
                 s.add(attempt)
                 s.flush()
+                # who registered what, and whether they vouched for it (trusted: pickles run)
+                append(s, actor, "model.register", f"{name}/{number}", None, _content(attempt))
                 return self._version_record(s, attempt, name)
 
         return self.database.retrying(
@@ -250,18 +259,21 @@ class Registry:
         *,
         description: str | None = None,
         tags: Mapping[str, Any] | None = None,
+        actor: Actor | None = None,
     ) -> VersionRecord:
         with self.database.write() as s:
             row = self._version_row(s, name, version)
-            if description is not None:
-                row.description = description
-            if tags is not None:
-                row.tags = {**row.tags, **_json_field("tags", tags)}
+            before, after = _described(row, description, tags)
+            row.description, row.tags = after["description"], after["tags"]
+            append(s, actor, "version.update", f"{name}/{version}", before, after)
             return self._version_record(s, row, name)
 
-    def transition_stage(self, name: str, version: int, stage: Stage) -> VersionRecord:
+    def transition_stage(
+        self, name: str, version: int, stage: Stage, *, actor: Actor | None = None
+    ) -> VersionRecord:
         with self.database.write() as s:
             row = self._version_row(s, name, version)
+            before = {"stage": row.stage}
             if row.stage != stage.value:
                 s.add(
                     StageTransitionRow(
@@ -269,6 +281,7 @@ class Registry:
                     )
                 )
                 row.stage = stage.value
+            append(s, actor, "version.stage", f"{name}/{version}", before, {"stage": row.stage})
             return self._version_record(s, row, name)
 
     def stage_history(self, name: str, version: int) -> list[StageTransition]:
@@ -283,7 +296,9 @@ class Registry:
 
     # -- aliases --------------------------------------------------------------------------
 
-    def set_alias(self, name: str, alias: str, version: int) -> VersionRecord:
+    def set_alias(
+        self, name: str, alias: str, version: int, *, actor: Actor | None = None
+    ) -> VersionRecord:
         """Point ``alias`` at ``version`` in one transaction, recording the move."""
         check_name(alias, "alias")
         if is_reserved_alias(alias):
@@ -291,11 +306,13 @@ class Registry:
                 f"{alias!r} is reserved and cannot be an alias", pointer="/alias"
             )
         return self.database.retrying(
-            lambda: self._move_alias(name, alias, version),
+            lambda: self._move_alias(name, alias, version, actor),
             f"alias {alias!r} of {name!r} is being moved concurrently; retry",
         )
 
-    def _move_alias(self, name: str, alias: str, version: int) -> VersionRecord:
+    def _move_alias(
+        self, name: str, alias: str, version: int, actor: Actor | None
+    ) -> VersionRecord:
         with self.database.write() as s:
             model = self._model_row(s, name)
             target = self._version_row(s, name, version)
@@ -313,9 +330,11 @@ class Registry:
                     )
                 )
             s.flush()
+            before = {"version": previous} if previous is not None else None
+            append(s, actor, "alias.set", f"{name}@{alias}", before, {"version": version})
             return self._version_record(s, target, name)
 
-    def delete_alias(self, name: str, alias: str) -> None:
+    def delete_alias(self, name: str, alias: str, *, actor: Actor | None = None) -> None:
         with self.database.write() as s:
             model = self._model_row(s, name)
             row = self._alias_row(s, model, alias)
@@ -325,6 +344,7 @@ class Registry:
                 )
             )
             s.delete(row)
+            append(s, actor, "alias.delete", f"{name}@{alias}", {"version": row.version}, None)
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
         with self.database.read() as s:
@@ -388,7 +408,7 @@ class Registry:
             orphans += remove_stale(self.scratch_dir, older_than)
         return orphans
 
-    def delete_version(self, name: str, version: int) -> None:
+    def delete_version(self, name: str, version: int, *, actor: Actor | None = None) -> None:
         """Remove a version no alias points at, with its files."""
         with self.database.write() as s:
             row = self._version_row(s, name, version)
@@ -405,6 +425,8 @@ class Registry:
             key = row.artifact_key
             s.execute(delete(StageTransitionRow).where(StageTransitionRow.version_id == row.id))
             s.delete(row)
+            before = {**_content(row), "stage": row.stage}
+            append(s, actor, "version.delete", f"{name}/{version}", before, None)
         self.artifacts.delete(key)
 
     # -- row helpers ----------------------------------------------------------------------
@@ -487,67 +509,26 @@ def warm_up(record: VersionRecord, runtime: Runtime, example: Batch) -> None:
         ) from exc
 
 
-def _json_field(field: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``value`` as plain JSON (numpy scalars unwrapped), or a 422 pointing at the bad entry."""
-    if value is not None and not isinstance(value, Mapping):
-        raise InvalidInputError(
-            f"{field} must be a mapping of names to values, got {type(value).__name__}",
-            pointer=f"/{field}",
-        )
-    plain: dict[str, Any] = {}
-    for key, item in (value or {}).items():
-        pointer = f"/{field}/{_escape(str(key))}"
-        try:
-            text = json.dumps(item, allow_nan=False, default=_unwrap_scalar)
-        except (TypeError, ValueError, RecursionError) as exc:
-            reason = (
-                "NaN and infinity have no JSON form"
-                if _non_finite(item)
-                else "it nests too deeply"
-                if isinstance(exc, RecursionError)
-                else f"{type(item).__name__} is not JSON-serialisable"
-            )
-            raise InvalidInputError(
-                f"{field} entry {key!r} cannot be stored: {reason}", pointer=pointer
-            ) from exc
-        plain[str(key)] = json.loads(text)
-        if _depth(plain[str(key)]) > MAX_METADATA_DEPTH:
-            raise InvalidInputError(
-                f"{field} entry {key!r} nests deeper than {MAX_METADATA_DEPTH} levels",
-                pointer=pointer,
-            )
-    return plain
+def _described(
+    row: ModelRow | VersionRow, description: str | None, tags: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Description and tags of ``row`` before and after an update (tags merge into the old)."""
+    before = {"description": row.description, "tags": dict(row.tags)}
+    after = {
+        "description": before["description"] if description is None else description,
+        "tags": before["tags"] if tags is None else {**row.tags, **json_field("tags", tags)},
+    }
+    return before, after
 
 
-def _depth(value: Any) -> int:
-    """Nesting depth of a JSON value (a scalar is 0), without recursion."""
-    deepest, level = 0, [(value, 0)]
-    while level:
-        item, depth = level.pop()
-        deepest = max(deepest, depth)
-        if isinstance(item, dict | list):
-            children = item.values() if isinstance(item, dict) else item
-            level.extend((child, depth + 1) for child in children)
-    return deepest
-
-
-def _escape(token: str) -> str:
-    """One JSON pointer reference token (RFC 6901)."""
-    return token.replace("~", "~0").replace("/", "~1")
-
-
-def _unwrap_scalar(value: Any) -> Any:
-    item = getattr(value, "item", None)  # numpy scalars, 0-d arrays
-    if callable(item) and getattr(value, "ndim", None) == 0:
-        return item()
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-
-
-def _non_finite(value: Any) -> bool:
-    try:
-        return not math.isfinite(value)
-    except (TypeError, ValueError):
-        return False
+def _content(row: VersionRow) -> dict[str, Any]:
+    """What a version is, for the audit log: the files by hash and whether they were trusted."""
+    return {
+        "version": row.version,
+        "flavor": row.flavor,
+        "trusted": row.trusted,
+        "files": dict(row.files),
+    }
 
 
 def _fresh_copy(row: VersionRow) -> VersionRow:

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from modelport.errors import ForbiddenError, InvalidInputError
-from modelport.registry import Stage, prepare_file
+from modelport.registry import Actor, Stage, prepare_file
 from modelport.registry.address import check_name
 from modelport.registry.scratch import scratch_folder
 from modelport.runtimes.signature import infer_signature
@@ -102,6 +102,7 @@ async def upload_version(
     filename = _artifact_name(artifact.filename)
     data = await artifact.read()
     registry = serving_state(request).registry
+    actor = _actor(request)
 
     def register() -> dict[str, Any]:
         # the upload too waits in the home's staging folder, where `modelport gc` finds it
@@ -111,7 +112,9 @@ async def upload_version(
             with prepare_file(
                 path, sample_data, name=name, scratch=registry.scratch_dir
             ) as prepared:
-                record = registry.register(name, prepared, description=description, **extra)
+                record = registry.register(
+                    name, prepared, description=description, actor=actor, **extra
+                )
         return record.to_dict()
 
     return await run_in_threadpool(register)
@@ -122,7 +125,9 @@ async def transition_stage(
     request: Request, name: str, version: int, body: StageBody
 ) -> dict[str, Any]:
     registry = serving_state(request).registry
-    record = await run_in_threadpool(registry.transition_stage, name, version, body.stage)
+    record = await run_in_threadpool(
+        registry.transition_stage, name, version, body.stage, actor=_actor(request)
+    )
     return record.to_dict()
 
 
@@ -142,7 +147,9 @@ async def get_alias(request: Request, name: str, alias: str) -> dict[str, Any]:
 async def set_alias(request: Request, name: str, alias: str, body: AliasBody) -> dict[str, Any]:
     """Move an alias; a server following it loads the new version, then switches."""
     state = serving_state(request)
-    await run_in_threadpool(state.registry.set_alias, name, alias, body.version)
+    await run_in_threadpool(
+        state.registry.set_alias, name, alias, body.version, actor=_actor(request)
+    )
     state.follower.wake()
     return {"model": name, "alias": alias, "version": body.version}
 
@@ -150,7 +157,7 @@ async def set_alias(request: Request, name: str, alias: str, body: AliasBody) ->
 @deployer.delete("/models/{name}/aliases/{alias}", status_code=204)
 async def delete_alias(request: Request, name: str, alias: str) -> Response:
     state = serving_state(request)
-    await run_in_threadpool(state.registry.delete_alias, name, alias)
+    await run_in_threadpool(state.registry.delete_alias, name, alias, actor=_actor(request))
     state.follower.wake()
     return Response(status_code=204)
 
@@ -161,6 +168,17 @@ async def alias_history(request: Request, name: str) -> dict[str, Any]:
     model = await run_in_threadpool(registry.get_model, name)
     events = await run_in_threadpool(registry.alias_history, name)
     return {"aliases": dict(model.aliases), "history": [e.to_dict() for e in events]}
+
+
+def _actor(request: Request) -> Actor:
+    """Who the audit log records for a change made through this request."""
+    ctx = request.state.ctx
+    return Actor(
+        f"key:{ctx.caller}" if ctx.caller else "anonymous",
+        key_id=ctx.caller,
+        request_id=ctx.request_id,
+        client=request.client.host if request.client else None,
+    )
 
 
 def _json_field(text: str, field: str) -> Any:

@@ -35,7 +35,7 @@ from modelport.security.auth import Authenticator
 from modelport.security.keys import KeyHasher, KeyStore
 from modelport.security.policy import AccessPolicy, auth_required, exposure_warning
 from modelport.security.secret import server_secret
-from modelport.serving.http import api, health, keys, mlflow, v1, v2
+from modelport.serving.http import api, audit, health, keys, mlflow, v1, v2
 from modelport.serving.http.front import Front, FrontLimits
 from modelport.serving.http.origins import request_origins
 from modelport.serving.http.problems import install_error_handlers
@@ -132,7 +132,7 @@ def create_app(
     )
     app.state.serving = ServingState(settings, registry, service, follower, metrics, access)
     install_error_handlers(app)
-    for module in (health, v1, v2, mlflow, api, keys):
+    for module in (health, v1, v2, mlflow, api, keys, audit):
         app.include_router(module.router)
     document(app, HOT_ROUTES)
     return Front(
