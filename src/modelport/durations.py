@@ -1,9 +1,10 @@
-"""Durations as people type them on a command line or in a request: ``90d``, ``12h``, ``30m``."""
+"""Durations and times as people type them on a command line or in a request: ``90d``,
+``12h``, ``30m``, or an ISO 8601 time."""
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from modelport.errors import InvalidInputError
 
@@ -20,3 +21,17 @@ def parse_duration(text: str, *, field: str = "duration") -> timedelta:
             pointer=f"/{field}",
         )
     return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+
+
+def parse_instant(text: str, field: str, now: datetime | None = None) -> datetime:
+    """An ISO 8601 time (UTC unless it says otherwise) or an age such as ``24h`` or ``7d``."""
+    if _DURATION.match(text):
+        return (now or datetime.now(UTC)) - parse_duration(text, field=field)
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise InvalidInputError(
+            f"{field} must be an ISO 8601 time or an age such as 30m, 24h, 7d, got {text!r}",
+            pointer=f"/{field}",
+        ) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

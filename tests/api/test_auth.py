@@ -40,7 +40,7 @@ def secured(settings: Settings) -> Settings:
 def tokens(secured: Settings, registry: Registry, iris_served: np.ndarray) -> dict[Scope, str]:
     """One token per scope, made the way `modelport keys create` makes them."""
     store = _store(secured, registry)
-    return {scope: store.create(scope, created_by="test").token for scope in Scope}
+    return {scope: store.create(scope).token for scope in Scope}
 
 
 @pytest.fixture
@@ -115,8 +115,8 @@ def test_revoked_and_expired_keys_are_refused(
     client: TestClient, secured: Settings, registry: Registry
 ) -> None:
     store = _store(secured, registry)
-    revoked = store.create(Scope.PREDICT, created_by="test")
-    expired = store.create(Scope.PREDICT, created_by="test", expires_in=timedelta(seconds=-1))
+    revoked = store.create(Scope.PREDICT)
+    expired = store.create(Scope.PREDICT, expires_in=timedelta(seconds=-1))
     assert client.post(
         "/v1/models/iris:predict", json=ROW, headers=_bearer(revoked.token)
     ).is_success
@@ -132,8 +132,8 @@ def test_a_key_restricted_to_other_models_is_forbidden(
     client: TestClient, secured: Settings, registry: Registry
 ) -> None:
     store = _store(secured, registry)
-    other = store.create(Scope.DEPLOY, created_by="test", models=["fraud"]).token
-    mine = store.create(Scope.PREDICT, created_by="test", models=["iris"]).token
+    other = store.create(Scope.DEPLOY, models=["fraud"]).token
+    mine = store.create(Scope.PREDICT, models=["iris"]).token
     refused = client.post("/v1/models/iris:predict", json=ROW, headers=_bearer(other))
     assert refused.status_code == 403
     assert "fraud" in refused.json()["detail"]

@@ -18,7 +18,7 @@ PREDICT = "/v1/models/iris:predict"
 
 def _token(settings: Settings, registry: Registry, rate_limit: str | None = None) -> str:
     store = KeyStore(registry.database, KeyHasher(lambda: server_secret(settings)))
-    return store.create(Scope.PREDICT, created_by="test", rate_limit=rate_limit).token
+    return store.create(Scope.PREDICT, rate_limit=rate_limit).token
 
 
 def test_each_key_has_its_own_budget(
@@ -78,4 +78,4 @@ def test_unreadable_budgets_are_refused_when_keys_are_made(
 ) -> None:
     store = KeyStore(registry.database, KeyHasher(lambda: server_secret(settings)))
     with pytest.raises(InvalidInputError, match="rate limit"):
-        store.create(Scope.PREDICT, created_by="test", rate_limit=budget)
+        store.create(Scope.PREDICT, rate_limit=budget)

@@ -279,8 +279,8 @@ def test_keys_guard_the_grpc_calls_as_they_guard_http(
     modelport.log_model(iris_logreg, "iris", iris_data[0][:20], settings=settings)
     registry = Registry.from_settings(settings)
     store = KeyStore(registry.database, KeyHasher(lambda: server_secret(settings)))
-    predict = store.create(Scope.PREDICT, created_by="test").token
-    read = store.create(Scope.READ, created_by="test").token
+    predict = store.create(Scope.PREDICT).token
+    read = store.create(Scope.READ).token
     registry.close()
     port = free_port()
     live = start_server(["iris"], settings, tmp_path, "--grpc-port", str(port))

@@ -35,7 +35,7 @@ def test_two_workers_share_one_budget_through_redis(
     modelport.log_model(iris_logreg, "iris", iris_data[0][:10], settings=shared)
     registry = Registry.from_settings(shared)
     store = KeyStore(registry.database, KeyHasher(lambda: server_secret(shared)))
-    token = store.create(Scope.PREDICT, created_by="test", rate_limit=f"{RATE}/s:{BURST}").token
+    token = store.create(Scope.PREDICT, rate_limit=f"{RATE}/s:{BURST}").token
     registry.close()
     server = live_server(["iris"], shared, "--workers", "2")
     url = f"{server.url}/v1/models/iris:predict"

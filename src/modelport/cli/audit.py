@@ -15,8 +15,9 @@ import typer
 from modelport.cli import output
 from modelport.cli.output import JsonFlag
 from modelport.cli.sessions import opened_registry
+from modelport.durations import parse_instant
 from modelport.errors import AuditIntegrityError
-from modelport.registry.audit import MAX_PAGE, AuditEntry, parse_instant
+from modelport.registry.audit import MAX_PAGE, AuditEntry
 
 app = typer.Typer(
     invoke_without_command=True,

@@ -6,7 +6,6 @@ is made here, by whoever can open the registry (and read the server secret).
 
 from __future__ import annotations
 
-import getpass
 from typing import Annotated
 
 import typer
@@ -48,7 +47,6 @@ def keys_create(
     with opened_registry() as registry:
         issued = _store(registry).create(
             parsed_scope,
-            created_by=_local(),
             name=name,
             models=listed,
             expires_in=lifetime,
@@ -93,20 +91,13 @@ def keys_rotate(
     with output.reporting_errors():
         overlap = parse_duration(grace, field="grace")
     with opened_registry() as registry:
-        issued = _store(registry).rotate(key_id, created_by=_local(), grace=overlap)
+        issued = _store(registry).rotate(key_id, grace=overlap)
     _show_issued(issued, as_json)
 
 
 def _store(registry: Registry) -> KeyStore:
     settings = current_settings()
     return KeyStore(registry.database, KeyHasher(lambda: server_secret(settings)))
-
-
-def _local() -> str:
-    try:
-        return f"local:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "local"
 
 
 def _show_issued(issued: IssuedKey, as_json: bool) -> None:

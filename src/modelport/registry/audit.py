@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -199,26 +198,6 @@ class AuditLog:
             reason = f"the log ends at entry {seen} but its head records entry {last_id}"
             return VerifyResult(False, count, head_hash, seen + 1, reason)
         return VerifyResult(True, count, head_hash)
-
-
-_RELATIVE = re.compile(r"^(\d+)([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_instant(text: str, field: str, now: datetime | None = None) -> datetime:
-    """An ISO 8601 time (UTC unless it says otherwise) or an age such as ``24h`` or ``7d``."""
-    relative = _RELATIVE.match(text.strip())
-    if relative:
-        amount, unit = relative.groups()
-        return (now or utcnow()) - timedelta(**{_UNITS[unit]: int(amount)})
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError as exc:
-        raise InvalidInputError(
-            f"{field} must be an ISO 8601 time or an age such as 30m, 24h, 7d, got {text!r}",
-            pointer=f"/{field}",
-        ) from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _filtered(

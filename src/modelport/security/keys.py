@@ -19,9 +19,11 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from modelport.errors import ConfigurationError, InvalidInputError, NotFoundError
 from modelport.registry.address import check_name
+from modelport.registry.audit import Actor, append
 from modelport.security.ratelimit import Limit
 from modelport.store.tables import ApiKeyRow, utcnow
 from modelport.store.unit_of_work import Database
@@ -125,34 +127,22 @@ class KeyStore:
         self,
         scope: Scope,
         *,
-        created_by: str,
+        actor: Actor | None = None,
         name: str = "",
         models: Sequence[str] | None = None,
         expires_in: timedelta | None = None,
         rate_limit: str | None = None,
     ) -> IssuedKey:
+        """A new key, recorded in the audit log in the same transaction."""
         for model in models or ():
             check_name(model)
         if rate_limit is not None:
             _check_budget(rate_limit)
-        key_id = secrets.token_hex(6)
-        token = f"{TOKEN_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-        now = utcnow()
-        row = ApiKeyRow(
-            id=key_id,
-            name=name,
-            scope=scope.value,
-            models=sorted(set(models)) if models else None,
-            rate_limit=rate_limit,
-            digest=self.hasher.digest(token),
-            created_by=created_by,
-            created_at=now,
-            expires_at=None if expires_in is None else now + expires_in,
-        )
+        actor = actor or Actor.local()
         with self._db.write() as s:
-            s.add(row)
-            s.flush()
-            return IssuedKey(_key(row), token)
+            issued = self._insert(s, scope, actor, name, models, expires_in, rate_limit)
+            append(s, actor, "key.create", f"key:{issued.key.id}", None, _facts(issued.key))
+            return issued
 
     def list(self, *, include_inactive: bool = False) -> list[ApiKey]:
         keys = [key for key, _ in self.snapshot().values()]
@@ -163,34 +153,63 @@ class KeyStore:
         with self._db.read() as s:
             return _key(self._row(s, key_id))
 
-    def revoke(self, key_id: str) -> ApiKey:
+    def revoke(self, key_id: str, *, actor: Actor | None = None) -> ApiKey:
         with self._db.write() as s:
             row = self._row(s, key_id)
+            before = _facts(_key(row))
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
-            return _key(row)
+            key = _key(row)
+            append(s, actor, "key.revoke", f"key:{key_id}", before, _facts(key))
+            return key
 
-    def rotate(self, key_id: str, *, created_by: str, grace: timedelta) -> IssuedKey:
+    def rotate(self, key_id: str, *, grace: timedelta, actor: Actor | None = None) -> IssuedKey:
         """A new key with the same name, scope, models and remaining lifetime; the old one
         keeps working for ``grace`` (0: it stops now), so clients can switch without a gap."""
-        old = self.get(key_id)
+        actor = actor or Actor.local()
         now = utcnow()
-        remaining = None if old.expires_at is None else max(old.expires_at - now, timedelta(0))
-        issued = self.create(
-            old.scope,
-            created_by=created_by,
-            name=old.name,
-            models=old.models,
-            expires_in=remaining,
-            rate_limit=old.rate_limit,
-        )
         with self._db.write() as s:
             row = self._row(s, key_id)
+            old = _key(row)
+            remaining = None if old.expires_at is None else max(old.expires_at - now, timedelta(0))
+            issued = self._insert(
+                s, old.scope, actor, old.name, old.models, remaining, old.rate_limit
+            )
             if grace <= timedelta(0):
                 row.revoked_at = row.revoked_at or now
             elif row.expires_at is None or row.expires_at > now + grace:
                 row.expires_at = now + grace
-        return issued
+            after = {**_facts(_key(row)), "replaced_by": issued.key.id}
+            append(s, actor, "key.rotate", f"key:{key_id}", _facts(old), after)
+            return issued
+
+    def _insert(
+        self,
+        s: Session,
+        scope: Scope,
+        actor: Actor,
+        name: str,
+        models: Sequence[str] | None,
+        expires_in: timedelta | None,
+        rate_limit: str | None,
+    ) -> IssuedKey:
+        key_id = secrets.token_hex(6)
+        token = f"{TOKEN_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+        now = utcnow()
+        row = ApiKeyRow(
+            id=key_id,
+            name=name,
+            scope=scope.value,
+            models=sorted(set(models)) if models else None,
+            rate_limit=rate_limit,
+            digest=self.hasher.digest(token),
+            created_by=actor.name,
+            created_at=now,
+            expires_at=None if expires_in is None else now + expires_in,
+        )
+        s.add(row)
+        s.flush()
+        return IssuedKey(_key(row), token)
 
     def snapshot(self) -> dict[str, tuple[ApiKey, str]]:
         """Every key with its digest, by id: what a server authenticates against."""
@@ -199,7 +218,7 @@ class KeyStore:
             return {row.id: (_key(row), row.digest) for row in rows}
 
     @staticmethod
-    def _row(s: Any, key_id: str) -> ApiKeyRow:
+    def _row(s: Session, key_id: str) -> ApiKeyRow:
         row: ApiKeyRow | None = s.get(ApiKeyRow, key_id)
         if row is None:
             raise NotFoundError(f"no API key with id {key_id!r} (see `modelport keys list`)")
@@ -220,6 +239,13 @@ def parse_scope(text: str) -> Scope:
     except ValueError:
         choices = ", ".join(s.value for s in Scope)
         raise InvalidInputError(f"unknown scope {text!r}; expected one of {choices}") from None
+
+
+def _facts(key: ApiKey) -> dict[str, Any]:
+    """What the audit log keeps of a key: everything but its digest."""
+    facts = key.to_dict()
+    del facts["active"]
+    return facts
 
 
 def _key(row: ApiKeyRow) -> ApiKey:

@@ -14,6 +14,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPBearer, SecurityScopes
 
 from modelport.errors import ForbiddenError
+from modelport.registry import Actor
 from modelport.security.keys import Scope
 from modelport.serving.http.state import serving_state
 
@@ -75,6 +76,17 @@ async def _changes_allowed(request: Request) -> None:
 def changes(scope: Scope) -> list[Any]:
     """Dependencies of a route that changes state: ``scope``, and the opt-in without keys."""
     return [requires(scope), Depends(_changes_allowed)]
+
+
+def actor_of(request: Request) -> Actor:
+    """Who the audit log records for a change made through this request."""
+    ctx = request.state.ctx
+    return Actor(
+        f"key:{ctx.caller}" if ctx.caller else "anonymous",
+        key_id=ctx.caller,
+        request_id=ctx.request_id,
+        client=request.client.host if request.client else None,
+    )
 
 
 def security_of(scope: Scope) -> list[dict[str, list[str]]]:

@@ -15,12 +15,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from modelport.errors import ForbiddenError, InvalidInputError
-from modelport.registry import Actor, Stage, prepare_file
+from modelport.registry import Stage, prepare_file
 from modelport.registry.address import check_name
 from modelport.registry.scratch import scratch_folder
 from modelport.runtimes.signature import infer_signature
 from modelport.security.keys import Scope
-from modelport.serving.http.access import changes, requires
+from modelport.serving.http.access import actor_of, changes, requires
 from modelport.serving.http.state import serving_state
 
 router = APIRouter(prefix="/api", tags=["registry"])
@@ -102,7 +102,7 @@ async def upload_version(
     filename = _artifact_name(artifact.filename)
     data = await artifact.read()
     registry = serving_state(request).registry
-    actor = _actor(request)
+    actor = actor_of(request)
 
     def register() -> dict[str, Any]:
         # the upload too waits in the home's staging folder, where `modelport gc` finds it
@@ -126,7 +126,7 @@ async def transition_stage(
 ) -> dict[str, Any]:
     registry = serving_state(request).registry
     record = await run_in_threadpool(
-        registry.transition_stage, name, version, body.stage, actor=_actor(request)
+        registry.transition_stage, name, version, body.stage, actor=actor_of(request)
     )
     return record.to_dict()
 
@@ -148,7 +148,7 @@ async def set_alias(request: Request, name: str, alias: str, body: AliasBody) ->
     """Move an alias; a server following it loads the new version, then switches."""
     state = serving_state(request)
     await run_in_threadpool(
-        state.registry.set_alias, name, alias, body.version, actor=_actor(request)
+        state.registry.set_alias, name, alias, body.version, actor=actor_of(request)
     )
     state.follower.wake()
     return {"model": name, "alias": alias, "version": body.version}
@@ -157,7 +157,7 @@ async def set_alias(request: Request, name: str, alias: str, body: AliasBody) ->
 @deployer.delete("/models/{name}/aliases/{alias}", status_code=204)
 async def delete_alias(request: Request, name: str, alias: str) -> Response:
     state = serving_state(request)
-    await run_in_threadpool(state.registry.delete_alias, name, alias, actor=_actor(request))
+    await run_in_threadpool(state.registry.delete_alias, name, alias, actor=actor_of(request))
     state.follower.wake()
     return Response(status_code=204)
 
@@ -168,17 +168,6 @@ async def alias_history(request: Request, name: str) -> dict[str, Any]:
     model = await run_in_threadpool(registry.get_model, name)
     events = await run_in_threadpool(registry.alias_history, name)
     return {"aliases": dict(model.aliases), "history": [e.to_dict() for e in events]}
-
-
-def _actor(request: Request) -> Actor:
-    """Who the audit log records for a change made through this request."""
-    ctx = request.state.ctx
-    return Actor(
-        f"key:{ctx.caller}" if ctx.caller else "anonymous",
-        key_id=ctx.caller,
-        request_id=ctx.request_id,
-        client=request.client.host if request.client else None,
-    )
 
 
 def _json_field(text: str, field: str) -> Any:

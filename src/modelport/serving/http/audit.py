@@ -12,10 +12,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from modelport.registry.audit import MAX_PAGE, parse_instant
+from modelport.durations import parse_instant
+from modelport.registry.audit import MAX_PAGE
+from modelport.security.keys import Scope
+from modelport.serving.http.access import requires
 from modelport.serving.http.state import serving_state
 
-router = APIRouter(prefix="/api", tags=["audit"])
+router = APIRouter(prefix="/api", tags=["audit"], dependencies=[requires(Scope.ADMIN)])
 
 
 @router.get("/audit")

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from modelport.durations import parse_duration
 from modelport.security.keys import IssuedKey, Scope
-from modelport.serving.http.access import changes, requires
+from modelport.serving.http.access import actor_of, changes, requires
 from modelport.serving.http.state import serving_state
 
 router = APIRouter(prefix="/api", tags=["keys"])
@@ -54,7 +54,7 @@ async def create_key(request: Request, body: NewKey) -> dict[str, Any]:
     issued = await run_in_threadpool(
         lambda: keys.create(
             body.scope,
-            created_by=_actor_name(request),
+            actor=actor_of(request),
             name=body.name,
             models=body.models,
             expires_in=expires,
@@ -68,7 +68,9 @@ async def create_key(request: Request, body: NewKey) -> dict[str, Any]:
 async def revoke_key(request: Request, key_id: str) -> dict[str, Any]:
     """Revoke at once in this process; other workers and replicas within auth_refresh_s."""
     authenticator = serving_state(request).access.authenticator
-    key = await run_in_threadpool(authenticator.store.revoke, key_id)
+    key = await run_in_threadpool(
+        lambda: authenticator.store.revoke(key_id, actor=actor_of(request))
+    )
     await authenticator.reload()
     return key.to_dict()
 
@@ -79,7 +81,7 @@ async def rotate_key(request: Request, key_id: str, body: Rotation) -> dict[str,
     grace = parse_duration(body.grace, field="grace")
     authenticator = serving_state(request).access.authenticator
     issued = await run_in_threadpool(
-        lambda: authenticator.store.rotate(key_id, created_by=_actor_name(request), grace=grace)
+        lambda: authenticator.store.rotate(key_id, grace=grace, actor=actor_of(request))
     )
     await authenticator.reload()
     return _issued(issued)
@@ -87,11 +89,6 @@ async def rotate_key(request: Request, key_id: str, body: Rotation) -> dict[str,
 
 def _issued(issued: IssuedKey) -> dict[str, Any]:
     return {**issued.key.to_dict(), "token": issued.token}
-
-
-def _actor_name(request: Request) -> str:
-    caller = request.state.ctx.caller
-    return f"key:{caller}" if caller else "anonymous"
 
 
 # last: including copies the routes defined so far

@@ -1,0 +1,127 @@
+"""Every route that changes state writes exactly one audit entry naming the caller's key;
+a change that fails writes none."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import skops.io as sio
+from sklearn.linear_model import LogisticRegression
+from starlette.testclient import TestClient
+
+from modelport.config import AuthMode, Settings
+from modelport.registry import Registry
+from modelport.security.keys import KeyHasher, KeyStore, Scope
+from modelport.security.secret import server_secret
+from tests.api.conftest import serving
+
+Call = Callable[[TestClient, dict[str, str]], Any]
+
+
+def _upload(model: bytes, sample: str) -> Call:
+    def call(client: TestClient, headers: dict[str, str]) -> Any:
+        return client.post(
+            "/api/models/iris/versions",
+            files={"artifact": ("model.skops", io.BytesIO(model))},
+            data={"sample": sample},
+            headers=headers,
+        )
+
+    return call
+
+
+def _calls(model: bytes, spare_key: str) -> dict[tuple[str, str], tuple[Call, Call, str]]:
+    """Per mutating operation: a call that succeeds, one that fails, the audited action."""
+    stage = "/api/models/{name}/versions/{version}/stage"
+    alias = "/api/models/{name}/aliases/{alias}"
+    return {
+        ("post", "/api/models/{name}/versions"): (
+            _upload(model, "[[5.1, 3.5, 1.4, 0.2]]"),
+            _upload(model, "[[1.0, 2.0]]"),  # the sample does not fit the model
+            "model.register",
+        ),
+        ("post", stage): (
+            lambda c, h: c.post(
+                stage.format(name="iris", version=1), json={"stage": "Staging"}, headers=h
+            ),
+            lambda c, h: c.post(
+                stage.format(name="iris", version=9), json={"stage": "Staging"}, headers=h
+            ),
+            "version.stage",
+        ),
+        ("put", alias): (
+            lambda c, h: c.put(
+                alias.format(name="iris", alias="production"), json={"version": 1}, headers=h
+            ),
+            lambda c, h: c.put(
+                alias.format(name="iris", alias="production"), json={"version": 9}, headers=h
+            ),
+            "alias.set",
+        ),
+        ("delete", alias): (
+            lambda c, h: c.delete(alias.format(name="iris", alias="production"), headers=h),
+            lambda c, h: c.delete(alias.format(name="iris", alias="nothing"), headers=h),
+            "alias.delete",
+        ),
+        ("post", "/api/keys"): (
+            lambda c, h: c.post("/api/keys", json={"scope": "read"}, headers=h),
+            lambda c, h: c.post(
+                "/api/keys", json={"scope": "read", "rate_limit": "soon"}, headers=h
+            ),
+            "key.create",
+        ),
+        ("post", "/api/keys/{key_id}/rotate"): (
+            lambda c, h: c.post(f"/api/keys/{spare_key}/rotate", json={"grace": "1h"}, headers=h),
+            lambda c, h: c.post("/api/keys/0123456789ab/rotate", json={}, headers=h),
+            "key.rotate",
+        ),
+        ("delete", "/api/keys/{key_id}"): (
+            lambda c, h: c.delete(f"/api/keys/{spare_key}", headers=h),
+            lambda c, h: c.delete("/api/keys/0123456789ab", headers=h),
+            "key.revoke",
+        ),
+    }
+
+
+def test_every_change_is_audited_once_and_a_failed_one_not_at_all(
+    settings: Settings,
+    registry: Registry,
+    iris_served: np.ndarray,
+    iris_logreg: LogisticRegression,
+    tmp_path: Path,
+) -> None:
+    secured = settings.model_copy(update={"auth": AuthMode.REQUIRED})
+    store = KeyStore(registry.database, KeyHasher(lambda: server_secret(secured)))
+    admin = store.create(Scope.ADMIN)
+    spare = store.create(Scope.READ).key.id
+    path = tmp_path / "model.skops"
+    sio.dump(iris_logreg, path)
+    calls = _calls(path.read_bytes(), spare)
+    headers = {"Authorization": f"Bearer {admin.token}"}
+    with serving(secured, ["iris"]) as client:
+        paths = client.get("/openapi.json").json()["paths"]
+        mutating = {
+            (method, path)
+            for path, operations in paths.items()
+            if path.startswith("/api/")
+            for method in operations
+            if method not in ("get", "head", "options")
+        }
+        assert mutating == set(calls), "a new route that changes state needs an audit test"
+        for (method, route), (succeeds, fails, action) in calls.items():
+            before = registry.audit.entries(limit=1000)
+            failed = fails(client, headers)
+            assert failed.status_code >= 400, (route, failed.text)
+            assert registry.audit.entries(limit=1000) == before, (route, "failed but audited")
+            done = succeeds(client, headers)
+            assert done.status_code < 300, (method, route, done.text)
+            added = registry.audit.entries(limit=1000)[len(before) :]
+            assert [e.action for e in added] == [action], (route, added)
+            assert added[0].actor == f"key:{admin.key.id}"
+            assert added[0].key_id == admin.key.id
+            assert added[0].request_id == done.headers["x-request-id"]
+    assert registry.audit.verify().ok
