@@ -138,6 +138,7 @@ def create_app(
         request_metrics,
         settings.max_body_bytes,
         access,
+        settings.max_upload_bytes,
     )
 
 

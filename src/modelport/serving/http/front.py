@@ -5,8 +5,8 @@ body read within its limit, the protocol's handler called, the answer (or proble
 Starlette's middleware stack, routing and Request objects cost about half of a small model's
 request (measured with py-spy; see bench/README.md), and none of it is needed for a POST whose
 body a codec reads anyway. Every other request goes to the FastAPI app, with the same request
-id, body limit and request metrics. Either way each response carries ``X-Request-Id`` and log
-lines written while it is handled carry the same id.
+id, body limit (a model upload has its own, larger one) and request metrics. Either way each
+response carries ``X-Request-Id`` and log lines written while it is handled carry the same id.
 """
 
 from __future__ import annotations
@@ -69,13 +69,15 @@ class Front:
         request_metrics: RequestMetrics,
         max_body_bytes: int,
         access: AccessPolicy,
+        max_upload_bytes: int,
     ) -> None:
         self.app = app
         self._access = access
         self._routes = [_Compiled(re.compile(_regex(r.path)), r) for r in routes]
         self._service = service
         self._metrics = request_metrics
-        self._max_body = max_body_bytes
+        self._max_body = _Limit(max_body_bytes, "MODELPORT_MAX_BODY_BYTES")
+        self._max_upload = _Limit(max_upload_bytes, "MODELPORT_MAX_UPLOAD_BYTES")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -147,8 +149,8 @@ class Front:
         return None if key is None else key.id
 
     async def _body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
-        if self._declared_too_large(headers):
-            raise self._too_large()
+        if self._max_body.declared_over(headers):
+            raise self._max_body.exceeded()
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -157,24 +159,16 @@ class Front:
                 raise ClientGoneError
             chunk: bytes = message.get("body", b"")
             size += len(chunk)
-            if size > self._max_body:
-                raise self._too_large()
+            if size > self._max_body.size:
+                raise self._max_body.exceeded()
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def _declared_too_large(self, headers: dict[bytes, bytes]) -> bool:
-        declared = headers.get(b"content-length")
-        return declared is not None and declared.isdigit() and int(declared) > self._max_body
-
-    def _too_large(self) -> PayloadTooLargeError:
-        return PayloadTooLargeError(
-            f"request body exceeds the limit of {self._max_body} bytes (MODELPORT_MAX_BODY_BYTES)"
-        )
-
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Any other route: FastAPI, with the request id, the body limit and metrics."""
         headers = _headers(scope)
+        limit = self._max_upload if _is_upload(scope) else self._max_body
         ctx = _context(headers, transport_of(scope["path"]))
         scope.setdefault("state", {})["ctx"] = ctx
         token = current_request_id.set(ctx.request_id)
@@ -194,15 +188,15 @@ class Front:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self._max_body:
-                raise self._too_large()
+            if received > limit.size:
+                raise limit.exceeded()
             return message
 
         try:
             try:
                 ctx.caller = await self._caller(headers)
-                if self._declared_too_large(headers):
-                    raise self._too_large()
+                if limit.declared_over(headers):
+                    raise limit.exceeded()
             except ModelportError as exc:  # refused before the app runs: bad key, huge body
                 await self._reject(scope, ctx, sending, exc)
             else:
@@ -225,6 +219,31 @@ class Front:
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
+
+
+@dataclass(frozen=True, slots=True)
+class _Limit:
+    """A body size limit, and the setting that sets it (named in the 413)."""
+
+    size: int
+    setting: str
+
+    def declared_over(self, headers: dict[bytes, bytes]) -> bool:
+        declared = headers.get(b"content-length")
+        return declared is not None and declared.isdigit() and int(declared) > self.size
+
+    def exceeded(self) -> PayloadTooLargeError:
+        return PayloadTooLargeError(
+            f"request body exceeds the limit of {self.size} bytes ({self.setting})"
+        )
+
+
+_UPLOAD = re.compile(r"^/api/models/[^/]+/versions$")
+
+
+def _is_upload(scope: Scope) -> bool:
+    """A model upload: its own, larger limit, since the file is streamed to disk."""
+    return scope["method"] == "POST" and _UPLOAD.match(scope["path"]) is not None
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:
