@@ -40,6 +40,8 @@ _MODEL_DIR = "model"
 _LOG = "child.log"
 _LOG_TAIL = 500
 _ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+"""The folder holding this ``modelport`` package, so that the child runs the same code."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,16 +83,13 @@ def prepare_isolated(
             "sample": sample,
             "limits": asdict(limits),
         }
-        answer = _run_child(request, limits, work / _LOG)
+        answer = _run_child(request, limits, work)
         yield _prepared(answer, model_dir)
 
 
-def _run_child(request: dict[str, Any], limits: ChildLimits, log: Path) -> dict[str, Any]:
-    """Run the child on ``request``; its answer, or the error its end stands for."""
-    # MODELPORT_* (database URL, auth secret) are no business of the code the child runs;
-    # one BLAS thread keeps the address space of the imports well inside the limit.
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("MODELPORT_")}
-    environment.update(dict.fromkeys(_ONE_THREAD, "1"))
+def _run_child(request: dict[str, Any], limits: ChildLimits, work: Path) -> dict[str, Any]:
+    """Run the child in ``work``; its answer, or the error its end stands for."""
+    log = work / _LOG
     with (
         log.open("wb") as errors,
         subprocess.Popen(
@@ -98,7 +97,8 @@ def _run_child(request: dict[str, Any], limits: ChildLimits, log: Path) -> dict[
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=errors,
-            env=environment,
+            cwd=work,  # what the model writes beside itself goes with the scratch folder
+            env=_environment(),
             start_new_session=True,  # its own process group: killed with whatever it started
         ) as child,
     ):
@@ -122,6 +122,17 @@ def _run_child(request: dict[str, Any], limits: ChildLimits, log: Path) -> dict[
     if "error" in answer:
         raise _rebuilt(answer["error"])
     return answer
+
+
+def _environment() -> dict[str, str]:
+    """This process's environment, less MODELPORT_* (the database URL, the auth secret are
+    no business of the code the child runs), with one BLAS thread (the address space of the
+    imports stays well inside the limit) and this very modelport first on the path."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MODELPORT_")}
+    environment.update(dict.fromkeys(_ONE_THREAD, "1"))
+    path = [str(_PACKAGE_ROOT), *filter(None, [environment.get("PYTHONPATH")])]
+    environment["PYTHONPATH"] = os.pathsep.join(path)
+    return environment
 
 
 def _kill_group(child: subprocess.Popen[bytes]) -> None:
