@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from modelport.errors import ArtifactError, ModelLoadError
+from modelport.errors import ArtifactError, InvalidInputError, ModelLoadError
 from modelport.registry.isolation import ChildLimits, prepare_isolated
 
 LIMITS = ChildLimits(memory_bytes=2 * 1024**3, cpu_s=30, file_bytes=10**6, timeout_s=30)
@@ -72,3 +72,11 @@ def test_each_way_the_child_fails_is_a_422(
         pass
     assert caught.value.status == 422  # type: ignore[attr-defined]
     assert list((tmp_path / "scratch").iterdir()) == []
+
+
+def test_an_input_error_keeps_its_class_and_pointer(tmp_path: Path) -> None:
+    path = tmp_path / "model.unknown"
+    path.write_bytes(b"anything")
+    with pytest.raises(InvalidInputError) as caught, prepare_isolated(path, SAMPLE, LIMITS):
+        pass
+    assert caught.value.pointer == "/artifact"

@@ -29,7 +29,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from modelport.errors import ArtifactError, FieldError, ModelportError, error_class_for
+from modelport.errors import (
+    ArtifactError,
+    FieldError,
+    InvalidInputError,
+    ModelportError,
+    error_class_for,
+)
 from modelport.registry.address import check_name
 from modelport.registry.preparation import PreparedModel, prepare_file_in
 from modelport.registry.scratch import scratch_folder
@@ -161,9 +167,13 @@ def _tail(log: Path) -> str:
 
 
 def _rebuilt(error: dict[str, Any]) -> ModelportError:
-    """The child's problem+json as the same class, so that the caller sees the same status."""
+    """The child's problem+json as the same class, so that the caller sees the same status;
+    preparing a file fails only on the file or the sample, so any other code is an artifact's."""
     errors = [FieldError(e["pointer"], e["message"]) for e in error.get("errors", [])]
-    return error_class_for(error["code"])(error["detail"], errors=errors)
+    cls = error_class_for(error["code"])
+    if not issubclass(cls, ArtifactError | InvalidInputError):
+        cls = ArtifactError
+    return cls(str(error["detail"]), errors=errors)
 
 
 def _prepared(answer: dict[str, Any], directory: Path) -> PreparedModel:
