@@ -112,7 +112,27 @@ class Settings(BaseSettings):
         description="Folder where worker processes share metrics; set by `serve` when workers > 1.",
     )
     max_body_bytes: int = Field(
-        16 * 1024 * 1024, description="Largest request body accepted; larger bodies get 413."
+        16 * 1024 * 1024,
+        description="Largest request body accepted (except model uploads: max_upload_bytes); "
+        "larger bodies get 413.",
+    )
+    max_upload_bytes: int = Field(
+        2 * 1024**3,
+        description="Largest model upload (POST /api/models/{name}/versions), streamed to disk; "
+        "larger uploads get 413. Also the largest file preparing a trusted upload may write.",
+    )
+    trusted_memory_bytes: int = Field(
+        2 * 1024**3,
+        description="Address space of the child process that loads a trusted upload (pickle, "
+        "joblib) and runs its sample; past it the upload gets 422.",
+    )
+    trusted_cpu_s: int = Field(
+        60, ge=1, description="CPU seconds that child process may use; past them: 422."
+    )
+    trusted_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        description="Wall-clock time that child process may take before it is killed: 422.",
     )
     reload_interval_s: float = Field(
         2.0, description="How often the server checks the registry for moved aliases."
@@ -180,7 +200,7 @@ class Settings(BaseSettings):
         False,
         description="With authentication off, let HTTP clients change the registry "
         "(upload versions, move aliases and stages); with it on, a key's scope decides. "
-        "Trusted (pickle) uploads are refused over HTTP either way.",
+        "Trusted (pickle) uploads need an admin key, so they are refused without keys.",
     )
     auth: AuthMode = Field(
         AuthMode.AUTO,

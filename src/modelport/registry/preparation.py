@@ -98,20 +98,38 @@ def prepare_file(
     """
     if name is not None:
         check_name(name)
+    with scratch_folder(scratch) as directory:
+        yield prepare_file_in(
+            directory, path, sample, trusted=trusted, allow_missing=allow_missing, root=scratch
+        )
+
+
+def prepare_file_in(
+    directory: Path,
+    path: Path,
+    sample: Any,
+    *,
+    trusted: bool,
+    allow_missing: bool | None = None,
+    root: Path | None = None,
+) -> PreparedModel:
+    """:func:`prepare_file` into an empty folder the caller owns and removes: the isolated
+    child (:mod:`modelport.registry.isolation`) prepares where its parent reads the result.
+    ``root``, where ``directory`` lives, only names the place in a full-disk error."""
     if not path.is_file():
         raise ModelLoadError(f"{path} is not a file")
     chosen = flavor_for_file(path)
     signature = infer_signature(sample, allow_missing=allow_missing)
-    with _scratch(
+    return _prepare(
         chosen,
+        directory,
         signature,
         sample,
         f"could not read {path.name}",
-        scratch,
+        root,
         allow_missing,
-        lambda directory: chosen.import_file(path, directory, trusted),
-    ) as prepared:
-        yield prepared
+        lambda target: chosen.import_file(path, target, trusted),
+    )
 
 
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
@@ -127,23 +145,37 @@ def _scratch(
     allow_missing: bool | None,
     write: Callable[[Path], SavedModel],
 ) -> Iterator[PreparedModel]:
-    """A scratch folder the flavor writes into; a framework's own exception there becomes
-    ``ModelLoadError``. Missing values follow the model unless ``allow_missing`` says."""
+    """A scratch folder under ``root`` that :func:`_prepare` fills; removed on exit."""
     with scratch_folder(root) as directory:
-        try:
-            saved = write(directory)
-        except ModelportError:
-            raise
-        except Exception as exc:
-            if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:  # the disk is at fault
-                where = root or "the temporary folder"
-                raise ArtifactError(
-                    f"cannot write the scratch copy under {where}: {exc.strerror}"
-                ) from exc
-            raise ModelLoadError(f"{flavor.name} {failure}: {type(exc).__name__}: {exc}") from exc
-        if allow_missing is None and saved.handles_missing:
-            signature = signature.allowing_missing()
-        yield _complete(flavor, directory, saved, signature, sample, trusted=saved.needs_trust)
+        yield _prepare(flavor, directory, signature, sample, failure, root, allow_missing, write)
+
+
+def _prepare(
+    flavor: Flavor,
+    directory: Path,
+    signature: Signature,
+    sample: Any,
+    failure: str,
+    root: Path | None,
+    allow_missing: bool | None,
+    write: Callable[[Path], SavedModel],
+) -> PreparedModel:
+    """The flavor writes into ``directory``; a framework's own exception there becomes
+    ``ModelLoadError``. Missing values follow the model unless ``allow_missing`` says."""
+    try:
+        saved = write(directory)
+    except ModelportError:
+        raise
+    except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:  # the disk is at fault
+            where = root or "the temporary folder"
+            raise ArtifactError(
+                f"cannot write the scratch copy under {where}: {exc.strerror}"
+            ) from exc
+        raise ModelLoadError(f"{flavor.name} {failure}: {type(exc).__name__}: {exc}") from exc
+    if allow_missing is None and saved.handles_missing:
+        signature = signature.allowing_missing()
+    return _complete(flavor, directory, saved, signature, sample, trusted=saved.needs_trust)
 
 
 def _complete(

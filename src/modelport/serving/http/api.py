@@ -1,11 +1,13 @@
 """Management API under ``/api/``: models, versions, aliases, stages, upload of new versions.
 
 Reads hang off ``reader`` (a ``read`` key); every route that changes the registry off ``deployer``
-(a ``deploy`` key; with authentication off, only when ``allow_remote_admin`` is set).
+(a ``deploy`` key; with authentication off, only when ``allow_remote_admin`` is set). A trusted
+upload needs an ``admin`` key, and is prepared in a child process, never in the server's own.
 """
 
 from __future__ import annotations
 
+import shutil
 from typing import Annotated, Any
 
 import orjson
@@ -14,9 +16,11 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from modelport.config import Settings
 from modelport.errors import ForbiddenError, InvalidInputError
 from modelport.registry import Stage, prepare_file
 from modelport.registry.address import check_name
+from modelport.registry.isolation import ChildLimits, prepare_isolated
 from modelport.registry.scratch import scratch_folder
 from modelport.runtimes.signature import infer_signature
 from modelport.security.keys import Scope
@@ -68,7 +72,7 @@ async def upload_version(
         UploadFile,
         File(
             description="Model file: .skops, .onnx, .txt, .ubj, "
-            ".json (pickles only through the CLI)"
+            ".json; .joblib, .pkl, .pickle with trusted=true"
         ),
     ],
     sample: Annotated[
@@ -81,8 +85,9 @@ async def upload_version(
     trusted: Annotated[
         bool,
         Form(
-            description="Always refused (403): loading a pickle runs "
-            "its code; register it with the CLI."
+            description="Adopt a file whose loading runs its code (pickle, joblib, skops "
+            "types not trusted by default): admin keys only (403 otherwise); prepared in a "
+            "child process with resource limits."
         ),
     ] = False,
     description: Annotated[str, Form()] = "",
@@ -93,25 +98,32 @@ async def upload_version(
     """Register an uploaded model file as the next version of ``name``."""
     check_name(name)  # before any part of the upload is looked at
     if trusted:
-        raise ForbiddenError(
-            "trusted uploads are refused over HTTP: loading a pickle runs its "
-            "code inside the server; use `modelport register --trusted`"
-        )
+        _check_trust(request)
     sample_data = _sample(sample)
     extra = _metadata(_json_field(metadata, "metadata"))
     filename = _artifact_name(artifact.filename)
-    data = await artifact.read()
-    registry = serving_state(request).registry
+    state = serving_state(request)
+    registry, settings = state.registry, state.settings
     actor = actor_of(request)
 
     def register() -> dict[str, Any]:
-        # the upload too waits in the home's staging folder, where `modelport gc` finds it
+        # the upload too waits in the home's scratch folder, where `modelport gc` finds it
         with scratch_folder(registry.scratch_dir) as scratch:
             path = scratch / filename
-            path.write_bytes(data)
-            with prepare_file(
-                path, sample_data, name=name, scratch=registry.scratch_dir
-            ) as prepared:
+            with path.open("wb") as copy:
+                shutil.copyfileobj(artifact.file, copy, _CHUNK)  # never whole in memory
+            preparing = (
+                prepare_isolated(
+                    path,
+                    sample_data,
+                    _child_limits(settings),
+                    name=name,
+                    scratch=registry.scratch_dir,
+                )
+                if trusted
+                else prepare_file(path, sample_data, name=name, scratch=registry.scratch_dir)
+            )
+            with preparing as prepared:
                 record = registry.register(
                     name, prepared, description=description, actor=actor, **extra
                 )
@@ -168,6 +180,35 @@ async def alias_history(request: Request, name: str) -> dict[str, Any]:
     model = await run_in_threadpool(registry.get_model, name)
     events = await run_in_threadpool(registry.alias_history, name)
     return {"aliases": dict(model.aliases), "history": [e.to_dict() for e in events]}
+
+
+_CHUNK = 1024 * 1024
+
+
+def _check_trust(request: Request) -> None:
+    """Trust is an admin act: only an authenticated admin key may upload a file whose loading
+    runs its code; without keys, nobody over HTTP (the CLI on the registry remains)."""
+    access = serving_state(request).access
+    key = access.authenticator.key(request.state.ctx.caller) if access.required else None
+    if key is None:
+        raise ForbiddenError(
+            "trusted uploads need an admin API key, and this server does not require keys: "
+            "turn on MODELPORT_AUTH, or register the file with `modelport register --trusted`"
+        )
+    if not key.scope.grants(Scope.ADMIN):
+        raise ForbiddenError(
+            f"trusted uploads need an admin API key; API key {key.id} has scope "
+            f"{key.scope.value} (loading a pickle runs its code)"
+        )
+
+
+def _child_limits(settings: Settings) -> ChildLimits:
+    return ChildLimits(
+        memory_bytes=settings.trusted_memory_bytes,
+        cpu_s=settings.trusted_cpu_s,
+        file_bytes=settings.max_upload_bytes,
+        timeout_s=settings.trusted_timeout_s,
+    )
 
 
 def _json_field(text: str, field: str) -> Any:

@@ -141,7 +141,10 @@ def create_app(
         service,
         request_metrics,
         FrontLimits(
-            settings.max_body_bytes, settings.request_timeout_s, tuple(settings.cors_origins)
+            settings.max_body_bytes,
+            settings.max_upload_bytes,
+            settings.request_timeout_s,
+            tuple(settings.cors_origins),
         ),
         access,
         request_origins(settings),

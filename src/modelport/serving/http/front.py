@@ -5,8 +5,8 @@ body read within its limit, the protocol's handler called, the answer (or proble
 Starlette's middleware stack, routing and Request objects cost about half of a small model's
 request (measured with py-spy; see bench/README.md), and none of it is needed for a POST whose
 body a codec reads anyway. Every other request goes to the FastAPI app, with the same request
-id, body limit and request metrics. Either way each response carries ``X-Request-Id`` and log
-lines written while it is handled carry the same id.
+id, body limit (a model upload has its own, larger one) and request metrics. Either way each
+response carries ``X-Request-Id`` and log lines written while it is handled carry the same id.
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ class _Compiled:
 @dataclass(frozen=True, slots=True)
 class FrontLimits:
     max_body_bytes: int
+    max_upload_bytes: int
     request_timeout_s: float
     cors_origins: tuple[str, ...] = ()
 
@@ -95,7 +96,8 @@ class Front:
         self._routes = [_Compiled(re.compile(_regex(r.path)), r) for r in routes]
         self._service = service
         self._metrics = request_metrics
-        self._max_body = limits.max_body_bytes
+        self._max_body = _Limit(limits.max_body_bytes, "MODELPORT_MAX_BODY_BYTES")
+        self._max_upload = _Limit(limits.max_upload_bytes, "MODELPORT_MAX_UPLOAD_BYTES")
         self._entry: ASGIApp = self._dispatch
         if limits.cors_origins:
             self._entry = CORSMiddleware(
@@ -191,8 +193,8 @@ class Front:
         return None if key is None else key.id
 
     async def _body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
-        if self._declared_too_large(headers):
-            raise self._too_large()
+        if self._max_body.declared_over(headers):
+            raise self._max_body.exceeded()
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -201,24 +203,16 @@ class Front:
                 raise ClientGoneError
             chunk: bytes = message.get("body", b"")
             size += len(chunk)
-            if size > self._max_body:
-                raise self._too_large()
+            if size > self._max_body.size:
+                raise self._max_body.exceeded()
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def _declared_too_large(self, headers: dict[bytes, bytes]) -> bool:
-        declared = headers.get(b"content-length")
-        return declared is not None and declared.isdigit() and int(declared) > self._max_body
-
-    def _too_large(self) -> PayloadTooLargeError:
-        return PayloadTooLargeError(
-            f"request body exceeds the limit of {self._max_body} bytes (MODELPORT_MAX_BODY_BYTES)"
-        )
-
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Any other route: FastAPI, with the request id, the body limit and metrics."""
         headers = _headers(scope)
+        limit = self._max_upload if _is_upload(scope) else self._max_body
         ctx = _context(headers, transport_of(scope["path"]))
         scope.setdefault("state", {})["ctx"] = ctx
         token = current_request_id.set(ctx.request_id)
@@ -238,8 +232,8 @@ class Front:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self._max_body:
-                raise self._too_large()
+            if received > limit.size:
+                raise limit.exceeded()
             return message
 
         try:
@@ -249,8 +243,8 @@ class Front:
                     scope["method"], headers.get(b"origin"), headers.get(b"host")
                 )
                 ctx.caller = await self._caller(headers)
-                if self._declared_too_large(headers):
-                    raise self._too_large()
+                if limit.declared_over(headers):
+                    raise limit.exceeded()
             except ModelportError as exc:  # refused before the app runs: host, key, size
                 await self._reject(scope, ctx, sending, exc)
             else:
@@ -273,6 +267,31 @@ class Front:
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
+
+
+@dataclass(frozen=True, slots=True)
+class _Limit:
+    """A body size limit, and the setting that sets it (named in the 413)."""
+
+    size: int
+    setting: str
+
+    def declared_over(self, headers: dict[bytes, bytes]) -> bool:
+        declared = headers.get(b"content-length")
+        return declared is not None and declared.isdigit() and int(declared) > self.size
+
+    def exceeded(self) -> PayloadTooLargeError:
+        return PayloadTooLargeError(
+            f"request body exceeds the limit of {self.size} bytes ({self.setting})"
+        )
+
+
+_UPLOAD = re.compile(r"^/api/models/[^/]+/versions$")
+
+
+def _is_upload(scope: Scope) -> bool:
+    """A model upload: its own, larger limit, since the file is streamed to disk."""
+    return scope["method"] == "POST" and _UPLOAD.match(scope["path"]) is not None
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:
