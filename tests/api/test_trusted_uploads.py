@@ -53,7 +53,7 @@ def _tokens(settings: Settings) -> dict[Scope, str]:
     registry = Registry.from_settings(settings)
     try:
         store = KeyStore(registry.database, KeyHasher(lambda: server_secret(settings)))
-        return {scope: store.create(scope, created_by="test").token for scope in Scope}
+        return {scope: store.create(scope).token for scope in Scope}
     finally:
         registry.close()
 
