@@ -42,6 +42,8 @@ class RateLimits:
     async def spend(self, ctx: InferenceContext, key: ApiKey | None, model: str) -> None:
         """One token from each bucket that applies; 429 from the first that is empty. The
         tightest bucket's state goes to the caller in ``RateLimit-*`` headers."""
+        if key is None and model not in self._per_model:
+            return  # nothing to count: the common case of a server without budgets
         tightest: Decision | None = None
         for bucket, limit, whose in self._buckets(key, model):
             decision = await self._limiter.acquire(bucket, limit)
