@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
-from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from modelport.errors import (
     MethodNotAllowedError,
@@ -34,7 +33,7 @@ from modelport.inference.metrics import RequestMetrics
 from modelport.logs import current_request_id
 from modelport.security.auth import credential_from
 from modelport.security.policy import AccessPolicy
-from modelport.serving.http.origins import RequestOrigins
+from modelport.serving.http.origins import RequestOrigins, with_cors
 from modelport.serving.http.problems import (
     PROBLEM_JSON,
     REQUEST_ID,
@@ -98,21 +97,7 @@ class Front:
         self._metrics = request_metrics
         self._max_body = _Limit(limits.max_body_bytes, "MODELPORT_MAX_BODY_BYTES")
         self._max_upload = _Limit(limits.max_upload_bytes, "MODELPORT_MAX_UPLOAD_BYTES")
-        self._entry: ASGIApp = self._dispatch
-        if limits.cors_origins:
-            self._entry = CORSMiddleware(
-                self._dispatch,
-                allow_origins=list(limits.cors_origins),
-                allow_methods=["*"],
-                allow_headers=[name.decode() for name in sorted(_WANTED)],
-                expose_headers=[
-                    "x-request-id",
-                    "retry-after",
-                    "ratelimit-limit",
-                    "ratelimit-remaining",
-                    "ratelimit-reset",
-                ],
-            )
+        self._entry = with_cors(self._dispatch, limits.cors_origins, sorted(_WANTED))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._entry(scope, receive, send)

@@ -10,7 +10,11 @@ another origin than the server's own or one listed in ``cors_origins``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import urlsplit
+
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
 
 from modelport.config import Settings
 from modelport.errors import ForbiddenError, MalformedRequestError
@@ -49,6 +53,26 @@ class RequestOrigins:
             f"requests from pages of {text} may not change this server; "
             "list the origin in MODELPORT_CORS_ORIGINS"
         )
+
+
+def with_cors(app: ASGIApp, origins: Sequence[str], headers: Sequence[bytes]) -> ASGIApp:
+    """``app`` answering CORS for ``origins`` (none: as it is): the request ``headers`` the
+    server reads may be sent; the request id and rate-limit state may be read."""
+    if not origins:
+        return app
+    return CORSMiddleware(
+        app,
+        allow_origins=list(origins),
+        allow_methods=["*"],
+        allow_headers=[name.decode() for name in headers],
+        expose_headers=[
+            "x-request-id",
+            "retry-after",
+            "ratelimit-limit",
+            "ratelimit-remaining",
+            "ratelimit-reset",
+        ],
+    )
 
 
 def request_origins(settings: Settings) -> RequestOrigins:
