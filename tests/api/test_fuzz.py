@@ -2,7 +2,8 @@
 
 Each operation, the inference routes included (their bodies as the document declares them),
 gets generated requests; every answer must be no 5xx, match the schema the document gives for
-its status, and be problem+json carrying its own status when it is a 401, 403 or 429.
+its status (status code and media type documented), and be problem+json carrying its own status
+when it is a 401, 403 or 429.
 
 The suite runs a small derandomized profile; ``make fuzz`` sets ``MODELPORT_FUZZ_EXAMPLES``
 for a longer one (read at import: the autouse fixture clears ``MODELPORT_*`` per test).
@@ -20,14 +21,18 @@ from itertools import product
 import numpy as np
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from prometheus_client import CollectorRegistry
 from schemathesis import APIOperation, BaseSchema, GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from schemathesis.python import asgi
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from modelport.config import AuthMode, Settings
 from modelport.registry import Registry
@@ -54,7 +59,13 @@ def auth_errors_are_problems(
     assert body.get("title"), body
 
 
-CHECKS = [not_a_server_error, response_schema_conformance, auth_errors_are_problems]
+CHECKS = [
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+    content_type_conformance,
+    auth_errors_are_problems,
+]
 
 
 class Tally:
@@ -136,6 +147,8 @@ def _fuzz(
         deadline=None,
         database=None,
         suppress_health_check=list(HealthCheck),
+        # no `explain`: on a failing negative case it ran for minutes, to annotate the report
+        phases=[Phase.explicit, Phase.generate, Phase.shrink],
     )
     def fuzz(case: schemathesis.Case) -> None:
         response = case.call(headers=dict(fuzzing.headers))
