@@ -8,7 +8,7 @@ HASH := $(shell sha256sum pyproject.toml | cut -c1-12)
 RUN_STAMP := $(VENV)/.installed-run-$(HASH)
 DEV_STAMP := $(VENV)/.installed-dev-$(HASH)
 
-.PHONY: run test lint services bench docs proto clean
+.PHONY: run test fuzz lint services bench docs proto clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ test: $(DEV_STAMP) services
 	$(BIN)/mypy
 	$(BIN)/pytest -n auto -q --cov=modelport --cov-report=term:skip-covered \
 		--cov-fail-under=$(COVERAGE_FLOOR)
+
+# schemathesis against the OpenAPI document, with and without a key, at length (the suite
+# runs the same test with 5 examples per operation); FUZZ_EXAMPLES sets how many
+FUZZ_EXAMPLES ?= 100
+fuzz: $(DEV_STAMP)
+	MODELPORT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/api/test_fuzz.py -n 2 -q -rA \
+		--timeout 1800 -p no:cacheprovider
 
 docs: $(RUN_STAMP)
 	$(BIN)/python -m modelport.cli.reference > docs/cli.md

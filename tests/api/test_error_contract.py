@@ -60,3 +60,23 @@ def test_openapi_documents_inference_routes(serve: Any, iris_served: np.ndarray)
     assert "post" in paths["/v2/models/{name}/versions/{version}/infer"]
     assert "post" in paths["/models/{name}/invocations"]
     assert docs.status_code == 200
+
+
+def test_the_document_describes_every_error_as_a_problem(
+    serve: Any, iris_served: np.ndarray
+) -> None:
+    """Found by the fuzzer: errors were documented as FastAPI's JSON 422 and nothing else, while
+    every route answers 4xx/5xx (404, 400, 413, 503, ...) as problem+json."""
+    with serve(["iris"]) as client:
+        schema = client.get("/openapi.json").json()
+    problem = schema["components"]["schemas"]["Problem"]
+    assert set(problem["required"]) == PROBLEM_KEYS
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            assert {"4XX", "5XX"} <= set(responses), (method, path)
+            for status, response in responses.items():
+                if status[0] in "45":
+                    assert list(response["content"]) == ["application/problem+json"], (path, status)
+    assert list(schema["paths"]["/metrics"]["get"]["responses"]["200"]["content"]) == ["text/plain"]

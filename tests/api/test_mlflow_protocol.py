@@ -164,6 +164,17 @@ def test_ping_health_and_version(serve: Any, iris_rows: np.ndarray) -> None:
     assert (version.status_code, version.text) == (200, modelport.__version__)
 
 
+def test_the_document_describes_the_probes_as_they_answer(
+    serve: Any, iris_rows: np.ndarray
+) -> None:
+    """Found by the fuzzer: /ping and /health were documented as JSON, yet answer a newline."""
+    with serve(["iris"]) as client:
+        paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/ping", "/health"):
+        assert "content" not in paths[path]["get"]["responses"]["200"], path
+    assert list(paths["/version"]["get"]["responses"]["200"]["content"]) == ["text/plain"]
+
+
 def test_default_model_among_several(
     serve: Any,
     make_settings: Callable[..., Settings],

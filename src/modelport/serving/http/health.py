@@ -44,8 +44,14 @@ async def serving_status(request: Request) -> dict[str, Any]:
     return {"models": serving_state(request).service.router.status()}
 
 
-@router.get("/metrics", dependencies=[requires(Scope.READ)])
+@router.get(
+    "/metrics",
+    dependencies=[requires(Scope.READ)],
+    response_class=Response,
+    responses={200: {"description": "Prometheus text format", "content": {"text/plain": {}}}},
+)
 async def metrics(request: Request) -> Response:
+    """Prometheus metrics of this server (every worker's, summed)."""
     state = serving_state(request)
     registry = state.metrics.registry
     if state.settings.metrics_dir is not None:  # several workers: sum what every process wrote

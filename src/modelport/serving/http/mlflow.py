@@ -50,8 +50,16 @@ _INVOCATIONS_BODY: dict[str, Any] = {
 }
 
 
-@router.get("/ping")
-@router.get("/health")
+# MLflow's scoring server answers a newline labelled application/json; the document says so
+# rather than promise a JSON body (response_class=Response declares no content)
+_PROBE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The default model is loaded; the body is a newline, as MLflow's"},
+    404: {"description": "The default model is not loaded (problem+json)"},
+}
+
+
+@router.get("/ping", response_class=Response, responses=_PROBE_RESPONSES)
+@router.get("/health", response_class=Response, responses=_PROBE_RESPONSES)
 async def ping(request: Request) -> Response:
     """MLflow's health probe: 200 once the default model is loaded, 404 until then."""
     route = serving_state(request).service.router.default()
@@ -61,7 +69,7 @@ async def ping(request: Request) -> Response:
     return Response("\n", media_type="application/json")
 
 
-@router.get("/version")
+@router.get("/version", response_class=PlainTextResponse)
 async def version() -> PlainTextResponse:
     """The server version as raw text, where MLflow clients look for it."""
     return PlainTextResponse(modelport.__version__)

@@ -86,8 +86,12 @@ def document(app: FastAPI, groups: Sequence[HotRoutes]) -> None:
                 schema["paths"].setdefault(route.path, {})["post"] = _operation(tag, route)
             for operations in schema["paths"].values():
                 for operation in operations.values():
-                    if operation.get("security"):
-                        operation["responses"].update(AUTH_RESPONSES)
+                    _describe_errors(operation)
+            # FastAPI's own 422 body; every error here is a Problem (problems.py renders it)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for unused in ("HTTPValidationError", "ValidationError"):
+                components.pop(unused, None)
+            components["Problem"] = PROBLEM_SCHEMA
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -95,9 +99,56 @@ def document(app: FastAPI, groups: Sequence[HotRoutes]) -> None:
 
 
 AUTH_RESPONSES = {
-    "401": {"description": "No valid API key where one is required (problem+json)."},
-    "403": {"description": "The key's scope or model list does not cover this (problem+json)."},
+    "401": "No valid API key where one is required",
+    "403": "The key's scope or model list does not cover this",
 }
+ERRORS = {
+    "4XX": "The request is wrong: unparseable, unknown model, input that does not fit, ...",
+    "5XX": "Not ready yet (503 with Retry-After), or the model itself failed (500)",
+}
+PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details; V1/V2 routes add `error`, MLflow routes "
+    "`error_code` and `message`",
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "code", "instance", "request_id"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "instance": {"type": "string"},
+        "request_id": {"type": "string"},
+        "pointer": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["pointer", "message"],
+                "properties": {"pointer": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+        "error": {"type": "string"},
+        "error_code": {"type": "string"},
+        "message": {"type": "string"},
+    },
+}
+
+
+def _describe_errors(operation: dict[str, Any]) -> None:
+    """Every error answer of ``operation`` is problem+json: the ones it names (FastAPI's 422
+    included), 401/403 where a key is needed, and any other 4xx or 5xx."""
+    responses: dict[str, Any] = operation["responses"]
+    if operation.get("security"):
+        for status, description in AUTH_RESPONSES.items():
+            responses[status] = {"description": description}
+    for status, description in ERRORS.items():
+        responses.setdefault(status, {"description": description})
+    for status, response in responses.items():
+        if status[0] in "45":
+            response["content"] = PROBLEM
 
 
 def _operation(tag: str, route: HotRoute) -> dict[str, Any]:
@@ -118,6 +169,6 @@ def _operation(tag: str, route: HotRoute) -> dict[str, Any]:
         **route.body,
         "responses": {
             "200": {"description": "Predictions"},
-            "4XX": {"description": "problem+json naming the bad field, or the missing key"},
+            "4XX": {"description": "The request is wrong; the problem names the bad field"},
         },
     }
