@@ -224,3 +224,13 @@ def test_an_exposed_server_without_keys_warns_on_readyz(
     )
     with serving(exposed, ["iris"]) as client:
         assert "authentication is off" in client.get("/readyz").json()["warnings"][0]
+
+
+def test_a_change_without_a_key_is_refused_before_its_body_is_read(client: TestClient) -> None:
+    """Found by the fuzzer: FastAPI parsed the broken body first and answered 422."""
+    answer = client.put(
+        "/api/models/iris/aliases/production",
+        content=b"\x00",
+        headers={"content-type": "application/json"},
+    )
+    assert answer.status_code == 401

@@ -31,9 +31,10 @@ from modelport.inference import InferenceContext, InferenceService, Transport, r
 from modelport.inference.context import unit_id_from
 from modelport.inference.metrics import RequestMetrics
 from modelport.logs import current_request_id
+from modelport.security import keys
 from modelport.security.auth import credential_from
 from modelport.security.policy import AccessPolicy
-from modelport.serving.http.origins import RequestOrigins, with_cors
+from modelport.serving.http.origins import SAFE_METHODS, RequestOrigins, with_cors
 from modelport.serving.http.problems import (
     PROBLEM_JSON,
     REQUEST_ID,
@@ -228,6 +229,9 @@ class Front:
                     scope["method"], headers.get(b"origin"), headers.get(b"host")
                 )
                 ctx.caller = await self._caller(headers)
+                if ctx.caller is None and scope["method"] not in SAFE_METHODS:
+                    # a change needs a key whatever its body: refuse before FastAPI reads it
+                    self._access.check(None, keys.Scope.READ)
                 if limit.declared_over(headers):
                     raise limit.exceeded()
             except ModelportError as exc:  # refused before the app runs: host, key, size
