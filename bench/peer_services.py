@@ -16,6 +16,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import tarfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -124,15 +125,22 @@ def modelport(
 def modelport_at(
     work: Path, ref: str, models: tuple[str, ...], endpoints: tuple[Endpoint, ...]
 ) -> Deployment:
-    """The same server at another commit (``--baseline``), on the same registry: before/after
-    a change, measured in one run."""
+    """The same server at another commit (``--baseline``), on the same models: before/after
+    a change, measured in one run. Its registry is its own, made by its own code: a newer
+    schema would be one it cannot read."""
     root = Path(__file__).resolve().parent.parent
+    home = work / f"modelport-home-{ref}"
     target = replace(
-        modelport_target(work / "modelport-home", 0, models),
-        endpoints=endpoints,
-        name=f"modelport@{ref}",
+        modelport_target(home, 0, models), endpoints=endpoints, name=f"modelport@{ref}"
     )
     target = _from_commit(root, ref, target, work / f"modelport-{ref}")
+    bench = Path(__file__).resolve().parent
+    register_there = (
+        f"import sys; sys.path.insert(0, {str(bench)!r}); from pathlib import Path; "
+        f"from models import build_models, register; register(build_models(), Path({str(home)!r}))"
+    )
+    env = {**os.environ, "PYTHONPATH": target.env["PYTHONPATH"]}
+    subprocess.run([sys.executable, "-c", register_there], env=env, check=True, cwd=work)
     return Deployment(f"modelport@{ref}", target, models)
 
 
