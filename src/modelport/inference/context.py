@@ -42,7 +42,7 @@ class InferenceContext:
     version: int | None = None
     slot: str | None = None
     cached: bool = False
-    headers: list[tuple[str, str]] = field(default_factory=list)
+    headers: tuple[tuple[str, str], ...] = ()
     """For the caller, beside the answer (rate-limit state); transports send them along."""
     reported: bool = False
     """Whether observers have seen this request; transports count the others themselves."""

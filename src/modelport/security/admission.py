@@ -56,7 +56,7 @@ class RateLimits:
             if tightest is None or decision.remaining < tightest.remaining:
                 tightest = decision
         if tightest is not None:
-            ctx.headers.extend(tightest.headers())
+            ctx.headers = (*ctx.headers, *tightest.headers())
 
     def _buckets(self, key: ApiKey | None, model: str) -> list[tuple[str, Limit, str]]:
         buckets = []

@@ -141,7 +141,7 @@ class Front:
                     "(MODELPORT_REQUEST_TIMEOUT_S)"
                 ) from None
             status, media_type, content = 200, answer.media_type, answer.body
-            extra = [*answer.headers, *_encoded(ctx.headers)]
+            extra = [*answer.headers, *_encoded(ctx.headers)] if ctx.headers else answer.headers
         except ClientGoneError:
             return
         except ModelportError as exc:
