@@ -33,9 +33,19 @@ LAYERS = {
     "registry": {"store", "runtimes"},
     "codecs": {"runtimes", "registry"},
     "inference": {"store", "runtimes", "registry", "codecs"},
+    "rollout": {"store", "runtimes", "registry", "codecs", "inference"},
     "security": {"store", "runtimes", "registry", "codecs", "inference"},
-    "serving": {"store", "runtimes", "registry", "codecs", "inference", "security"},
-    "cli": {"store", "runtimes", "registry", "codecs", "inference", "security", "serving"},
+    "serving": {"store", "runtimes", "registry", "codecs", "inference", "rollout", "security"},
+    "cli": {
+        "store",
+        "runtimes",
+        "registry",
+        "codecs",
+        "inference",
+        "rollout",
+        "security",
+        "serving",
+    },
 }
 SHARED = {"errors", "config", "logs", "durations"}
 
