@@ -107,6 +107,21 @@ class Settings(BaseSettings):
         description="Models `modelport serve` hosts (name, name/3, "
         "name@alias); the CLI arguments set it.",
     )
+    deployments: list[str] = Field(
+        default_factory=list,
+        description="Deployments `modelport serve` hosts (`--deployment NAME`).",
+    )
+    all_deployments: bool = Field(
+        False,
+        description="Serve every deployment in the registry, including ones applied later "
+        "(what `serve` does when given neither a model nor --deployment).",
+    )
+    deployment_poll_s: float = Field(
+        1.0,
+        gt=0,
+        description="How often a server checks the database for deployment changes: replicas "
+        "converge on a change within about this time.",
+    )
     metrics_dir: Path | None = Field(
         None,
         description="Folder where worker processes share metrics; set by `serve` when workers > 1.",

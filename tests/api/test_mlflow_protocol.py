@@ -224,8 +224,8 @@ def test_requests_are_counted_per_model(serve: Any, iris_rows: np.ndarray) -> No
         client.post("/invocations", json={"inputs": iris_rows.tolist()})
         exposition = client.get("/metrics").text
     assert (
-        'modelport_requests_total{model="iris",protocol="mlflow",status="200",version="1"}'
-        in exposition
+        'modelport_requests_total{deployment="",model="iris",protocol="mlflow",'
+        'slot="",status="200",version="1"}' in exposition
     )
 
 

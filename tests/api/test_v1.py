@@ -143,10 +143,11 @@ def test_metrics_count_requests_by_model_version_protocol_status(
         client.post("/v1/models/iris:predict", json={"instances": [[1]]})
         text = client.get("/metrics").text
     assert (
-        'modelport_requests_total{model="iris",protocol="v1",status="200",version="1"} 1.0' in text
+        'modelport_requests_total{deployment="",model="iris",protocol="v1",'
+        'slot="",status="200",version="1"} 1.0' in text
     )
     assert (
-        'modelport_request_errors_total{model="iris",protocol="v1",status="422",'
+        'modelport_request_errors_total{deployment="",model="iris",protocol="v1",slot="",status="422",'
         'version="1"} 1.0' in text
     )
     assert 'modelport_predicted_rows_total{model="iris",version="1"} 2.0' in text

@@ -257,8 +257,8 @@ def test_metrics_count_v2_requests_under_the_served_model(
         infer(client, {"inputs": [iris_input(iris_served[:1])]})
         exposition = client.get("/metrics").text
     assert (
-        'modelport_requests_total{model="iris",protocol="v2",status="200",version="1"}'
-        in exposition
+        'modelport_requests_total{deployment="",model="iris",protocol="v2",'
+        'slot="",status="200",version="1"}' in exposition
     )
 
 

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 from modelport.config import Settings, as_environment
+from tests.e2e.traffic import Load
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -136,3 +138,21 @@ def cli(settings: Settings) -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
+
+
+@pytest.fixture
+def loads() -> Iterator[Callable[[str], Load]]:
+    """``loads(url)`` starts a thread posting requests until the test ends (or ``stop()``)."""
+    started: list[tuple[Load, threading.Thread]] = []
+
+    def start(url: str) -> Load:
+        load = Load(url)
+        thread = threading.Thread(target=load.run, daemon=True)
+        thread.start()
+        started.append((load, thread))
+        return load
+
+    yield start
+    for load, thread in started:
+        load.stop()
+        thread.join(timeout=30)

@@ -63,3 +63,43 @@ class ClosingModel(PythonModel):
         folder = os.environ.get("CLOSED_MODEL_DIR")
         if folder:
             (Path(folder) / "closed").touch()
+
+
+class Scaled(PythonModel):
+    """Sums the features times a fixed factor: versions with another factor answer otherwise."""
+
+    factor = 1.0
+
+    def predict(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        return inputs["input"].sum(axis=1) * self.factor
+
+
+class Doubled(Scaled):
+    factor = 2.0
+
+
+class Flaky(Scaled):
+    """Fails on about one input in five (decided by the input, so a retry fails again)."""
+
+    def predict(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        rows = inputs["input"]
+        if (np.round(rows[:, 0] * 1000) % 5 == 0).any():
+            raise ValueError("flaky model failed on this input")
+        return super().predict(inputs)
+
+
+class Delayed(Scaled):
+    """Answers like :class:`Scaled`, 50 ms later."""
+
+    def predict(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        time.sleep(0.05)
+        return super().predict(inputs)
+
+
+class Crashing(Scaled):
+    """Raises on every call after its warm-up (a shadow that must never hurt anyone)."""
+
+    def predict(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        if len(inputs["input"]) > 0 and inputs["input"][0, 0] != 0.5:
+            raise RuntimeError("shadow crashed")
+        return super().predict(inputs)

@@ -242,8 +242,8 @@ def test_grpc_requests_are_counted_under_their_protocol(
     def counted() -> float:
         text = httpx.get(served.http.url + "/metrics").text
         match = re.search(
-            r'^modelport_requests_total\{model="iris",protocol="grpc",'
-            r'status="200",version="1"\} (\S+)$',
+            r'^modelport_requests_total\{deployment="",model="iris",protocol="grpc",'
+            r'slot="",status="200",version="1"\} (\S+)$',
             text,
             re.MULTILINE,
         )

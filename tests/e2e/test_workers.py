@@ -36,7 +36,7 @@ def test_two_workers_answer_and_metrics_add_up(
     assert answers == [(200, expected)] * 120
     metrics = httpx.get(f"{server.url}/metrics").text
     served = re.search(
-        r'modelport_requests_total{model="iris",protocol="v1",status="200",'
+        r'modelport_requests_total{deployment="",model="iris",protocol="v1",slot="",status="200",'
         r'version="1"} (\S+)',
         metrics,
     )

@@ -12,6 +12,7 @@ from modelport.cli import (
     aliases,
     audit,
     config,
+    deployments,
     housekeeping,
     keys,
     models,
@@ -61,6 +62,9 @@ app.command()(models.stage)
 app.add_typer(aliases.app, name="alias")
 app.add_typer(keys.app, name="keys")
 app.command()(serving.serve)
+app.command()(deployments.apply)
+app.add_typer(deployments.app, name="deployments")
+app.command()(deployments.rollback)
 app.command()(predicting.predict)
 app.command("import-mlflow")(housekeeping.import_mlflow)
 app.command()(housekeeping.optimize)

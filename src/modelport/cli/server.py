@@ -15,6 +15,7 @@ from modelport.config import Settings, as_environment
 from modelport.errors import ConfigurationError, ConflictError, NotFoundError
 from modelport.logs import configure_logging
 from modelport.registry import ModelAddress, Registry
+from modelport.rollout.store import DeploymentStore
 from modelport.serving import create_app
 
 FACTORY = "modelport.serving.http.app:app_from_environment"
@@ -81,6 +82,17 @@ def check_port(host: str, port: int) -> None:
             raise ConfigurationError(
                 f"cannot listen on {host}:{port}: {exc.strerror or exc}"
             ) from exc
+
+
+def check_deployments(registry: Registry, names: list[str]) -> None:
+    """Every deployment asked for exists (a worker would only log that it does not)."""
+    known = DeploymentStore(registry).revisions()
+    for name in names:
+        if name not in known:
+            raise NotFoundError(
+                f"cannot serve deployment {name!r}: it is not in the registry (create it with "
+                "`modelport apply -f FILE`, or start with --wait-for-models to wait for it)"
+            )
 
 
 def check_models(registry: Registry, models: list[str]) -> None:

@@ -11,6 +11,7 @@ from modelport.cli import output
 from modelport.cli.sessions import current_settings, opened_registry
 from modelport.errors import ConfigurationError
 from modelport.registry import ModelAddress
+from modelport.rollout.store import DeploymentStore
 from modelport.security.policy import exposure_warning
 
 _HINTS = {
@@ -22,12 +23,20 @@ _HINTS = {
 
 def serve(
     model: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
             help="Models to serve: name@alias (follows the alias), name/3 (fixed), or name "
             "(follows the latest version)."
         ),
-    ],
+    ] = None,
+    deployment: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--deployment",
+            help="Serve this deployment (repeat for more). Given neither a model nor "
+            "--deployment, serve every deployment in the registry, and those applied later.",
+        ),
+    ] = None,
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
     default_model: Annotated[str | None, typer.Option(help="Model for /invocations.")] = None,
@@ -61,8 +70,11 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve models over KServe V1, Open Inference Protocol V2 and MLflow /invocations."""
-    from modelport.cli.server import check_models, check_port, run_server
+    """Serve models and deployments over KServe V1, Open Inference Protocol V2 and MLflow
+    /invocations."""
+    from modelport.cli.server import check_deployments, check_models, check_port, run_server
+
+    model, deployment = model or [], deployment or []
 
     overrides = {
         k: v
@@ -76,6 +88,8 @@ def serve(
             "insecure": insecure,
             "ssl_certfile": ssl_certfile,
             "ssl_keyfile": ssl_keyfile,
+            "deployments": deployment,
+            "all_deployments": not model and not deployment,
         }.items()
         if v is not None
     }
@@ -102,6 +116,12 @@ def serve(
     if not settings.wait_for_models:
         with opened_registry(settings) as registry:  # before any worker starts loading
             check_models(registry, model)
+            check_deployments(registry, deployment)
+            if settings.all_deployments and not DeploymentStore(registry).revisions():
+                output.warn(
+                    "no model named and no deployment in the registry yet: serving "
+                    "deployments as they are applied (`modelport serve NAME` serves a model)"
+                )
     with output.reporting_errors(_HINTS):
         run_server(settings, model)
 

@@ -38,9 +38,12 @@ class InferenceContext:
     caller: str | None = None
     """Id of the API key the request authenticated with; None when it sent none."""
     started: float = field(default_factory=time.perf_counter)
+    deployment: str | None = None
+    """The deployment the reference named; None when it named a model."""
     model: str | None = None
     version: int | None = None
     slot: str | None = None
+    """Which of a deployment's slots answered (``primary`` for a plain model)."""
     cached: bool = False
     headers: tuple[tuple[str, str], ...] = ()
     """For the caller, beside the answer (rate-limit state); transports send them along."""

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterable
 
 from modelport.errors import ModelportError
 from modelport.inference.metrics import ServingMetrics
@@ -36,6 +37,8 @@ class RegistryFollower:
         self._pool = pool
         self._metrics = metrics
         self._wake = asyncio.Event()
+        self._refreshing = asyncio.Lock()
+        """One refresh at a time: two would both load a new version for the same route."""
 
     def wake(self) -> None:
         """Check the registry now instead of at the next poll (e.g. after an API alias move)."""
@@ -55,21 +58,31 @@ class RegistryFollower:
         except Exception:  # the watcher must outlive any one bad poll (e.g. DB restart)
             log.exception("checking the registry for model changes failed; will retry")
 
-    async def refresh(self) -> None:
-        for route in self._router.routes.values():
-            if route.retry_at > time.monotonic():
-                continue
-            try:
-                record = await asyncio.to_thread(self._registry.resolve, route.address)
-            except ModelportError as exc:
-                # resolving is cheap: try again at the next poll, without backoff
-                self._failed(
-                    route, f"cannot resolve {route.address}: {exc.detail}", None, retry=False
-                )
-                continue
-            current = route.current.record.version if route.current else None
-            if record.version in (current, route.failed_version):
-                continue
+    async def refresh(self, routes: Iterable[Route] | None = None) -> None:
+        """Bring ``routes`` (default: every route of the router) in step with the registry."""
+        async with self._refreshing:
+            for route in self._router.all_routes() if routes is None else routes:
+                await self._follow(route)
+
+    def retire(self, route: Route) -> None:
+        """A route nobody routes to any more (a slot removed from a deployment): let go of
+        its version, which unloads once no other route uses it."""
+        previous = route.current
+        route.current = None
+        if previous is not None:
+            self._pool.release(previous)
+
+    async def _follow(self, route: Route) -> None:
+        if route.retry_at > time.monotonic():
+            return
+        try:
+            record = await asyncio.to_thread(self._registry.resolve, route.address)
+        except ModelportError as exc:
+            # resolving is cheap: try again at the next poll, without backoff
+            self._failed(route, f"cannot resolve {route.address}: {exc.detail}", None, retry=False)
+            return
+        current = route.current.record.version if route.current else None
+        if record.version not in (current, route.failed_version):
             await self._switch(route, record)
 
     def problems(self) -> list[str]:
@@ -82,7 +95,7 @@ class RegistryFollower:
 
     async def _switch(self, route: Route, record: VersionRecord) -> None:
         try:
-            loaded = await self._pool.acquire(record)
+            loaded = await self._pool.acquire(record, route.warmup)
         except Exception as exc:
             detail = exc.detail if isinstance(exc, ModelportError) else repr(exc)
             self._failed(

@@ -18,20 +18,20 @@ class ServingMetrics:
         self.requests = Counter(
             "modelport_requests",
             "Inference and API requests answered.",
-            ["model", "version", "protocol", "status"],
+            ["model", "version", "protocol", "status", "deployment", "slot"],
             registry=registry,
         )
         self.latency = Histogram(
             "modelport_request_duration_seconds",
             "Time from request to response.",
-            ["model", "protocol"],
+            ["model", "protocol", "deployment", "slot"],
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
         self.errors = Counter(
             "modelport_request_errors",
             "Requests answered with a 4xx or 5xx status.",
-            ["model", "version", "protocol", "status"],
+            ["model", "version", "protocol", "status", "deployment", "slot"],
             registry=registry,
         )
         self.model_loaded = Gauge(
@@ -88,7 +88,8 @@ class ServingMetrics:
 
 
 class RequestMetrics:
-    """Counts and times every request by model, version, protocol and status.
+    """Counts and times every request by model, version, protocol and status, and for a
+    deployment by its name and the slot that answered (empty labels otherwise).
 
     An observer for inference outcomes; transports also call :meth:`record` for requests
     that never reached the service (an unknown path, a body over the limit, the API).
@@ -97,7 +98,7 @@ class RequestMetrics:
     def __init__(self, metrics: ServingMetrics) -> None:
         self._metrics = metrics
         # labels() costs microseconds per call; the set of label values is small and fixed
-        self._children: dict[tuple[str, str, str, int], _Children] = {}
+        self._children: dict[_Key, _Children] = {}
 
     def observe(self, outcome: Outcome) -> None:
         self._record_context(outcome.context, outcome.status, outcome.elapsed_s)
@@ -111,29 +112,51 @@ class RequestMetrics:
     def _record_context(self, ctx: InferenceContext, status: int, elapsed_s: float) -> None:
         model = ctx.model or ("api" if ctx.transport is Transport.API else "-")
         version = "-" if ctx.version is None else str(ctx.version)
-        self.record(model, version, ctx.transport.value, status, elapsed_s)
+        if ctx.deployment is None:
+            self.record(model, version, ctx.transport.value, status, elapsed_s)
+        else:
+            self.record(
+                model,
+                version,
+                ctx.transport.value,
+                status,
+                elapsed_s,
+                ctx.deployment,
+                ctx.slot or "",
+            )
 
     def record(
-        self, model: str, version: str, protocol: str, status: int, elapsed_s: float
+        self,
+        model: str,
+        version: str,
+        protocol: str,
+        status: int,
+        elapsed_s: float,
+        deployment: str = "",
+        slot: str = "",
     ) -> None:
-        key = (model, version, protocol, status)
+        key = (model, version, protocol, status, deployment, slot)
         children = self._children.get(key) or self._new_children(key)
         children.requests.inc()
         children.latency.observe(elapsed_s)
         if children.errors is not None:
             children.errors.inc()
 
-    def _new_children(self, key: tuple[str, str, str, int]) -> _Children:
-        model, version, protocol, status = key
-        labels = (model, version, protocol, str(status))
+    def _new_children(self, key: _Key) -> _Children:
+        model, version, protocol, status, deployment, slot = key
+        labels = (model, version, protocol, str(status), deployment, slot)
         metrics = self._metrics
         children = _Children(
             metrics.requests.labels(*labels),
-            metrics.latency.labels(model, protocol),
+            metrics.latency.labels(model, protocol, deployment, slot),
             metrics.errors.labels(*labels) if status >= 400 else None,
         )
         self._children[key] = children
         return children
+
+
+_Key = tuple[str, str, str, int, str, str]
+"""(model, version, protocol, status, deployment, slot)"""
 
 
 class _Children:

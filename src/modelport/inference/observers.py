@@ -16,7 +16,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from prometheus_client import Counter
 
@@ -58,20 +58,22 @@ class LifecycleObserver(Observer, Protocol):
     async def stop(self) -> None: ...
 
 
-Sink = Callable[[list[Outcome]], Awaitable[None]]
+T = TypeVar("T")
+Sink = Callable[[list[T]], Awaitable[None]]
 
 
-class QueuedObserver:
-    """Hands outcomes to an async ``sink`` in batches, from a bounded queue.
+class QueuedObserver(Generic[T]):
+    """Hands items (outcomes, or what an observer makes of them) to an async ``sink`` in
+    batches, from a bounded queue.
 
     On stop, what is queued is flushed before the task ends, so a graceful shutdown loses
-    nothing; a crash loses at most ``max_queued`` outcomes.
+    nothing; a crash loses at most ``max_queued`` items.
     """
 
     def __init__(
         self,
         name: str,
-        sink: Sink,
+        sink: Sink[T],
         dropped: Counter,
         *,
         max_queued: int = 10_000,
@@ -79,7 +81,7 @@ class QueuedObserver:
     ) -> None:
         self.name = name
         self._sink = sink
-        self._queue: deque[Outcome] = deque()
+        self._queue: deque[T] = deque()
         self._max_queued = max_queued
         self._max_batch = max_batch
         self._dropped = dropped.labels(name)
@@ -91,11 +93,11 @@ class QueuedObserver:
     def queued(self) -> int:
         return len(self._queue)
 
-    def observe(self, outcome: Outcome) -> None:
+    def observe(self, item: T) -> None:
         if len(self._queue) >= self._max_queued:
             self._dropped.inc()
             return
-        self._queue.append(outcome)
+        self._queue.append(item)
         self._ready.set()
 
     async def start(self) -> None:

@@ -83,13 +83,14 @@ class ModelPool:
     def loaded(self) -> list[LoadedVersion]:
         return list(self._loaded.values())
 
-    async def acquire(self, record: VersionRecord) -> LoadedVersion:
-        """The loaded version, loading it first if needed; concurrent callers share one load."""
+    async def acquire(self, record: VersionRecord, warmup: int = 1) -> LoadedVersion:
+        """The loaded version, loading it first (with ``warmup`` calls on its input example)
+        if needed; concurrent callers share one load."""
         key = (record.name, record.version)
         if key not in self._loaded:
             task = self._loading.get(key)
             if task is None:
-                task = asyncio.create_task(self._load(record))
+                task = asyncio.create_task(self._load(record, warmup))
                 self._loading[key] = task
                 task.add_done_callback(lambda _t: self._loading.pop(key, None))
             await asyncio.shield(task)
@@ -121,14 +122,15 @@ class ModelPool:
         self._unloading.add(task)
         task.add_done_callback(self._unloading.discard)
 
-    async def _load(self, record: VersionRecord) -> None:
+    async def _load(self, record: VersionRecord, warmup: int) -> None:
         log.info("loading %s", record.address)
         try:
             runtime, example = await asyncio.to_thread(self._registry.open, record)
             self._executor.generation += 1  # pin BLAS/OpenMP threads of what just loaded
-            if example is not None:
+            if example is not None and warmup > 0:
                 try:
-                    await self._executor.run(lambda: warm_up(record, runtime, example))
+                    for _ in range(warmup):
+                        await self._executor.run(lambda: warm_up(record, runtime, example))
                 except BaseException:
                     await asyncio.to_thread(close_runtime, runtime)
                     raise

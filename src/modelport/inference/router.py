@@ -1,18 +1,20 @@
 """The router: which loaded version answers a request.
 
 Every transport asks the router with what the caller named (``iris``, ``iris/3``,
-``iris@production``, or nothing for the default model) and the request context; it answers
-with a :class:`Target`. Today a name maps to one route following one registry address; this
-is the one place where deployments (weights, sticky units, shadow copies) will plug in,
-without any protocol module knowing.
+``iris@production``, a deployment, or nothing for the default) and the request context; it
+answers with a :class:`Target`. A model name maps to one route following one registry
+address. An :class:`Endpoint` (a deployment, see :mod:`modelport.rollout`) is a name that
+chooses one of several routes per request (weights, sticky units); endpoints are installed
+and replaced at run time, and no protocol module knows they exist.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from modelport.errors import (
     ModelNotFoundError,
@@ -37,8 +39,10 @@ class RouteState(StrEnum):
 class Route:
     """One model name the server answers for, following a registry address."""
 
-    def __init__(self, address: ModelAddress) -> None:
+    def __init__(self, address: ModelAddress, warmup: int = 1) -> None:
         self.address = address
+        self.warmup = warmup
+        """Warm-up calls on load (a blue-green colour may ask for many before it is live)."""
         self.current: LoadedVersion | None = None
         self.last_error: str | None = None
         self.failed_version: int | None = None
@@ -91,6 +95,8 @@ class Target:
 
     loaded: LoadedVersion
     slot: str
+    unit_field: str | None = None
+    """An input column whose value routes the request (a deployment sticky by body field)."""
 
     @property
     def record(self) -> VersionRecord:
@@ -101,6 +107,33 @@ class Target:
         return self.loaded.record.signature
 
 
+class Endpoint(Protocol):
+    """A name that picks one of several routes for each request: a deployment."""
+
+    @property
+    def name(self) -> str: ...
+
+    def choose(self, ctx: InferenceContext, version: int | None) -> tuple[str, Route]:
+        """The slot that answers (its name, its route); ``version`` asks for the slot
+        serving that version."""
+        ...
+
+    @property
+    def unit_field(self) -> str | None:
+        """An input column carrying the unit id, when the caller sends no ``X-Unit-Id``."""
+        ...
+
+    def routes(self) -> Iterable[Route]:
+        """Every route the endpoint may need loaded (its shadow's too)."""
+        ...
+
+    def ready(self) -> bool:
+        """Whether a request would find a loaded slot."""
+        ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
 class Router:
     def __init__(self, addresses: list[ModelAddress], default_model: str | None = None) -> None:
         names = [a.name for a in addresses]
@@ -108,6 +141,14 @@ class Router:
             raise ModelportError(f"each model can be served once; got {', '.join(names)}")
         self.routes = {a.name: Route(a) for a in addresses}
         self.default_model = default_model
+        self.endpoints: Mapping[str, Endpoint] = {}
+        """Replaced whole (one assignment) when deployments change; a name here wins over a
+        model of the same name."""
+
+    def all_routes(self) -> list[Route]:
+        """Every route to keep loaded: served models and every endpoint's slots."""
+        extra = [r for endpoint in self.endpoints.values() for r in endpoint.routes()]
+        return [*self.routes.values(), *extra]
 
     def route(self, name: str) -> Route:
         """The route behind a name: ``iris``, or ``iris@alias`` / ``iris/3``."""
@@ -125,12 +166,13 @@ class Router:
             )
         return route
 
-    def default(self) -> Route:
-        """The route answering un-named requests such as MLflow's ``/invocations``."""
+    def default_name(self) -> str:
+        """What answers un-named requests such as MLflow's ``/invocations``."""
         if self.default_model is not None:
-            return self.route(self.default_model)
-        if len(self.routes) == 1:
-            return next(iter(self.routes.values()))
+            return self.default_model
+        names = [*self.routes, *self.endpoints]
+        if len(names) == 1:
+            return names[0]
         raise ModelNotFoundError(
             "several models are served and none is the default; "
             "start the server with --default-model NAME"
@@ -138,9 +180,25 @@ class Router:
 
     def resolve(self, reference: str | None, version: int | None, ctx: InferenceContext) -> Target:
         """The target for a request, or a 404 / 503 that says why not; fills in ``ctx``."""
-        route = self.default() if not reference else self.route(reference)
-        if reference and reference != route.name and "/" in reference:
-            version = ModelAddress.parse(reference).version
+        name = reference or self.default_name()
+        endpoint = self.endpoints.get(name)
+        if endpoint is not None:
+            ctx.deployment = endpoint.name
+            slot, route = endpoint.choose(ctx, version)
+            return self._target(route, None, slot, ctx, endpoint.unit_field)
+        route = self.route(name)
+        if name != route.name and "/" in name:
+            version = ModelAddress.parse(name).version
+        return self._target(route, version, PRIMARY, ctx)
+
+    def _target(
+        self,
+        route: Route,
+        version: int | None,
+        slot: str,
+        ctx: InferenceContext,
+        unit_field: str | None = None,
+    ) -> Target:
         ctx.model = route.name
         loaded = route.current
         if loaded is None:
@@ -151,14 +209,38 @@ class Router:
                 f"model {route.name!r} serves version {loaded.record.version}, "
                 f"not version {version}"
             )
-        ctx.version, ctx.slot = loaded.record.version, PRIMARY
-        return Target(loaded, PRIMARY)
+        ctx.version, ctx.slot = loaded.record.version, slot
+        return Target(loaded, slot, unit_field)
 
     def ready(self) -> bool:
-        return all(r.current is not None for r in self.routes.values())
+        """Every served model loaded, and every endpoint able to answer (a canary that fails
+        to load must not take the whole replica out of service)."""
+        return all(r.current is not None for r in self.routes.values()) and all(
+            e.ready() for e in self.endpoints.values()
+        )
+
+    def waiting(self) -> list[str]:
+        """What keeps the router from being ready, one phrase each."""
+        models = [f"{r.name} ({r.state.value})" for r in self.routes.values() if r.current is None]
+        return models + [f"deployment {e.name}" for e in self.endpoints.values() if not e.ready()]
+
+    def default_problem(self) -> str | None:
+        """Why the default model cannot answer yet (MLflow's ``/ping``); None when it can."""
+        name = self.default_name()
+        endpoint = self.endpoints.get(name)
+        if endpoint is not None:
+            return None if endpoint.ready() else f"deployment {name!r} has no loaded slot yet"
+        route = self.route(name)
+        if route.current is not None:
+            return None
+        reason = f": {route.last_error}" if route.last_error else " yet"
+        return f"model {route.name!r} is not loaded{reason}"
 
     def status(self) -> list[dict[str, Any]]:
         return [r.status() for r in self.routes.values()]
+
+    def deployments(self) -> list[dict[str, Any]]:
+        return [e.status() for e in self.endpoints.values()]
 
 
 def version_number(name: str, version: str | None) -> int | None:

@@ -19,7 +19,7 @@ from typing import Generic, Protocol, TypeVar
 from modelport.codecs import Decoded
 from modelport.errors import InvalidInputError, ModelportError, NotFoundError
 from modelport.inference.cache import ResponseCache, cache_key
-from modelport.inference.context import InferenceContext
+from modelport.inference.context import InferenceContext, unit_id_from
 from modelport.inference.metrics import ServingMetrics
 from modelport.inference.observers import LifecycleObserver, Observer, Outcome, notify
 from modelport.inference.router import Router, Target
@@ -95,6 +95,8 @@ class InferenceService:
         batch: Batch | None = None
         try:
             target = await self._admitted(reference, version, ctx)
+            if target.unit_field is not None and ctx.unit_id is None:
+                target = await self._by_unit(target, reference, version, ctx, decode, size)
             with target.loaded.serving():
                 if size >= OFFLOAD_BYTES:
                     decoded, checked = await asyncio.to_thread(_checked, target.signature, decode)
@@ -121,8 +123,32 @@ class InferenceService:
         except NotFoundError:
             await self._admission.admit(ctx, None)
             raise
-        await self._admission.admit(ctx, target.record.name)
+        # a deployment's keys, public flag and budget go by its name, whatever slot answers
+        await self._admission.admit(ctx, ctx.deployment or target.record.name)
         return target
+
+    async def _by_unit(
+        self,
+        target: Target,
+        reference: str | None,
+        version: int | None,
+        ctx: InferenceContext,
+        decode: Decoder[T],
+        size: int,
+    ) -> Target:
+        """Route again by the unit id an input column carries (a deployment sticky by body
+        field): the first row's value decides for the whole request."""
+        field = target.unit_field
+        assert field is not None
+        if size >= OFFLOAD_BYTES:
+            _, checked = await asyncio.to_thread(_checked, target.signature, decode)
+        else:
+            _, checked = _checked(target.signature, decode)
+        column = checked.columns.get(field)
+        if column is None or not checked.n_rows:
+            return target
+        ctx.unit_id = unit_id_from(str(column[0]))
+        return self.router.resolve(reference, version, ctx)
 
     async def predict(self, target: Target, batch: Batch, ctx: InferenceContext) -> Outputs:
         """A checked batch through the cache (when the model opts in) and the batcher."""

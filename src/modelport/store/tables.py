@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -154,3 +154,75 @@ class AuditHeadRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_id: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class DeploymentRow(Base):
+    """A deployment: the spec its owner applied and the state its rollout is in.
+
+    ``revision`` grows on every change to either; replicas poll it to converge.
+    """
+
+    __tablename__ = "deployments"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]] = mapped_column()
+    """The ModelDeployment document as applied (Kubernetes-style, camelCase keys)."""
+    state: Mapped[dict[str, Any]] = mapped_column()
+    """Where the rollout stands: phase, step, effective weights, evaluation epoch."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeploymentEventRow(Base):
+    """One transition of a deployment, by whom and why; kept after the deployment is gone."""
+
+    __tablename__ = "deployment_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deployment: Mapped[str] = mapped_column(String(63), index=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    spec: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    state: Mapped[dict[str, Any]] = mapped_column()
+
+
+class RolloutSampleRow(Base):
+    """What one replica served for one deployment slot during about a second: summed by the
+    rollout controller over its window to check the gates."""
+
+    __tablename__ = "rollout_samples"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deployment: Mapped[str] = mapped_column(String(63))
+    epoch: Mapped[int] = mapped_column(Integer)
+    slot: Mapped[str] = mapped_column(String(63))
+    replica: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    window: Mapped[dict[str, Any]] = mapped_column()
+
+    __table_args__ = (Index("ix_rollout_samples_deployment_epoch", "deployment", "epoch"),)
+
+
+class ReplicaRow(Base):
+    """A serving process's heartbeat: what each of its deployments' slots actually serves."""
+
+    __tablename__ = "replicas"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    serving: Mapped[dict[str, Any]] = mapped_column()
+
+
+class LeaseRow(Base):
+    """A named lease: the one process that holds it (until ``expires_at``) does the work."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column()

@@ -30,12 +30,14 @@ from modelport.inference.executor import ModelExecutor
 from modelport.inference.metrics import RequestMetrics, ServingMetrics
 from modelport.logs import configure_logging
 from modelport.registry import ModelAddress, Registry
+from modelport.rollout.metrics import RolloutMetrics
+from modelport.rollout.plane import Rollouts
 from modelport.security.admission import Admission, RateLimits
 from modelport.security.auth import Authenticator
 from modelport.security.keys import KeyHasher, KeyStore
 from modelport.security.policy import AccessPolicy, auth_required, exposure_warning
 from modelport.security.secret import server_secret
-from modelport.serving.http import api, audit, health, keys, mlflow, v1, v2
+from modelport.serving.http import api, audit, deployments, health, keys, mlflow, v1, v2
 from modelport.serving.http.front import Front, FrontLimits
 from modelport.serving.http.origins import request_origins
 from modelport.serving.http.problems import install_error_handlers
@@ -78,7 +80,9 @@ def create_app(
     access = access_policy(settings, registry)
     limits = RateLimits.from_settings(settings)
     admission = Admission(access, limits)
-    service = InferenceService(router, metrics, cache, cached, [request_metrics], admission)
+    rollouts = rollouts_of(settings, registry, router, follower, metrics)
+    observers = [request_metrics, *(rollouts.observers if rollouts else ())]
+    service = InferenceService(router, metrics, cache, cached, observers, admission)
 
     grpc_server = None
     if settings.grpc_port is not None:  # imported only then: grpc is an optional extra
@@ -95,7 +99,7 @@ def create_app(
         # Loaded before the server accepts connections: with several workers on one port, a
         # worker still loading would otherwise take requests and answer 503.
         await follower.refresh_logged()
-        problems = follower.problems()
+        problems = follower.problems() + (await rollouts.load() if rollouts else [])
         if problems and not settings.wait_for_models:
             await _close(pool, executor, cache, limits, registry if owns_registry else None)
             fastapi_app.state.startup_error = ConfigurationError(
@@ -109,6 +113,8 @@ def create_app(
         if (exposure := exposure_warning(settings)) is not None:
             log.warning("%s (--insecure)", exposure)
         watcher = asyncio.create_task(follower.watch(settings.reload_interval_s))
+        if rollouts is not None:
+            rollouts.start()
         try:
             if grpc_server is not None:
                 await grpc_server.start()
@@ -119,6 +125,8 @@ def create_app(
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            if rollouts is not None:
+                await rollouts.stop()
             await service.stop()
             await _close(pool, executor, cache, limits, registry if owns_registry else None)
 
@@ -130,9 +138,11 @@ def create_app(
         description="Model serving over KServe V1, Open Inference Protocol V2 and "
         "the MLflow scoring protocol, plus the registry API.",
     )
-    app.state.serving = ServingState(settings, registry, service, follower, metrics, access)
+    app.state.serving = ServingState(
+        settings, registry, service, follower, metrics, access, rollouts
+    )
     install_error_handlers(app)
-    for module in (health, v1, v2, mlflow, api, keys, audit):
+    for module in (health, v1, v2, mlflow, api, keys, audit, deployments):
         app.include_router(module.router)
     document(app, HOT_ROUTES)
     return Front(
@@ -151,6 +161,30 @@ def create_app(
     )
 
 
+def rollouts_of(
+    settings: Settings,
+    registry: Registry,
+    router: Router,
+    follower: RegistryFollower,
+    metrics: ServingMetrics,
+) -> Rollouts | None:
+    """Deployments this process serves: those named, every one (``all_deployments``), or
+    none (no rollout machinery at all when only models are served)."""
+    if not settings.deployments and not settings.all_deployments:
+        return None
+    names = None if settings.all_deployments else settings.deployments
+    rollout_metrics = RolloutMetrics(metrics.registry)
+    return Rollouts(
+        registry,
+        router,
+        follower,
+        rollout_metrics,
+        metrics.observer_drops,
+        names,
+        settings.deployment_poll_s,
+    )
+
+
 def access_policy(settings: Settings, registry: Registry) -> AccessPolicy:
     store = KeyStore(registry.database, KeyHasher(lambda: server_secret(settings)))
     public = frozenset(name for name, options in settings.model_options.items() if options.public)
@@ -161,8 +195,11 @@ def access_policy(settings: Settings, registry: Registry) -> AccessPolicy:
 def banner(settings: Settings, router: Router) -> str:
     """What this process serves and where: the line an operator looks for at start-up."""
     served = "; ".join(
-        f"{r.address} -> v{r.current.record.version}" if r.current else f"{r.address} waiting"
-        for r in router.routes.values()
+        [
+            f"{r.address} -> v{r.current.record.version}" if r.current else f"{r.address} waiting"
+            for r in router.routes.values()
+        ]
+        + [f"deployment {name}" for name in router.endpoints]
     )
     scheme = "https" if settings.ssl_certfile is not None else "http"
     base = f"{scheme}://{settings.host}:{settings.port}"

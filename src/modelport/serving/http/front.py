@@ -141,7 +141,7 @@ class Front:
                     "(MODELPORT_REQUEST_TIMEOUT_S)"
                 ) from None
             status, media_type, content = 200, answer.media_type, answer.body
-            extra = [*answer.headers, *_encoded(ctx.headers)] if ctx.headers else answer.headers
+            extra = [*answer.headers, *_served_by(ctx), *_encoded(ctx.headers)]
         except ClientGoneError:
             return
         except ModelportError as exc:
@@ -167,6 +167,8 @@ class Front:
     ) -> tuple[int, str, bytes, list[tuple[bytes, bytes]]]:
         status, headers, body = render(scope["path"], exc, ctx.request_id)
         extra = _encoded([(name, value) for name, value in headers.items() if name != REQUEST_ID])
+        if ctx.version is not None:  # a model was chosen (and failed): say which
+            extra.extend(_served_by(ctx))
         return status, PROBLEM_JSON, body, extra
 
     async def _caller(self, headers: dict[bytes, bytes]) -> str | None:
@@ -285,6 +287,18 @@ def _is_upload(scope: Scope) -> bool:
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:
     return {key: value for key, value in scope["headers"] if key in _WANTED}
+
+
+def _served_by(ctx: InferenceContext) -> list[tuple[bytes, bytes]]:
+    """Which model and version answered (and, for a deployment, which slot): with weights
+    and canaries, the caller cannot know otherwise."""
+    served = [
+        (b"x-model-name", (ctx.model or "").encode()),
+        (b"x-model-version", str(ctx.version).encode()),
+    ]
+    if ctx.deployment is not None:
+        served.append((b"x-deployment-slot", (ctx.slot or "").encode()))
+    return served
 
 
 def _encoded(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:

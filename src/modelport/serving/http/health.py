@@ -30,18 +30,23 @@ async def readyz(request: Request) -> dict[str, Any]:
     state = serving_state(request)
     router = state.service.router
     if not router.ready():
-        waiting = [r.status() for r in router.routes.values() if r.current is None]
-        names = ", ".join(f"{w['name']} ({w['state']})" for w in waiting)
-        raise ModelNotReadyError(f"not ready: {names}")
+        raise ModelNotReadyError(f"not ready: {', '.join(router.waiting())}")
     exposure = exposure_warning(state.settings)
     warnings = [] if exposure is None else [exposure]
-    return {"status": "ready", "models": router.status(), "warnings": warnings}
+    return {
+        "status": "ready",
+        "models": router.status(),
+        "deployments": router.deployments(),
+        "warnings": warnings,
+    }
 
 
 @router.get("/api/serving", dependencies=[requires(Scope.READ)])
 async def serving_status(request: Request) -> dict[str, Any]:
-    """What each served model follows, which version serves, and the last load failure."""
-    return {"models": serving_state(request).service.router.status()}
+    """What each served model follows, which version serves, and the last load failure; what
+    each deployment's slots serve in this process."""
+    router = serving_state(request).service.router
+    return {"models": router.status(), "deployments": router.deployments()}
 
 
 @router.get(

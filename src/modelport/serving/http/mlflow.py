@@ -62,10 +62,9 @@ _PROBE_RESPONSES: dict[int | str, dict[str, Any]] = {
 @router.get("/health", response_class=Response, responses=_PROBE_RESPONSES)
 async def ping(request: Request) -> Response:
     """MLflow's health probe: 200 once the default model is loaded, 404 until then."""
-    route = serving_state(request).service.router.default()
-    if route.current is None:
-        reason = f": {route.last_error}" if route.last_error else " yet"
-        raise NotFoundError(f"model {route.name!r} is not loaded{reason}")
+    problem = serving_state(request).service.router.default_problem()
+    if problem is not None:
+        raise NotFoundError(problem)
     return Response("\n", media_type="application/json")
 
 

@@ -57,7 +57,7 @@ class RequestOrigins:
 
 def with_cors(app: ASGIApp, origins: Sequence[str], headers: Sequence[bytes]) -> ASGIApp:
     """``app`` answering CORS for ``origins`` (none: as it is): the request ``headers`` the
-    server reads may be sent; the request id and rate-limit state may be read."""
+    server reads may be sent; the request id, rate-limit state and what answered may be read."""
     if not origins:
         return app
     return CORSMiddleware(
@@ -71,6 +71,9 @@ def with_cors(app: ASGIApp, origins: Sequence[str], headers: Sequence[bytes]) ->
             "ratelimit-limit",
             "ratelimit-remaining",
             "ratelimit-reset",
+            "x-model-name",
+            "x-model-version",
+            "x-deployment-slot",
         ],
     )
 

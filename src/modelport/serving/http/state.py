@@ -10,6 +10,7 @@ from modelport.config import Settings
 from modelport.inference import InferenceService, RegistryFollower
 from modelport.inference.metrics import ServingMetrics
 from modelport.registry import Registry
+from modelport.rollout.plane import Rollouts
 from modelport.security.policy import AccessPolicy
 
 
@@ -21,6 +22,8 @@ class ServingState:
     follower: RegistryFollower
     metrics: ServingMetrics
     access: AccessPolicy
+    rollouts: Rollouts | None
+    """This process's deployment machinery; None when it serves no deployment."""
 
 
 def serving_state(request: Request) -> ServingState:

@@ -40,7 +40,8 @@ _PREDICT_BODY: dict[str, Any] = {
 
 @router.get("/v1/models", dependencies=[requires(Scope.READ)])
 async def list_models(request: Request) -> dict[str, list[str]]:
-    return {"models": list(serving_state(request).service.router.routes)}
+    router = serving_state(request).service.router
+    return {"models": [*router.routes, *router.endpoints]}
 
 
 @router.get("/v1/models/{name}", dependencies=METADATA)

@@ -1,0 +1,249 @@
+"""Deployments in the registry database: spec, rollout state, and the history of both.
+
+Every change (an ``apply``, a step of the controller, an operator's pause or rollback) is one
+write transaction that bumps the deployment's ``revision``, appends a history entry with its
+actor and reason, and records the change in the audit log. Replicas poll the revisions
+(:meth:`DeploymentStore.revisions`, one small query) to converge on a change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from modelport.errors import NotFoundError
+from modelport.registry import ModelAddress, Registry
+from modelport.registry.audit import Actor, append
+from modelport.rollout.spec import DeploymentSpec, parse_document
+from modelport.rollout.state import Action, RolloutState, Transition, initial, reapplied
+from modelport.store.tables import DeploymentEventRow, DeploymentRow, utcnow
+from modelport.store.unit_of_work import Database
+
+MAX_HISTORY = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    spec: DeploymentSpec
+    state: RolloutState
+    revision: int
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "revision": self.revision,
+            "spec": self.spec.to_document(),
+            "state": self.state.to_json(),
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentEvent:
+    id: int
+    deployment: str
+    revision: int
+    at: datetime
+    actor: str
+    action: str
+    reason: str
+    state: dict[str, Any]
+    spec: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "deployment": self.deployment,
+            "revision": self.revision,
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "action": self.action,
+            "reason": self.reason,
+            "state": self.state,
+            "spec": self.spec,
+        }
+
+
+class DeploymentStore:
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+        self._db: Database = registry.database
+
+    def apply(self, spec: DeploymentSpec, *, actor: Actor | None = None) -> tuple[Deployment, bool]:
+        """Create or update a deployment; True when anything changed (re-applying the same
+        spec is a no-op, as with ``kubectl apply``)."""
+        self._check_models(spec)
+        document = spec.to_document()
+        now = utcnow()
+        with self._db.write() as s:
+            row = self._row(s, spec.name, missing_ok=True)
+            if row is None:
+                state = initial(spec, now)
+                row = DeploymentRow(
+                    name=spec.name,
+                    revision=1,
+                    spec=document,
+                    state=state.to_json(),
+                    created_at=now,
+                    updated_at=now,
+                )
+                s.add(row)
+                before = None
+            elif row.spec == document:
+                return _deployment(row), False
+            else:
+                before = _facts(row)
+                state = reapplied(spec, parse_document(row.spec), _state(row), now)
+                row.spec, row.state = document, state.to_json()
+                row.revision, row.updated_at = row.revision + 1, now
+            reason = "created" if before is None else "spec changed"
+            self._record(s, row, Action.APPLY, actor, reason, with_spec=True, before=before)
+            return _deployment(row), True
+
+    def get(self, name: str) -> Deployment:
+        with self._db.read() as s:
+            row = self._row(s, name)
+            assert row is not None
+            return _deployment(row)
+
+    def list(self) -> list[Deployment]:
+        with self._db.read() as s:
+            rows = s.scalars(select(DeploymentRow).order_by(DeploymentRow.name))
+            return [_deployment(row) for row in rows]
+
+    def revisions(self) -> dict[str, int]:
+        """Every deployment's revision: what replicas poll to notice a change."""
+        with self._db.read() as s:
+            return dict(s.execute(select(DeploymentRow.name, DeploymentRow.revision)).tuples())
+
+    def history(self, name: str, limit: int = 100) -> list[DeploymentEvent]:
+        """Newest first; also for a deployment deleted since."""
+        with self._db.read() as s:
+            rows = s.scalars(
+                select(DeploymentEventRow)
+                .where(DeploymentEventRow.deployment == name)
+                .order_by(DeploymentEventRow.id.desc())
+                .limit(min(limit, MAX_HISTORY))
+            ).all()
+            if not rows:
+                self._row(s, name)  # 404 for a name that never existed
+            return [_event(row) for row in rows]
+
+    def transition(
+        self,
+        name: str,
+        action: Action,
+        change: Transition,
+        *,
+        reason: str,
+        actor: Actor | None = None,
+        epoch: int | None = None,
+    ) -> Deployment | None:
+        """Apply one state transition and record it. With ``epoch`` (the controller's view),
+        nothing happens and None is returned if the state moved on meanwhile: an operator's
+        pause or a new spec wins over a decision taken on older figures."""
+        with self._db.write() as s:
+            row = self._row(s, name, lock=True)
+            assert row is not None
+            state = _state(row)
+            if epoch is not None and state.epoch != epoch:
+                return None
+            before = _facts(row)
+            row.state = change(parse_document(row.spec), state, utcnow(), reason).to_json()
+            row.revision, row.updated_at = row.revision + 1, utcnow()
+            self._record(s, row, action, actor, reason, with_spec=False, before=before)
+            return _deployment(row)
+
+    def delete(self, name: str, *, actor: Actor | None = None) -> None:
+        with self._db.write() as s:
+            row = self._row(s, name, lock=True)
+            assert row is not None
+            before = _facts(row)
+            row.revision += 1
+            self._record(s, row, Action.DELETE, actor, "deleted", with_spec=False, before=before)
+            s.execute(delete(DeploymentRow).where(DeploymentRow.name == name))
+
+    def _check_models(self, spec: DeploymentSpec) -> None:
+        """Every slot must name a model the registry can resolve now: a typo is caught at
+        apply, not when the first request arrives."""
+        for index, slot in enumerate(spec.slots):
+            try:
+                self._registry.resolve(ModelAddress.parse(slot.model))
+            except NotFoundError as exc:
+                raise type(exc)(f"spec.slots[{index}].model: {exc.detail}") from exc
+
+    def _record(
+        self,
+        s: Session,
+        row: DeploymentRow,
+        action: Action,
+        actor: Actor | None,
+        reason: str,
+        *,
+        with_spec: bool,
+        before: dict[str, Any] | None,
+    ) -> None:
+        actor = actor or Actor.local()
+        s.add(
+            DeploymentEventRow(
+                deployment=row.name,
+                revision=row.revision,
+                at=row.updated_at,
+                actor=actor.name,
+                action=action.value,
+                reason=reason,
+                spec=row.spec if with_spec else None,
+                state=row.state,
+            )
+        )
+        after = None if action is Action.DELETE else _facts(row)
+        append(s, actor, f"deployment.{action.value}", f"deployment:{row.name}", before, after)
+
+    @staticmethod
+    def _row(
+        s: Session, name: str, *, missing_ok: bool = False, lock: bool = False
+    ) -> DeploymentRow | None:
+        query = select(DeploymentRow).where(DeploymentRow.name == name)
+        row = s.scalars(query.with_for_update() if lock else query).one_or_none()
+        if row is None and not missing_ok:
+            raise NotFoundError(f"deployment {name!r} not found")
+        return row
+
+
+def _state(row: DeploymentRow) -> RolloutState:
+    return RolloutState.from_json(row.state)
+
+
+def _deployment(row: DeploymentRow) -> Deployment:
+    return Deployment(
+        parse_document(row.spec), _state(row), row.revision, row.created_at, row.updated_at
+    )
+
+
+def _facts(row: DeploymentRow) -> dict[str, Any]:
+    return {"revision": row.revision, "spec": row.spec, "state": row.state}
+
+
+def _event(row: DeploymentEventRow) -> DeploymentEvent:
+    return DeploymentEvent(
+        row.id,
+        row.deployment,
+        row.revision,
+        row.at,
+        row.actor,
+        row.action,
+        row.reason,
+        row.state,
+        row.spec,
+    )

@@ -1,0 +1,96 @@
+"""Two `modelport serve` replicas sharing PostgreSQL: they converge on every deployment change,
+and their two rollout controllers step a canary once, never twice."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+import modelport
+from modelport.config import Settings
+from tests.e2e.conftest import LiveServer
+from tests.e2e.doubles import Doubled, Scaled
+from tests.e2e.test_rollouts import SAMPLE, Cli, apply, deployment
+from tests.e2e.traffic import Load
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def shared(make_settings: Callable[..., Settings], postgres_url: str) -> Settings:
+    settings = make_settings(database_url=postgres_url)
+    for model in (Scaled(), Doubled()):
+        modelport.log_model(model, "m", SAMPLE, settings=settings)
+    return settings
+
+
+def served_revision(server: LiveServer, name: str) -> int | None:
+    deployments: list[dict[str, Any]] = httpx.get(f"{server.url}/api/serving").json()["deployments"]
+    return next((d["revision"] for d in deployments if d["name"] == name), None)
+
+
+def converged_after(replicas: list[LiveServer], name: str, revision: int) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < 20:
+        if all(served_revision(r, name) == revision for r in replicas):
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise AssertionError(f"replicas did not converge on revision {revision} of {name}")
+
+
+def split(primary: int) -> str:
+    slots = (
+        f"    - {{model: m/1, role: primary, weight: {primary}}}\n"
+        f"    - {{model: m/2, role: canary, weight: {100 - primary}}}\n"
+    )
+    return deployment("shared", "direct", slots)
+
+
+def test_replicas_converge_and_one_controller_steps(
+    shared: Settings,
+    cli: Callable[..., Any],
+    live_server: Callable[..., LiveServer],
+    loads: Callable[[str], Load],
+) -> None:
+    run: Cli = lambda *args, **kw: cli(*args, settings_override=shared, **kw)  # noqa: E731
+    apply(run, split(100))
+    replicas = [live_server([], shared), live_server([], shared)]
+    assert [served_revision(r, "shared") for r in replicas] == [1, 1]
+
+    apply(run, split(0))  # every request to version 2 from now on
+    took = converged_after(replicas, "shared", 2)
+    for replica in replicas:
+        answer = httpx.post(
+            f"{replica.url}/v1/models/shared:predict", json={"instances": [[1, 1, 1]]}
+        )
+        assert answer.headers["x-model-version"] == "2"
+    print(f"replicas converged {took:.2f} s after the change")
+
+    ramp = (
+        "  steps: [10, 50, 100]\n  stepInterval: 2s\n  minRequests: 20\n"
+        "  evaluationInterval: 1s\n  gates:\n    maxErrorRate: 0.05\n"
+    )
+    slots = "    - {model: m/1, role: primary}\n    - {model: m/2, role: canary}\n"
+    apply(run, deployment("ramp", "canary", slots, ramp))
+    busy = [loads(f"{r.url}/v1/models/ramp:predict") for r in replicas]
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{replicas[0].url}/api/deployments/ramp").json()["state"]["phase"] != (
+        "promoted"
+    ):
+        assert time.monotonic() < deadline, "the canary was never promoted"
+        time.sleep(0.3)
+    for load in busy:
+        load.stop()
+    events = httpx.get(f"{replicas[1].url}/api/deployments/ramp/history").json()["events"]
+    steps = [e for e in events if e["action"] == "step"]
+    assert sorted(e["state"]["weights"]["canary"] for e in steps) == [50, 100]
+    assert not [f for load in busy for f in load.failures()]
+    # both replicas took part: each served both slots
+    for load in busy:
+        assert {a.slot for a in load.answers} == {"primary", "canary"}
+    assert np.isfinite([a.value for load in busy for a in load.answers]).all()
