@@ -1,0 +1,300 @@
+"""The ModelDeployment resource: how a deployment should look, read from YAML (``modelport
+apply -f``, several documents allowed) or from an HTTP body, in the Kubernetes habit
+(apiVersion, kind, metadata, spec with camelCase keys). The rules it must follow are listed in
+``manifest``; here the checked document becomes frozen dataclasses, and problems are located:
+by JSON pointer and dotted path, and in YAML by line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+from pydantic.alias_generators import to_camel
+
+from modelport.errors import FieldError, InvalidInputError
+from modelport.rollout import manifest
+from modelport.rollout.gates import GateLimits
+from modelport.rollout.manifest import FieldPath, Problem
+
+API_VERSION = "modelport/v1"
+KIND = "ModelDeployment"
+DEFAULT_STEPS = (1.0, 5.0, 25.0, 50.0, 100.0)
+
+
+class Role(StrEnum):
+    PRIMARY = "primary"
+    CANARY = "canary"
+    SHADOW = "shadow"
+
+
+class Strategy(StrEnum):
+    DIRECT = "direct"
+    BLUE_GREEN = "blue-green"
+    CANARY = "canary"
+    SHADOW = "shadow"
+
+
+class OnBreach(StrEnum):
+    ROLLBACK = "rollback"
+    PAUSE = "pause"
+
+
+@dataclass(frozen=True, slots=True)
+class SlotSpec:
+    """One model behind the deployment; ``weight`` is a percent of traffic (of requests
+    mirrored, for a shadow). Under canary and blue-green the controller moves the weights:
+    a spec holds their starting point, primary 100 and canary 0."""
+
+    name: str
+    model: str
+    role: Role
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class Sticky:
+    """Where a request's unit id comes from, so that one unit always meets the same slot."""
+
+    header: str = "X-Unit-Id"
+    field: str | None = None
+    """An input column whose first row holds the unit id; when set, ``header`` is unused."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentSpec:
+    """A validated ModelDeployment; build it with ``parse_document`` or ``load_yaml``."""
+
+    name: str
+    strategy: Strategy
+    slots: tuple[SlotSpec, ...]
+    steps: tuple[float, ...]
+    step_interval_s: float
+    min_requests: int
+    evaluation_interval_s: float
+    window_s: float
+    gates: GateLimits
+    on_breach: OnBreach
+    sticky: Sticky
+    warmup_requests: int
+    labels: Mapping[str, str]
+
+    def slot(self, name: str) -> SlotSpec:
+        """The slot called ``name``; ``KeyError`` if there is none."""
+        for slot in self.slots:
+            if slot.name == name:
+                return slot
+        raise KeyError(name)
+
+    @property
+    def primary(self) -> SlotSpec:
+        return next(slot for slot in self.slots if slot.role is Role.PRIMARY)
+
+    @property
+    def canary(self) -> SlotSpec | None:
+        """The canary slot (the first one, when a direct deployment has several)."""
+        return next((slot for slot in self.slots if slot.role is Role.CANARY), None)
+
+    @property
+    def shadow(self) -> SlotSpec | None:
+        return next((slot for slot in self.slots if slot.role is Role.SHADOW), None)
+
+    def to_document(self) -> dict[str, Any]:
+        """The canonical document: defaults spelled out, and only the keys this strategy
+        accepts, so that ``parse_document(spec.to_document()) == spec``."""
+        canary = self.strategy is Strategy.CANARY
+        spec: dict[str, Any] = {
+            "strategy": self.strategy.value,
+            "slots": [self._slot_document(slot) for slot in self.slots],
+        }
+        if canary:
+            spec["steps"] = list(self.steps)
+            spec["stepInterval"] = _duration_text(self.step_interval_s)
+            spec["minRequests"] = self.min_requests
+        spec["evaluationInterval"] = _duration_text(self.evaluation_interval_s)
+        if canary or self.shadow is not None:
+            limits = {f.name: getattr(self.gates, f.name) for f in fields(GateLimits)}
+            spec["gates"] = {to_camel(k): v for k, v in limits.items() if v is not None}
+            spec["gates"]["window"] = _duration_text(self.window_s)
+        spec["rollback"] = {"onBreach": self.on_breach.value}
+        field = self.sticky.field
+        spec["sticky"] = {"field": field} if field is not None else {"header": self.sticky.header}
+        spec["warmup"] = {"requests": self.warmup_requests}
+        metadata = {"name": self.name, "labels": dict(self.labels)}
+        return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec}
+
+    def _slot_document(self, slot: SlotSpec) -> dict[str, Any]:
+        document: dict[str, Any] = {"name": slot.name, "model": slot.model, "role": slot.role.value}
+        if slot.role is Role.SHADOW or self.strategy in (Strategy.DIRECT, Strategy.SHADOW):
+            document["weight"] = slot.weight
+        return document
+
+
+def _duration_text(seconds: float) -> str | float:
+    """``"5m"`` rather than ``300.0`` where that is exact; fractions stay numbers."""
+    if not seconds.is_integer():
+        return seconds
+    whole = int(seconds)
+    unit, size = next((u, s) for u, s in (("h", 3600), ("m", 60), ("s", 1)) if whole % s == 0)
+    return f"{whole // size}{unit}"
+
+
+def parse_document(document: object, *, source: str = "request") -> DeploymentSpec:
+    """A deployment from a decoded JSON body; every problem becomes one ``FieldError``."""
+    result = _validate(document)
+    if isinstance(result, DeploymentSpec):
+        return result
+    errors = [FieldError(_pointer(path), message) for path, message in result]
+    raise _invalid(errors, [_located(source, path, message) for path, message in result])
+
+
+def load_yaml(text: str, *, source: str = "deployment.yaml") -> list[DeploymentSpec]:
+    """Every deployment in a YAML stream (``---`` between documents, empty ones skipped).
+    Problems of all documents are reported at once, each with its line in the file."""
+    documents = [composed for composed in _compose(text, source) if composed[2] is not None]
+    if not documents:
+        raise InvalidInputError(f"{source} holds no {KIND} document")
+    specs: list[DeploymentSpec] = []
+    errors: list[FieldError] = []
+    defined: dict[str, int] = {}
+    for number, node, data, problems in documents:
+        where = f"{source} (document {number})" if len(documents) > 1 else source
+        result = _validate(data)
+        if isinstance(result, list):
+            problems.extend(result)
+        elif defined.setdefault(result.name, number) != number:
+            message = f"document {defined[result.name]} defines {result.name!r} already"
+            problems.append((("metadata", "name"), message))
+        else:
+            specs.append(result)
+        for path, message in problems:
+            located = _located(f"{where}:{_line(node, path)}", path, message)
+            errors.append(FieldError(_pointer(path), located))
+    if errors:
+        raise _invalid(errors, [error.message for error in errors])
+    return specs
+
+
+def _validate(document: object) -> DeploymentSpec | list[Problem]:
+    checked = manifest.check(document)
+    return _build(checked) if isinstance(checked, manifest.Manifest) else checked
+
+
+def _build(document: manifest.Manifest) -> DeploymentSpec:
+    spec, gates = document.spec, document.spec.gates or manifest.Gates()
+    header, field = spec.sticky.header, spec.sticky.field
+    step_interval = spec.step_interval or 300.0
+    default_steps = DEFAULT_STEPS if spec.strategy == "canary" else ()
+    return DeploymentSpec(
+        name=document.metadata.name,
+        strategy=Strategy(spec.strategy),
+        slots=tuple(_build_slot(slot) for slot in spec.slots),
+        steps=default_steps if spec.steps is None else tuple(spec.steps),
+        step_interval_s=step_interval,
+        min_requests=100 if spec.min_requests is None else spec.min_requests,
+        evaluation_interval_s=spec.evaluation_interval,
+        window_s=step_interval if gates.window is None else gates.window,
+        gates=GateLimits(**gates.model_dump(exclude={"window"})),
+        on_breach=OnBreach(spec.rollback.on_breach),
+        sticky=Sticky(field=field) if header is None else Sticky(header),
+        warmup_requests=spec.warmup.requests,
+        labels=MappingProxyType(dict(document.metadata.labels)),
+    )
+
+
+def _build_slot(slot: manifest.Slot) -> SlotSpec:
+    # without a weight: a shadow mirrors everything, canary and blue-green start on the primary
+    weight = 0.0 if slot.role == "canary" else 100.0
+    return SlotSpec(
+        name=slot.name or slot.role,
+        model=slot.model,
+        role=Role(slot.role),
+        weight=weight if slot.weight is None else slot.weight,
+    )
+
+
+def _pointer(path: FieldPath) -> str:
+    """RFC 6901: ``/spec/slots/1/weight``, with ``~`` and ``/`` in keys escaped."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+
+
+def _located(where: str, path: FieldPath, message: str) -> str:
+    """``where: spec.slots[1].weight: message``."""
+    dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    return f"{where}: {dotted}: {message}" if dotted else f"{where}: {message}"
+
+
+def _invalid(errors: list[FieldError], texts: list[str]) -> InvalidInputError:
+    more = f" (and {len(texts) - 1} more)" if len(texts) > 1 else ""
+    return InvalidInputError(texts[0] + more, errors=errors)
+
+
+_Composed = tuple[int, yaml.Node, object, list[Problem]]
+
+
+def _compose(text: str, source: str) -> list[_Composed]:
+    """Each document's number, node tree (for line numbers), data and duplicate keys; the
+    duplicates are found before construction, which merges ``<<`` keys into the tree."""
+    constructor = yaml.SafeLoader("")  # SafeLoader: plain data, never Python objects
+    documents: list[_Composed] = []
+    try:
+        for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
+            duplicates = list(_duplicate_keys(node, (), set()))
+            data = constructor.construct_document(node)
+            documents.append((len(documents) + 1, node, data, duplicates))
+    except yaml.YAMLError as exc:
+        number = len(documents) + 1
+        where = source if number == 1 else f"{source} (document {number})"
+        mark = getattr(exc, "problem_mark", None)
+        line = "" if mark is None else f":{mark.line + 1}"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InvalidInputError(f"{where}{line}: not valid YAML: {problem}", pointer="") from exc
+    finally:
+        constructor.dispose()
+    return documents
+
+
+def _duplicate_keys(node: yaml.Node, path: FieldPath, seen: set[int]) -> Iterator[Problem]:
+    """A key given twice, which YAML would settle silently by keeping the last."""
+    if id(node) in seen:  # an alias: its anchor was walked already (and may contain it)
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _duplicate_keys(item, (*path, i), seen)
+    elif isinstance(node, yaml.MappingNode):
+        lines: dict[object, int] = {}
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                if key.value in lines:
+                    message = (
+                        f"duplicate key (also on line {lines[key.value]}); YAML keeps the last"
+                    )
+                    yield (*path, key.value), message
+                lines.setdefault(key.value, key.start_mark.line + 1)
+            yield from _duplicate_keys(value, (*path, str(key.value)), seen)
+
+
+def _line(node: yaml.Node, path: FieldPath) -> int:
+    """The line of the deepest node on ``path`` (a missing key is reported at its parent).
+    Of a duplicated key, the last counts: it is the one the data holds."""
+    mark = node.start_mark
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            pairs = (pair for pair in reversed(node.value) if pair[0].value == str(part))
+            pair = next(pairs, None)
+            if pair is None:
+                break
+            mark, node = pair[0].start_mark, pair[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+            mark = node.start_mark
+        else:
+            break
+    return mark.line + 1
