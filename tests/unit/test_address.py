@@ -55,6 +55,7 @@ def test_str_round_trips(text: str) -> None:
         ("models:/models:/iris", "/model"),
         ("iris@1", "/model"),  # digits are versions, never aliases
         ("iris/99999999999999999999", "/model"),
+        ("iris/" + "9" * 5000, "/model"),  # beyond what int() parses at all
         ("-iris", "/model_name"),
         (".iris", "/model_name"),
         ("na me", "/model_name"),

@@ -61,7 +61,7 @@ def apply(
 def deployments_list(as_json: JsonFlag = False) -> None:
     """Deployments with their strategy, phase and traffic split."""
     with opened_registry() as registry:
-        listed = DeploymentStore(registry).list()
+        listed = DeploymentStore(registry).deployments()
     if as_json:
         output.emit_json({"deployments": [d.to_dict() for d in listed]})
         return

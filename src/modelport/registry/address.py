@@ -61,9 +61,12 @@ class ModelAddress:
             )
         if version == LATEST or alias == LATEST:
             return cls(name)
-        if version is not None and int(version) > MAX_VERSION:
+        # the length first: int() refuses more than 4300 digits with a ValueError
+        if version is not None and (
+            len(version) > len(str(MAX_VERSION)) or int(version) > MAX_VERSION
+        ):
             raise InvalidInputError(
-                f"invalid model address {text!r}: no version is that large", pointer="/model"
+                f"invalid model address {text[:60]!r}: no version is that large", pointer="/model"
             )
         return cls(
             name, int(version) if version else None, check_name(alias, "alias") if alias else None

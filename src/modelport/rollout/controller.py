@@ -68,7 +68,7 @@ class RolloutController:
         if not self._telemetry.hold_lease(LEASE_TTL):
             return
         now = utcnow()
-        for deployment in self._store.list():
+        for deployment in self._store.deployments():
             if self._due(deployment):
                 self.evaluate(deployment, now)
         if time.monotonic() - self._pruned > PRUNE_EVERY_S:

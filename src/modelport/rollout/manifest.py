@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterator
 from typing import Annotated, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails, PydanticCustomError
@@ -76,7 +76,6 @@ _Label = Annotated[
         "starting and ending with a letter or digit",
     ),
 ]
-_Header = Annotated[str, _matching(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", "must be an HTTP header name")]
 
 
 class _Shape(BaseModel):
@@ -118,14 +117,7 @@ class _Rollback(_Shape):
 
 
 class _Sticky(_Shape):
-    header: _Header | None = None
     field: Annotated[str, Field(min_length=1)] | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> _Sticky:
-        if self.header is not None and self.field is not None:
-            raise PydanticCustomError("sticky", "give header or field, not both")
-        return self
 
 
 class _Warmup(_Shape):

@@ -106,7 +106,7 @@ class RolloutRecorder:
 
     def _write(self, windows: dict[WindowKey, SlotWindow]) -> None:
         self._telemetry.write_samples(
-            Sample(deployment, epoch, slot, window.to_json())
+            Sample(deployment, epoch, slot, dict(window.to_json()))
             for (deployment, epoch, slot), window in windows.items()
             if not window.empty
         )

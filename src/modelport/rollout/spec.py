@@ -58,11 +58,10 @@ class SlotSpec:
 
 @dataclass(frozen=True, slots=True)
 class Sticky:
-    """Where a request's unit id comes from, so that one unit always meets the same slot."""
+    """Where a request's unit id comes from, so that one unit always meets the same slot: the
+    ``X-Unit-Id`` header, else (when set) an input column whose first row holds it."""
 
-    header: str = "X-Unit-Id"
     field: str | None = None
-    """An input column whose first row holds the unit id; when set, ``header`` is unused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +120,8 @@ class DeploymentSpec:
             spec["gates"] = {to_camel(k): v for k, v in limits.items() if v is not None}
             spec["gates"]["window"] = _duration_text(self.window_s)
         spec["rollback"] = {"onBreach": self.on_breach.value}
-        field = self.sticky.field
-        spec["sticky"] = {"field": field} if field is not None else {"header": self.sticky.header}
+        if self.sticky.field is not None:
+            spec["sticky"] = {"field": self.sticky.field}
         spec["warmup"] = {"requests": self.warmup_requests}
         metadata = {"name": self.name, "labels": dict(self.labels)}
         return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec}
@@ -186,7 +185,6 @@ def _validate(document: object) -> DeploymentSpec | list[Problem]:
 
 def _build(document: manifest.Manifest) -> DeploymentSpec:
     spec, gates = document.spec, document.spec.gates or manifest.Gates()
-    header, field = spec.sticky.header, spec.sticky.field
     step_interval = spec.step_interval or 300.0
     default_steps = DEFAULT_STEPS if spec.strategy == "canary" else ()
     return DeploymentSpec(
@@ -200,7 +198,7 @@ def _build(document: manifest.Manifest) -> DeploymentSpec:
         window_s=step_interval if gates.window is None else gates.window,
         gates=GateLimits(**gates.model_dump(exclude={"window"})),
         on_breach=OnBreach(spec.rollback.on_breach),
-        sticky=Sticky(field=field) if header is None else Sticky(header),
+        sticky=Sticky(spec.sticky.field),
         warmup_requests=spec.warmup.requests,
         labels=MappingProxyType(dict(document.metadata.labels)),
     )

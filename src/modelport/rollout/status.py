@@ -7,12 +7,13 @@ each slot's live figures over the gate window, summed over every replica.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from modelport.rollout.store import Deployment
 from modelport.rollout.telemetry import Telemetry
-from modelport.rollout.window import SlotWindow
+from modelport.rollout.window import SlotWindow, SlotWindowJson
 
 LIVE_WITHIN = timedelta(seconds=10)
 """A replica whose heartbeat is older is not listed (it stopped, or lost the database)."""
@@ -27,7 +28,7 @@ def merged_windows(
     for slot, windows in samples.items():
         total = SlotWindow()
         for window in windows:
-            total.merge(SlotWindow.from_json(window))
+            total.merge(SlotWindow.from_json(cast(SlotWindowJson, window)))
         merged[slot] = total
     return merged
 
@@ -61,7 +62,8 @@ def figures(window: SlotWindow) -> dict[str, Any]:
         "requests": window.requests,
         "errors": window.errors,
         "error_rate": window.error_rate,
-        "p99_ms": None if p99 is None else p99 * 1000,
+        # beyond the histogram's last edge (minutes) there is no finite figure to give
+        "p99_ms": None if p99 is None or not math.isfinite(p99) else p99 * 1000,
         "compared_rows": window.compared,
         "disagreement_rate": window.disagreement_rate,
         "mean_abs_diff": window.mean_abs_diff,

@@ -117,7 +117,7 @@ class DeploymentStore:
             assert row is not None
             return _deployment(row)
 
-    def list(self) -> list[Deployment]:
+    def deployments(self) -> list[Deployment]:
         with self._db.read() as s:
             rows = s.scalars(select(DeploymentRow).order_by(DeploymentRow.name))
             return [_deployment(row) for row in rows]

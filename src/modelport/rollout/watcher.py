@@ -114,8 +114,8 @@ class DeploymentWatcher:
             if key not in routes:
                 self._follower.retire(route)
         for name, deployment in deployments.items():
-            for slot, weight in deployment.state.weights.items():
-                self._metrics.weight.labels(name, slot).set(weight)
+            for slot_name, weight in deployment.state.weights.items():
+                self._metrics.weight.labels(name, slot_name).set(weight)
             if self._deployments.get(name) is not deployment:
                 log.info(
                     "deployment %s at revision %d: %s",

@@ -61,7 +61,7 @@ def _changed(request: Request) -> None:
 
 @reader.get("/deployments")
 async def list_deployments(request: Request) -> dict[str, Any]:
-    listed = await run_in_threadpool(_store(request).list)
+    listed = await run_in_threadpool(_store(request).deployments)
     return {"deployments": [d.to_dict() for d in listed]}
 
 
