@@ -15,6 +15,8 @@ from starlette.testclient import TestClient
 
 from modelport.config import AuthMode, Settings
 from modelport.registry import Registry
+from modelport.rollout.spec import parse_document
+from modelport.rollout.store import DeploymentStore
 from modelport.security.keys import KeyHasher, KeyStore, Scope
 from modelport.security.secret import server_secret
 from tests.api.conftest import serving
@@ -32,6 +34,53 @@ def _upload(model: bytes, sample: str) -> Call:
         )
 
     return call
+
+
+def _deployment(name: str, strategy: str, canary: str) -> dict[str, Any]:
+    slots = [{"model": "iris/1", "role": "primary"}, {"model": canary, "role": "canary"}]
+    return {
+        "apiVersion": "modelport/v1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {"strategy": strategy, "slots": slots},
+    }
+
+
+def _operation(action: str, works_on: str) -> tuple[Call, Call, str]:
+    """An operator's transition: on ``works_on``, then on a deployment that is not there."""
+    path = "/api/deployments/{}/" + action
+    return (
+        lambda c, h: c.post(path.format(works_on), json={"reason": "test"}, headers=h),
+        lambda c, h: c.post(path.format("nothing"), headers=h),
+        f"deployment.{action}",
+    )
+
+
+def _deployment_calls() -> dict[tuple[str, str], tuple[Call, Call, str]]:
+    """In order: apply a canary, steer it through every transition, delete it (the blue-green
+    deployment ``bg`` exists beforehand, for the switch)."""
+    one = "/api/deployments/{name}"
+    return {
+        ("post", "/api/deployments"): (
+            lambda c, h: c.post(
+                "/api/deployments", json=_deployment("d", "canary", "iris/1"), headers=h
+            ),
+            lambda c, h: c.post(
+                "/api/deployments", json=_deployment("d", "canary", "iris/9"), headers=h
+            ),
+            "deployment.apply",
+        ),
+        **{
+            ("post", f"{one}/{action}"): _operation(action, "d")
+            for action in ("pause", "resume", "promote", "rollback")
+        },
+        ("post", f"{one}/switch"): _operation("switch", "bg"),
+        ("delete", one): (
+            lambda c, h: c.delete("/api/deployments/d", headers=h),
+            lambda c, h: c.delete("/api/deployments/nothing", headers=h),
+            "deployment.delete",
+        ),
+    }
 
 
 def _calls(model: bytes, spare_key: str) -> dict[tuple[str, str], tuple[Call, Call, str]]:
@@ -84,6 +133,7 @@ def _calls(model: bytes, spare_key: str) -> dict[tuple[str, str], tuple[Call, Ca
             lambda c, h: c.delete("/api/keys/0123456789ab", headers=h),
             "key.revoke",
         ),
+        **_deployment_calls(),
     }
 
 
@@ -103,6 +153,7 @@ def test_every_change_is_audited_once_and_a_failed_one_not_at_all(
     calls = _calls(path.read_bytes(), spare)
     headers = {"Authorization": f"Bearer {admin.token}"}
     with serving(secured, ["iris"]) as client:
+        DeploymentStore(registry).apply(parse_document(_deployment("bg", "blue-green", "iris/1")))
         paths = client.get("/openapi.json").json()["paths"]
         mutating = {
             (method, path)
