@@ -99,7 +99,9 @@ class RolloutController:
             seconds=spec.step_interval_s
         ):
             share = spec.steps[state.step]
-            self._act(deployment, Action.STEP, advanced, f"step {share:g} % passed: {reason}")
+            last = state.step + 1 >= len(spec.steps)
+            action = Action.PROMOTE if last else Action.STEP
+            self._act(deployment, action, advanced, f"step {share:g} % passed: {reason}")
         return result
 
     def _due(self, deployment: Deployment) -> bool:

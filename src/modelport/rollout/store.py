@@ -125,7 +125,8 @@ class DeploymentStore:
     def revisions(self) -> dict[str, int]:
         """Every deployment's revision: what replicas poll to notice a change."""
         with self._db.read() as s:
-            return dict(s.execute(select(DeploymentRow.name, DeploymentRow.revision)).tuples())
+            query = select(DeploymentRow.name, DeploymentRow.revision)
+            return dict(s.execute(query).tuples().all())
 
     def history(self, name: str, limit: int = 100) -> list[DeploymentEvent]:
         """Newest first; also for a deployment deleted since."""
