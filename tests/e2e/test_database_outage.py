@@ -17,7 +17,7 @@ from tests.conftest import POSTGRES_ADMIN_URL
 from tests.e2e.test_hot_swap import SteadyClient
 
 
-def _drop_connections(database: str) -> int:
+def drop_connections(database: str) -> int:
     """What a PostgreSQL restart does to clients: every session of that database is killed."""
     admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -53,7 +53,7 @@ def test_serving_survives_dropped_database_connections(
     killed = 0
     for _ in range(5):
         time.sleep(0.3)
-        killed += _drop_connections(database)
+        killed += drop_connections(database)
     assert killed > 0, "the server held no connection to drop"
     registry.set_alias("iris", "production", 2)
     registry.close()

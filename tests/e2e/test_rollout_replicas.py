@@ -15,6 +15,7 @@ import modelport
 from modelport.config import Settings
 from tests.e2e.conftest import LiveServer
 from tests.e2e.doubles import Doubled, Scaled
+from tests.e2e.test_database_outage import drop_connections
 from tests.e2e.test_rollouts import SAMPLE, Cli, apply, deployment
 from tests.e2e.traffic import Load
 
@@ -95,3 +96,27 @@ def test_replicas_converge_and_one_controller_steps(
     for load in busy:
         assert {a.slot for a in load.answers} == {"primary", "canary"}
     assert np.isfinite([a.value for load in busy for a in load.answers]).all()
+
+
+def test_a_replica_cut_off_from_the_database_keeps_serving_its_last_state(
+    shared: Settings,
+    cli: Callable[..., Any],
+    live_server: Callable[..., LiveServer],
+    loads: Callable[[str], Load],
+    postgres_url: str,
+) -> None:
+    run: Cli = lambda *args, **kw: cli(*args, settings_override=shared, **kw)  # noqa: E731
+    apply(run, split(50))
+    replica = live_server([], shared)
+    load = loads(f"{replica.url}/v1/models/shared:predict")
+    database = postgres_url.rsplit("/", 1)[1]
+    killed = 0
+    for _ in range(10):  # every connection the replica holds, again and again
+        time.sleep(0.3)
+        killed += drop_connections(database)
+    assert killed > 0, "the replica held no connection to drop"
+    apply(run, split(0))  # and it still hears of changes once the database answers
+    converged_after([replica], "shared", 2)
+    load.stop()
+    assert len(load.answers) > 100
+    assert load.failures() == []

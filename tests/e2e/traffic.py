@@ -50,7 +50,11 @@ class Load:
 def send(
     client: httpx.Client, url: str, payload: dict[str, Any], headers: dict[str, str]
 ) -> Answer:
-    response = client.post(url, json=payload, headers=headers)
+    """One request; a connection that fails counts as status 0 (a failure, never skipped)."""
+    try:
+        response = client.post(url, json=payload, headers=headers)
+    except httpx.HTTPError:
+        return Answer(time.monotonic(), 0, None, None, None)
     value = response.json()["predictions"][0] if response.status_code == 200 else None
     return Answer(
         time.monotonic(),
