@@ -126,7 +126,7 @@ class DeploymentStore:
         """Every deployment's revision: what replicas poll to notice a change."""
         with self._db.read() as s:
             query = select(DeploymentRow.name, DeploymentRow.revision)
-            return dict(s.execute(query).tuples().all())
+            return {name: revision for name, revision in s.execute(query).all()}
 
     def history(self, name: str, limit: int = 100) -> list[DeploymentEvent]:
         """Newest first; also for a deployment deleted since."""

@@ -80,7 +80,7 @@ class Telemetry:
                     RolloutSampleRow.epoch == epoch,
                     RolloutSampleRow.at >= since,
                 )
-            ).tuples()
+            ).all()
             by_slot: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for slot, window in rows:
                 by_slot[slot].append(window)
