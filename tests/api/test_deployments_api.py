@@ -170,3 +170,40 @@ def test_sticky_by_an_input_column(
             assert answer.status_code == 200, answer.text
             slots.setdefault(record["city"], set()).add(answer.headers["x-deployment-slot"])
         assert all(len(seen) == 1 for seen in slots.values()), slots
+
+
+def test_a_growing_canary_keeps_the_units_it_already_had(two_irises: Settings) -> None:
+    def split(canary: int) -> dict[str, Any]:
+        return document(
+            "grow",
+            "direct",
+            slot("iris/1", "primary", 100 - canary),
+            slot("iris/2", "canary", canary),
+        )
+
+    def slots_of_units(client: Any, revision: int) -> dict[int, str]:
+        deadline = time.monotonic() + 10
+        while [d["revision"] for d in client.get("/api/serving").json()["deployments"]] != [
+            revision
+        ]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        return {
+            unit: client.post(
+                "/v1/models/grow:predict",
+                json={"instances": [[5.1, 3.5, 1.4, 0.2]]},
+                headers={"X-Unit-Id": f"user-{unit}"},
+            ).headers["x-deployment-slot"]
+            for unit in range(300)
+        }
+
+    with serving(two_irises, []) as client:
+        client.post("/api/deployments", json=split(10))
+        before = slots_of_units(client, 1)
+        client.post("/api/deployments", json=split(30))
+        after = slots_of_units(client, 2)
+    moved_back = [u for u, s in before.items() if s == "canary" and after[u] != "canary"]
+    assert moved_back == []
+    share = sum(s == "canary" for s in after.values()) / len(after)
+    assert 0.2 < share < 0.4
+    assert sum(s == "canary" for s in before.values()) < sum(s == "canary" for s in after.values())

@@ -29,6 +29,8 @@ from tritonclient.utils import InferenceServerException
 import modelport
 from modelport.config import AuthMode, Settings
 from modelport.registry import Registry
+from modelport.rollout.spec import parse_document
+from modelport.rollout.store import DeploymentStore
 from modelport.security.keys import KeyHasher, KeyStore, Scope
 from modelport.security.secret import server_secret
 from tests.e2e.conftest import LiveServer, free_port, start_server
@@ -49,18 +51,41 @@ def served(
     mixed_pipeline: Pipeline,
     mixed_frame: tuple[pd.DataFrame, np.ndarray],
 ) -> Iterator[Served]:
-    """One server for the module: iris@production, mixed columns, and a model that crashes."""
+    """One server for the module: iris@production, mixed columns, a model that crashes, and a
+    deployment splitting traffic between two iris versions."""
     folder = tmp_path_factory.mktemp("grpc")
     settings = Settings(home=folder / "home", workers=1)
-    modelport.log_model(iris_logreg, "iris", iris_data[0][:20], settings=settings)
+    for _ in range(2):
+        modelport.log_model(iris_logreg, "iris", iris_data[0][:20], settings=settings)
     modelport.log_model(mixed_pipeline, "mixed", mixed_frame[0].head(20), settings=settings)
     modelport.log_model(SlowPoisonModel(), "poison", np.ones((2, 3)), settings=settings)
     registry = Registry.from_settings(settings)
     registry.set_alias("iris", "production", 1)
+    slots = [
+        {"model": "iris/1", "role": "primary", "weight": 50},
+        {"model": "iris/2", "role": "canary", "weight": 50},
+    ]
+    flowers = {"strategy": "direct", "slots": slots}
+    DeploymentStore(registry).apply(
+        parse_document(
+            {
+                "apiVersion": "modelport/v1",
+                "kind": "ModelDeployment",
+                "metadata": {"name": "flowers"},
+                "spec": flowers,
+            }
+        )
+    )
     registry.close()
     port = free_port()
     live = start_server(
-        ["iris@production", "mixed", "poison"], settings, folder, "--grpc-port", str(port)
+        ["iris@production", "mixed", "poison"],
+        settings,
+        folder,
+        "--grpc-port",
+        str(port),
+        "--deployment",
+        "flowers",
     )
     try:
         yield Served(live, f"127.0.0.1:{port}")
@@ -95,6 +120,17 @@ def typed_request(
     tensor = request.inputs.add(name="input", datatype=datatype, shape=list(rows.shape))
     getattr(tensor.contents, field).extend(rows.ravel().tolist())
     return request
+
+
+def test_a_deployment_answers_over_grpc_with_the_version_that_served(
+    client: triton.InferenceServerClient, iris_data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    rows = iris_data[0][:1]
+    versions = {
+        client.infer("flowers", [iris_input(rows)]).get_response().model_version for _ in range(40)
+    }
+    assert versions == {"1", "2"}  # 50/50: both take traffic (a miss has odds of 2^-39)
+    assert client.is_model_ready("flowers")
 
 
 def test_health(client: triton.InferenceServerClient) -> None:

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 
 from modelport.store.tables import LeaseRow, ReplicaRow, RolloutSampleRow, utcnow
 from modelport.store.unit_of_work import Database
@@ -122,17 +123,20 @@ class Telemetry:
         """Take or renew the lease; True while this replica holds it. A holder that stops
         renewing (crashed, cut off from the database) loses it after ``ttl``."""
         now = utcnow()
-        with self._db.write() as session:
-            row = session.scalars(
-                select(LeaseRow).where(LeaseRow.name == name).with_for_update()
-            ).one_or_none()
-            if row is None:
-                session.add(LeaseRow(name=name, holder=self.replica, expires_at=now + ttl))
+        try:
+            with self._db.write() as session:
+                row = session.scalars(
+                    select(LeaseRow).where(LeaseRow.name == name).with_for_update()
+                ).one_or_none()
+                if row is None:
+                    session.add(LeaseRow(name=name, holder=self.replica, expires_at=now + ttl))
+                    return True
+                if row.holder != self.replica and row.expires_at > now:
+                    return False
+                row.holder, row.expires_at = self.replica, now + ttl
                 return True
-            if row.holder != self.replica and row.expires_at > now:
-                return False
-            row.holder, row.expires_at = self.replica, now + ttl
-            return True
+        except IntegrityError:  # another replica created the lease at the same moment
+            return False
 
     def prune(self, older_than: timedelta) -> None:
         """Drop samples no window can reach any more, and replicas long gone."""

@@ -1,0 +1,122 @@
+"""What a deployment costs: a 90/10 split with a 100 % shadow against the primary alone.
+
+One `modelport serve` process group serves a model (`NAME`) and a deployment over two
+versions of it (`NAME-split`: 90 % version 1, 10 % version 2, and version 2 mirrored on every
+request). Both answer the same single-row requests in the same run, measured in alternating
+rounds (A B A B …) so a busy moment of the machine lands on both; the table gives the median
+round of each and the ratio.
+
+    .venv/bin/python bench/deployments.py [--models small,medium] [--duration S] [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: siblings import
+
+import orjson
+
+import load
+from models import build_models
+from targets import modelport_target, running
+
+
+def deployment_yaml(model: str) -> str:
+    return f"""apiVersion: modelport/v1
+kind: ModelDeployment
+metadata:
+  name: {model}-split
+spec:
+  strategy: direct
+  slots:
+    - {{model: {model}/1, role: primary, weight: 90}}
+    - {{model: {model}/2, role: canary, weight: 10}}
+    - {{model: {model}/2, role: shadow, weight: 100}}
+"""
+
+
+def prepare(home: Path, names: list[str]) -> None:
+    """Each model registered twice (two versions doing the same work) and its deployment."""
+    import modelport
+    from modelport.config import Settings
+    from modelport.registry import Registry
+    from modelport.rollout.spec import load_yaml
+    from modelport.rollout.store import DeploymentStore
+
+    settings = Settings(home=home)
+    models = build_models()
+    registry = Registry.from_settings(settings)
+    for name in names:
+        for _ in range(2):
+            modelport.log_model(
+                models[name].estimator, name, models[name].rows[:5], settings=settings
+            )
+        [spec] = load_yaml(deployment_yaml(name))
+        DeploymentStore(registry).apply(spec)
+    registry.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="small,medium")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per target")
+    parser.add_argument("--concurrency", type=int, default=64)
+    args = parser.parse_args(argv)
+    names = args.models.split(",")
+    models = build_models()
+    with tempfile.TemporaryDirectory(prefix="mp-bench-deploy-") as tmp:
+        home = Path(tmp) / "home"
+        prepare(home, names)
+        deployments = [f"--deployment={name}-split" for name in names]
+        target = modelport_target(home, 0, tuple(names))
+        target = replace(target, command=(*target.command, *deployments))
+        print(
+            f"load: {load.generator_name()}, c={args.concurrency}, "
+            f"{args.rounds} x {args.duration:g} s per target, alternating"
+        )
+        print(
+            f"{'model':8} {'target':24} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+            f"{'CPU µs/req':>10} {'ratio':>6}"
+        )
+        with running(target) as server:
+            for name in names:
+                row = orjson.dumps({"instances": models[name].rows[:1].tolist()})
+                paths = {
+                    "primary alone": f"/v1/models/{name}:predict",
+                    "90/10 + 100 % shadow": f"/v1/models/{name}-split:predict",
+                }
+                rounds: dict[str, list[load.LoadResult]] = {label: [] for label in paths}
+                for _ in range(args.rounds):
+                    for label, path in paths.items():
+                        request = load.Request(server.host, server.port, "POST", path, row)
+                        rounds[label].append(
+                            load.run(request, args.concurrency, args.duration, 1.0, server.pids())
+                        )
+                alone = _median(rounds["primary alone"])
+                for label, results in rounds.items():
+                    result = _median(results)
+                    cpu_us = result.server_cpu_s / max(result.requests, 1) * 1e6
+                    errors = sum(r.errors for r in results)
+                    print(
+                        f"{name:8} {label:24} {result.req_per_s:8.0f} {result.p50_ms:7.2f} "
+                        f"{result.p99_ms:7.2f} {cpu_us:10.0f} "
+                        f"{result.req_per_s / alone.req_per_s:6.2f}"
+                        + (f"  ({errors} errors)" if errors else "")
+                    )
+    return 0
+
+
+def _median(results: list[load.LoadResult]) -> load.LoadResult:
+    """The round with the median throughput (a real round, not a mix of several)."""
+    ordered = sorted(results, key=lambda r: r.req_per_s)
+    return ordered[len(ordered) // 2]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
