@@ -64,3 +64,7 @@ def configure_logging(settings: Settings) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    # uvicorn writes an access line whenever its logger has a handler anywhere up the tree:
+    # without this, every worker of `--workers N` (which sets up logging after uvicorn did)
+    # logged each request, MODELPORT_ACCESS_LOG=false or not
+    logging.getLogger("uvicorn.access").propagate = settings.access_log

@@ -47,3 +47,6 @@ def test_two_workers_answer_and_metrics_add_up(
     assert float(rows.group(1)) == 240.0
     assert 'modelport_model_loaded_version{model="iris"} 1.0' in metrics
     assert server.terminate() in (0, -15)
+    # access lines are opt-in (MODELPORT_ACCESS_LOG), in every worker as in one process
+    assert "uvicorn.access" not in server.log()
+    assert "loading iris/1" in server.log()

@@ -91,8 +91,7 @@ def deployments_get(
     if output_format == "json":
         output.emit_json(deployment.to_dict())
         return
-    text = yaml.safe_dump(deployment.spec.to_document(), sort_keys=False)
-    output.console.print(text, markup=False, highlight=False, end="")
+    typer.echo(yaml.safe_dump(deployment.spec.to_document(), sort_keys=False), nl=False)
 
 
 @app.command("status")

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from modelport.errors import ModelportError, StorageUnavailableError
+from modelport.errors import FieldError, ModelportError, StorageUnavailableError
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
@@ -85,6 +85,9 @@ def fail(error: ModelportError, hint: str | None = None) -> NoReturn:
         highlight=False,
         soft_wrap=True,
     )
+    if len(error.errors) > 1:  # the detail names the first; a person fixes them all at once
+        for field in error.errors:
+            errors.print(f"  - {_located(field)}", markup=False, highlight=False, soft_wrap=True)
     hint = hint or _disk_hint(error) or _NEXT_STEPS.get(error.code)
     if hint:
         errors.print(f"next: {hint}", highlight=False, soft_wrap=True)
@@ -106,6 +109,13 @@ def reporting_errors(hints: Mapping[str, str] | None = None) -> Iterator[None]:
         where = f": {exc.filename}" if exc.filename else ""
         error = StorageUnavailableError(f"{exc.strerror or exc}{where}")
         fail(error, _DISK_HINTS.get(exc.errno or 0, "check that path and its permissions"))
+
+
+def _located(field: FieldError) -> str:
+    """The message, led by its field unless it names it already (YAML errors carry
+    ``file:line: path``)."""
+    leaf = field.pointer.rsplit("/", 1)[-1]
+    return field.message if leaf and leaf in field.message else f"{field.pointer}: {field.message}"
 
 
 def _disk_hint(error: BaseException) -> str | None:

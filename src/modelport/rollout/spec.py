@@ -111,7 +111,7 @@ class DeploymentSpec:
             "slots": [self._slot_document(slot) for slot in self.slots],
         }
         if canary:
-            spec["steps"] = list(self.steps)
+            spec["steps"] = [_plain_number(step) for step in self.steps]
             spec["stepInterval"] = _duration_text(self.step_interval_s)
             spec["minRequests"] = self.min_requests
         spec["evaluationInterval"] = _duration_text(self.evaluation_interval_s)
@@ -129,7 +129,7 @@ class DeploymentSpec:
     def _slot_document(self, slot: SlotSpec) -> dict[str, Any]:
         document: dict[str, Any] = {"name": slot.name, "model": slot.model, "role": slot.role.value}
         if slot.role is Role.SHADOW or self.strategy in (Strategy.DIRECT, Strategy.SHADOW):
-            document["weight"] = slot.weight
+            document["weight"] = _plain_number(slot.weight)
         return document
 
 
@@ -181,6 +181,11 @@ def load_yaml(text: str, *, source: str = "deployment.yaml") -> list[DeploymentS
 def _validate(document: object) -> DeploymentSpec | list[Problem]:
     checked = manifest.check(document)
     return _build(checked) if isinstance(checked, manifest.Manifest) else checked
+
+
+def _plain_number(value: float) -> float | int:
+    """``5`` rather than ``5.0`` in a document people read and edit (the same value)."""
+    return int(value) if value.is_integer() else value
 
 
 def _build(document: manifest.Manifest) -> DeploymentSpec:
