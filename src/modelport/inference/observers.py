@@ -78,12 +78,16 @@ class QueuedObserver(Generic[T]):
         *,
         max_queued: int = 10_000,
         max_batch: int = 500,
+        linger_s: float = 0.0,
     ) -> None:
+        """``linger_s``: once something is queued, wait this long for more before handing a
+        batch over (for sinks whose every call has a fixed cost, such as a model call)."""
         self.name = name
         self._sink = sink
         self._queue: deque[T] = deque()
         self._max_queued = max_queued
         self._max_batch = max_batch
+        self._linger_s = linger_s
         self._dropped = dropped.labels(name)
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -117,6 +121,8 @@ class QueuedObserver(Generic[T]):
                     return
                 self._ready.clear()
                 await self._ready.wait()
+                if self._linger_s and not self._stopping:
+                    await asyncio.sleep(self._linger_s)
                 continue
             taken = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
             try:

@@ -56,13 +56,18 @@ class RolloutRecorder:
         key = (ctx.deployment, endpoint.epoch, ctx.slot)
         self._windows[key].served(outcome.status, outcome.elapsed_s, outcome.outputs)
 
-    def mirrored(self, key: WindowKey, elapsed_s: float, comparison: Comparison | None) -> None:
-        """A shadow's answer to one copy, compared with the primary's (None: it failed)."""
+    def mirrored(
+        self, key: WindowKey, copies: int, elapsed_s: float, comparison: Comparison | None
+    ) -> None:
+        """A shadow's answer to ``copies`` mirrored requests (one call), compared with the
+        primary's (None: the call failed)."""
         window = self._windows[key]
-        if comparison is None:
-            window.mirror_failed()
-        else:
-            window.served(200, elapsed_s, None)
+        for _ in range(copies):
+            if comparison is None:
+                window.mirror_failed()
+            else:
+                window.served(200, elapsed_s, None)
+        if comparison is not None:
             window.mirrored(comparison)
 
     async def start(self) -> None:

@@ -111,7 +111,11 @@ class SlotWindow:
     errors: int = 0
     """Requests answered with a server error (5xx): the slot's fault, not the client's."""
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
-    predictions: PredictionHistogram = field(default_factory=PredictionHistogram)
+    binned: PredictionHistogram = field(default_factory=PredictionHistogram)
+    """Predictions already binned; see :attr:`predictions`."""
+    unbinned: list[np.ndarray] = field(default_factory=list)
+    """Predictions of requests served since the last binning: binning one request's worth
+    (np.unique and friends) cost more than the request itself, so it waits for many."""
     compared: int = 0
     """Rows of mirrored requests whose shadow answer was compared with the primary's."""
     disagreed: int = 0
@@ -132,7 +136,16 @@ class SlotWindow:
         self.latency.record(elapsed_s)
         if outputs:
             first = next(iter(outputs.values()))
-            self.predictions.record(_matrix(first)[:, 0])
+            self.unbinned.append(first)
+
+    @property
+    def predictions(self) -> PredictionHistogram:
+        """Every prediction counted so far, binned."""
+        if self.unbinned:
+            columns = [_matrix(values)[:, 0] for values in self.unbinned]
+            self.binned.record(columns[0] if len(columns) == 1 else np.concatenate(columns))
+            self.unbinned.clear()
+        return self.binned
 
     def mirrored(self, comparison: Comparison) -> None:
         self.compared += comparison.rows
@@ -197,7 +210,7 @@ class SlotWindow:
             requests=int(data.get("requests", 0)),
             errors=int(data.get("errors", 0)),
             latency=LatencyHistogram.from_json(data.get("latency", {})),
-            predictions=PredictionHistogram.from_json(data.get("predictions", {})),
+            binned=PredictionHistogram.from_json(data.get("predictions", {})),
             compared=int(data.get("compared", 0)),
             disagreed=int(data.get("disagreed", 0)),
             abs_diff_sum=float(data.get("abs_diff_sum", 0.0)),
