@@ -189,6 +189,12 @@ def test_bad_canary_is_rolled_back_automatically(
     assert symptom in rollback["reason"]
     on_canary = [a for a in load.answers if a.slot == "canary"]
     assert on_canary, "the canary took no traffic before its rollback"
+    first_canary = min(a.at for a in on_canary)
+    print(
+        f"{symptom}: rolled back {rolled_back_at - first_canary:.1f} s after the canary's first "
+        f"answer; last canary answer {max(a.at for a in on_canary) - rolled_back_at:+.2f} s "
+        f"from the rollback; {len(load.failures())} failed of {len(load.answers)} requests"
+    )
     # nothing reached the canary once the rollback was seen, and errors came only from it
     assert max(a.at for a in on_canary) < rolled_back_at + 2
     assert all(a.slot == "canary" for a in load.failures())

@@ -80,3 +80,26 @@ def test_a_failing_sink_does_not_stop_the_queue() -> None:
 
     asyncio.run(scenario())
     assert calls == [1, 1]
+
+
+def test_lingering_hands_over_what_arrived_meanwhile_as_one_batch() -> None:
+    def batches(linger_s: float) -> list[int]:
+        sizes: list[int] = []
+
+        async def sink(items: list[int]) -> None:
+            sizes.append(len(items))
+
+        async def scenario() -> None:
+            observer = QueuedObserver("shadow", sink, _dropped(), linger_s=linger_s)
+            await observer.start()
+            for i in range(5):  # arriving over ~10 ms
+                observer.observe(i)
+                await asyncio.sleep(0.002)
+            await asyncio.sleep(0.1)
+            await observer.stop()
+
+        asyncio.run(scenario())
+        return sizes
+
+    assert batches(0.05) == [5]
+    assert len(batches(0.0)) > 1  # without lingering, the first item leaves alone

@@ -121,9 +121,9 @@ class QueuedObserver(Generic[T]):
                     return
                 self._ready.clear()
                 await self._ready.wait()
-                if self._linger_s and not self._stopping:
-                    await asyncio.sleep(self._linger_s)
                 continue
+            if self._linger_s and not self._stopping and len(self._queue) < self._max_batch:
+                await asyncio.sleep(self._linger_s)
             taken = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
             try:
                 await self._sink(taken)
