@@ -11,12 +11,12 @@ or store unreachable) is retried with exponential backoff. The old version keeps
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterable
 
 from modelport.errors import ModelportError
+from modelport.inference.background import Repeated
 from modelport.inference.metrics import ServingMetrics
 from modelport.inference.pool import ModelPool, is_permanent
 from modelport.inference.router import Route, Router
@@ -36,27 +36,21 @@ class RegistryFollower:
         self._router = router
         self._pool = pool
         self._metrics = metrics
-        self._wake = asyncio.Event()
         self._refreshing = asyncio.Lock()
         """One refresh at a time: two would both load a new version for the same route."""
+        self._poll = Repeated("checking the registry for model changes", self.refresh, log)
 
     def wake(self) -> None:
         """Check the registry now instead of at the next poll (e.g. after an API alias move)."""
-        self._wake.set()
+        self._poll.wake()
 
     async def watch(self, interval_s: float) -> None:
         """Follow the registry until cancelled; the first load happens at start-up."""
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=interval_s)
-            self._wake.clear()
-            await self.refresh_logged()
+        await self._poll.forever(interval_s)
 
     async def refresh_logged(self) -> None:
-        try:
-            await self.refresh()
-        except Exception:  # the watcher must outlive any one bad poll (e.g. DB restart)
-            log.exception("checking the registry for model changes failed; will retry")
+        """One refresh that never raises (the server starts, and reports, whatever happens)."""
+        await self._poll.once()
 
     async def refresh(self, routes: Iterable[Route] | None = None) -> None:
         """Bring ``routes`` (default: every route of the router) in step with the registry."""

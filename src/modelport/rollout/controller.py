@@ -21,7 +21,7 @@ import logging
 import time
 from datetime import datetime, timedelta
 
-from modelport.errors import ModelportError
+from modelport.inference.background import Repeated
 from modelport.registry.audit import Actor
 from modelport.rollout.gates import Evaluation, Verdict, evaluate
 from modelport.rollout.spec import OnBreach, Strategy
@@ -47,21 +47,12 @@ class RolloutController:
         self._actor = Actor(f"controller:{telemetry.replica}")
         self._evaluated: dict[tuple[str, int], float] = {}
         self._pruned = 0.0
-        self._failing = False
 
     async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self._tick_s)
-            try:
-                await asyncio.to_thread(self.tick)
-            except ModelportError as exc:
-                if not self._failing:
-                    log.warning("rollout controller paused (%s); will retry", exc)
-                self._failing = True
-            except Exception:
-                log.exception("rollout controller tick failed")
-            else:
-                self._failing = False
+        await Repeated("stepping rollouts", self._tick_off_loop, log).forever(self._tick_s)
+
+    async def _tick_off_loop(self) -> None:
+        await asyncio.to_thread(self.tick)
 
     def tick(self) -> None:
         """One round: take or renew the lease, then evaluate every rollout that is due."""

@@ -17,6 +17,7 @@ import time
 from collections import defaultdict
 
 from modelport.errors import ModelportError
+from modelport.inference.background import Repeated
 from modelport.inference.observers import Outcome
 from modelport.inference.router import Router
 from modelport.rollout.endpoint import DeploymentEndpoint
@@ -44,7 +45,7 @@ class RolloutRecorder:
         self._heartbeat_s = heartbeat_s
         self._windows: defaultdict[WindowKey, SlotWindow] = defaultdict(SlotWindow)
         self._task: asyncio.Task[None] | None = None
-        self._failing = False
+        self._next_heartbeat = 0.0
 
     def observe(self, outcome: Outcome) -> None:
         ctx = outcome.context
@@ -84,25 +85,15 @@ class RolloutRecorder:
             await asyncio.to_thread(self._telemetry.leave)
 
     async def _run(self) -> None:
-        next_heartbeat = 0.0
-        while True:
-            await asyncio.sleep(self._flush_s)
-            beat = time.monotonic() >= next_heartbeat
-            if beat:
-                next_heartbeat = time.monotonic() + self._heartbeat_s
-            try:
-                await asyncio.to_thread(self._write, self._take())
-                if beat:
-                    serving = {"deployments": self._router.deployments()}
-                    await asyncio.to_thread(self._telemetry.heartbeat, serving)
-            except ModelportError as exc:
-                if not self._failing:
-                    log.warning("rollout figures not written (%s); will retry", exc)
-                self._failing = True
-            except Exception:
-                log.exception("writing rollout figures failed")
-            else:
-                self._failing = False
+        await Repeated("writing rollout figures", self._report, log).forever(self._flush_s)
+
+    async def _report(self) -> None:
+        """This second's figures; every ``heartbeat_s``, what this replica serves."""
+        await asyncio.to_thread(self._write, self._take())
+        if time.monotonic() >= self._next_heartbeat:
+            self._next_heartbeat = time.monotonic() + self._heartbeat_s
+            serving = {"deployments": self._router.deployments()}
+            await asyncio.to_thread(self._telemetry.heartbeat, serving)
 
     def _take(self) -> dict[WindowKey, SlotWindow]:
         """The windows counted so far (on the event loop, where they are counted)."""

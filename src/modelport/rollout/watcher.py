@@ -11,11 +11,10 @@ cannot be reached, the replica goes on serving its last known state.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable
 
-from modelport.errors import ModelportError
+from modelport.inference.background import Repeated
 from modelport.inference.follower import RegistryFollower
 from modelport.inference.router import Route, Router
 from modelport.registry import ModelAddress
@@ -47,8 +46,9 @@ class DeploymentWatcher:
         self._metrics = metrics
         self._deployments: dict[str, Deployment] = {}
         self._routes: dict[RouteKey, Route] = {}
-        self._unreachable = False
-        self._wake = asyncio.Event()
+        self._poll = Repeated(
+            "refreshing deployments (serving the last known state)", self.refresh, log
+        )
 
     def missing(self) -> list[str]:
         """Deployments asked for by name that the database does not hold."""
@@ -56,26 +56,13 @@ class DeploymentWatcher:
 
     def wake(self) -> None:
         """Look now rather than at the next poll (after a change through this process's API)."""
-        self._wake.set()
+        self._poll.wake()
 
     async def watch(self, interval_s: float) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=interval_s)
-            self._wake.clear()
-            await self.refresh_logged()
+        await self._poll.forever(interval_s)
 
     async def refresh_logged(self) -> None:
-        try:
-            await self.refresh()
-        except ModelportError as exc:
-            if not self._unreachable:  # one line per outage, not one per poll
-                log.warning("deployments not refreshed (%s); serving the last known state", exc)
-            self._unreachable = True
-        except Exception:
-            log.exception("refreshing deployments failed; serving the last known state")
-        else:
-            self._unreachable = False
+        await self._poll.once()
 
     async def refresh(self) -> None:
         revisions = await asyncio.to_thread(self._store.revisions)
