@@ -72,7 +72,7 @@ def _deployment_calls() -> dict[tuple[str, str], tuple[Call, Call, str]]:
         ),
         **{
             ("post", f"{one}/{action}"): _operation(action, "d")
-            for action in ("pause", "resume", "promote", "rollback")
+            for action in ("pause", "resume", "promote", "rollback", "abort")
         },
         ("post", f"{one}/switch"): _operation("switch", "bg"),
         ("delete", one): (

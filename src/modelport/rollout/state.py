@@ -44,6 +44,7 @@ class Action(StrEnum):
     RESUME = "resume"
     PROMOTE = "promote"
     ROLLBACK = "rollback"
+    ABORT = "abort"
     SWITCH = "switch"
     DELETE = "delete"
 
@@ -220,6 +221,9 @@ BY_OPERATOR: dict[Action, Operation] = {
     ),
     Action.PROMOTE: Operation(promoted, "Send all traffic to the canary (or new colour) now."),
     Action.ROLLBACK: Operation(rolled_back, "Send all traffic back to the primary now."),
+    Action.ABORT: Operation(
+        rolled_back, "Give up the rollout: all traffic back to the primary (as rollback)."
+    ),
     Action.SWITCH: Operation(
         switched, "Blue-green: send all traffic to the other colour (again to switch back)."
     ),
