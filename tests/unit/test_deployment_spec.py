@@ -331,3 +331,17 @@ def test_durations(written: str, seconds: float, canonical: str | float) -> None
     [spec] = load_yaml(manifest("canary", P, C, extra=(f"stepInterval: {written}",)))
     assert spec.step_interval_s == seconds == spec.window_s
     assert spec.to_document()["spec"]["stepInterval"] == canonical
+
+
+def test_sizes_are_bounded() -> None:
+    [spec] = load_yaml(manifest("direct", P))
+    document = spec.to_document()
+    document["spec"]["slots"] = [
+        {"name": f"s{i}", "model": "fraud", "role": "canary", "weight": 5} for i in range(20)
+    ]
+    document["metadata"]["labels"] = {f"k{i}": "v" for i in range(100)}
+    with pytest.raises(InvalidInputError) as caught:
+        parse_document(document)
+    problems = {e.pointer: e.message for e in caught.value.errors}
+    assert problems["/spec/slots"] == "must have at most 16 items, not 20"
+    assert "at most 64 items" in problems["/metadata/labels"]

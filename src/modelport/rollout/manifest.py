@@ -89,7 +89,9 @@ class _Shape(BaseModel):
 
 class _Metadata(_Shape):
     name: _Label
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[
+        Annotated[str, Field(min_length=1, max_length=63)], Annotated[str, Field(max_length=200)]
+    ] = Field(default_factory=dict, max_length=64)
 
 
 class Slot(_Shape):
@@ -126,8 +128,9 @@ class _Warmup(_Shape):
 
 class _Spec(_Shape):
     strategy: Literal["direct", "blue-green", "canary", "shadow"]
-    slots: list[Slot]
-    steps: list[Annotated[float, Field(gt=0, le=100)]] | None = None
+    # bounds keep an apply (every slot is resolved in the registry) and the stored row small
+    slots: list[Slot] = Field(max_length=16)
+    steps: list[Annotated[float, Field(gt=0, le=100)]] | None = Field(None, max_length=100)
     step_interval: _Seconds | None = None
     min_requests: Annotated[int, Field(ge=1)] | None = None
     evaluation_interval: _Seconds = 10.0
@@ -253,7 +256,8 @@ def _shape_problem(error: ErrorDetails) -> Problem:
         return path, "required"
     if error["type"] == "model_type":
         return path, "must be a mapping"
-    return path, re.sub(r"^(Input|String) should", "must", error["msg"])
+    message = re.sub(r"^(Input|String|List|Dictionary) should", "must", error["msg"])
+    return path, message.replace(" after validation", "")
 
 
 def _unknown_key(path: FieldPath) -> str:
