@@ -135,7 +135,7 @@ class DeploymentStore:
                 select(DeploymentEventRow)
                 .where(DeploymentEventRow.deployment == name)
                 .order_by(DeploymentEventRow.id.desc())
-                .limit(min(limit, MAX_HISTORY))
+                .limit(max(1, min(limit, MAX_HISTORY)))
             ).all()
             if not rows:
                 self._row(s, name)  # 404 for a name that never existed

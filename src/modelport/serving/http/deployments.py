@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from modelport.rollout.spec import parse_document
 from modelport.rollout.state import BY_OPERATOR, Action
 from modelport.rollout.status import describe
-from modelport.rollout.store import DeploymentStore
+from modelport.rollout.store import MAX_HISTORY, DeploymentStore
 from modelport.rollout.telemetry import Telemetry
 from modelport.security.keys import Scope
 from modelport.serving.http.access import actor_of, changes, requires
@@ -101,7 +101,9 @@ async def deployment_status(request: Request, name: str) -> dict[str, Any]:
 
 
 @reader.get("/deployments/{name}/history")
-async def deployment_history(request: Request, name: str, limit: int = 100) -> dict[str, Any]:
+async def deployment_history(
+    request: Request, name: str, limit: int = Query(100, ge=1, le=MAX_HISTORY)
+) -> dict[str, Any]:
     """Every transition, newest first, with actor and reason."""
     events = await run_in_threadpool(lambda: _store(request).history(name, limit))
     return {"events": [e.to_dict() for e in events]}
