@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from sqlalchemy import create_engine, text
 
 import modelport
 from modelport.config import Settings
@@ -120,3 +121,54 @@ def test_a_replica_cut_off_from_the_database_keeps_serving_its_last_state(
     load.stop()
     assert len(load.answers) > 100
     assert load.failures() == []
+
+
+def test_when_the_controlling_replica_dies_another_takes_over(
+    shared: Settings,
+    cli: Callable[..., Any],
+    live_server: Callable[..., LiveServer],
+    loads: Callable[[str], Load],
+) -> None:
+    run: Cli = lambda *args, **kw: cli(*args, settings_override=shared, **kw)  # noqa: E731
+    replicas = [live_server([], shared), live_server([], shared)]
+    ramp = (
+        "  steps: [10, 50, 100]\n  stepInterval: 2s\n  minRequests: 20\n"
+        "  evaluationInterval: 1s\n  gates:\n    maxErrorRate: 0.05\n"
+    )
+    slots = "    - {model: m/1, role: primary}\n    - {model: m/2, role: canary}\n"
+    apply(run, deployment("ramp", "canary", slots, ramp))
+    converged_after(replicas, "ramp", 1)
+    holder = lease_holder(shared)
+    victim = next(r for r in replicas if f":{r.process.pid}:" in holder)
+    survivor = next(r for r in replicas if r is not victim)
+    victim.process.kill()  # no graceful hand-over: the lease has to expire
+    victim.process.wait()
+    load = loads(f"{survivor.url}/v1/models/ramp:predict")
+    deadline = time.monotonic() + 90
+    while httpx.get(f"{survivor.url}/api/deployments/ramp").json()["state"]["phase"] != (
+        "promoted"
+    ):
+        assert time.monotonic() < deadline, "the survivor never took the rollout over"
+        time.sleep(0.3)
+    load.stop()
+    assert load.failures() == []
+    events = httpx.get(f"{survivor.url}/api/deployments/ramp/history").json()["events"]
+    steps = [e for e in events[::-1] if e["action"] in ("step", "promote")]
+    assert [e["action"] for e in steps] == ["step", "step", "promote"]
+    assert f":{survivor.process.pid}:" in steps[-1]["actor"]
+
+
+def lease_holder(settings: Settings) -> str:
+    """The replica holding the controller lease (its id names host, pid and a tag)."""
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with engine.connect() as connection:
+                holder = connection.execute(text("SELECT holder FROM leases")).scalar()
+            if holder:
+                return str(holder)
+            time.sleep(0.2)
+        raise AssertionError("no replica took the controller lease")
+    finally:
+        engine.dispose()
