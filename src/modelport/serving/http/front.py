@@ -11,7 +11,6 @@ response carries ``X-Request-Id`` and log lines written while it is handled carr
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Sequence
@@ -34,6 +33,7 @@ from modelport.logs import current_request_id
 from modelport.security import keys
 from modelport.security.auth import credential_from
 from modelport.security.policy import AccessPolicy
+from modelport.serving.http.deadlines import Deadlines
 from modelport.serving.http.origins import SAFE_METHODS, RequestOrigins, with_cors
 from modelport.serving.http.problems import (
     PROBLEM_JSON,
@@ -93,6 +93,7 @@ class Front:
         self._access = access
         self._origins = origins
         self._timeout_s = limits.request_timeout_s
+        self._deadlines = Deadlines(limits.request_timeout_s)
         self._routes = [_Compiled(re.compile(_regex(r.path)), r) for r in routes]
         self._service = service
         self._metrics = request_metrics
@@ -130,7 +131,7 @@ class Front:
             self._origins.check_host(headers.get(b"host"))
             ctx.caller = await self._caller(headers)
             try:
-                async with asyncio.timeout(self._timeout_s):
+                with self._deadlines.enforced():
                     body = await self._body(headers, receive)
                     query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
                     call = HttpCall(ctx, params, query, headers, body)
