@@ -60,6 +60,10 @@ _WANTED = {
 }
 
 
+Hdr = tuple[bytes, bytes]
+_MAX_SERVED_BY = 1024
+
+
 class ClientGoneError(Exception):
     """The client disconnected before its body arrived; nobody is left to answer."""
 
@@ -99,6 +103,7 @@ class Front:
         self._metrics = request_metrics
         self._max_body = _Limit(limits.max_body_bytes, "MODELPORT_MAX_BODY_BYTES")
         self._max_upload = _Limit(limits.max_upload_bytes, "MODELPORT_MAX_UPLOAD_BYTES")
+        self._served: dict[tuple[str | None, int | None, str | None, str | None], list[Hdr]] = {}
         self._entry = with_cors(self._dispatch, limits.cors_origins, sorted(_WANTED))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -129,11 +134,13 @@ class Front:
                     f"{scope['method']} is not allowed on {scope['path']}; send POST"
                 )
             self._origins.check_host(headers.get(b"host"))
-            ctx.caller = await self._caller(headers)
+            if self._access.required:
+                ctx.caller = await self._caller(headers)
             try:
                 with self._deadlines.enforced():
                     body = await self._body(headers, receive)
-                    query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+                    query_string: bytes = scope["query_string"]
+                    query = dict(parse_qsl(query_string.decode("latin-1"))) if query_string else {}
                     call = HttpCall(ctx, params, query, headers, body)
                     answer = await route.handler(call, self._service)
             except TimeoutError:
@@ -142,7 +149,9 @@ class Front:
                     "(MODELPORT_REQUEST_TIMEOUT_S)"
                 ) from None
             status, media_type, content = 200, answer.media_type, answer.body
-            extra = [*answer.headers, *_served_by(ctx), *_encoded(ctx.headers)]
+            extra = [*answer.headers, *self._served_by(ctx)]
+            if ctx.headers:
+                extra += _encoded(ctx.headers)
         except ClientGoneError:
             return
         except ModelportError as exc:
@@ -163,13 +172,24 @@ class Front:
         await send({"type": "http.response.body", "body": content})
         self._metrics.answered(ctx, status)
 
+    def _served_by(self, ctx: InferenceContext) -> list[tuple[bytes, bytes]]:
+        """Which model and version answered (and, for a deployment, which slot): with weights
+        and canaries, the caller cannot know otherwise. Encoded once per combination."""
+        key = (ctx.model, ctx.version, ctx.deployment, ctx.slot)
+        served = self._served.get(key)
+        if served is None:
+            if len(self._served) >= _MAX_SERVED_BY:  # versions come and go: start afresh
+                self._served.clear()
+            served = self._served[key] = _served_by(ctx)
+        return served
+
     def _problem(
         self, scope: Scope, exc: ModelportError, ctx: InferenceContext
     ) -> tuple[int, str, bytes, list[tuple[bytes, bytes]]]:
         status, headers, body = render(scope["path"], exc, ctx.request_id)
         extra = _encoded([(name, value) for name, value in headers.items() if name != REQUEST_ID])
         if ctx.version is not None:  # a model was chosen (and failed): say which
-            extra.extend(_served_by(ctx))
+            extra.extend(self._served_by(ctx))
         return status, PROBLEM_JSON, body, extra
 
     async def _caller(self, headers: dict[bytes, bytes]) -> str | None:
