@@ -84,9 +84,9 @@ class Signature:
 
     def output_name(self, requested: str | None) -> str:
         """The output a client asked for (checked before the model runs), or the first one."""
-        names = [spec.name for spec in self.outputs]
         if requested is None:
-            return names[0]
+            return self.outputs[0].name
+        names = [spec.name for spec in self.outputs]
         if requested not in names:
             raise InvalidInputError(
                 f"unknown output {requested!r}; this model returns {', '.join(names)}",
