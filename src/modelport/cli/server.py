@@ -17,6 +17,7 @@ from modelport.logs import configure_logging
 from modelport.registry import ModelAddress, Registry
 from modelport.rollout.store import DeploymentStore
 from modelport.serving import create_app
+from modelport.serving.http.protocol import HttpProtocol
 
 FACTORY = "modelport.serving.http.app:app_from_environment"
 
@@ -37,7 +38,7 @@ def run_server(settings: Settings, models: list[str]) -> None:
         "log_config": None,
         "access_log": settings.access_log,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": HttpProtocol,  # httptools, one write per response (protocol.py)
         "timeout_graceful_shutdown": int(settings.drain_timeout_s),
         # X-Forwarded-* rewriting is a middleware layer on every request that nothing here reads
         "proxy_headers": False,

@@ -99,6 +99,8 @@ class RequestMetrics:
         self._metrics = metrics
         # labels() costs microseconds per call; the set of label values is small and fixed
         self._children: dict[_Key, _Children] = {}
+        # the same children by the context's own fields: no label text is made per request
+        self._by_context: dict[_ContextKey, _Children] = {}
 
     def observe(self, outcome: Outcome) -> None:
         self._record_context(outcome.context, outcome.status, outcome.elapsed_s)
@@ -110,20 +112,11 @@ class RequestMetrics:
             self._record_context(ctx, status, time.perf_counter() - ctx.started)
 
     def _record_context(self, ctx: InferenceContext, status: int, elapsed_s: float) -> None:
-        model = ctx.model or ("api" if ctx.transport is Transport.API else "-")
-        version = "-" if ctx.version is None else str(ctx.version)
-        if ctx.deployment is None:
-            self.record(model, version, ctx.transport.value, status, elapsed_s)
-        else:
-            self.record(
-                model,
-                version,
-                ctx.transport.value,
-                status,
-                elapsed_s,
-                ctx.deployment,
-                ctx.slot or "",
-            )
+        key = (ctx.model, ctx.version, ctx.transport, status, ctx.deployment, ctx.slot)
+        children = self._by_context.get(key)
+        if children is None:
+            children = self._by_context[key] = self._children_of(_labels(ctx, status))
+        children.count(elapsed_s)
 
     def record(
         self,
@@ -135,12 +128,10 @@ class RequestMetrics:
         deployment: str = "",
         slot: str = "",
     ) -> None:
-        key = (model, version, protocol, status, deployment, slot)
-        children = self._children.get(key) or self._new_children(key)
-        children.requests.inc()
-        children.latency.observe(elapsed_s)
-        if children.errors is not None:
-            children.errors.inc()
+        self._children_of((model, version, protocol, status, deployment, slot)).count(elapsed_s)
+
+    def _children_of(self, key: _Key) -> _Children:
+        return self._children.get(key) or self._new_children(key)
 
     def _new_children(self, key: _Key) -> _Children:
         model, version, protocol, status, deployment, slot = key
@@ -157,6 +148,15 @@ class RequestMetrics:
 
 _Key = tuple[str, str, str, int, str, str]
 """(model, version, protocol, status, deployment, slot)"""
+_ContextKey = tuple[str | None, int | None, Transport, int, str | None, str | None]
+
+
+def _labels(ctx: InferenceContext, status: int) -> _Key:
+    model = ctx.model or ("api" if ctx.transport is Transport.API else "-")
+    version = "-" if ctx.version is None else str(ctx.version)
+    if ctx.deployment is None:
+        return (model, version, ctx.transport.value, status, "", "")
+    return (model, version, ctx.transport.value, status, ctx.deployment, ctx.slot or "")
 
 
 class _Children:
@@ -166,3 +166,9 @@ class _Children:
         self.requests = requests
         self.latency = latency
         self.errors = errors
+
+    def count(self, elapsed_s: float) -> None:
+        self.requests.inc()
+        self.latency.observe(elapsed_s)
+        if self.errors is not None:
+            self.errors.inc()

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from modelport.errors import ArtifactError, ConfigurationError
@@ -43,17 +43,20 @@ class LoadedVersion:
     def key(self) -> VersionKey:
         return (self.record.name, self.record.version)
 
-    @contextlib.contextmanager
-    def serving(self) -> Iterator[None]:
-        """Marks a request using this version, from routing to answer; unloading waits."""
+    def serving(self) -> LoadedVersion:
+        """``with version.serving():`` marks a request using this version, from routing to
+        answer; unloading waits. (A plain context manager: a generator-based one cost more
+        than the rest of the bookkeeping of a request.)"""
+        return self
+
+    def __enter__(self) -> None:
         self.in_flight += 1
         self.idle.clear()
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
-            if not self.in_flight:
-                self.idle.set()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.in_flight -= 1
+        if not self.in_flight:
+            self.idle.set()
 
 
 def is_permanent(exc: BaseException) -> bool:

@@ -43,6 +43,11 @@ class Admission(Protocol):
 
     async def admit(self, ctx: InferenceContext, model: str | None) -> None: ...
 
+    def needed(self, model: str) -> bool:
+        """False when :meth:`admit` would surely let a call to ``model`` through uncounted
+        (no keys, no budget): the request then skips it."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Answer(Generic[T]):
@@ -124,7 +129,9 @@ class InferenceService:
             await self._admission.admit(ctx, None)
             raise
         # a deployment's keys, public flag and budget go by its name, whatever slot answers
-        await self._admission.admit(ctx, ctx.deployment or target.record.name)
+        model = ctx.deployment or target.record.name
+        if self._admission.needed(model):
+            await self._admission.admit(ctx, model)
         return target
 
     async def _by_unit(

@@ -84,9 +84,9 @@ class Signature:
 
     def output_name(self, requested: str | None) -> str:
         """The output a client asked for (checked before the model runs), or the first one."""
-        names = [spec.name for spec in self.outputs]
         if requested is None:
-            return names[0]
+            return self.outputs[0].name
+        names = [spec.name for spec in self.outputs]
         if requested not in names:
             raise InvalidInputError(
                 f"unknown output {requested!r}; this model returns {', '.join(names)}",
@@ -132,26 +132,10 @@ class Signature:
         errors name what the client actually sent.
         """
         pointers = pointers or {}
-        unknown = [name for name in arrays if name not in {s.name for s in self.inputs}]
-        missing = [s.name for s in self.inputs if s.name not in arrays]
-        if unknown or missing:
-            errors = [FieldError(pointers.get(n, f"/{n}"), f"unknown input {n!r}") for n in unknown]
-            errors += [FieldError(f"/{n}", f"missing input {n!r}") for n in missing]
-            expected = _listed(self.input_names())
-            shown = errors[:MAX_LISTED_ERRORS]
-            more = (
-                f" ({len(errors)} problems in all, the first {len(shown)} listed)"
-                if len(errors) > len(shown)
-                else ""
-            )
-            raise InvalidInputError(
-                f"inputs do not match the signature (expected: {expected}); "
-                + "; ".join(e.message for e in shown)
-                + more,
-                errors=shown,
-            )
+        if len(arrays) != len(self.inputs) or not all(s.name in arrays for s in self.inputs):
+            self._check_names(arrays, pointers)
         first = self.inputs[0].name if self.inputs else ""
-        if all(np.shape(array)[:1] == (0,) for array in arrays.values()):
+        if all(_rows(array) == (0,) for array in arrays.values()):
             # checked before dtypes: an empty JSON list has no dtype worth complaining about
             raise InvalidInputError(
                 "the batch is empty: send at least one row",
@@ -172,6 +156,34 @@ class Signature:
         assert n_rows is not None
         return Batch(columns, n_rows)
 
+    def _check_names(self, arrays: Mapping[str, np.ndarray], pointers: Mapping[str, str]) -> None:
+        """422 listing unknown and missing inputs, if there are any."""
+        names = {s.name for s in self.inputs}
+        unknown = [name for name in arrays if name not in names]
+        missing = [s.name for s in self.inputs if s.name not in arrays]
+        if unknown or missing:
+            errors = [FieldError(pointers.get(n, f"/{n}"), f"unknown input {n!r}") for n in unknown]
+            errors += [FieldError(f"/{n}", f"missing input {n!r}") for n in missing]
+            expected = _listed(self.input_names())
+            shown = errors[:MAX_LISTED_ERRORS]
+            more = (
+                f" ({len(errors)} problems in all, the first {len(shown)} listed)"
+                if len(errors) > len(shown)
+                else ""
+            )
+            raise InvalidInputError(
+                f"inputs do not match the signature (expected: {expected}); "
+                + "; ".join(e.message for e in shown)
+                + more,
+                errors=shown,
+            )
+
+
+def _rows(array: np.ndarray) -> tuple[int, ...]:
+    """The first dimension of ``array`` as a 0- or 1-tuple (anything array-like)."""
+    shape = array.shape if isinstance(array, np.ndarray) else np.shape(array)
+    return shape[:1]
+
 
 def _listed(names: list[str]) -> str:
     shown = ", ".join(names[:MAX_LISTED_ERRORS])
@@ -188,6 +200,14 @@ def _coerce(spec: TensorSpec, array: np.ndarray, pointer: str) -> np.ndarray:
             f"{_shape_text(spec.shape)}, got shape {list(array.shape)}",
             pointer=pointer,
         )
+    if spec.shape[1:] != array.shape[1:]:  # else the usual case: nothing to check by axis
+        _check_axes(spec, array, pointer)
+    if spec.dtype == STRING:
+        return _coerce_strings(spec, array, pointer)
+    return _coerce_numeric(spec, array, pointer)
+
+
+def _check_axes(spec: TensorSpec, array: np.ndarray, pointer: str) -> None:
     for axis, (want, got) in enumerate(zip(spec.shape[1:], array.shape[1:], strict=True), 1):
         if want != -1 and want != got:
             raise InvalidInputError(
@@ -195,13 +215,13 @@ def _coerce(spec: TensorSpec, array: np.ndarray, pointer: str) -> np.ndarray:
                 f"{_shape_text(spec.shape)}, got {got}",
                 pointer=pointer,
             )
-    if spec.dtype == STRING:
-        return _coerce_strings(spec, array, pointer)
-    return _coerce_numeric(spec, array, pointer)
+
+
+_NUMPY_DTYPES = {name: np.dtype(name) for name in NUMERIC_DTYPES}
 
 
 def _coerce_numeric(spec: TensorSpec, array: np.ndarray, pointer: str) -> np.ndarray:
-    target = np.dtype(spec.dtype)
+    target = _NUMPY_DTYPES.get(spec.dtype) or np.dtype(spec.dtype)
     kind = array.dtype.kind
     if kind == "O":
         array = _objects_to_numeric(spec, array, pointer)

@@ -39,6 +39,10 @@ class RateLimits:
         }
         return cls(limiter, per_key, per_model)
 
+    def apply_to(self, model: str) -> bool:
+        """Whether a call without a key to ``model`` spends from any bucket."""
+        return model in self._per_model
+
     async def spend(self, ctx: InferenceContext, key: ApiKey | None, model: str) -> None:
         """One token from each bucket that applies; 429 from the first that is empty. The
         tightest bucket's state goes to the caller in ``RateLimit-*`` headers."""
@@ -88,6 +92,11 @@ class Admission:
     def __init__(self, policy: AccessPolicy, limits: RateLimits) -> None:
         self._policy = policy
         self.limits = limits
+
+    def needed(self, model: str) -> bool:
+        """Whether :meth:`admit` can refuse or count a call to ``model`` at all: with keys
+        off (no caller then) and no budget for the model, it has nothing to do."""
+        return self._policy.required or self.limits.apply_to(model)
 
     async def admit(self, ctx: InferenceContext, model: str | None) -> None:
         key = self._policy.authenticator.key(ctx.caller)

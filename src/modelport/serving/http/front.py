@@ -11,7 +11,6 @@ response carries ``X-Request-Id`` and log lines written while it is handled carr
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Sequence
@@ -34,6 +33,7 @@ from modelport.logs import current_request_id
 from modelport.security import keys
 from modelport.security.auth import credential_from
 from modelport.security.policy import AccessPolicy
+from modelport.serving.http.deadlines import Deadlines
 from modelport.serving.http.origins import SAFE_METHODS, RequestOrigins, with_cors
 from modelport.serving.http.problems import (
     PROBLEM_JSON,
@@ -58,6 +58,10 @@ _WANTED = {
     b"host",
     b"origin",
 }
+
+
+Hdr = tuple[bytes, bytes]
+_MAX_SERVED_BY = 1024
 
 
 class ClientGoneError(Exception):
@@ -93,11 +97,13 @@ class Front:
         self._access = access
         self._origins = origins
         self._timeout_s = limits.request_timeout_s
+        self._deadlines = Deadlines(limits.request_timeout_s)
         self._routes = [_Compiled(re.compile(_regex(r.path)), r) for r in routes]
         self._service = service
         self._metrics = request_metrics
         self._max_body = _Limit(limits.max_body_bytes, "MODELPORT_MAX_BODY_BYTES")
         self._max_upload = _Limit(limits.max_upload_bytes, "MODELPORT_MAX_UPLOAD_BYTES")
+        self._served: dict[tuple[str | None, int | None, str | None, str | None], list[Hdr]] = {}
         self._entry = with_cors(self._dispatch, limits.cors_origins, sorted(_WANTED))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -128,11 +134,13 @@ class Front:
                     f"{scope['method']} is not allowed on {scope['path']}; send POST"
                 )
             self._origins.check_host(headers.get(b"host"))
-            ctx.caller = await self._caller(headers)
+            if self._access.required:
+                ctx.caller = await self._caller(headers)
             try:
-                async with asyncio.timeout(self._timeout_s):
+                with self._deadlines.enforced():
                     body = await self._body(headers, receive)
-                    query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+                    query_string: bytes = scope["query_string"]
+                    query = dict(parse_qsl(query_string.decode("latin-1"))) if query_string else {}
                     call = HttpCall(ctx, params, query, headers, body)
                     answer = await route.handler(call, self._service)
             except TimeoutError:
@@ -141,7 +149,9 @@ class Front:
                     "(MODELPORT_REQUEST_TIMEOUT_S)"
                 ) from None
             status, media_type, content = 200, answer.media_type, answer.body
-            extra = [*answer.headers, *_served_by(ctx), *_encoded(ctx.headers)]
+            extra = [*answer.headers, *self._served_by(ctx)]
+            if ctx.headers:
+                extra += _encoded(ctx.headers)
         except ClientGoneError:
             return
         except ModelportError as exc:
@@ -162,13 +172,24 @@ class Front:
         await send({"type": "http.response.body", "body": content})
         self._metrics.answered(ctx, status)
 
+    def _served_by(self, ctx: InferenceContext) -> list[tuple[bytes, bytes]]:
+        """Which model and version answered (and, for a deployment, which slot): with weights
+        and canaries, the caller cannot know otherwise. Encoded once per combination."""
+        key = (ctx.model, ctx.version, ctx.deployment, ctx.slot)
+        served = self._served.get(key)
+        if served is None:
+            if len(self._served) >= _MAX_SERVED_BY:  # versions come and go: start afresh
+                self._served.clear()
+            served = self._served[key] = _served_by(ctx)
+        return served
+
     def _problem(
         self, scope: Scope, exc: ModelportError, ctx: InferenceContext
     ) -> tuple[int, str, bytes, list[tuple[bytes, bytes]]]:
         status, headers, body = render(scope["path"], exc, ctx.request_id)
         extra = _encoded([(name, value) for name, value in headers.items() if name != REQUEST_ID])
         if ctx.version is not None:  # a model was chosen (and failed): say which
-            extra.extend(_served_by(ctx))
+            extra.extend(self._served_by(ctx))
         return status, PROBLEM_JSON, body, extra
 
     async def _caller(self, headers: dict[bytes, bytes]) -> str | None:

@@ -22,16 +22,19 @@ from modelport.security.policy import is_loopback
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_ACCEPTED_HOSTS = 64
 
 
 class RequestOrigins:
     def __init__(self, allowed_hosts: frozenset[str] | None, cors_origins: frozenset[str]):
         self._hosts = allowed_hosts
         self._origins = cors_origins
+        self._accepted: set[bytes] = set()
+        """``Host`` values already let through, as sent (a few: names and ports)."""
 
     def check_host(self, host: bytes | None) -> None:
         """400 for a ``Host`` this server does not answer to (None: every host is fine)."""
-        if self._hosts is None:
+        if self._hosts is None or host in self._accepted:
             return
         name = _host_name(host.decode("latin-1") if host else "")
         if name not in self._hosts:
@@ -39,6 +42,8 @@ class RequestOrigins:
                 f"this server does not answer to the host {name or '(none)'!r}; "
                 "list it in MODELPORT_ALLOWED_HOSTS"
             )
+        if host is not None and len(self._accepted) < MAX_ACCEPTED_HOSTS:
+            self._accepted.add(host)
 
     def check_origin(self, method: str, origin: bytes | None, host: bytes | None) -> None:
         """403 for a state-changing request sent by a page of a foreign origin."""
