@@ -60,7 +60,9 @@ _WANTED = {
 }
 
 
-Hdr = tuple[bytes, bytes]
+RawHeader = tuple[bytes, bytes]
+ServedBy = tuple[str | None, int | None, str | None, str | None]
+"""(model, version, deployment, slot) of an answer."""
 _MAX_SERVED_BY = 1024
 
 
@@ -103,7 +105,7 @@ class Front:
         self._metrics = request_metrics
         self._max_body = _Limit(limits.max_body_bytes, "MODELPORT_MAX_BODY_BYTES")
         self._max_upload = _Limit(limits.max_upload_bytes, "MODELPORT_MAX_UPLOAD_BYTES")
-        self._served: dict[tuple[str | None, int | None, str | None, str | None], list[Hdr]] = {}
+        self._served: dict[ServedBy, list[RawHeader]] = {}
         self._entry = with_cors(self._dispatch, limits.cors_origins, sorted(_WANTED))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
