@@ -95,8 +95,8 @@ def test_operators_steer_a_rollout_and_wrong_moves_are_refused(two_irises: Setti
         history = client.get("/api/deployments/fraud/history").json()["events"]
         assert [e["action"] for e in history] == ["promote", "resume", "rollback", "pause", "apply"]
         assert history[3]["reason"] == "lunch"
-        assert client.get("/api/deployments/fraud/history?limit=2").json()["events"] == (
-            history[:2]
+        assert (
+            client.get("/api/deployments/fraud/history?limit=2").json()["events"] == (history[:2])
         )
         assert client.get("/api/deployments/fraud/history?limit=-1").status_code == 422
         assert client.delete("/api/deployments/fraud").status_code == 200
