@@ -1,10 +1,11 @@
-"""What a deployment costs: a 90/10 split with a 100 % shadow against the primary alone.
+"""What a deployment costs: a 90/10 split, and one with a 100 % shadow, against the primary
+alone.
 
-One `modelport serve` process group serves a model (`NAME`) and a deployment over two
-versions of it (`NAME-split`: 90 % version 1, 10 % version 2, and version 2 mirrored on every
-request). Both answer the same single-row requests in the same run, measured in alternating
-rounds (A B A B …) so a busy moment of the machine lands on both; the table gives the median
-round of each and the ratio.
+One `modelport serve` process group serves a model (`NAME`) and two deployments over two
+versions of it: `NAME-split` (90 % version 1, 10 % version 2) and `NAME-shadow` (the same,
+with version 2 also mirrored on every request). All answer the same single-row requests in
+the same run, measured in alternating rounds (A B C A B C …) so a busy moment of the machine
+lands on each; the table gives the median round of each and its ratio to the primary alone.
 
     .venv/bin/python bench/deployments.py [--models small,medium] [--duration S] [--rounds N]
 """
@@ -26,18 +27,21 @@ from models import build_models
 from targets import modelport_target, running
 
 
-def deployment_yaml(model: str) -> str:
+def deployment_yaml(model: str, suffix: str, shadow: bool) -> str:
+    mirror = f"    - {{model: {model}/2, role: shadow, weight: 100}}\n" if shadow else ""
     return f"""apiVersion: modelport/v1
 kind: ModelDeployment
 metadata:
-  name: {model}-split
+  name: {model}-{suffix}
 spec:
   strategy: direct
   slots:
     - {{model: {model}/1, role: primary, weight: 90}}
     - {{model: {model}/2, role: canary, weight: 10}}
-    - {{model: {model}/2, role: shadow, weight: 100}}
-"""
+{mirror}"""
+
+
+KINDS = ("split", "shadow")
 
 
 def prepare(home: Path, names: list[str]) -> None:
@@ -56,8 +60,9 @@ def prepare(home: Path, names: list[str]) -> None:
             modelport.log_model(
                 models[name].estimator, name, models[name].rows[:5], settings=settings
             )
-        [spec] = load_yaml(deployment_yaml(name))
-        DeploymentStore(registry).apply(spec)
+        for suffix in KINDS:
+            [spec] = load_yaml(deployment_yaml(name, suffix, shadow=suffix == "shadow"))
+            DeploymentStore(registry).apply(spec)
     registry.close()
 
 
@@ -73,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mp-bench-deploy-") as tmp:
         home = Path(tmp) / "home"
         prepare(home, names)
-        deployments = [f"--deployment={name}-split" for name in names]
+        deployments = [f"--deployment={name}-{kind}" for name in names for kind in KINDS]
         target = modelport_target(home, 0, tuple(names))
         target = replace(target, command=(*target.command, *deployments))
         print(
@@ -89,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
                 row = orjson.dumps({"instances": models[name].rows[:1].tolist()})
                 paths = {
                     "primary alone": f"/v1/models/{name}:predict",
-                    "90/10 + 100 % shadow": f"/v1/models/{name}-split:predict",
+                    "90/10 split": f"/v1/models/{name}-split:predict",
+                    "90/10 + 100 % shadow": f"/v1/models/{name}-shadow:predict",
                 }
                 rounds: dict[str, list[load.LoadResult]] = {label: [] for label in paths}
                 for _ in range(args.rounds):
