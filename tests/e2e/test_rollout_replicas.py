@@ -31,6 +31,22 @@ def shared(make_settings: Callable[..., Settings], postgres_url: str) -> Setting
     return settings
 
 
+RAMP = deployment(
+    "ramp",
+    "canary",
+    "    - {model: m/1, role: primary}\n    - {model: m/2, role: canary}\n",
+    "  steps: [10, 50, 100]\n  stepInterval: 2s\n  minRequests: 20\n"
+    "  evaluationInterval: 1s\n  gates:\n    maxErrorRate: 0.05\n",
+)
+"""A quick canary ramp: three steps of two seconds each."""
+
+
+@pytest.fixture
+def run(shared: Settings, cli: Callable[..., Any]) -> Cli:
+    """The CLI against the replicas' shared PostgreSQL registry."""
+    return lambda *args, **kw: cli(*args, settings_override=shared, **kw)
+
+
 def served_revision(server: LiveServer, name: str) -> int | None:
     deployments: list[dict[str, Any]] = httpx.get(f"{server.url}/api/serving").json()["deployments"]
     return next((d["revision"] for d in deployments if d["name"] == name), None)
@@ -55,11 +71,10 @@ def split(primary: int) -> str:
 
 def test_replicas_converge_and_one_controller_steps(
     shared: Settings,
-    cli: Callable[..., Any],
+    run: Cli,
     live_server: Callable[..., LiveServer],
     loads: Callable[[str], Load],
 ) -> None:
-    run: Cli = lambda *args, **kw: cli(*args, settings_override=shared, **kw)  # noqa: E731
     apply(run, split(100))
     replicas = [live_server([], shared), live_server([], shared)]
     assert [served_revision(r, "shared") for r in replicas] == [1, 1]
@@ -73,12 +88,7 @@ def test_replicas_converge_and_one_controller_steps(
         assert answer.headers["x-model-version"] == "2"
     print(f"replicas converged {took:.2f} s after the change")
 
-    ramp = (
-        "  steps: [10, 50, 100]\n  stepInterval: 2s\n  minRequests: 20\n"
-        "  evaluationInterval: 1s\n  gates:\n    maxErrorRate: 0.05\n"
-    )
-    slots = "    - {model: m/1, role: primary}\n    - {model: m/2, role: canary}\n"
-    apply(run, deployment("ramp", "canary", slots, ramp))
+    apply(run, RAMP)
     converged_after(replicas, "ramp", 1)
     busy = [loads(f"{r.url}/v1/models/ramp:predict") for r in replicas]
     deadline = time.monotonic() + 60
@@ -101,12 +111,11 @@ def test_replicas_converge_and_one_controller_steps(
 
 def test_a_replica_cut_off_from_the_database_keeps_serving_its_last_state(
     shared: Settings,
-    cli: Callable[..., Any],
+    run: Cli,
     live_server: Callable[..., LiveServer],
     loads: Callable[[str], Load],
     postgres_url: str,
 ) -> None:
-    run: Cli = lambda *args, **kw: cli(*args, settings_override=shared, **kw)  # noqa: E731
     apply(run, split(50))
     replica = live_server([], shared)
     load = loads(f"{replica.url}/v1/models/shared:predict")
@@ -125,18 +134,12 @@ def test_a_replica_cut_off_from_the_database_keeps_serving_its_last_state(
 
 def test_when_the_controlling_replica_dies_another_takes_over(
     shared: Settings,
-    cli: Callable[..., Any],
+    run: Cli,
     live_server: Callable[..., LiveServer],
     loads: Callable[[str], Load],
 ) -> None:
-    run: Cli = lambda *args, **kw: cli(*args, settings_override=shared, **kw)  # noqa: E731
     replicas = [live_server([], shared), live_server([], shared)]
-    ramp = (
-        "  steps: [10, 50, 100]\n  stepInterval: 2s\n  minRequests: 20\n"
-        "  evaluationInterval: 1s\n  gates:\n    maxErrorRate: 0.05\n"
-    )
-    slots = "    - {model: m/1, role: primary}\n    - {model: m/2, role: canary}\n"
-    apply(run, deployment("ramp", "canary", slots, ramp))
+    apply(run, RAMP)
     converged_after(replicas, "ramp", 1)
     holder = lease_holder(shared)
     victim = next(r for r in replicas if f":{r.process.pid}:" in holder)
