@@ -40,6 +40,14 @@ class AuthMode(StrEnum):
     OFF = "off"
 
 
+class Masking(StrEnum):
+    """What the prediction log stores for a personal field instead of its value."""
+
+    DROP = "drop"
+    HASH = "hash"
+    MASK = "mask"
+
+
 class ModelOptions(BaseModel):
     """Serving options of one model; unset fields fall back to the server-wide settings."""
 
@@ -274,6 +282,45 @@ class Settings(BaseSettings):
         False,
         description="Refuse requests (429) while the rate-limit Redis is unreachable; by "
         "default they are let through (one log line per outage).",
+    )
+    prediction_log: bool = Field(
+        False,
+        description="Write every answered request (inputs, outputs, who answered, latency) to "
+        "the prediction log table, in batches off the request's path.",
+    )
+    prediction_log_sample_rate: float = Field(
+        1.0, ge=0, le=1, description="Share of requests the prediction log keeps."
+    )
+    prediction_log_sampling: dict[str, float] = Field(
+        default_factory=dict,
+        description="Share kept per deployment or model name (JSON object, e.g. "
+        '`{"fraud": 0.1}`); others keep `prediction_log_sample_rate`.',
+    )
+    prediction_log_buffer: int = Field(
+        10_000,
+        ge=1,
+        description="Requests the prediction log may hold in memory before writing; past it "
+        "new ones are dropped and counted. A crash loses at most this many.",
+    )
+    prediction_log_flush_s: float = Field(
+        0.5,
+        ge=0,
+        description="How long the prediction log gathers requests before a write (fewer, "
+        "larger transactions).",
+    )
+    prediction_log_retention_days: float = Field(
+        30.0, gt=0, description="Logged predictions older than this are deleted (hourly)."
+    )
+    pii_fields: dict[str, Masking] = Field(
+        default_factory=dict,
+        description="Input or output fields the prediction log must not store as sent: "
+        '`drop`, `hash` (HMAC-SHA256 under `pii_salt`) or `mask` (JSON object, e.g. `{"email": '
+        '"hash", "ssn": "drop"}`).',
+    )
+    pii_salt: SecretStr | None = Field(
+        None,
+        description="Secret that `hash` fields are hashed under; default: derived from the "
+        "server secret (auth_secret), so replicas sharing it hash alike.",
     )
     api_key: SecretStr | None = Field(
         None, description="API key the SDK client and `modelport predict --url` send."

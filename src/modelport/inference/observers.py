@@ -90,8 +90,8 @@ class QueuedObserver(Generic[T]):
         self._linger_s = linger_s
         self._dropped = dropped.labels(name)
         self._ready = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._stopping = False
 
     @property
     def queued(self) -> int:
@@ -108,7 +108,7 @@ class QueuedObserver(Generic[T]):
         self._task = asyncio.create_task(self._drain(), name=f"observer-{self.name}")
 
     async def stop(self) -> None:
-        self._stopping = True
+        self._stopping.set()
         self._ready.set()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
@@ -117,13 +117,14 @@ class QueuedObserver(Generic[T]):
     async def _drain(self) -> None:
         while True:
             if not self._queue:
-                if self._stopping:
+                if self._stopping.is_set():
                     return
                 self._ready.clear()
                 await self._ready.wait()
                 continue
-            if self._linger_s and not self._stopping and len(self._queue) < self._max_batch:
-                await asyncio.sleep(self._linger_s)
+            if self._linger_s and len(self._queue) < self._max_batch:
+                with contextlib.suppress(TimeoutError):  # a stop cuts the lingering short
+                    await asyncio.wait_for(self._stopping.wait(), self._linger_s)
             taken = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
             try:
                 await self._sink(taken)

@@ -29,6 +29,7 @@ from modelport.inference.cache import ResponseCache, create_cache
 from modelport.inference.executor import ModelExecutor
 from modelport.inference.metrics import RequestMetrics, ServingMetrics
 from modelport.logs import configure_logging
+from modelport.monitoring.prediction_log import prediction_log_of
 from modelport.registry import ModelAddress, Registry
 from modelport.rollout.metrics import RolloutMetrics
 from modelport.rollout.plane import Rollouts
@@ -37,7 +38,17 @@ from modelport.security.auth import Authenticator
 from modelport.security.keys import KeyHasher, KeyStore
 from modelport.security.policy import AccessPolicy, auth_required, exposure_warning
 from modelport.security.secret import server_secret
-from modelport.serving.http import api, audit, deployments, health, keys, mlflow, v1, v2
+from modelport.serving.http import (
+    api,
+    audit,
+    deployments,
+    health,
+    keys,
+    mlflow,
+    predictions,
+    v1,
+    v2,
+)
 from modelport.serving.http.front import Front, FrontLimits
 from modelport.serving.http.origins import request_origins
 from modelport.serving.http.problems import install_error_handlers
@@ -81,7 +92,18 @@ def create_app(
     limits = RateLimits.from_settings(settings)
     admission = Admission(access, limits)
     rollouts = rollouts_of(settings, registry, router, follower, metrics)
-    observers = [request_metrics, *(rollouts.observers if rollouts else ())]
+    prediction_log = prediction_log_of(
+        settings,
+        registry.database,
+        metrics.registry,
+        metrics.observer_drops,
+        lambda: server_secret(settings),
+    )
+    observers = [
+        request_metrics,
+        *(rollouts.observers if rollouts else ()),
+        *([prediction_log] if prediction_log else ()),
+    ]
     service = InferenceService(router, metrics, cache, cached, observers, admission)
 
     grpc_server = None
@@ -142,7 +164,7 @@ def create_app(
         settings, registry, service, follower, metrics, access, rollouts
     )
     install_error_handlers(app)
-    for module in (health, v1, v2, mlflow, api, keys, audit, deployments):
+    for module in (health, v1, v2, mlflow, api, keys, audit, deployments, predictions):
         app.include_router(module.router)
     document(app, HOT_ROUTES)
     return Front(

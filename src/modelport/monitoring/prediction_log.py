@@ -1,0 +1,232 @@
+"""The prediction log observer: every answered request, sampled, masked and written in
+batches off the request's path.
+
+``observe`` only decides sampling and queues the outcome (the arrays are not copied). A task
+owned by the server's lifespan turns queued outcomes into rows (to JSON-able columns, personal
+fields masked) and writes each batch in one transaction from a thread. While the database is
+unreachable the batch is retried with backoff and new outcomes queue up to the buffer, past
+which they are dropped and counted; a graceful stop writes what is queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from modelport.config import Masking, Settings
+from modelport.errors import ModelportError
+from modelport.inference.background import Repeated
+from modelport.inference.observers import Outcome, QueuedObserver
+from modelport.monitoring.masking import Masker, pii_salt
+from modelport.monitoring.predictions import PredictionStore
+from modelport.store.unit_of_work import Database
+
+log = logging.getLogger("modelport.monitoring")
+
+PRUNE_EVERY_S = 3600.0
+RETRY_MAX_S = 5.0
+
+
+def prediction_log_of(
+    settings: Settings,
+    database: Database,
+    registry: CollectorRegistry,
+    dropped: Counter,
+    secret: Callable[[], bytes],
+) -> PredictionLog | None:
+    """The server's prediction log as configured; None when it is off. ``secret``: the
+    server secret, asked for only when a field is hashed and no salt is configured."""
+    if not settings.prediction_log:
+        return None
+    salt = b""
+    if Masking.HASH in settings.pii_fields.values():
+        configured = settings.pii_salt
+        salt = configured.get_secret_value().encode() if configured else pii_salt(secret())
+    policy = LogPolicy(
+        sample_rate=settings.prediction_log_sample_rate,
+        sampling=settings.prediction_log_sampling,
+        retention=timedelta(days=settings.prediction_log_retention_days),
+        buffer=settings.prediction_log_buffer,
+        flush_s=settings.prediction_log_flush_s,
+    )
+    return PredictionLog(
+        PredictionStore(database),
+        Masker(settings.pii_fields, salt),
+        policy,
+        PredictionLogMetrics(registry),
+        dropped,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LogPolicy:
+    """What the log keeps: the share sampled (per deployment or model name) and for how long."""
+
+    sample_rate: float = 1.0
+    sampling: Mapping[str, float] | None = None
+    retention: timedelta = timedelta(days=30)
+    buffer: int = 10_000
+    batch: int = 500
+    flush_s: float = 0.5
+
+    def rate(self, outcome: Outcome) -> float:
+        if self.sampling:
+            context = outcome.context
+            for name in (context.deployment, context.model):
+                if name is not None and name in self.sampling:
+                    return self.sampling[name]
+        return self.sample_rate
+
+
+class PredictionLogMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.written = Counter(
+            "modelport_prediction_log_written",
+            "Requests written to the prediction log.",
+            registry=registry,
+        )
+        self.queued = Gauge(
+            "modelport_prediction_log_queued",
+            "Requests waiting to be written to the prediction log (what a crash would lose).",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.capacity = Gauge(
+            "modelport_prediction_log_buffer",
+            "Requests the prediction log may hold before it drops new ones.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.write_failures = Counter(
+            "modelport_prediction_log_write_failures",
+            "Batch writes that failed and were retried (the database was unreachable).",
+            registry=registry,
+        )
+
+
+class PredictionLog:
+    """An observer of the data plane, started and stopped with the server."""
+
+    def __init__(
+        self,
+        store: PredictionStore,
+        masker: Masker,
+        policy: LogPolicy,
+        metrics: PredictionLogMetrics,
+        dropped: Counter,
+    ) -> None:
+        self._store = store
+        self._masker = masker
+        self._policy = policy
+        self._metrics = metrics
+        self._queue: QueuedObserver[tuple[Outcome, float]] = QueuedObserver(
+            "prediction_log",
+            self._write,
+            dropped,
+            max_queued=policy.buffer,
+            max_batch=policy.batch,
+            linger_s=policy.flush_s,
+        )
+        self._pruning = Repeated("pruning the prediction log", self._prune, log)
+        self._pruner: asyncio.Task[None] | None = None
+        self._stopping = False
+        metrics.capacity.set(policy.buffer)
+
+    def observe(self, outcome: Outcome) -> None:
+        rate = self._policy.rate(outcome)
+        if rate >= 1.0 or random.random() < rate:
+            self._queue.observe((outcome, time.time()))
+
+    async def start(self) -> None:
+        await self._queue.start()
+        self._pruner = asyncio.create_task(
+            self._pruning.forever(PRUNE_EVERY_S), name="prediction-log-pruner"
+        )
+        self._pruning.wake()
+
+    async def stop(self) -> None:
+        """Write everything queued, then stop (one last attempt if the database is down)."""
+        self._stopping = True
+        if self._pruner is not None:
+            self._pruner.cancel()
+        await self._queue.stop()
+        self._metrics.queued.set(0)
+
+    async def _write(self, taken: list[tuple[Outcome, float]]) -> None:
+        self._metrics.queued.set(self._queue.queued)
+        rows = [self._row(outcome, at) for outcome, at in taken]
+        delay = 0.1
+        while True:
+            try:
+                await asyncio.to_thread(self._store.write, rows)
+            except ModelportError as exc:
+                self._metrics.write_failures.inc()
+                if self._stopping:
+                    log.error("prediction log: %d requests not written at stop: %s", len(rows), exc)
+                    return
+                log.warning("prediction log: write failed (%s); retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+            else:
+                self._metrics.written.inc(len(rows))
+                return
+
+    def _row(self, outcome: Outcome, at: float) -> dict[str, Any]:
+        context = outcome.context
+        inputs = outcome.inputs
+        return {
+            "request_id": context.request_id,
+            "at": datetime.fromtimestamp(at, UTC),
+            "protocol": context.transport.value,
+            "deployment": context.deployment,
+            "slot": context.slot,
+            "model": context.model,
+            "version": context.version,
+            "unit_id": context.unit_id,
+            "status": outcome.status,
+            "error": outcome.error.code if outcome.error is not None else None,
+            "latency_ms": outcome.elapsed_s * 1000,
+            "rows": inputs.n_rows if inputs is not None else 0,
+            "shadow": False,
+            "inputs": self._columns(inputs.columns) if inputs is not None else None,
+            "outputs": self._columns(outcome.outputs) if outcome.outputs is not None else None,
+        }
+
+    def _columns(self, arrays: Mapping[str, np.ndarray]) -> dict[str, list[Any]]:
+        return self._masker.apply({name: json_values(array) for name, array in arrays.items()})
+
+    async def _prune(self) -> None:
+        before = datetime.now(UTC) - self._policy.retention
+        removed = await asyncio.to_thread(self._store.prune, before)
+        if removed:
+            log.info("prediction log: %d requests older than %s deleted", removed, before)
+
+
+def json_values(array: np.ndarray) -> list[Any]:
+    """An array as JSON-able values: NaN and infinities (not JSON) become null, bytes text."""
+    if array.dtype.kind == "f" and not (finite := np.isfinite(array)).all():
+        array = array.astype(object)
+        array[~finite] = None
+    elif array.dtype.kind == "S":
+        array = np.char.decode(array, "utf-8", "replace")
+    values: list[Any] = array.tolist()
+    if array.dtype.kind == "O":
+        return [_json_scalar(value) for value in values]
+    return values
+
+
+def _json_scalar(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value

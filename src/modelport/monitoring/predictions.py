@@ -1,0 +1,128 @@
+"""The stored prediction log: written in batches by the observer, read by the API, the CLI
+and the drift and quality jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+
+from modelport.store.tables import PredictionRow
+from modelport.store.unit_of_work import Database
+
+MAX_QUERY_ROWS = 10_000
+PRUNE_CHUNK = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedPrediction:
+    id: int
+    request_id: str
+    at: datetime
+    protocol: str
+    deployment: str | None
+    slot: str | None
+    model: str | None
+    version: int | None
+    unit_id: str | None
+    status: int
+    error: str | None
+    latency_ms: float
+    rows: int
+    shadow: bool
+    inputs: dict[str, Any] | None
+    outputs: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "at": self.at.isoformat()}
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionQuery:
+    """Which logged predictions to read; every field narrows, none given reads the newest."""
+
+    model: str | None = None
+    version: int | None = None
+    deployment: str | None = None
+    request_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    after_id: int | None = None
+    """Only rows written after this one, oldest first: how ``logs --follow`` tails the log."""
+    limit: int = 100
+
+
+class PredictionStore:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def write(self, rows: Sequence[dict[str, Any]]) -> None:
+        """One transaction for the whole batch (an executemany, not a round trip per row)."""
+        if rows:
+            with self._db.write() as session:
+                session.execute(insert(PredictionRow), list(rows))
+
+    def query(self, query: PredictionQuery) -> list[LoggedPrediction]:
+        """Newest first, or oldest first after ``after_id``; at most MAX_QUERY_ROWS."""
+        statement = select(PredictionRow)
+        for column, value in (
+            (PredictionRow.model, query.model),
+            (PredictionRow.version, query.version),
+            (PredictionRow.deployment, query.deployment),
+            (PredictionRow.request_id, query.request_id),
+        ):
+            if value is not None:
+                statement = statement.where(column == value)
+        if query.since is not None:
+            statement = statement.where(PredictionRow.at >= query.since)
+        if query.until is not None:
+            statement = statement.where(PredictionRow.at < query.until)
+        if query.after_id is not None:
+            statement = statement.where(PredictionRow.id > query.after_id)
+            statement = statement.order_by(PredictionRow.id)
+        else:
+            statement = statement.order_by(PredictionRow.id.desc())
+        statement = statement.limit(max(1, min(query.limit, MAX_QUERY_ROWS)))
+        with self._db.read() as session:
+            return [_logged(row) for row in session.scalars(statement)]
+
+    def prune(self, before: datetime) -> int:
+        """Delete what was logged before ``before``, in chunks so no transaction grows large
+        or holds the SQLite writer for long; returns how many rows went."""
+        removed = 0
+        while True:
+            with self._db.write() as session:
+                ids = list(
+                    session.scalars(
+                        select(PredictionRow.id).where(PredictionRow.at < before).limit(PRUNE_CHUNK)
+                    )
+                )
+                if ids:
+                    session.execute(delete(PredictionRow).where(PredictionRow.id.in_(ids)))
+            removed += len(ids)
+            if len(ids) < PRUNE_CHUNK:
+                return removed
+
+
+def _logged(row: PredictionRow) -> LoggedPrediction:
+    return LoggedPrediction(
+        id=row.id,
+        request_id=row.request_id,
+        at=row.at,
+        protocol=row.protocol,
+        deployment=row.deployment,
+        slot=row.slot,
+        model=row.model,
+        version=row.version,
+        unit_id=row.unit_id,
+        status=row.status,
+        error=row.error,
+        latency_ms=row.latency_ms,
+        rows=row.rows,
+        shadow=row.shadow,
+        inputs=row.inputs,
+        outputs=row.outputs,
+    )

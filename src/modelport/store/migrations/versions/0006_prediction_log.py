@@ -1,0 +1,50 @@
+"""The prediction log: one row per logged request.
+
+Revision ID: 0006
+Revises: 0005
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "prediction_log",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("request_id", sa.String(length=128), nullable=False),
+        sa.Column("at", sa.DateTime(), nullable=False),
+        sa.Column("protocol", sa.String(length=10), nullable=False),
+        sa.Column("deployment", sa.String(length=63), nullable=True),
+        sa.Column("slot", sa.String(length=63), nullable=True),
+        sa.Column("model", sa.String(length=200), nullable=True),
+        sa.Column("version", sa.Integer(), nullable=True),
+        sa.Column("unit_id", sa.String(length=128), nullable=True),
+        sa.Column("status", sa.Integer(), nullable=False),
+        sa.Column("error", sa.String(length=80), nullable=True),
+        sa.Column("latency_ms", sa.Float(), nullable=False),
+        sa.Column("rows", sa.Integer(), nullable=False),
+        sa.Column("shadow", sa.Boolean(), nullable=False),
+        sa.Column("inputs", sa.JSON(), nullable=True),
+        sa.Column("outputs", sa.JSON(), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_prediction_log_request_id", "prediction_log", ["request_id"])
+    op.create_index("ix_prediction_log_at", "prediction_log", ["at"])
+    op.create_index(
+        "ix_prediction_log_model_version_at", "prediction_log", ["model", "version", "at"]
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("prediction_log")
