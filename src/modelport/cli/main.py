@@ -15,6 +15,7 @@ from modelport.cli import (
     deployments,
     housekeeping,
     keys,
+    logs,
     models,
     predicting,
     quickstart,
@@ -69,6 +70,7 @@ app.command()(predicting.predict)
 app.command("import-mlflow")(housekeeping.import_mlflow)
 app.command()(housekeeping.optimize)
 app.command()(housekeeping.gc)
+app.command()(logs.logs)
 app.add_typer(audit.app, name="audit")
 app.add_typer(config.app, name="config")
 

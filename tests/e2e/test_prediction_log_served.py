@@ -1,0 +1,106 @@
+"""The prediction log of a real server: SIGTERM with a full queue loses nothing, across
+workers, and `modelport logs` reads and follows what was written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+import modelport
+from modelport.config import Settings
+from tests.e2e.conftest import settings_env
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(prediction_log=True)
+
+
+@pytest.fixture
+def iris(
+    settings: Settings, iris_logreg: LogisticRegression, iris_data: tuple[np.ndarray, np.ndarray]
+) -> np.ndarray:
+    X, _ = iris_data
+    modelport.log_model(iris_logreg, "iris", X[:20], settings=settings)
+    return X
+
+
+def test_sigterm_with_a_full_queue_loses_nothing(
+    live_server: Any, settings: Settings, cli: Any, iris: np.ndarray
+) -> None:
+    # two workers, and nothing written before the stop: every request is still queued
+    held = settings.model_copy(update={"workers": 2, "prediction_log_flush_s": 3600.0})
+    server = live_server(["iris"], held)
+    ids = [f"req-{n:03d}" for n in range(300)]
+
+    def send(request_id: str) -> int:
+        answer = httpx.post(
+            f"{server.url}/v1/models/iris:predict",
+            json={"instances": iris[:1].tolist()},
+            headers={"x-request-id": request_id},
+            timeout=30,
+        )
+        return answer.status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(send, ids)) == {200}
+    listed = cli("logs", "--json", "--limit", "1000")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout == ""
+
+    assert server.terminate() in (0, -15)
+    listed = cli("logs", "--json", "--limit", "1000")
+    assert listed.returncode == 0, listed.stderr
+    entries = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert sorted(e["request_id"] for e in entries) == ids
+    assert {(e["model"], e["version"], e["status"]) for e in entries} == {("iris", 1, 200)}
+
+
+def test_logs_filters_and_follows(
+    live_server: Any, settings: Settings, cli: Any, iris: np.ndarray
+) -> None:
+    server = live_server(["iris"], settings.model_copy(update={"prediction_log_flush_s": 0.0}))
+
+    def send(request_id: str) -> None:
+        httpx.post(
+            f"{server.url}/v1/models/iris:predict",
+            json={"instances": iris[:2].tolist()},
+            headers={"x-request-id": request_id},
+            timeout=30,
+        ).raise_for_status()
+
+    send("before-follow")
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "modelport", "logs", "--follow", "--json", "--limit", "1"],
+        env=settings_env(settings),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert follower.stdout is not None
+        deadline = time.monotonic() + 20
+        while json.loads(follower.stdout.readline())["request_id"] != "before-follow":
+            assert time.monotonic() < deadline
+        send("while-following")
+        followed = json.loads(follower.stdout.readline())
+        assert followed["request_id"] == "while-following"
+        assert followed["rows"] == 2
+    finally:
+        follower.terminate()
+        follower.wait(timeout=10)
+
+    shown = cli("logs", "--request-id", "while-following")
+    assert shown.returncode == 0, shown.stderr
+    assert "while-following v1 iris/1 200" in shown.stdout
+    assert "before-follow" not in shown.stdout
+    assert cli("logs", "--since", "tomorrow").returncode == 1
