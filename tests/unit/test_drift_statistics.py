@@ -13,6 +13,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from modelport.monitoring.binning import (
+    ColumnSummary,
     FeatureKind,
     bin_counts,
     bin_shares,
@@ -27,6 +28,7 @@ from modelport.monitoring.statistics import (
     column_drift,
     dataset_drift,
     default_method,
+    drift_against,
     js,
     js_of_counts,
     ks,
@@ -251,6 +253,22 @@ def test_a_column_gone_missing_is_decided_by_its_missing_rate() -> None:
     drift = column_drift(normal(20, 2000), np.full(500, np.nan))
     assert [r.method for r in drift.statistics] == ["missing_rate"]
     assert (drift.method, drift.drifted, drift.decision.value) == ("missing_rate", True, 1.0)
+
+
+def test_a_sample_without_values_leaves_the_decision_to_psi() -> None:
+    reference = normal(24, 5000)
+    drift = drift_against(ColumnSummary.of(reference), np.full(50, np.nan), normal(25, 5000))
+    assert [r.method for r in drift.statistics] == ["psi", "js", "missing_rate"]
+    assert drift.method is StatisticName.PSI
+    assert drift[StatisticName.PSI] == psi(reference, normal(25, 5000))
+
+
+def test_a_reference_with_nothing_present_is_summarised_and_stored() -> None:
+    summary = ColumnSummary.of(np.full(4, np.nan))
+    assert (summary.rows, summary.missing, summary.edges, summary.counts) == (4, 4, (), ())
+    assert ColumnSummary.from_dict(summary.to_dict()) == summary
+    drift = drift_against(summary, np.full(4, np.nan), normal(26, 100))
+    assert (drift.method, drift.decision.value, drift.drifted) == ("missing_rate", -1.0, True)
 
 
 def test_dataset_drift_is_the_share_of_drifted_features() -> None:

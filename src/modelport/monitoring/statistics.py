@@ -122,7 +122,8 @@ def verdict(
         drifted = p_value < limit
     else:
         drifted = abs(value) >= limit
-    return StatisticResult(method, float(value), limit, bool(drifted), p_value)
+    p = None if p_value is None else float(p_value)
+    return StatisticResult(StatisticName(method), float(value), limit, bool(drifted), p)
 
 
 def psi_of_counts(expected: np.ndarray, actual: np.ndarray) -> float:
@@ -296,7 +297,7 @@ class FeatureDrift:
 
     def __getitem__(self, method: StatisticName) -> StatisticResult:
         for result in self.statistics:
-            if result.method is method:
+            if result.method == method:
                 return result
         raise KeyError(method)
 
@@ -350,6 +351,7 @@ def drift_against(
     the sample has none, PSI stands in for KS and Wasserstein.
     """
     kind = summary.kind
+    method = None if method is None else StatisticName(method)
     if method is not None and method not in METHODS[kind]:
         raise ValueError(f"{method} does not apply to a {kind} column")
     if current.size == 0:
@@ -358,12 +360,12 @@ def drift_against(
     chosen = method or default_method(kind, summary.present, cur.size)
 
     def limit(name: StatisticName) -> float | None:
-        return threshold if name is chosen else None
+        return threshold if name == chosen else None
 
     missing = (current.size - cur.size) / current.size - summary.missing_rate
     results = [verdict(StatisticName.MISSING_RATE, missing, limit(StatisticName.MISSING_RATE))]
     if summary.present and cur.size:
-        results[:0] = _distribution(summary, present(sample, kind), cur, limit)
+        results[:0] = _distribution(summary, sample, cur, limit)
     computed = {r.method for r in results}
     if chosen not in computed:
         chosen = StatisticName.PSI if StatisticName.PSI in computed else StatisticName.MISSING_RATE
@@ -384,14 +386,14 @@ def _distribution(
     if summary.kind is FeatureKind.CATEGORICAL:
         statistic, p_value = chi2_of_counts(expected, actual)
         results.append(verdict(StatisticName.CHI2, statistic, limit(StatisticName.CHI2), p_value))
-    elif sample.size:
-        test = stats.ks_2samp(sample, current)
+    elif (values := present(sample, FeatureKind.NUMERIC)).size:
+        test = stats.ks_2samp(values, current)
         ks_statistic, ks_p = float(test.statistic), float(test.pvalue)
         results += [
             verdict(StatisticName.KS, ks_statistic, limit(StatisticName.KS), ks_p),
             verdict(
                 StatisticName.WASSERSTEIN,
-                _normalised_wasserstein(sample, current),
+                _normalised_wasserstein(values, current),
                 limit(StatisticName.WASSERSTEIN),
             ),
         ]
