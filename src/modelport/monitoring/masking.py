@@ -13,6 +13,8 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from modelport.config import Masking
 
 MASKED = "****"
@@ -27,19 +29,21 @@ class Masker:
     def __bool__(self) -> bool:
         return bool(self._rules)
 
-    def apply(self, columns: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        """``columns`` with every configured field dropped, hashed or masked (a new dict)."""
+    def apply(self, columns: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray | list[Any]]:
+        """``columns`` with every configured field dropped, hashed or masked; the others are
+        passed through untouched (no copy when no field is configured)."""
         if not self._rules or not self._rules.keys() & columns.keys():
             return columns
-        masked: dict[str, list[Any]] = {}
+        masked: dict[str, np.ndarray | list[Any]] = {}
         for name, values in columns.items():
             rule = self._rules.get(name)
             if rule is None:
                 masked[name] = values
             elif rule is Masking.HASH:
-                masked[name] = [None if _missing(v) else self.hash(v) for v in values]
+                masked[name] = [None if _missing(v) else self.hash(v) for v in values.tolist()]
             elif rule is Masking.MASK:
-                masked[name] = [None if _missing(v) else MASKED for v in values]
+                masked[name] = [None if _missing(v) else MASKED for v in values.tolist()]
+            # Masking.DROP: the field is left out
         return masked
 
     def hash(self, value: object) -> str:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from modelport.config import Masking, Settings
@@ -27,7 +28,7 @@ from modelport.errors import ModelportError
 from modelport.inference.background import Repeated
 from modelport.inference.observers import Outcome, QueuedObserver
 from modelport.monitoring.masking import Masker, pii_salt
-from modelport.monitoring.predictions import PredictionStore
+from modelport.monitoring.predictions import NewEntry, PredictionStore
 from modelport.store.unit_of_work import Database
 
 log = logging.getLogger("modelport.monitoring")
@@ -163,7 +164,7 @@ class PredictionLog:
 
     async def _write(self, taken: list[tuple[Outcome, float]]) -> None:
         self._metrics.queued.set(self._queue.queued)
-        rows = [self._row(outcome, at) for outcome, at in taken]
+        rows = [self._entry(outcome, at) for outcome, at in taken]
         delay = 0.1
         while True:
             try:
@@ -180,29 +181,30 @@ class PredictionLog:
                 self._metrics.written.inc(len(rows))
                 return
 
-    def _row(self, outcome: Outcome, at: float) -> dict[str, Any]:
+    def _entry(self, outcome: Outcome, at: float) -> NewEntry:
         context = outcome.context
         inputs = outcome.inputs
-        return {
-            "request_id": context.request_id,
-            "at": datetime.fromtimestamp(at, UTC),
-            "protocol": context.transport.value,
-            "deployment": context.deployment,
-            "slot": context.slot,
-            "model": context.model,
-            "version": context.version,
-            "unit_id": context.unit_id,
-            "status": outcome.status,
-            "error": outcome.error.code if outcome.error is not None else None,
-            "latency_ms": outcome.elapsed_s * 1000,
-            "rows": inputs.n_rows if inputs is not None else 0,
-            "shadow": False,
-            "inputs": self._columns(inputs.columns) if inputs is not None else None,
-            "outputs": self._columns(outcome.outputs) if outcome.outputs is not None else None,
-        }
+        return NewEntry(
+            request_id=context.request_id,
+            at=datetime.fromtimestamp(at, UTC),
+            protocol=context.transport.value,
+            deployment=context.deployment,
+            slot=context.slot,
+            model=context.model,
+            version=context.version,
+            unit_id=context.unit_id,
+            status=outcome.status,
+            error=outcome.error.code if outcome.error is not None else None,
+            latency_ms=outcome.elapsed_s * 1000,
+            rows=inputs.n_rows if inputs is not None else 0,
+            shadow=False,
+            inputs=self._json(inputs.columns) if inputs is not None else None,
+            outputs=self._json(outcome.outputs) if outcome.outputs is not None else None,
+        )
 
-    def _columns(self, arrays: Mapping[str, np.ndarray]) -> dict[str, list[Any]]:
-        return self._masker.apply({name: json_values(array) for name, array in arrays.items()})
+    def _json(self, arrays: Mapping[str, np.ndarray]) -> str:
+        columns = self._masker.apply(arrays)
+        return orjson.dumps(columns, default=_json_default, option=_NUMPY).decode()
 
     async def _prune(self) -> None:
         before = datetime.now(UTC) - self._policy.retention
@@ -211,22 +213,16 @@ class PredictionLog:
             log.info("prediction log: %d requests older than %s deleted", removed, before)
 
 
-def json_values(array: np.ndarray) -> list[Any]:
-    """An array as JSON-able values: NaN and infinities (not JSON) become null, bytes text."""
-    if array.dtype.kind == "f" and not (finite := np.isfinite(array)).all():
-        array = array.astype(object)
-        array[~finite] = None
-    elif array.dtype.kind == "S":
-        array = np.char.decode(array, "utf-8", "replace")
-    values: list[Any] = array.tolist()
-    if array.dtype.kind == "O":
-        return [_json_scalar(value) for value in values]
-    return values
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
-def _json_scalar(value: Any) -> Any:
+def _json_default(value: Any) -> Any:
+    """What orjson cannot write natively: object arrays (strings, mixed), numpy scalars and
+    bytes (as text); NaN and infinities become null on the way."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
+    raise TypeError(f"cannot log a {type(value).__name__}")

@@ -1,0 +1,99 @@
+"""What the prediction log costs: the same model served with the log off and on (SQLite,
+every request logged), at c=16 and c=64, in alternating rounds of one run.
+
+Two `modelport serve` process groups share one registry; one writes every answered request
+to the prediction log. Rounds alternate (off, on, off, on …) so a busy moment of the machine
+lands on both; the table gives the median round of each and the ratio on/off.
+
+    .venv/bin/python bench/prediction_log.py [--models small,medium] [--concurrency 16,64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: siblings import
+
+import orjson
+
+import load
+from models import build_models
+from targets import Server, modelport_target, running
+
+
+def prepare(home: Path, names: list[str]) -> None:
+    import modelport
+    from modelport.config import Settings
+
+    settings = Settings(home=home)
+    models = build_models()
+    for name in names:
+        modelport.log_model(models[name].estimator, name, models[name].rows[:5], settings=settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="small,medium")
+    parser.add_argument("--concurrency", default="16,64")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per target")
+    args = parser.parse_args(argv)
+    names = args.models.split(",")
+    levels = [int(c) for c in args.concurrency.split(",")]
+    models = build_models()
+    with tempfile.TemporaryDirectory(prefix="mp-bench-log-") as tmp:
+        home = Path(tmp) / "home"
+        prepare(home, names)
+        off = modelport_target(home, 0, tuple(names))
+        on = modelport_target(home, 0, tuple(names))
+        on = replace(on, env={**on.env, "MODELPORT_PREDICTION_LOG": "true"})
+        print(f"load: {load.generator_name()}, {args.rounds} x {args.duration:g} s per target")
+        print(
+            f"{'model':8} {'c':>3} {'log':4} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+            f"{'CPU µs/req':>10} {'ratio':>6}"
+        )
+        with ExitStack() as stack:
+            servers = {"off": stack.enter_context(running(off))}
+            servers["on"] = stack.enter_context(running(on))
+            for name in names:
+                body = orjson.dumps({"instances": models[name].rows[:1].tolist()})
+                for concurrency in levels:
+                    _compare(servers, name, body, concurrency, args)
+    return 0
+
+
+def _compare(
+    servers: dict[str, Server], name: str, body: bytes, concurrency: int, args: argparse.Namespace
+) -> None:
+    rounds: dict[str, list[load.LoadResult]] = {label: [] for label in servers}
+    for _ in range(args.rounds):
+        for label, server in servers.items():
+            request = load.Request(
+                server.host, server.port, "POST", f"/v1/models/{name}:predict", body
+            )
+            rounds[label].append(load.run(request, concurrency, args.duration, 1.0, server.pids()))
+    baseline = _median(rounds["off"])
+    for label, results in rounds.items():
+        result = _median(results)
+        cpu_us = result.server_cpu_s / max(result.requests, 1) * 1e6
+        errors = sum(r.errors for r in results)
+        print(
+            f"{name:8} {concurrency:3} {label:4} {result.req_per_s:8.0f} {result.p50_ms:7.2f} "
+            f"{result.p99_ms:7.2f} {cpu_us:10.0f} {result.req_per_s / baseline.req_per_s:6.2f}"
+            + (f"  ({errors} errors)" if errors else "")
+        )
+
+
+def _median(results: list[load.LoadResult]) -> load.LoadResult:
+    """The round with the median throughput (a real round, not a mix of several)."""
+    ordered = sorted(results, key=lambda r: r.req_per_s)
+    return ordered[len(ordered) // 2]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""The stored prediction log on SQLite and PostgreSQL alike: the driver-level batch write
+reads back exactly, filters and pages work, and pruning removes only what is old."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from modelport.config import Settings
+from modelport.monitoring.predictions import NewEntry, PredictionQuery, PredictionStore
+from modelport.registry import Registry
+
+
+@pytest.fixture
+def store(backend: Settings) -> Iterator[PredictionStore]:
+    registry = Registry.from_settings(backend)
+    yield PredictionStore(registry.database)
+    registry.close()
+
+
+def entry(request_id: str, at: datetime, model: str = "iris", version: int = 1) -> NewEntry:
+    return NewEntry(
+        request_id=request_id,
+        at=at,
+        protocol="v1",
+        deployment=None,
+        slot="primary",
+        model=model,
+        version=version,
+        unit_id="user-1",
+        status=200,
+        error=None,
+        latency_ms=1.25,
+        rows=2,
+        shadow=False,
+        inputs='{"x":[[1.5,null],[2.0,3.0]],"city":["ab12","cd34"]}',
+        outputs='{"label":[0,1]}',
+    )
+
+
+def test_entries_read_back_exactly_and_filter(store: PredictionStore) -> None:
+    now = datetime.now(UTC).replace(microsecond=123456)
+    store.write(
+        [
+            entry("a", now - timedelta(hours=2)),
+            entry("b", now - timedelta(minutes=5), version=2),
+            entry("c", now, model="wine"),
+        ]
+    )
+    newest = store.query(PredictionQuery())
+    assert [e.request_id for e in newest] == ["c", "b", "a"]
+    first = newest[-1]
+    assert first.at == now - timedelta(hours=2)
+    assert first.inputs == {"x": [[1.5, None], [2.0, 3.0]], "city": ["ab12", "cd34"]}
+    assert first.outputs == {"label": [0, 1]}
+    assert (first.unit_id, first.rows, first.latency_ms, first.shadow) == ("user-1", 2, 1.25, False)
+    assert [e.request_id for e in store.query(PredictionQuery(model="iris", version=2))] == ["b"]
+    recent = store.query(PredictionQuery(since=now - timedelta(hours=1)))
+    assert [e.request_id for e in recent] == ["c", "b"]
+    following = store.query(PredictionQuery(after_id=first.id))
+    assert [e.request_id for e in following] == ["b", "c"]
+
+
+def test_prune_removes_only_old_entries(store: PredictionStore) -> None:
+    now = datetime.now(UTC)
+    store.write([entry(f"old-{n}", now - timedelta(days=40)) for n in range(3)])
+    store.write([entry("new", now)])
+    assert store.prune(now - timedelta(days=30)) == 3
+    assert [e.request_id for e in store.query(PredictionQuery())] == ["new"]
+    assert store.prune(now - timedelta(days=30)) == 0
