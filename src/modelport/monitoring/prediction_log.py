@@ -164,7 +164,8 @@ class PredictionLog:
 
     async def _write(self, taken: list[tuple[Outcome, float]]) -> None:
         self._metrics.queued.set(self._queue.queued)
-        rows = [self._entry(outcome, at) for outcome, at in taken]
+        # encoded in the writer's thread too: the event loop only hands the batch over
+        rows = await asyncio.to_thread(lambda: [self._entry(o, at) for o, at in taken])
         delay = 0.1
         while True:
             try:
