@@ -3,6 +3,7 @@ shadow traffic and blue-green switches, through `modelport apply` and `modelport
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections import Counter
@@ -214,7 +215,8 @@ def test_shadow_never_changes_answers_and_is_compared(
     apply(
         cli, deployment("crashy", "shadow", crash) + "---\n" + deployment("twice", "shadow", differ)
     )
-    server = live_server([], versions)
+    logging = versions.model_copy(update={"prediction_log": True, "prediction_log_flush_s": 0.0})
+    server = live_server([], logging)
     rng = np.random.default_rng(2)
     with httpx.Client(base_url=server.url, timeout=10) as client:
         for name in ("crashy", "twice"):
@@ -239,6 +241,25 @@ def test_shadow_never_changes_answers_and_is_compared(
     assert twice["shadow"]["mean_abs_diff"] > 0
     metrics = httpx.get(f"{server.url}/metrics").text
     assert 'modelport_shadow_failures_total{deployment="crashy",slot="shadow"} 200.0' in metrics
+
+    # the prediction log holds both answers to every request, the shadow's marked as such
+    server.terminate()
+    listed = cli("logs", "--deployment", "twice", "--json", "--limit", "1000")
+    assert listed.returncode == 0, listed.stderr
+    entries = [json.loads(line) for line in listed.stdout.splitlines()]
+    primary = {e["request_id"]: e for e in entries if not e["shadow"]}
+    shadow = {e["request_id"]: e for e in entries if e["shadow"]}
+    assert len(primary) == 200
+    assert shadow.keys() == primary.keys()
+    assert {(e["slot"], e["version"]) for e in primary.values()} == {("primary", 1)}
+    assert {(e["slot"], e["version"]) for e in shadow.values()} == {("shadow", 2)}
+    some = next(iter(primary))
+    assert shadow[some]["outputs"]["prediction"] == [
+        pytest.approx(2 * v) for v in primary[some]["outputs"]["prediction"]
+    ]
+    crashed = cli("logs", "--deployment", "crashy", "--json", "--limit", "1000").stdout
+    errors = {json.loads(line)["error"] for line in crashed.splitlines()}
+    assert errors == {None, "model_error"}
 
 
 # -- blue-green ----------------------------------------------------------------------------

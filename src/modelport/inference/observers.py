@@ -37,6 +37,8 @@ class Outcome:
     error: ModelportError | None
     elapsed_s: float
     """From the context's start (the request's arrival) to the answer."""
+    shadow: bool = False
+    """A shadow slot's answer to a mirrored copy: never seen by the client."""
 
     @property
     def status(self) -> int:

@@ -198,7 +198,7 @@ class PredictionLog:
             error=outcome.error.code if outcome.error is not None else None,
             latency_ms=outcome.elapsed_s * 1000,
             rows=inputs.n_rows if inputs is not None else 0,
-            shadow=False,
+            shadow=outcome.shadow,
             inputs=self._json(inputs.columns) if inputs is not None else None,
             outputs=self._json(outcome.outputs) if outcome.outputs is not None else None,
         )

@@ -35,13 +35,15 @@ class Rollouts:
         dropped: Counter,
         names: Sequence[str] | None,
         poll_s: float,
+        shadow_observers: Sequence[Observer] = (),
     ) -> None:
-        """``names``: the deployments to serve; None serves all of them."""
+        """``names``: the deployments to serve; None serves all of them.
+        ``shadow_observers``: who sees the shadows' answers (the prediction log)."""
         store = DeploymentStore(registry)
         telemetry = Telemetry(registry.database, replica_id())
         self.watcher = DeploymentWatcher(store, router, follower, names, metrics)
         self.recorder = RolloutRecorder(router, telemetry)
-        self.mirror = ShadowMirror(router, self.recorder, metrics, dropped)
+        self.mirror = ShadowMirror(router, self.recorder, metrics, dropped, shadow_observers)
         self.controller = RolloutController(store, telemetry)
         self._poll_s = poll_s
         self._tasks: list[asyncio.Task[None]] = []

@@ -5,7 +5,9 @@ copy of the checked input and the primary's outputs joins a bounded queue. A bac
 merges queued copies into one call on the shadow's own batcher, compares its answer row by
 row with the primary's, and counts the result in the shadow slot's window and in metrics. A
 full queue drops copies (counted); a shadow that fails, or cannot read the input, is counted
-too and never reaches a client.
+too and never reaches a client. Each copy's answer also goes, as an outcome marked
+``shadow``, to the observers given (the prediction log), so a shadow's predictions can be
+read and judged beside the primary's.
 """
 
 from __future__ import annotations
@@ -14,14 +16,16 @@ import logging
 import random
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 from prometheus_client import Counter, Histogram
 
 from modelport.errors import ModelportError
 from modelport.inference.batching import merge
-from modelport.inference.observers import Outcome, QueuedObserver
+from modelport.inference.context import InferenceContext
+from modelport.inference.observers import Observer, Outcome, QueuedObserver, notify
 from modelport.inference.pool import LoadedVersion
 from modelport.inference.router import Router
 from modelport.rollout.endpoint import DeploymentEndpoint
@@ -45,14 +49,22 @@ class _Copy:
     shadow: LoadedVersion
     inputs: Batch
     primary: Outputs
+    context: InferenceContext
 
 
 class ShadowMirror:
     def __init__(
-        self, router: Router, recorder: RolloutRecorder, metrics: RolloutMetrics, dropped: Counter
+        self,
+        router: Router,
+        recorder: RolloutRecorder,
+        metrics: RolloutMetrics,
+        dropped: Counter,
+        observers: Sequence[Observer] = (),
     ) -> None:
-        """``dropped``: the observers' drop counter (``modelport_observer_dropped``)."""
+        """``dropped``: the observers' drop counter (``modelport_observer_dropped``);
+        ``observers``: who also sees each shadow answer."""
         self._router = router
+        self._observers = observers
         self._recorder = recorder
         self._metrics = metrics
         self._children: dict[tuple[str, str], _Children] = {}
@@ -77,7 +89,7 @@ class ShadowMirror:
         if loaded is None or (shadow.weight < 100 and random.random() * 100 >= shadow.weight):
             return
         key = (endpoint.name, endpoint.epoch, shadow.name)
-        self._queue.observe(_Copy(key, loaded, outcome.inputs, outcome.outputs))
+        self._queue.observe(_Copy(key, loaded, outcome.inputs, outcome.outputs, ctx))
 
     async def start(self) -> None:
         await self._queue.start()
@@ -110,8 +122,11 @@ class ShadowMirror:
             )
             self._recorder.mirrored(key, len(copies), 0.0, None)
             children.failures.inc(len(copies))
+            if isinstance(exc, ModelportError):
+                self._report(copies, None, exc, 0.0)
             return
         elapsed = time.perf_counter() - started
+        self._report(copies, outputs, None, elapsed)
         primary = {
             name: np.concatenate([c.primary[name] for c in copies]) for name in copies[0].primary
         }
@@ -121,6 +136,27 @@ class ShadowMirror:
         children.disagreed.inc(comparison.disagreed)
         children.abs_diff.inc(comparison.abs_diff_sum)
         children.latency.observe(elapsed)
+
+    def _report(
+        self,
+        copies: list[_Copy],
+        outputs: Outputs | None,
+        error: ModelportError | None,
+        elapsed_s: float,
+    ) -> None:
+        """Each copy's own rows of the shadow's answer, as an outcome of its request."""
+        if not self._observers:
+            return
+        record = copies[0].shadow.record
+        start = 0
+        for copy in copies:
+            stop = start + copy.inputs.n_rows
+            own = None if outputs is None else {n: a[start:stop] for n, a in outputs.items()}
+            context = replace(
+                copy.context, model=record.name, version=record.version, slot=copy.key[2]
+            )
+            notify(self._observers, Outcome(context, copy.inputs, own, error, elapsed_s, True))
+            start = stop
 
     def _new_children(self, key: WindowKey) -> _Children:
         deployment, _, slot = key

@@ -28,6 +28,7 @@ from modelport.inference.batching import BatchingOptions
 from modelport.inference.cache import ResponseCache, create_cache
 from modelport.inference.executor import ModelExecutor
 from modelport.inference.metrics import RequestMetrics, ServingMetrics
+from modelport.inference.observers import Observer
 from modelport.logs import configure_logging
 from modelport.monitoring.prediction_log import prediction_log_of
 from modelport.registry import ModelAddress, Registry
@@ -91,7 +92,6 @@ def create_app(
     access = access_policy(settings, registry)
     limits = RateLimits.from_settings(settings)
     admission = Admission(access, limits)
-    rollouts = rollouts_of(settings, registry, router, follower, metrics)
     prediction_log = prediction_log_of(
         settings,
         registry.database,
@@ -99,10 +99,12 @@ def create_app(
         metrics.observer_drops,
         lambda: server_secret(settings),
     )
+    logged: list[Observer] = [prediction_log] if prediction_log else []
+    rollouts = rollouts_of(settings, registry, router, follower, metrics, logged)
     observers = [
         request_metrics,
         *(rollouts.observers if rollouts else ()),
-        *([prediction_log] if prediction_log else ()),
+        *logged,
     ]
     service = InferenceService(router, metrics, cache, cached, observers, admission)
 
@@ -189,6 +191,7 @@ def rollouts_of(
     router: Router,
     follower: RegistryFollower,
     metrics: ServingMetrics,
+    shadow_observers: Sequence[Observer],
 ) -> Rollouts | None:
     """Deployments this process serves: those named, every one (``all_deployments``), or
     none (no rollout machinery at all when only models are served)."""
@@ -204,6 +207,7 @@ def rollouts_of(
         metrics.observer_drops,
         names,
         settings.deployment_poll_s,
+        shadow_observers,
     )
 
 
