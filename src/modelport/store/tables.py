@@ -263,5 +263,3 @@ class PredictionRow(Base):
     shadow: Mapped[bool] = mapped_column(Boolean, default=False)
     inputs: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     outputs: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
-
-    __table_args__ = (Index("ix_prediction_log_model_version_at", "model", "version", "at"),)
