@@ -308,6 +308,23 @@ class Settings(BaseSettings):
         description="How long the prediction log gathers requests before a write (fewer, "
         "larger transactions).",
     )
+    prediction_log_parquet_uri: str | None = Field(
+        None,
+        description="Also write the prediction log as Parquet files under this fsspec URL (a "
+        "folder, or s3://bucket/prefix), one `date=YYYY-MM-DD` folder per day; needs the "
+        "parquet extra.",
+    )
+    prediction_log_parquet_rows: int = Field(
+        50_000,
+        ge=1,
+        description="Rows a Parquet file of the prediction log gathers before it is written "
+        "(a crash loses at most these, from the files only).",
+    )
+    prediction_log_parquet_interval_s: float = Field(
+        300.0,
+        gt=0,
+        description="A Parquet file of the prediction log is written at least this often.",
+    )
     prediction_log_retention_days: float = Field(
         30.0, gt=0, description="Logged predictions older than this are deleted (hourly)."
     )
@@ -351,6 +368,12 @@ class Settings(BaseSettings):
     @property
     def resolved_artifact_uri(self) -> str:
         return self.artifact_uri or str((self.home / "artifacts").resolve())
+
+    def storage_options(self, uri: str) -> dict[str, Any]:
+        """fsspec options for ``uri``: the S3-compatible endpoint when one is set."""
+        if self.s3_endpoint_url and uri.startswith("s3://"):
+            return {"client_kwargs": {"endpoint_url": self.s3_endpoint_url}}
+        return {}
 
     @property
     def resolved_workers(self) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -183,3 +184,42 @@ def test_a_graceful_stop_writes_what_is_queued_and_a_full_buffer_drops_and_count
     with serve(["iris"], settings=settings) as client:
         entries = logged(client, limit=100)
     assert sorted(e["request_id"] for e in entries) == sorted(f"req-{n}" for n in range(30))
+
+
+def test_parquet_files_by_day_hold_every_entry_masked(
+    make_settings: Callable[..., Settings], serve: Any, mixed_served: pd.DataFrame, tmp_path: Path
+) -> None:
+    import pyarrow.dataset as ds
+
+    lake = tmp_path / "lake"
+    settings = make_settings(
+        prediction_log=True,
+        prediction_log_flush_s=0,
+        prediction_log_parquet_uri=str(lake),
+        pii_fields={"city": "drop"},
+    )
+    records = mixed_served.head(3).to_dict(orient="records")
+    with serve(["mixed"], settings=settings) as client:
+        for n, record in enumerate(records):
+            record["city"] = f"zz-secret-{n}"
+            client.post(
+                "/v1/models/mixed:predict",
+                json={"instances": [record]},
+                headers={"x-request-id": f"req-{n}"},
+            )
+    # written at the stop: far fewer rows than a file gathers, and long before its interval
+    [day] = [p.name for p in lake.iterdir()]
+    assert day == f"date={time.strftime('%Y-%m-%d', time.gmtime())}"
+    table = ds.dataset(lake, format="parquet", partitioning="hive").to_table()
+    assert sorted(table.column("request_id").to_pylist()) == ["req-0", "req-1", "req-2"]
+    first = table.to_pylist()[0]
+    assert (first["model"], first["version"], first["status"], first["shadow"]) == (
+        "mixed",
+        1,
+        200,
+        False,
+    )
+    assert set(json.loads(first["inputs"])) == {"age", "income", "member"}
+    assert not any(p.suffix == ".tmp" for p in lake.rglob("*"))
+    stored = b"".join(p.read_bytes() for p in lake.rglob("*") if p.is_file())
+    assert b"zz-secret" not in stored

@@ -9,9 +9,11 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -156,3 +158,17 @@ def loads() -> Iterator[Callable[[str], Load]]:
     for load, thread in started:
         load.stop()
         thread.join(timeout=30)
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]:
+    """A boto3 client on the endpoint and a fresh, empty bucket for this test."""
+    import boto3  # type: ignore[import-untyped]
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    name = f"mp-{uuid.uuid4().hex[:16]}"
+    client.create_bucket(Bucket=name)
+    return client, name

@@ -25,20 +25,6 @@ PREFIX = "models"
 
 
 @pytest.fixture
-def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]:
-    """A boto3 client on the endpoint and a fresh, empty bucket for this test."""
-    import boto3  # type: ignore[import-untyped]
-
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
-    name = f"mp-{uuid.uuid4().hex[:16]}"
-    client.create_bucket(Bucket=name)
-    return client, name
-
-
-@pytest.fixture
 def s3_settings(
     bucket: tuple[Any, str], s3_endpoint: str, make_settings: Callable[..., Settings]
 ) -> Settings:

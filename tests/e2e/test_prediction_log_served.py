@@ -3,6 +3,7 @@ workers, and `modelport logs` reads and follows what was written."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -104,3 +105,38 @@ def test_logs_filters_and_follows(
     assert "while-following v1 iris/1 200" in shown.stdout
     assert "before-follow" not in shown.stdout
     assert cli("logs", "--since", "tomorrow").returncode == 1
+
+
+@pytest.mark.s3
+def test_parquet_files_in_s3(
+    live_server: Any,
+    settings: Settings,
+    iris: np.ndarray,
+    bucket: tuple[Any, str],
+    s3_endpoint: str,
+) -> None:
+    client, name = bucket
+    lake = settings.model_copy(
+        update={
+            "prediction_log_parquet_uri": f"s3://{name}/predictions",
+            "s3_endpoint_url": s3_endpoint,
+        }
+    )
+    server = live_server(["iris"], lake)
+    for n in range(5):
+        httpx.post(
+            f"{server.url}/v1/models/iris:predict",
+            json={"instances": iris[:1].tolist()},
+            headers={"x-request-id": f"req-{n}"},
+        ).raise_for_status()
+    assert server.terminate() in (0, -15)
+
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=name)["Contents"]]
+    assert len(keys) == 1
+    assert keys[0].startswith(f"predictions/date={time.strftime('%Y-%m-%d', time.gmtime())}/")
+    assert keys[0].endswith(".parquet")
+    import pyarrow.parquet as pq
+
+    body = client.get_object(Bucket=name, Key=keys[0])["Body"].read()
+    table = pq.read_table(io.BytesIO(body))
+    assert sorted(table.column("request_id").to_pylist()) == [f"req-{n}" for n in range(5)]

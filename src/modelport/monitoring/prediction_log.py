@@ -28,6 +28,7 @@ from modelport.errors import ModelportError
 from modelport.inference.background import Repeated
 from modelport.inference.observers import Outcome, QueuedObserver
 from modelport.monitoring.masking import Masker, pii_salt
+from modelport.monitoring.parquet import ParquetSink
 from modelport.monitoring.predictions import NewEntry, PredictionStore
 from modelport.store.unit_of_work import Database
 
@@ -59,12 +60,21 @@ def prediction_log_of(
         buffer=settings.prediction_log_buffer,
         flush_s=settings.prediction_log_flush_s,
     )
+    parquet = None
+    if (uri := settings.prediction_log_parquet_uri) is not None:
+        parquet = ParquetSink(
+            uri,
+            settings.storage_options(uri),
+            settings.prediction_log_parquet_rows,
+            settings.prediction_log_parquet_interval_s,
+        )
     return PredictionLog(
         PredictionStore(database),
         Masker(settings.pii_fields, salt),
         policy,
         PredictionLogMetrics(registry),
         dropped,
+        parquet,
     )
 
 
@@ -124,8 +134,11 @@ class PredictionLog:
         policy: LogPolicy,
         metrics: PredictionLogMetrics,
         dropped: Counter,
+        parquet: ParquetSink | None = None,
     ) -> None:
+        """``parquet``: where entries also go as files, beside the database."""
         self._store = store
+        self._parquet = parquet
         self._masker = masker
         self._policy = policy
         self._metrics = metrics
@@ -160,26 +173,34 @@ class PredictionLog:
         if self._pruner is not None:
             self._pruner.cancel()
         await self._queue.stop()
+        if self._parquet is not None:
+            await asyncio.to_thread(self._parquet.flush)
         self._metrics.queued.set(0)
 
     async def _write(self, taken: list[tuple[Outcome, float]]) -> None:
         self._metrics.queued.set(self._queue.queued)
         # encoded in the writer's thread too: the event loop only hands the batch over
-        rows = await asyncio.to_thread(lambda: [self._entry(o, at) for o, at in taken])
+        entries = await asyncio.to_thread(lambda: [self._entry(o, at) for o, at in taken])
+        await self._store_retrying(entries)
+        if self._parquet is not None:
+            await asyncio.to_thread(self._parquet.add, entries)
+
+    async def _store_retrying(self, entries: list[NewEntry]) -> None:
+        """Until the database takes the batch; at stop, one attempt only."""
         delay = 0.1
         while True:
             try:
-                await asyncio.to_thread(self._store.write, rows)
+                await asyncio.to_thread(self._store.write, entries)
             except ModelportError as exc:
                 self._metrics.write_failures.inc()
                 if self._stopping:
-                    log.error("prediction log: %d requests not written at stop: %s", len(rows), exc)
+                    log.error("prediction log: %d not stored at stop: %s", len(entries), exc)
                     return
                 log.warning("prediction log: write failed (%s); retrying", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
             else:
-                self._metrics.written.inc(len(rows))
+                self._metrics.written.inc(len(entries))
                 return
 
     def _entry(self, outcome: Outcome, at: float) -> NewEntry:

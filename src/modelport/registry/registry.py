@@ -84,10 +84,8 @@ class Registry:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Registry:
-        options: dict[str, Any] = {}
-        if settings.s3_endpoint_url and settings.resolved_artifact_uri.startswith("s3://"):
-            options["client_kwargs"] = {"endpoint_url": settings.s3_endpoint_url}
-        store = ArtifactStore(settings.resolved_artifact_uri, settings.cache_dir, options)
+        uri = settings.resolved_artifact_uri
+        store = ArtifactStore(uri, settings.cache_dir, settings.storage_options(uri))
         engine = create_db_engine(
             settings.resolved_database_url, timeout_s=settings.db_timeout_s, migrate=False
         )
