@@ -21,8 +21,9 @@ from modelport.rollout.metrics import RolloutMetrics
 from modelport.rollout.recorder import RolloutRecorder
 from modelport.rollout.shadow import ShadowMirror
 from modelport.rollout.store import DeploymentStore
-from modelport.rollout.telemetry import Telemetry, replica_id
+from modelport.rollout.telemetry import Telemetry
 from modelport.rollout.watcher import DeploymentWatcher
+from modelport.store.leases import replica_id
 
 
 class Rollouts:

@@ -8,9 +8,6 @@ heartbeats. Exactly one controller acts at a time: the holder of the lease.
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,18 +15,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
 
-from modelport.store.tables import LeaseRow, ReplicaRow, RolloutSampleRow, utcnow
+from modelport.store.leases import Leases
+from modelport.store.tables import ReplicaRow, RolloutSampleRow, utcnow
 from modelport.store.unit_of_work import Database
 
 CONTROLLER_LEASE = "rollout-controller"
-
-
-def replica_id() -> str:
-    """This process, as other replicas and operators see it: host, pid and a random tag (pids
-    repeat across containers)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +44,7 @@ class Telemetry:
     def __init__(self, database: Database, replica: str) -> None:
         self._db = database
         self.replica = replica
+        self._leases = Leases(database, replica)
 
     def write_samples(self, samples: Iterable[Sample]) -> None:
         rows = [
@@ -104,11 +96,7 @@ class Telemetry:
         """Forget this replica (graceful shutdown) and give up the lease if it holds it."""
         with self._db.write() as session:
             session.execute(delete(ReplicaRow).where(ReplicaRow.id == self.replica))
-            session.execute(
-                delete(LeaseRow).where(
-                    LeaseRow.name == CONTROLLER_LEASE, LeaseRow.holder == self.replica
-                )
-            )
+        self._leases.release(CONTROLLER_LEASE)
 
     def replicas(self, seen_within: timedelta) -> list[Replica]:
         with self._db.read() as session:
@@ -119,24 +107,9 @@ class Telemetry:
             )
             return [Replica(r.id, r.started_at, r.seen_at, r.serving) for r in rows]
 
-    def hold_lease(self, ttl: timedelta, name: str = CONTROLLER_LEASE) -> bool:
-        """Take or renew the lease; True while this replica holds it. A holder that stops
-        renewing (crashed, cut off from the database) loses it after ``ttl``."""
-        now = utcnow()
-        try:
-            with self._db.write() as session:
-                row = session.scalars(
-                    select(LeaseRow).where(LeaseRow.name == name).with_for_update()
-                ).one_or_none()
-                if row is None:
-                    session.add(LeaseRow(name=name, holder=self.replica, expires_at=now + ttl))
-                    return True
-                if row.holder != self.replica and row.expires_at > now:
-                    return False
-                row.holder, row.expires_at = self.replica, now + ttl
-                return True
-        except IntegrityError:  # another replica created the lease at the same moment
-            return False
+    def hold_lease(self, ttl: timedelta) -> bool:
+        """Take or renew the controller's lease; True while this replica holds it."""
+        return self._leases.hold(CONTROLLER_LEASE, ttl)
 
     def prune(self, older_than: timedelta) -> None:
         """Drop samples no window can reach any more, and replicas long gone."""
