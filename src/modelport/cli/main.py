@@ -13,6 +13,7 @@ from modelport.cli import (
     audit,
     config,
     deployments,
+    export,
     housekeeping,
     keys,
     logs,
@@ -73,6 +74,7 @@ app.command()(housekeeping.gc)
 app.command()(logs.logs)
 app.add_typer(audit.app, name="audit")
 app.add_typer(config.app, name="config")
+app.add_typer(export.app, name="export")
 
 
 @app.command()

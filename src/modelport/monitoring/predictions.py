@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, select
+from sqlalchemy import Text, cast, delete, select
 
 from modelport.store.tables import PredictionRow
 from modelport.store.unit_of_work import Database
@@ -128,6 +128,27 @@ class PredictionStore:
         statement = statement.limit(max(1, min(query.limit, MAX_QUERY_ROWS)))
         with self._db.read() as session:
             return [_logged(row) for row in session.scalars(statement)]
+
+    def window(
+        self, model: str, version: int, since: datetime, until: datetime, max_rows: int
+    ) -> list[tuple[str | None, str | None]]:
+        """Inputs and outputs (JSON text) of the version's answered requests in ``[since,
+        until)``, newest ``max_rows`` requests at most, shadow answers included: what drift
+        and quality read. Text, not parsed JSON: the reader decodes it faster itself."""
+        statement = (
+            select(cast(PredictionRow.inputs, Text), cast(PredictionRow.outputs, Text))
+            .where(
+                PredictionRow.at >= since,
+                PredictionRow.at < until,
+                PredictionRow.model == model,
+                PredictionRow.version == version,
+                PredictionRow.status == 200,
+            )
+            .order_by(PredictionRow.at.desc())
+            .limit(max_rows)
+        )
+        with self._db.read() as session:
+            return [(inputs, outputs) for inputs, outputs in session.execute(statement)]
 
     def prune(self, before: datetime) -> int:
         """Delete what was logged before ``before``, in chunks so no transaction grows large

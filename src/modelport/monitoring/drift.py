@@ -1,0 +1,219 @@
+"""Live drift: windows of the prediction log against each served version's reference profile.
+
+The monitor runs inside every server process but only the holder of the ``drift`` lease
+computes (one process across workers and replicas: a window can be a million rows). Every
+``interval`` it reads, per served version, the newest logged requests of the window, turns
+their inputs into feature columns (:mod:`modelport.monitoring.features`) and compares them
+with the reference (:func:`modelport.monitoring.profile.compare`); the result goes to gauges,
+and a version that starts drifting is announced once to the webhook, if one is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import orjson
+from prometheus_client import CollectorRegistry, Gauge
+
+from modelport.errors import ModelportError
+from modelport.inference.background import Repeated
+from modelport.monitoring.features import feature_columns
+from modelport.monitoring.predictions import PredictionStore
+from modelport.monitoring.profile import DriftReport, ReferenceProfile, compare
+from modelport.store.leases import Leases
+
+log = logging.getLogger("modelport.monitoring")
+
+DRIFT_LEASE = "drift-monitor"
+PREDICTION_OUTPUTS = ("label", "prediction")
+"""Which output drift watches as "the prediction": a classifier's label, else the value."""
+
+References = Callable[[str, int], "ReferenceProfile | None"]
+Served = Callable[[], Iterable[tuple[str, int]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Logged traffic of one version as columns: what :func:`compare` takes."""
+
+    columns: dict[str, np.ndarray]
+    predictions: np.ndarray | None
+    requests: int
+
+    @property
+    def rows(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+
+def window_of(logged: Iterable[tuple[str | None, str | None]]) -> Window:
+    """Columns from logged requests (their JSON inputs and outputs); a column a request
+    lacks (a field the log drops) is missing for its rows."""
+    parts: defaultdict[str, list[Any]] = defaultdict(list)
+    predicted: list[Any] = []
+    requests = rows = 0
+    for inputs_text, outputs_text in logged:
+        if inputs_text is None:
+            continue
+        inputs: dict[str, list[Any]] = orjson.loads(inputs_text)
+        n = len(next(iter(inputs.values()))) if inputs else 0
+        for name in parts.keys() - inputs.keys():
+            parts[name].extend([None] * n)
+        for name, values in inputs.items():
+            if name not in parts and rows:
+                parts[name].extend([None] * rows)
+            parts[name].extend(values)
+        outputs = orjson.loads(outputs_text) if outputs_text else {}
+        named = next((outputs[k] for k in PREDICTION_OUTPUTS if k in outputs), None)
+        predicted.extend(named if named is not None and len(named) == n else [None] * n)
+        requests += 1
+        rows += n
+    columns = feature_columns({name: _array(values) for name, values in parts.items()})
+    predictions = _array(predicted) if any(p is not None for p in predicted) else None
+    return Window(columns, predictions, requests)
+
+
+def _array(values: list[Any]) -> np.ndarray:
+    """Numbers as float (None → NaN); anything else (text, labels) as objects."""
+    try:
+        return np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        array = np.empty(len(values), dtype=object)
+        array[:] = values
+        return array
+
+
+class DriftMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ["model", "version"]
+
+        def gauge(name: str, text: str, extra: tuple[str, ...] = ()) -> Gauge:
+            # one process computes; "mostrecent" keeps its value when the lease moves
+            return Gauge(
+                name, text, [*labels, *extra], registry=registry, multiprocess_mode="mostrecent"
+            )
+
+        self.feature = gauge(
+            "modelport_feature_drift",
+            "The statistic deciding each feature's drift (Wasserstein, JS, KS p-value…).",
+            ("feature", "statistic"),
+        )
+        self.feature_drifted = gauge(
+            "modelport_feature_drifted", "1 when the feature drifted.", ("feature",)
+        )
+        self.prediction = gauge(
+            "modelport_prediction_drift",
+            "The statistic deciding whether the predictions drifted.",
+            ("statistic",),
+        )
+        self.prediction_drifted = gauge(
+            "modelport_prediction_drifted", "1 when the predictions drifted."
+        )
+        self.share = gauge(
+            "modelport_dataset_drift_share", "Share of the version's features that drifted."
+        )
+        self.rows = gauge("modelport_drift_window_rows", "Rows of the last drift window.")
+
+    def show(self, model: str, version: int, report: DriftReport) -> None:
+        key = (model, str(version))
+        for feature, drift in report.features.items():
+            decision = drift.decision
+            self.feature.labels(*key, feature, decision.method.value).set(decision.value)
+            self.feature_drifted.labels(*key, feature).set(int(drift.drifted))
+        if report.predictions is not None:
+            decision = report.predictions.decision
+            self.prediction.labels(*key, decision.method.value).set(decision.value)
+            self.prediction_drifted.labels(*key).set(int(report.predictions.drifted))
+        self.share.labels(*key).set(report.dataset.share)
+        self.rows.labels(*key).set(report.rows)
+
+
+@dataclass(frozen=True, slots=True)
+class DriftPolicy:
+    window: timedelta = timedelta(hours=1)
+    interval_s: float = 60.0
+    min_rows: int = 100
+    """Fewer logged rows than this in a window: no verdict (too little to say anything)."""
+    max_rows: int = 1_000_000
+    """The newest requests of a window read at most (bounds memory and time)."""
+
+
+class DriftReports:
+    """Drift of one version over a window of the log: for the monitor, the API and the CLI."""
+
+    def __init__(self, store: PredictionStore, references: References, policy: DriftPolicy):
+        self._store = store
+        self._references = references
+        self.policy = policy
+
+    def report(
+        self, model: str, version: int, window: timedelta | None = None
+    ) -> tuple[DriftReport | None, str]:
+        """The report, or None with the reason there is none (no reference, too few rows)."""
+        reference = self._references(model, version)
+        if reference is None:
+            return None, f"{model}/{version} has no reference profile"
+        until = datetime.now(UTC)
+        since = until - (window or self.policy.window)
+        logged = self._store.window(model, version, since, until, self.policy.max_rows)
+        current = window_of(logged)
+        if current.rows < self.policy.min_rows:
+            return None, (
+                f"{current.rows} logged rows of {model}/{version} since {since:%Y-%m-%d %H:%M} "
+                f"UTC; drift needs {self.policy.min_rows}"
+            )
+        return compare(reference, current.columns, current.predictions), ""
+
+
+class DriftMonitor:
+    """Started with the server: recomputes drift of every served version on a schedule."""
+
+    def __init__(
+        self,
+        reports: DriftReports,
+        served: Served,
+        leases: Leases,
+        metrics: DriftMetrics,
+        announce: Callable[[str, int, DriftReport], None] | None = None,
+    ) -> None:
+        self._reports = reports
+        self._served = served
+        self._leases = leases
+        self._metrics = metrics
+        self._announce = announce
+        self._repeated = Repeated("computing drift", self._step, log)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        interval = self._reports.policy.interval_s
+        self._task = asyncio.create_task(self._repeated.forever(interval), name="drift-monitor")
+
+    async def stop(self) -> None:
+        """Stop and hand the lease on at once (another process takes over next interval)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        try:
+            await asyncio.to_thread(self._leases.release, DRIFT_LEASE)
+        except ModelportError as exc:  # the database is down: the lease simply expires
+            log.warning("drift monitor: lease not released (%s)", exc)
+
+    async def _step(self) -> None:
+        ttl = timedelta(seconds=3 * self._reports.policy.interval_s)
+        if not await asyncio.to_thread(self._leases.hold, DRIFT_LEASE, ttl):
+            return
+        for model, version in sorted(set(self._served())):
+            report, _ = await asyncio.to_thread(self._reports.report, model, version)
+            if report is None:
+                continue
+            self._metrics.show(model, version, report)
+            if self._announce is not None:  # a webhook call: off the event loop
+                await asyncio.to_thread(self._announce, model, version, report)
