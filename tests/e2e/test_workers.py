@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 from sklearn.linear_model import LogisticRegression
 
 import modelport
@@ -46,6 +47,13 @@ def test_two_workers_answer_and_metrics_add_up(
     assert rows is not None
     assert float(rows.group(1)) == 240.0
     assert 'modelport_model_loaded_version{model="iris"} 1.0' in metrics
+    # the whole text parses, and gauges summed over workers are right: nothing in flight now
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(metrics)
+        for s in family.samples
+    }
+    assert samples[("modelport_requests_in_flight", (("protocol", "v1"),))] == 0.0
     assert server.terminate() in (0, -15)
     # access lines are opt-in (MODELPORT_ACCESS_LOG), in every worker as in one process
     assert "uvicorn.access" not in server.log()

@@ -85,6 +85,13 @@ class ServingMetrics:
             ["observer"],
             registry=registry,
         )
+        self.in_flight = Gauge(
+            "modelport_requests_in_flight",
+            "Inference requests being answered now.",
+            ["protocol"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
 
 
 class RequestMetrics:

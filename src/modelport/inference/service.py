@@ -19,7 +19,7 @@ from typing import Generic, Protocol, TypeVar
 from modelport.codecs import Decoded
 from modelport.errors import InvalidInputError, ModelportError, NotFoundError
 from modelport.inference.cache import ResponseCache, cache_key
-from modelport.inference.context import InferenceContext, unit_id_from
+from modelport.inference.context import InferenceContext, Transport, unit_id_from
 from modelport.inference.metrics import ServingMetrics
 from modelport.inference.observers import LifecycleObserver, Observer, Outcome, notify
 from modelport.inference.router import Router, Target
@@ -72,6 +72,7 @@ class InferenceService:
         self._cache = cache
         self._cached_models = cached_models
         self._observers = tuple(observers)
+        self._in_flight = {t: metrics.in_flight.labels(t.value) for t in Transport}
 
     async def start(self) -> None:
         for observer in self._observers:
@@ -98,6 +99,8 @@ class InferenceService:
         """Resolve, decode, check, predict; every outcome reaches the observers."""
         ctx.reference = reference or ""
         batch: Batch | None = None
+        in_flight = self._in_flight[ctx.transport]
+        in_flight.inc()
         try:
             target = await self._admitted(reference, version, ctx)
             if target.unit_field is not None and ctx.unit_id is None:
@@ -115,6 +118,8 @@ class InferenceService:
         except Exception:
             self._report(ctx, batch, None, ModelportError("unexpected error"))
             raise
+        finally:
+            in_flight.dec()
         self._report(ctx, batch, outputs, None)
         return Answer(target, decoded.extras, outputs)
 
