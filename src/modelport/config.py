@@ -328,6 +328,36 @@ class Settings(BaseSettings):
     prediction_log_retention_days: float = Field(
         30.0, gt=0, description="Logged predictions older than this are deleted (hourly)."
     )
+    drift_interval_s: float = Field(
+        60.0,
+        ge=0,
+        description="How often a server recomputes drift of every served version against its "
+        "reference profile, from the prediction log (one process computes: a lease); 0: never.",
+    )
+    drift_window_s: float = Field(
+        3600.0, gt=0, description="The window of logged traffic drift compares, in seconds."
+    )
+    drift_min_rows: int = Field(
+        100, ge=1, description="Fewer logged rows in a window than this: no drift verdict."
+    )
+    drift_max_rows: int = Field(
+        1_000_000,
+        ge=1,
+        description="The newest logged requests a drift window reads at most (bounds memory).",
+    )
+    drift_webhook_url: str | None = Field(
+        None,
+        description="URL that gets a JSON POST when a version starts drifting (again after "
+        "`drift_webhook_repeat_s` if it still drifts) and when it recovers.",
+    )
+    drift_webhook_repeat_s: float = Field(
+        86_400.0, gt=0, description="How often a drift that goes on is announced again."
+    )
+    public_url: str | None = Field(
+        None,
+        description="Where clients reach this server (https://models.example.com): links in "
+        "webhook messages are absolute with it, relative without.",
+    )
     pii_fields: dict[str, Masking] = Field(
         default_factory=dict,
         description="Input or output fields the prediction log must not store as sent: "
