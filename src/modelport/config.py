@@ -328,6 +328,12 @@ class Settings(BaseSettings):
     prediction_log_retention_days: float = Field(
         30.0, gt=0, description="Logged predictions older than this are deleted (hourly)."
     )
+    reference_sample_rows: int = Field(
+        10_000,
+        ge=1,
+        description="Rows of reference data a version keeps as its sample (KS and Wasserstein "
+        "need raw values); beyond it a seeded random sample. The summaries count every row.",
+    )
     drift_interval_s: float = Field(
         60.0,
         ge=0,

@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 
 from modelport.config import Settings
+from modelport.monitoring import references
 from modelport.registry import ModelAddress, Registry, VersionRecord, prepare_object
-from modelport.runtimes.base import Runtime, call_model
+from modelport.runtimes.base import Runtime, call_model, load_runtime
 from modelport.runtimes.batch import Outputs
 from modelport.runtimes.signature import sample_arrays
 
@@ -26,10 +27,18 @@ def log_model(
     lineage: Mapping[str, Any] | None = None,
     flavor: str | None = None,
     allow_missing: bool | None = None,
+    reference_data: Any = None,
+    reference_sample_rows: int | None = None,
     settings: Settings | None = None,
 ) -> VersionRecord:
-    """Register ``model`` as the next version of ``name``; returns the new version."""
-    registry = Registry.from_settings(settings or Settings())
+    """Register ``model`` as the next version of ``name``; returns the new version.
+
+    ``reference_data`` (training data, or any representative rows) becomes the version's
+    reference profile, which live traffic is compared with for drift; its sample keeps at most
+    ``reference_sample_rows`` rows (default: the setting ``reference_sample_rows``).
+    """
+    settings = settings or Settings()
+    registry = Registry.from_settings(settings)
     try:
         with prepare_object(
             model,
@@ -39,7 +48,17 @@ def log_model(
             allow_missing=allow_missing,
             scratch=registry.scratch_dir,
         ) as st:
-            return registry.register(
+            # captured before anything is stored: reference data the model cannot take
+            # fails the registration, not a version half set up
+            profile = None
+            if reference_data is not None:
+                profile = references.capture(
+                    st.signature,
+                    load_runtime(st.flavor, st.load_request()),
+                    reference_data,
+                    max_sample_rows=reference_sample_rows or settings.reference_sample_rows,
+                )
+            record = registry.register(
                 name,
                 st,
                 description=description,
@@ -48,6 +67,9 @@ def log_model(
                 metrics=metrics,
                 lineage=lineage,
             )
+            if profile is not None:
+                references.store(registry, record, profile)
+            return record
     finally:
         registry.close()
 

@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from modelport.errors import ModelportError
 from modelport.inference.background import Repeated
-from modelport.monitoring.features import feature_columns
+from modelport.monitoring.features import PREDICTION_OUTPUTS, feature_columns
 from modelport.monitoring.predictions import PredictionStore
 from modelport.monitoring.profile import DriftReport, ReferenceProfile, compare
 from modelport.store.leases import Leases
@@ -33,8 +33,6 @@ from modelport.store.leases import Leases
 log = logging.getLogger("modelport.monitoring")
 
 DRIFT_LEASE = "drift-monitor"
-PREDICTION_OUTPUTS = ("label", "prediction")
-"""Which output drift watches as "the prediction": a classifier's label, else the value."""
 
 References = Callable[[str, int], "ReferenceProfile | None"]
 Served = Callable[[], Iterable[tuple[str, int]]]

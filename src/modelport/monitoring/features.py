@@ -12,6 +12,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
+PREDICTION_OUTPUTS = ("label", "prediction")
+"""The output drift watches as "the prediction": a classifier's label, else the value."""
+
 
 def feature_columns(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     features: dict[str, np.ndarray] = {}

@@ -45,6 +45,10 @@ class PreparedModel:
     signature: Signature
     trusted: bool
 
+    def load_request(self) -> LoadRequest:
+        """What loads the prepared files back (to run more data through them)."""
+        return LoadRequest(self.directory, self.signature, self.saved.options, self.trusted)
+
 
 @contextmanager
 def prepare_object(

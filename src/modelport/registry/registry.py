@@ -107,7 +107,7 @@ class Registry:
 
     def get_model(self, name: str) -> ModelRecord:
         with self.database.read() as s:
-            return self._model_record(s, self._model_row(s, name))
+            return self._model_record(s, model_row(s, name))
 
     def update_model(
         self,
@@ -118,7 +118,7 @@ class Registry:
         actor: Actor | None = None,
     ) -> ModelRecord:
         with self.database.write() as s:
-            row = self._model_row(s, name)
+            row = model_row(s, name)
             before, after = _described(row, description, tags)
             row.description, row.tags, row.updated_at = (
                 after["description"],
@@ -219,7 +219,7 @@ class Registry:
 
     def list_versions(self, name: str) -> list[VersionRecord]:
         with self.database.read() as s:
-            model = self._model_row(s, name)
+            model = model_row(s, name)
             rows = s.scalars(
                 select(VersionRow)
                 .where(VersionRow.model_id == model.id)
@@ -229,14 +229,14 @@ class Registry:
 
     def get_version(self, name: str, version: int) -> VersionRecord:
         with self.database.read() as s:
-            return self._version_record(s, self._version_row(s, name, version), name)
+            return self._version_record(s, version_row(s, name, version), name)
 
     def resolve(self, address: ModelAddress | str) -> VersionRecord:
         """The version an address means now: its number, its alias's target, or the latest."""
         if isinstance(address, str):
             address = ModelAddress.parse(address)
         with self.database.read() as s:
-            model = self._model_row(s, address.name)
+            model = model_row(s, address.name)
             if address.version is not None:
                 number = address.version
             elif address.alias is not None:
@@ -248,7 +248,7 @@ class Registry:
                 if latest is None:
                     raise ModelVersionNotFoundError(f"model {address.name!r} has no versions")
                 number = latest
-            return self._version_record(s, self._version_row(s, address.name, number), address.name)
+            return self._version_record(s, version_row(s, address.name, number), address.name)
 
     def update_version(
         self,
@@ -260,7 +260,7 @@ class Registry:
         actor: Actor | None = None,
     ) -> VersionRecord:
         with self.database.write() as s:
-            row = self._version_row(s, name, version)
+            row = version_row(s, name, version)
             before, after = _described(row, description, tags)
             row.description, row.tags = after["description"], after["tags"]
             append(s, actor, "version.update", f"{name}/{version}", before, after)
@@ -270,7 +270,7 @@ class Registry:
         self, name: str, version: int, stage: Stage, *, actor: Actor | None = None
     ) -> VersionRecord:
         with self.database.write() as s:
-            row = self._version_row(s, name, version)
+            row = version_row(s, name, version)
             before = {"stage": row.stage}
             if row.stage != stage.value:
                 s.add(
@@ -284,7 +284,7 @@ class Registry:
 
     def stage_history(self, name: str, version: int) -> list[StageTransition]:
         with self.database.read() as s:
-            row = self._version_row(s, name, version)
+            row = version_row(s, name, version)
             events = s.scalars(
                 select(StageTransitionRow)
                 .where(StageTransitionRow.version_id == row.id)
@@ -312,8 +312,8 @@ class Registry:
         self, name: str, alias: str, version: int, actor: Actor | None
     ) -> VersionRecord:
         with self.database.write() as s:
-            model = self._model_row(s, name)
-            target = self._version_row(s, name, version)
+            model = model_row(s, name)
+            target = version_row(s, name, version)
             # Locked, so a concurrent move waits and then records the right from_version.
             row = s.get(AliasRow, (model.id, alias), with_for_update=True, populate_existing=True)
             previous = row.version if row is not None else None
@@ -334,7 +334,7 @@ class Registry:
 
     def delete_alias(self, name: str, alias: str, *, actor: Actor | None = None) -> None:
         with self.database.write() as s:
-            model = self._model_row(s, name)
+            model = model_row(s, name)
             row = self._alias_row(s, model, alias)
             s.add(
                 AliasEventRow(
@@ -346,7 +346,7 @@ class Registry:
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
         with self.database.read() as s:
-            model = self._model_row(s, name)
+            model = model_row(s, name)
             query = select(AliasEventRow).where(AliasEventRow.model_id == model.id)
             if alias is not None:
                 query = query.where(AliasEventRow.alias == alias)
@@ -409,7 +409,7 @@ class Registry:
     def delete_version(self, name: str, version: int, *, actor: Actor | None = None) -> None:
         """Remove a version no alias points at, with its files."""
         with self.database.write() as s:
-            row = self._version_row(s, name, version)
+            row = version_row(s, name, version)
             pointing = s.scalars(
                 select(AliasRow.alias)
                 .where(AliasRow.model_id == row.model_id, AliasRow.version == version)
@@ -428,25 +428,6 @@ class Registry:
         self.artifacts.delete(key)
 
     # -- row helpers ----------------------------------------------------------------------
-
-    def _model_row(self, s: Session, name: str) -> ModelRow:
-        row = s.scalar(select(ModelRow).where(ModelRow.name == name))
-        if row is None:
-            raise ModelNotFoundError(f"model {name!r} is not registered")
-        return row
-
-    def _version_row(self, s: Session, name: str, version: int) -> VersionRow:
-        row = None
-        if 0 < version <= MAX_VERSION:  # larger numbers overflow the column's type in the query
-            row = s.scalar(
-                select(VersionRow)
-                .join(ModelRow, ModelRow.id == VersionRow.model_id)
-                .where(ModelRow.name == name, VersionRow.version == version)
-            )
-        if row is None:
-            self._model_row(s, name)
-            raise ModelVersionNotFoundError(f"model {name!r} has no version {version}")
-        return row
 
     def _alias_row(self, s: Session, model: ModelRow, alias: str) -> AliasRow:
         row = s.get(AliasRow, (model.id, alias))
@@ -495,6 +476,27 @@ class Registry:
             created_at=row.created_at,
             aliases=aliases,
         )
+
+
+def model_row(s: Session, name: str) -> ModelRow:
+    row = s.scalar(select(ModelRow).where(ModelRow.name == name))
+    if row is None:
+        raise ModelNotFoundError(f"model {name!r} is not registered")
+    return row
+
+
+def version_row(s: Session, name: str, version: int) -> VersionRow:
+    row = None
+    if 0 < version <= MAX_VERSION:  # larger numbers overflow the column's type in the query
+        row = s.scalar(
+            select(VersionRow)
+            .join(ModelRow, ModelRow.id == VersionRow.model_id)
+            .where(ModelRow.name == name, VersionRow.version == version)
+        )
+    if row is None:
+        model_row(s, name)
+        raise ModelVersionNotFoundError(f"model {name!r} has no version {version}")
+    return row
 
 
 def warm_up(record: VersionRecord, runtime: Runtime, example: Batch) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -263,3 +264,18 @@ class PredictionRow(Base):
     shadow: Mapped[bool] = mapped_column(Boolean, default=False)
     inputs: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     outputs: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+
+
+class ReferenceRow(Base):
+    """A version's reference profile: the summaries (JSON) and the sample (bytes), with the
+    sample's SHA-256, checked on every read."""
+
+    __tablename__ = "reference_profiles"
+
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    summary: Mapped[dict[str, Any]] = mapped_column()
+    sample: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

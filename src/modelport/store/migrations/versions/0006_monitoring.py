@@ -1,4 +1,4 @@
-"""The prediction log: one row per logged request.
+"""The prediction log (one row per logged request) and versions' reference profiles.
 
 Revision ID: 0006
 Revises: 0005
@@ -44,7 +44,18 @@ def upgrade() -> None:
     # version and time, cost more than the other two together); a model's window is the time
     # index's range, filtered
     op.create_index("ix_prediction_log_at", "prediction_log", ["at"])
+    op.create_table(
+        "reference_profiles",
+        sa.Column("version_id", sa.Integer(), nullable=False),
+        sa.Column("summary", sa.JSON(), nullable=False),
+        sa.Column("sample", sa.LargeBinary(), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["version_id"], ["model_versions.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("version_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("reference_profiles")
     op.drop_table("prediction_log")
