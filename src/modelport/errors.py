@@ -16,6 +16,7 @@ turns problem+json back into the same classes.
     ├── NotFoundError                404
     │   ├── ModelNotFoundError
     │   ├── ModelVersionNotFoundError
+    │   ├── ReferenceNotFoundError        a version without a reference profile
     │   └── AliasNotFoundError
     ├── ConflictError                409
     ├── ArtifactError                422  artifact cannot be stored / read
@@ -153,6 +154,11 @@ class ModelNotFoundError(NotFoundError):
 class ModelVersionNotFoundError(NotFoundError):
     code = "model_version_not_found"
     title = "Model version not found"
+
+
+class ReferenceNotFoundError(NotFoundError):
+    code = "reference_not_found"
+    title = "Reference profile not found"
 
 
 class AliasNotFoundError(NotFoundError):

@@ -1,10 +1,11 @@
-"""Reading model inputs for `register --sample` and `predict --input`: files or stdin.
+"""Reading model inputs for `register --sample`, `--reference` and `predict --input`: files or
+stdin.
 
-A file's suffix says what it holds (``.csv``, ``.npy``, ``.json``); stdin and other suffixes
-are sniffed (NumPy's magic bytes, JSON's ``{`` or ``[``, else CSV). When the model is known,
-its :class:`InputLayout` settles what a file alone cannot: whether a CSV's first line is a
-header (a row as wide as the model's input that names none of its columns is data), and how
-named columns map onto a tensor model or positional rows onto a columns model.
+A file's suffix says what it holds (``.csv``, ``.npy``, ``.json``, ``.parquet``); stdin and
+other suffixes are sniffed (NumPy's magic bytes, JSON's ``{`` or ``[``, else CSV). When the
+model is known, its :class:`InputLayout` settles what a file alone cannot: whether a CSV's
+first line is a header (a row as wide as the model's input that names none of its columns is
+data), and how named columns map onto a tensor model or positional rows onto a columns model.
 """
 
 from __future__ import annotations
@@ -59,9 +60,13 @@ def read_input(source: str, layout: InputLayout | None = None) -> Any:
     with ``instances`` / ``inputs``.
     """
     where, payload = _read_bytes(source)
-    kind = {".csv": "csv", ".npy": "npy", ".json": "json"}.get(Path(where).suffix)
+    kind = {".csv": "csv", ".npy": "npy", ".json": "json", ".parquet": "parquet"}.get(
+        Path(where).suffix
+    )
     if kind is None:
         kind = _sniff(payload)
+    if kind == "parquet":
+        return _from_parquet(payload, where, layout)
     if kind == "npy":
         return _fitted(np.load(io.BytesIO(payload), allow_pickle=False), layout)
     try:
@@ -71,6 +76,21 @@ def read_input(source: str, layout: InputLayout | None = None) -> Any:
     if kind == "csv":
         return _from_csv(text, where, layout)
     return _from_json(text, where, layout)
+
+
+def _from_parquet(payload: bytes, where: str, layout: InputLayout | None) -> Any:
+    import pandas as pd
+
+    try:
+        frame = pd.read_parquet(io.BytesIO(payload))
+    except ImportError as exc:
+        raise InvalidInputError(
+            f"{where}: Parquet needs the parquet extra (pip install 'modelport[parquet]')",
+            pointer="/input",
+        ) from exc
+    except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise InvalidInputError(f"{where} is not a Parquet file: {exc}", pointer="/input") from exc
+    return frame.to_numpy() if layout is not None and layout.tensor else frame
 
 
 def _read_bytes(source: str) -> tuple[str, bytes]:

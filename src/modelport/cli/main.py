@@ -13,6 +13,7 @@ from modelport.cli import (
     audit,
     config,
     deployments,
+    drift,
     export,
     housekeeping,
     keys,
@@ -20,6 +21,7 @@ from modelport.cli import (
     models,
     predicting,
     quickstart,
+    reference,
     serving,
 )
 
@@ -75,6 +77,8 @@ app.command()(logs.logs)
 app.add_typer(audit.app, name="audit")
 app.add_typer(config.app, name="config")
 app.add_typer(export.app, name="export")
+app.add_typer(reference.app, name="reference")
+app.add_typer(drift.app, name="drift")
 
 
 @app.command()

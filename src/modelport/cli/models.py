@@ -8,10 +8,13 @@ from typing import Annotated, Any
 import typer
 
 from modelport.cli import output
-from modelport.cli.inputs import read_input
+from modelport.cli.inputs import InputLayout, read_input
 from modelport.cli.output import JsonFlag
-from modelport.cli.sessions import opened_registry
-from modelport.registry import Stage, prepare_file
+from modelport.cli.sessions import current_settings, opened_registry
+from modelport.monitoring import references
+from modelport.monitoring.profile import ReferenceProfile
+from modelport.registry import PreparedModel, Stage, prepare_file
+from modelport.runtimes.base import load_runtime
 
 MODEL_FILES = (
     ".skops, .onnx, LightGBM .txt/.lgb, XGBoost .ubj/.json, or with --trusted .joblib/.pkl/.pickle"
@@ -30,6 +33,12 @@ def register(
     metric: Annotated[list[str], typer.Option(help="key=value, repeatable.")] = [],  # noqa: B006
     param: Annotated[list[str], typer.Option(help="key=value, repeatable.")] = [],  # noqa: B006
     alias: Annotated[str | None, typer.Option(help="Point this alias at the new version.")] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            help="Reference data for drift (.csv, .json, .npy, .parquet).", metavar="FILE"
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Register a model file as the next version of NAME."""
@@ -37,6 +46,8 @@ def register(
         with prepare_file(
             path, read_input(sample), name=name, trusted=trusted, scratch=registry.scratch_dir
         ) as prepared:
+            # before anything is stored: data the model cannot take fails the registration
+            profile = None if reference is None else captured(prepared, reference)
             record = registry.register(
                 name,
                 prepared,
@@ -45,6 +56,8 @@ def register(
                 params=parse_pairs(param, "--param"),
                 metrics=parse_pairs(metric, "--metric"),
             )
+            if profile is not None:
+                references.store(registry, record, profile)
         if alias:
             record = registry.set_alias(name, alias, record.version)
     if as_json:
@@ -131,3 +144,11 @@ def parse_pairs(values: list[str], option: str) -> dict[str, Any]:
         except ValueError:
             result[key] = value
     return result
+
+
+def captured(prepared: PreparedModel, source: str) -> ReferenceProfile:
+    """The reference profile of the data in ``source``, through the prepared model."""
+    data = read_input(source, InputLayout.of(prepared.signature))
+    runtime = load_runtime(prepared.flavor, prepared.load_request())
+    rows = current_settings().reference_sample_rows
+    return references.capture(prepared.signature, runtime, data, max_sample_rows=rows)

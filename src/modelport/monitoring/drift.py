@@ -23,11 +23,15 @@ import numpy as np
 import orjson
 from prometheus_client import CollectorRegistry, Gauge
 
+from modelport.config import Settings
 from modelport.errors import ModelportError
 from modelport.inference.background import Repeated
+from modelport.monitoring import references
 from modelport.monitoring.features import PREDICTION_OUTPUTS, feature_columns
 from modelport.monitoring.predictions import PredictionStore
 from modelport.monitoring.profile import DriftReport, ReferenceProfile, compare
+from modelport.monitoring.webhooks import DriftAnnouncer
+from modelport.registry import Registry
 from modelport.store.leases import Leases
 
 log = logging.getLogger("modelport.monitoring")
@@ -79,10 +83,11 @@ def window_of(logged: Iterable[tuple[str | None, str | None]]) -> Window:
 
 
 def _array(values: list[Any]) -> np.ndarray:
-    """Numbers as float (None → NaN); anything else (text, labels) as objects."""
+    """Values as numpy infers them, so labels stay labels (``0``, not ``0.0``: categories are
+    compared by their text); rows of unequal width, as objects."""
     try:
-        return np.array(values, dtype=np.float64)
-    except (TypeError, ValueError):
+        return np.array(values)
+    except ValueError:
         array = np.empty(len(values), dtype=object)
         array[:] = values
         return array
@@ -143,6 +148,31 @@ class DriftPolicy:
     """The newest requests of a window read at most (bounds memory and time)."""
 
 
+@dataclass(frozen=True, slots=True)
+class DriftResult:
+    """A version's drift over one window, with what it was computed from (the HTML report
+    plots both sides); ``report`` None with the ``reason`` when there is none."""
+
+    model: str
+    version: int
+    since: datetime
+    until: datetime
+    report: DriftReport | None
+    reason: str = ""
+    reference: ReferenceProfile | None = None
+    current: Window | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "report": None if self.report is None else self.report.to_dict(),
+            "reason": self.reason or None,
+        }
+
+
 class DriftReports:
     """Drift of one version over a window of the log: for the monitor, the API and the CLI."""
 
@@ -151,23 +181,60 @@ class DriftReports:
         self._references = references
         self.policy = policy
 
-    def report(
-        self, model: str, version: int, window: timedelta | None = None
-    ) -> tuple[DriftReport | None, str]:
-        """The report, or None with the reason there is none (no reference, too few rows)."""
-        reference = self._references(model, version)
-        if reference is None:
-            return None, f"{model}/{version} has no reference profile"
+    def report(self, model: str, version: int, window: timedelta | None = None) -> DriftResult:
         until = datetime.now(UTC)
         since = until - (window or self.policy.window)
+        reference = self._references(model, version)
+        if reference is None:
+            reason = f"{model}/{version} has no reference profile"
+            return DriftResult(model, version, since, until, None, reason)
         logged = self._store.window(model, version, since, until, self.policy.max_rows)
         current = window_of(logged)
         if current.rows < self.policy.min_rows:
-            return None, (
-                f"{current.rows} logged rows of {model}/{version} since {since:%Y-%m-%d %H:%M} "
-                f"UTC; drift needs {self.policy.min_rows}"
+            reason = (
+                f"{current.rows} logged rows of {model}/{version} in the window; drift needs "
+                f"{self.policy.min_rows}"
             )
-        return compare(reference, current.columns, current.predictions), ""
+            return DriftResult(model, version, since, until, None, reason, reference, current)
+        report = compare(reference, current.columns, current.predictions)
+        return DriftResult(model, version, since, until, report, "", reference, current)
+
+
+def drift_reports_of(settings: Settings, registry: Registry) -> DriftReports:
+    policy = DriftPolicy(
+        timedelta(seconds=settings.drift_window_s),
+        settings.drift_interval_s,
+        settings.drift_min_rows,
+        settings.drift_max_rows,
+    )
+    return DriftReports(
+        PredictionStore(registry.database),
+        lambda name, version: references.load(registry, name, version),
+        policy,
+    )
+
+
+def drift_monitor_of(
+    settings: Settings,
+    registry: Registry,
+    served: Served,
+    metrics_registry: CollectorRegistry,
+    holder: str,
+) -> DriftMonitor | None:
+    """The server's drift monitor as configured: None without a prediction log (nothing to
+    compare) or with ``drift_interval_s`` 0."""
+    if not settings.prediction_log or settings.drift_interval_s <= 0:
+        return None
+    reports = drift_reports_of(settings, registry)
+    announce = None
+    if settings.drift_webhook_url:
+        announce = DriftAnnouncer(
+            settings.drift_webhook_url,
+            timedelta(seconds=settings.drift_webhook_repeat_s),
+            settings.public_url or "",
+        )
+    leases = Leases(registry.database, holder)
+    return DriftMonitor(reports, served, leases, DriftMetrics(metrics_registry), announce)
 
 
 class DriftMonitor:
@@ -209,7 +276,8 @@ class DriftMonitor:
         if not await asyncio.to_thread(self._leases.hold, DRIFT_LEASE, ttl):
             return
         for model, version in sorted(set(self._served())):
-            report, _ = await asyncio.to_thread(self._reports.report, model, version)
+            result = await asyncio.to_thread(self._reports.report, model, version)
+            report = result.report
             if report is None:
                 continue
             self._metrics.show(model, version, report)

@@ -36,8 +36,9 @@ class Section:
     current: dict[str, np.ndarray]
 
 
-def render(title: str, sections: Sequence[Section]) -> str:
-    body = "".join(_section(s) for s in sections)
+def render(title: str, sections: Sequence[Section], note: str = "") -> str:
+    """The page; ``note`` says why a version has no section (no reference, too few rows)."""
+    body = "".join(_section(s) for s in sections) + (f"<p>{escape(note)}</p>" if note else "")
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>{escape(title)}</title><style>
 body{{font:14px system-ui,sans-serif;margin:2em;color:#222}} table{{border-collapse:collapse}}

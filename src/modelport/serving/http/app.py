@@ -30,6 +30,7 @@ from modelport.inference.executor import ModelExecutor
 from modelport.inference.metrics import RequestMetrics, ServingMetrics
 from modelport.inference.observers import Observer
 from modelport.logs import configure_logging
+from modelport.monitoring.drift import drift_monitor_of
 from modelport.monitoring.prediction_log import prediction_log_of
 from modelport.registry import ModelAddress, Registry
 from modelport.rollout.metrics import RolloutMetrics
@@ -43,6 +44,7 @@ from modelport.serving.http import (
     api,
     audit,
     deployments,
+    drift,
     health,
     keys,
     mlflow,
@@ -56,6 +58,7 @@ from modelport.serving.http.problems import install_error_handlers
 from modelport.serving.http.routes import document
 from modelport.serving.http.state import ServingState
 from modelport.serving.parent import exit_with_parent
+from modelport.store.leases import replica_id
 
 log = logging.getLogger("modelport.serving")
 HOT_ROUTES = (v1.hot, v2.hot, mlflow.hot)
@@ -101,6 +104,9 @@ def create_app(
     )
     logged: list[Observer] = [prediction_log] if prediction_log else []
     rollouts = rollouts_of(settings, registry, router, follower, metrics, logged)
+    drift_monitor = drift_monitor_of(
+        settings, registry, lambda: served_versions(router), metrics.registry, replica_id()
+    )
     observers = [
         request_metrics,
         *(rollouts.observers if rollouts else ()),
@@ -139,6 +145,8 @@ def create_app(
         watcher = asyncio.create_task(follower.watch(settings.reload_interval_s))
         if rollouts is not None:
             rollouts.start()
+        if drift_monitor is not None:
+            await drift_monitor.start()
         try:
             if grpc_server is not None:
                 await grpc_server.start()
@@ -151,6 +159,8 @@ def create_app(
                 await watcher
             if rollouts is not None:
                 await rollouts.stop()
+            if drift_monitor is not None:
+                await drift_monitor.stop()
             await service.stop()
             await _close(pool, executor, cache, limits, registry if owns_registry else None)
 
@@ -166,7 +176,7 @@ def create_app(
         settings, registry, service, follower, metrics, access, rollouts
     )
     install_error_handlers(app)
-    for module in (health, v1, v2, mlflow, api, keys, audit, deployments, predictions):
+    for module in (health, v1, v2, mlflow, api, keys, audit, deployments, predictions, drift):
         app.include_router(module.router)
     document(app, HOT_ROUTES)
     return Front(
@@ -209,6 +219,15 @@ def rollouts_of(
         settings.deployment_poll_s,
         shadow_observers,
     )
+
+
+def served_versions(router: Router) -> set[tuple[str, int]]:
+    """Every version this process answers with now: drift is watched for each."""
+    return {
+        (route.current.record.name, route.current.record.version)
+        for route in router.all_routes()
+        if route.current is not None
+    }
 
 
 def access_policy(settings: Settings, registry: Registry) -> AccessPolicy:
