@@ -1,17 +1,15 @@
 """Live drift: windows of the prediction log against each served version's reference profile.
 
-The monitor runs inside every server process but only the holder of the ``drift`` lease
-computes (one process across workers and replicas: a window can be a million rows). Every
-``interval`` it reads, per served version, the newest logged requests of the window, turns
-their inputs into feature columns (:mod:`modelport.monitoring.features`) and compares them
-with the reference (:func:`modelport.monitoring.profile.compare`); the result goes to gauges,
-and a version that starts drifting is announced once to the webhook, if one is set.
+A :class:`~modelport.monitoring.watch.Watch` runs the check in one process at a time (a
+window can be a million rows). Every interval it reads, per served version, the newest logged
+requests of the window, turns their inputs into feature columns
+(:mod:`modelport.monitoring.features`) and compares them with the reference
+(:func:`modelport.monitoring.profile.compare`); the result goes to gauges, and a version that
+starts drifting is announced once to the webhook, if one is set.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -24,22 +22,19 @@ import orjson
 from prometheus_client import CollectorRegistry, Gauge
 
 from modelport.config import Settings
-from modelport.errors import ModelportError
-from modelport.inference.background import Repeated
 from modelport.monitoring import references
 from modelport.monitoring.features import PREDICTION_OUTPUTS, feature_columns
 from modelport.monitoring.predictions import PredictionStore
 from modelport.monitoring.profile import DriftReport, ReferenceProfile, compare
+from modelport.monitoring.watch import Served, Watch
 from modelport.monitoring.webhooks import DriftAnnouncer
 from modelport.registry import Registry
 from modelport.store.leases import Leases
 
 log = logging.getLogger("modelport.monitoring")
 
-DRIFT_LEASE = "drift-monitor"
 
 References = Callable[[str, int], "ReferenceProfile | None"]
-Served = Callable[[], Iterable[tuple[str, int]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,18 +209,17 @@ def drift_reports_of(settings: Settings, registry: Registry) -> DriftReports:
     )
 
 
-def drift_monitor_of(
+def drift_watch_of(
     settings: Settings,
     registry: Registry,
     served: Served,
     metrics_registry: CollectorRegistry,
     holder: str,
-) -> DriftMonitor | None:
-    """The server's drift monitor as configured: None without a prediction log (nothing to
+) -> Watch | None:
+    """The server's drift watch as configured: None without a prediction log (nothing to
     compare) or with ``drift_interval_s`` 0."""
     if not settings.prediction_log or settings.drift_interval_s <= 0:
         return None
-    reports = drift_reports_of(settings, registry)
     announce = None
     if settings.drift_webhook_url:
         announce = DriftAnnouncer(
@@ -233,53 +227,30 @@ def drift_monitor_of(
             timedelta(seconds=settings.drift_webhook_repeat_s),
             settings.public_url or "",
         )
+    check = DriftCheck(
+        drift_reports_of(settings, registry), DriftMetrics(metrics_registry), announce
+    )
     leases = Leases(registry.database, holder)
-    return DriftMonitor(reports, served, leases, DriftMetrics(metrics_registry), announce)
+    return Watch("drift", settings.drift_interval_s, served, leases, check)
 
 
-class DriftMonitor:
-    """Started with the server: recomputes drift of every served version on a schedule."""
+class DriftCheck:
+    """One version's drift: computed, shown in the gauges, announced if it starts."""
 
     def __init__(
         self,
         reports: DriftReports,
-        served: Served,
-        leases: Leases,
         metrics: DriftMetrics,
         announce: Callable[[str, int, DriftReport], None] | None = None,
     ) -> None:
         self._reports = reports
-        self._served = served
-        self._leases = leases
         self._metrics = metrics
         self._announce = announce
-        self._repeated = Repeated("computing drift", self._step, log)
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        interval = self._reports.policy.interval_s
-        self._task = asyncio.create_task(self._repeated.forever(interval), name="drift-monitor")
-
-    async def stop(self) -> None:
-        """Stop and hand the lease on at once (another process takes over next interval)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        try:
-            await asyncio.to_thread(self._leases.release, DRIFT_LEASE)
-        except ModelportError as exc:  # the database is down: the lease simply expires
-            log.warning("drift monitor: lease not released (%s)", exc)
-
-    async def _step(self) -> None:
-        ttl = timedelta(seconds=3 * self._reports.policy.interval_s)
-        if not await asyncio.to_thread(self._leases.hold, DRIFT_LEASE, ttl):
+    def __call__(self, model: str, version: int) -> None:
+        report = self._reports.report(model, version).report
+        if report is None:
             return
-        for model, version in sorted(set(self._served())):
-            result = await asyncio.to_thread(self._reports.report, model, version)
-            report = result.report
-            if report is None:
-                continue
-            self._metrics.show(model, version, report)
-            if self._announce is not None:  # a webhook call: off the event loop
-                await asyncio.to_thread(self._announce, model, version, report)
+        self._metrics.show(model, version, report)
+        if self._announce is not None:
+            self._announce(model, version, report)

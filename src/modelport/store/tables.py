@@ -279,3 +279,22 @@ class ReferenceRow(Base):
     sample: Mapped[bytes] = mapped_column(LargeBinary)
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FeedbackRow(Base):
+    """Ground truth for one row of one logged request (``row`` indexes a multi-row request);
+    the newest for a request and row replaces the one before. Feedback by unit id that found
+    no logged prediction keeps ``request_id`` empty."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    row: Mapped[int] = mapped_column(Integer, default=0)
+    unit_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    truth: Mapped[Any] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_feedback_request_id_row", "request_id", "row", unique=True),)

@@ -30,7 +30,7 @@ from modelport.inference.executor import ModelExecutor
 from modelport.inference.metrics import RequestMetrics, ServingMetrics
 from modelport.inference.observers import Observer
 from modelport.logs import configure_logging
-from modelport.monitoring.drift import drift_monitor_of
+from modelport.monitoring.drift import drift_watch_of
 from modelport.monitoring.prediction_log import prediction_log_of
 from modelport.registry import ModelAddress, Registry
 from modelport.rollout.metrics import RolloutMetrics
@@ -104,7 +104,7 @@ def create_app(
     )
     logged: list[Observer] = [prediction_log] if prediction_log else []
     rollouts = rollouts_of(settings, registry, router, follower, metrics, logged)
-    drift_monitor = drift_monitor_of(
+    drift_watch = drift_watch_of(
         settings, registry, lambda: served_versions(router), metrics.registry, replica_id()
     )
     observers = [
@@ -145,8 +145,8 @@ def create_app(
         watcher = asyncio.create_task(follower.watch(settings.reload_interval_s))
         if rollouts is not None:
             rollouts.start()
-        if drift_monitor is not None:
-            await drift_monitor.start()
+        if drift_watch is not None:
+            await drift_watch.start()
         try:
             if grpc_server is not None:
                 await grpc_server.start()
@@ -159,8 +159,8 @@ def create_app(
                 await watcher
             if rollouts is not None:
                 await rollouts.stop()
-            if drift_monitor is not None:
-                await drift_monitor.stop()
+            if drift_watch is not None:
+                await drift_watch.stop()
             await service.stop()
             await _close(pool, executor, cache, limits, registry if owns_registry else None)
 

@@ -1,4 +1,5 @@
-"""The prediction log (one row per logged request) and versions' reference profiles.
+"""The prediction log (one row per logged request), versions' reference profiles, and
+feedback (ground truth joined to logged requests).
 
 Revision ID: 0006
 Revises: 0005
@@ -55,7 +56,25 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("version_id"),
     )
 
+    op.create_table(
+        "feedback",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("request_id", sa.String(length=128), nullable=True),
+        sa.Column("row", sa.Integer(), nullable=False),
+        sa.Column("unit_id", sa.String(length=128), nullable=True),
+        sa.Column("truth", sa.JSON(), nullable=False),
+        sa.Column("at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_feedback_request_id_row", "feedback", ["request_id", "row"], unique=True)
+
 
 def downgrade() -> None:
+    op.drop_table("feedback")
     op.drop_table("reference_profiles")
     op.drop_table("prediction_log")
