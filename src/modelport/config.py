@@ -359,6 +359,21 @@ class Settings(BaseSettings):
     drift_webhook_repeat_s: float = Field(
         86_400.0, gt=0, description="How often a drift that goes on is announced again."
     )
+    quality_interval_s: float = Field(
+        60.0,
+        ge=0,
+        description="How often a server recomputes model quality of every served version from "
+        "feedback joined to the prediction log (one process computes: a lease); 0: never.",
+    )
+    quality_window_s: float = Field(
+        86_400.0,
+        gt=0,
+        description="The window of logged answers quality is computed over (ground truth "
+        "often arrives late), in seconds.",
+    )
+    quality_max_rows: int = Field(
+        1_000_000, ge=1, description="Labelled rows a quality window reads at most."
+    )
     public_url: str | None = Field(
         None,
         description="Where clients reach this server (https://models.example.com): links in "

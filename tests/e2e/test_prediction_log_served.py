@@ -99,12 +99,27 @@ def test_logs_filters_and_follows(
     finally:
         follower.terminate()
         follower.wait(timeout=10)
+        if follower.stdout is not None:
+            follower.stdout.close()
 
     shown = cli("logs", "--request-id", "while-following")
     assert shown.returncode == 0, shown.stderr
     assert "while-following v1 iris/1 200" in shown.stdout
     assert "before-follow" not in shown.stdout
     assert cli("logs", "--since", "tomorrow").returncode == 1
+
+    # ground truth for the followed request's two rows: `modelport quality` reads it back
+    truths = {"request_id": "while-following", "truths": [0, 2]}
+    assert httpx.post(f"{server.url}/v1/feedback", json=truths).json() == {
+        "accepted": 2,
+        "unmatched": 0,
+    }
+    judged = cli("quality", "iris", "--json")
+    assert judged.returncode == 0, judged.stderr
+    quality = json.loads(judged.stdout)["quality"]
+    assert (quality["kind"], quality["rows"]) == ("classification", 2)
+    assert quality["metrics"]["accuracy"] in (0.0, 0.5, 1.0)
+    assert "labelled rows" in cli("quality", "iris").stdout
 
 
 @pytest.mark.s3

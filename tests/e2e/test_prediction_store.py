@@ -1,5 +1,6 @@
-"""The stored prediction log on SQLite and PostgreSQL alike: the driver-level batch write
-reads back exactly, filters and pages work, and pruning removes only what is old."""
+"""The stored prediction log and feedback on SQLite and PostgreSQL alike: the driver-level batch
+write reads back exactly, filters and pages work, pruning removes only what is old, and
+feedback joins logged answers by request and by unit."""
 
 from __future__ import annotations
 
@@ -9,15 +10,22 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from modelport.config import Settings
+from modelport.monitoring.feedback import Feedback, FeedbackStore
 from modelport.monitoring.predictions import NewEntry, PredictionQuery, PredictionStore
 from modelport.registry import Registry
+from modelport.store.unit_of_work import Database
 
 
 @pytest.fixture
-def store(backend: Settings) -> Iterator[PredictionStore]:
+def database(backend: Settings) -> Iterator[Database]:
     registry = Registry.from_settings(backend)
-    yield PredictionStore(registry.database)
+    yield registry.database
     registry.close()
+
+
+@pytest.fixture
+def store(database: Database) -> PredictionStore:
+    return PredictionStore(database)
 
 
 def entry(request_id: str, at: datetime, model: str = "iris", version: int = 1) -> NewEntry:
@@ -70,3 +78,25 @@ def test_prune_removes_only_old_entries(store: PredictionStore) -> None:
     assert store.prune(now - timedelta(days=30)) == 3
     assert [e.request_id for e in store.query(PredictionQuery())] == ["new"]
     assert store.prune(now - timedelta(days=30)) == 0
+
+
+def test_feedback_joins_logged_answers_by_request_and_unit(
+    database: Database, store: PredictionStore
+) -> None:
+    feedback = FeedbackStore(database)
+    now = datetime.now(UTC)
+    store.write([entry("a", now - timedelta(minutes=3)), entry("b", now - timedelta(minutes=1))])
+    receipt = feedback.record(
+        [
+            Feedback(0, "a", 0),
+            Feedback(0, "a", 1),
+            Feedback(1, "a", 1),  # the newest for a row wins, within a batch too
+            Feedback(1, unit_id="user-1", at=now),  # the unit's latest request: "b"
+            Feedback(1, "never-logged"),
+        ]
+    )
+    assert (receipt.accepted, receipt.unmatched) == (5, 1)
+    joined = feedback.labelled("iris", 1, now - timedelta(hours=1), now, 100)
+    assert sorted((j.row, j.truth) for j in joined) == [(0, 0), (0, 1), (1, 1)]
+    assert all(j.outputs.startswith("{") for j in joined)
+    assert feedback.labelled("iris", 2, now - timedelta(hours=1), now, 100) == []

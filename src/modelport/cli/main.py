@@ -20,6 +20,7 @@ from modelport.cli import (
     logs,
     models,
     predicting,
+    quality,
     quickstart,
     reference,
     serving,
@@ -74,6 +75,7 @@ app.command("import-mlflow")(housekeeping.import_mlflow)
 app.command()(housekeeping.optimize)
 app.command()(housekeeping.gc)
 app.command()(logs.logs)
+app.command()(quality.quality)
 app.add_typer(audit.app, name="audit")
 app.add_typer(config.app, name="config")
 app.add_typer(export.app, name="export")

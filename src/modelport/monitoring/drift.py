@@ -10,7 +10,6 @@ starts drifting is announced once to the webhook, if one is set.
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -30,9 +29,6 @@ from modelport.monitoring.watch import Served, Watch
 from modelport.monitoring.webhooks import DriftAnnouncer
 from modelport.registry import Registry
 from modelport.store.leases import Leases
-
-log = logging.getLogger("modelport.monitoring")
-
 
 References = Callable[[str, int], "ReferenceProfile | None"]
 

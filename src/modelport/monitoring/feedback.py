@@ -40,6 +40,7 @@ class Feedback:
 @dataclass(frozen=True, slots=True)
 class Receipt:
     accepted: int
+    """Every truth received (one may replace an earlier one for the same request and row)."""
     unmatched: int
     """Of those, how many name no logged request (yet)."""
 
@@ -83,7 +84,7 @@ class FeedbackStore:
             session.execute(insert(FeedbackRow), rows)
             logged = self._logged(session, {key for key, _ in keyed})
         unmatched = sum(r["request_id"] is None or r["request_id"] not in logged for r in rows)
-        return Receipt(len(rows), unmatched)
+        return Receipt(len(items), unmatched)
 
     def labelled(
         self, model: str, version: int, since: datetime, until: datetime, max_rows: int

@@ -16,13 +16,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import orjson
+from prometheus_client import CollectorRegistry, Gauge
 from sklearn import metrics
 
-from modelport.monitoring.feedback import Labelled
+from modelport.config import Settings
+from modelport.monitoring.feedback import FeedbackStore, Labelled
+from modelport.monitoring.watch import Served, Watch
+from modelport.registry import Registry
+from modelport.store.leases import Leases
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,3 +124,92 @@ def quality_of(labelled: Sequence[Labelled]) -> Quality | None:
     if values and not labels:
         return regression(np.array(truths), np.array(values))
     return None
+
+
+class QualityMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        # one process computes; "mostrecent" keeps its value when the lease moves
+        self.value = Gauge(
+            "modelport_model_quality",
+            "Quality of each version over the window of labelled answers (accuracy, f1, "
+            "roc_auc, log_loss, mae, rmse, r2…).",
+            ["model", "version", "metric"],
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.rows = Gauge(
+            "modelport_model_quality_rows",
+            "Labelled answers the quality figures were computed from.",
+            ["model", "version"],
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+
+    def show(self, model: str, version: int, quality: Quality) -> None:
+        for name, value in quality.metrics.items():
+            if value is not None:
+                self.value.labels(model, str(version), name).set(value)
+        self.rows.labels(model, str(version)).set(quality.rows)
+
+
+@dataclass(frozen=True, slots=True)
+class QualityResult:
+    model: str
+    version: int
+    since: datetime
+    until: datetime
+    quality: Quality | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "quality": None if self.quality is None else self.quality.to_dict(),
+        }
+
+
+class QualityReports:
+    """Quality of one version over a window: for the watch, the API and the CLI."""
+
+    def __init__(self, store: FeedbackStore, window: timedelta, max_rows: int) -> None:
+        self._store = store
+        self.window = window
+        self._max_rows = max_rows
+
+    def report(self, model: str, version: int, window: timedelta | None = None) -> QualityResult:
+        until = datetime.now(UTC)
+        since = until - (window or self.window)
+        labelled = self._store.labelled(model, version, since, until, self._max_rows)
+        return QualityResult(model, version, since, until, quality_of(labelled))
+
+
+def quality_reports_of(settings: Settings, registry: Registry) -> QualityReports:
+    return QualityReports(
+        FeedbackStore(registry.database),
+        timedelta(seconds=settings.quality_window_s),
+        settings.quality_max_rows,
+    )
+
+
+def quality_watch_of(
+    settings: Settings,
+    registry: Registry,
+    served: Served,
+    metrics_registry: CollectorRegistry,
+    holder: str,
+) -> Watch | None:
+    """The server's quality watch: None without a prediction log or with interval 0."""
+    if not settings.prediction_log or settings.quality_interval_s <= 0:
+        return None
+    reports = quality_reports_of(settings, registry)
+    metrics = QualityMetrics(metrics_registry)
+
+    def check(model: str, version: int) -> None:
+        quality = reports.report(model, version).quality
+        if quality is not None:
+            metrics.show(model, version, quality)
+
+    leases = Leases(registry.database, holder)
+    return Watch("quality", settings.quality_interval_s, served, leases, check)

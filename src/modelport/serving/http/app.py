@@ -32,6 +32,7 @@ from modelport.inference.observers import Observer
 from modelport.logs import configure_logging
 from modelport.monitoring.drift import drift_watch_of
 from modelport.monitoring.prediction_log import prediction_log_of
+from modelport.monitoring.quality import quality_watch_of
 from modelport.registry import ModelAddress, Registry
 from modelport.rollout.metrics import RolloutMetrics
 from modelport.rollout.plane import Rollouts
@@ -45,6 +46,7 @@ from modelport.serving.http import (
     audit,
     deployments,
     drift,
+    feedback,
     health,
     keys,
     mlflow,
@@ -104,9 +106,17 @@ def create_app(
     )
     logged: list[Observer] = [prediction_log] if prediction_log else []
     rollouts = rollouts_of(settings, registry, router, follower, metrics, logged)
-    drift_watch = drift_watch_of(
-        settings, registry, lambda: served_versions(router), metrics.registry, replica_id()
-    )
+    holder = replica_id()
+    watches = [
+        watch
+        for make in (drift_watch_of, quality_watch_of)
+        if (
+            watch := make(
+                settings, registry, lambda: served_versions(router), metrics.registry, holder
+            )
+        )
+        is not None
+    ]
     observers = [
         request_metrics,
         *(rollouts.observers if rollouts else ()),
@@ -145,8 +155,8 @@ def create_app(
         watcher = asyncio.create_task(follower.watch(settings.reload_interval_s))
         if rollouts is not None:
             rollouts.start()
-        if drift_watch is not None:
-            await drift_watch.start()
+        for watch in watches:
+            await watch.start()
         try:
             if grpc_server is not None:
                 await grpc_server.start()
@@ -159,8 +169,8 @@ def create_app(
                 await watcher
             if rollouts is not None:
                 await rollouts.stop()
-            if drift_watch is not None:
-                await drift_watch.stop()
+            for watch in watches:
+                await watch.stop()
             await service.stop()
             await _close(pool, executor, cache, limits, registry if owns_registry else None)
 
@@ -178,6 +188,8 @@ def create_app(
     install_error_handlers(app)
     for module in (health, v1, v2, mlflow, api, keys, audit, deployments, predictions, drift):
         app.include_router(module.router)
+    app.include_router(feedback.writer)
+    app.include_router(feedback.reader)
     document(app, HOT_ROUTES)
     return Front(
         app,

@@ -1,0 +1,171 @@
+"""Feedback joined to logged predictions gives each version's quality: every metric equals
+scikit-learn's on the same rows, for a classifier and a regressor; feedback by request, by
+row, by unit; unmatched feedback is kept and joins once its request is logged."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sklearn import metrics
+from sklearn.linear_model import LogisticRegression, Ridge
+
+import modelport
+from modelport.config import Settings
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(
+        prediction_log=True,
+        prediction_log_flush_s=0,
+        quality_interval_s=0.2,
+        drift_interval_s=0,
+    )
+
+
+def logged(client: Any, count: int) -> None:
+    """The log is written off the request's path: wait until ``count`` requests are in it."""
+    deadline = time.monotonic() + 10
+    while len(client.get("/api/predictions", params={"limit": 1000}).json()["predictions"]) < count:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def gauge(client: Any, model: str, metric: str) -> float | None:
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == "modelport_model_quality" and sample.labels == {
+                "model": model,
+                "version": "1",
+                "metric": metric,
+            }:
+                return float(sample.value)
+    return None
+
+
+def test_classifier_quality_equals_sklearn(
+    serve: Any,
+    settings: Settings,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    X, y = iris_data
+    modelport.log_model(iris_logreg, "iris", X[:10], settings=settings)
+    rows = np.random.default_rng(7).permutation(len(X))[:60]
+    truth = y[rows].copy()
+    truth[:6] = (truth[:6] + 1) % 3  # some answers are wrong
+    with serve(
+        ["iris"], settings=settings.model_copy(update={"allow_remote_admin": True})
+    ) as client:
+        # 20 requests of 3 rows; units u0..u19
+        for n in range(20):
+            client.post(
+                "/v1/models/iris:predict",
+                json={"instances": X[rows[3 * n : 3 * n + 3]].tolist()},
+                headers={"x-request-id": f"req-{n}", "x-unit-id": f"u{n}"},
+            )
+        logged(client, 20)
+        # request 0: one truth per row; requests 1..9 row by row in one batch;
+        # requests 10..19 by unit id, only their first row
+        first = client.post(
+            "/v1/feedback", json={"request_id": "req-0", "truths": truth[:3].tolist()}
+        )
+        assert first.json() == {"accepted": 3, "unmatched": 0}
+        batch = [
+            {"request_id": f"req-{n}", "row": r, "truth": int(truth[3 * n + r])}
+            for n in range(1, 10)
+            for r in range(3)
+        ]
+        batch += [{"unit_id": f"u{n}", "truth": int(truth[3 * n])} for n in range(10, 20)]
+        batch.append({"request_id": "req-not-logged", "truth": 1})
+        answer = client.post("/v1/feedback", json={"feedback": batch})
+        assert answer.json() == {"accepted": 38, "unmatched": 1}
+
+        quality = client.get("/api/quality", params={"model": "iris"}).json()["quality"]
+        labelled = list(range(30)) + [3 * n for n in range(10, 20)]
+        outputs = iris_logreg.predict(X[rows[labelled]])
+        proba = iris_logreg.predict_proba(X[rows[labelled]])
+        expected_truth = truth[labelled]
+        assert quality["kind"] == "classification"
+        assert quality["rows"] == 40
+        got = quality["metrics"]
+        assert got["accuracy"] == pytest.approx(metrics.accuracy_score(expected_truth, outputs))
+        assert got["f1"] == pytest.approx(
+            metrics.f1_score(expected_truth, outputs, average="macro")
+        )
+        assert got["precision"] == pytest.approx(
+            metrics.precision_score(expected_truth, outputs, average="macro", zero_division=0)
+        )
+        assert got["recall"] == pytest.approx(
+            metrics.recall_score(expected_truth, outputs, average="macro")
+        )
+        assert got["log_loss"] == pytest.approx(metrics.log_loss(expected_truth, proba))
+        assert got["roc_auc"] == pytest.approx(
+            metrics.roc_auc_score(expected_truth, proba, multi_class="ovr", average="macro")
+        )
+
+        # a newer truth for the same request and row replaces the older one
+        client.post(
+            "/v1/feedback", json={"request_id": "req-0", "row": 0, "truth": int(outputs[0])}
+        )
+        again = client.get("/api/quality", params={"model": "iris"}).json()["quality"]
+        assert again["rows"] == 40
+
+        deadline = time.monotonic() + 10
+        while gauge(client, "iris", "accuracy") is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert gauge(client, "iris", "accuracy") == pytest.approx(again["metrics"]["accuracy"])
+
+
+def test_regressor_quality_and_bad_feedback(serve: Any, settings: Settings) -> None:
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(200, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + rng.normal(0, 0.1, 200)
+    model = Ridge().fit(X, y)
+    modelport.log_model(model, "price", X[:10], settings=settings)
+    with serve(["price"]) as client:
+        for n in range(10):
+            client.post(
+                "/v1/models/price:predict",
+                json={"instances": X[4 * n : 4 * n + 4].tolist()},
+                headers={"x-request-id": f"r{n}"},
+            )
+        deadline = time.monotonic() + 10
+        feedback = [
+            {"request_id": f"r{n}", "truths": y[4 * n : 4 * n + 4].tolist()} for n in range(10)
+        ]
+        while client.post("/v1/feedback", json={"feedback": feedback}).json()["unmatched"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        quality = client.get("/api/quality", params={"model": "price", "window": "1h"}).json()
+        predicted = model.predict(X[:40])
+        got = quality["quality"]["metrics"]
+        assert quality["quality"]["kind"] == "regression"
+        assert got["mae"] == pytest.approx(metrics.mean_absolute_error(y[:40], predicted))
+        assert got["rmse"] == pytest.approx(np.sqrt(metrics.mean_squared_error(y[:40], predicted)))
+        assert got["r2"] == pytest.approx(metrics.r2_score(y[:40], predicted))
+
+        for bad, pointer in (
+            ({"truth": 1}, ""),
+            ({"request_id": "r1", "unit_id": "u", "truth": 1}, ""),
+            ({"request_id": "r1"}, ""),
+            ({"request_id": "r1", "truth": 1, "row": -1}, "/feedback/0/row"),
+            ({"feedback": []}, "/feedback"),
+            (
+                {"feedback": [{"request_id": "r1", "truth": 1, "colour": "red"}]},
+                "/feedback/0/colour",
+            ),
+        ):
+            answer = client.post("/v1/feedback", json=bad)
+            assert answer.status_code == 422, (bad, answer.text)
+            assert answer.headers["content-type"] == "application/problem+json"
+            if pointer:
+                assert pointer in [e["pointer"] for e in answer.json()["errors"]], answer.text
+        assert client.post("/v1/feedback", content=b"{nope").status_code in (400, 422)
+        assert client.get("/api/quality", params={"model": "nope"}).status_code == 404
