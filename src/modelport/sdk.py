@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 
 from modelport.config import Settings
-from modelport.monitoring import references
 from modelport.registry import ModelAddress, Registry, VersionRecord, prepare_object
 from modelport.runtimes.base import Runtime, call_model, load_runtime
 from modelport.runtimes.batch import Outputs
@@ -52,6 +51,8 @@ def log_model(
             # fails the registration, not a version half set up
             profile = None
             if reference_data is not None:
+                from modelport.monitoring import references  # scipy: only when asked for
+
                 profile = references.capture(
                     st.signature,
                     load_runtime(st.flavor, st.load_request()),
@@ -68,6 +69,8 @@ def log_model(
                 lineage=lineage,
             )
             if profile is not None:
+                from modelport.monitoring import references
+
                 references.store(registry, record, profile)
             return record
     finally:

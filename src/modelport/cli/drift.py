@@ -4,7 +4,7 @@ its reference, as an HTML page with a plot per feature and a JSON summary."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,9 +14,11 @@ from modelport.cli.sessions import current_settings, opened_registry
 from modelport.durations import parse_duration
 from modelport.errors import InvalidInputError
 from modelport.monitoring.drift import DriftResult, drift_reports_of
-from modelport.monitoring.drift_html import Section, render
 from modelport.registry import Registry
 from modelport.rollout.store import DeploymentStore
+
+if TYPE_CHECKING:
+    from modelport.monitoring.drift_html import Section
 
 app = typer.Typer(no_args_is_help=True, help="Drift of live traffic from the reference data.")
 
@@ -44,6 +46,8 @@ def report(
             reports.report(name, version, span)
             for name, version in _versions(registry, model, deployment)
         ]
+    from modelport.monitoring.drift_html import render  # scipy behind it: only this command
+
     title = f"Drift of {model or deployment} over the last {window}"
     with output.reporting_errors():
         out.write_text(render(title, _sections(results), _notes(results)))
@@ -68,6 +72,8 @@ def _versions(
 
 
 def _sections(results: list[DriftResult]) -> list[Section]:
+    from modelport.monitoring.drift_html import Section
+
     return [
         Section(f"{r.model}/{r.version}", r.report, r.reference, r.current.columns)
         for r in results

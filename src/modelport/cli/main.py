@@ -22,7 +22,7 @@ from modelport.cli import (
     predicting,
     quality,
     quickstart,
-    reference,
+    references,
     serving,
 )
 
@@ -79,7 +79,7 @@ app.command()(quality.quality)
 app.add_typer(audit.app, name="audit")
 app.add_typer(config.app, name="config")
 app.add_typer(export.app, name="export")
-app.add_typer(reference.app, name="reference")
+app.add_typer(references.app, name="reference")
 app.add_typer(drift.app, name="drift")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -11,10 +11,11 @@ from modelport.cli import output
 from modelport.cli.inputs import InputLayout, read_input
 from modelport.cli.output import JsonFlag
 from modelport.cli.sessions import current_settings, opened_registry
-from modelport.monitoring import references
-from modelport.monitoring.profile import ReferenceProfile
 from modelport.registry import PreparedModel, Stage, prepare_file
 from modelport.runtimes.base import load_runtime
+
+if TYPE_CHECKING:
+    from modelport.monitoring.profile import ReferenceProfile
 
 MODEL_FILES = (
     ".skops, .onnx, LightGBM .txt/.lgb, XGBoost .ubj/.json, or with --trusted .joblib/.pkl/.pickle"
@@ -57,6 +58,8 @@ def register(
                 metrics=parse_pairs(metric, "--metric"),
             )
             if profile is not None:
+                from modelport.monitoring import references
+
                 references.store(registry, record, profile)
         if alias:
             record = registry.set_alias(name, alias, record.version)
@@ -148,6 +151,8 @@ def parse_pairs(values: list[str], option: str) -> dict[str, Any]:
 
 def captured(prepared: PreparedModel, source: str) -> ReferenceProfile:
     """The reference profile of the data in ``source``, through the prepared model."""
+    from modelport.monitoring import references  # scipy behind it: only when asked for
+
     data = read_input(source, InputLayout.of(prepared.signature))
     runtime = load_runtime(prepared.flavor, prepared.load_request())
     rows = current_settings().reference_sample_rows

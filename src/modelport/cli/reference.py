@@ -1,80 +1,96 @@
-"""`modelport reference set|show`: the reference data a version's live traffic is compared
-with for drift."""
+"""The CLI reference (docs/cli.md), rendered from the commands themselves.
+
+``python -m modelport.cli.reference > docs/cli.md`` regenerates it; a test renders it again
+and compares, so a flag that is added, renamed or re-described without the docs fails the
+suite. Only the general conventions below are written by hand.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from collections.abc import Iterator
+from typing import Any
 
-import typer
+import typer.main
 
-from modelport.cli import output
-from modelport.cli.inputs import InputLayout, read_input
-from modelport.cli.output import JsonFlag
-from modelport.cli.sessions import current_settings, opened_registry
-from modelport.errors import ReferenceNotFoundError
-from modelport.monitoring import references
-from modelport.monitoring.binning import ColumnSummary
-from modelport.monitoring.profile import ReferenceProfile
+from modelport.cli.main import app
 
-app = typer.Typer(no_args_is_help=True, help="Reference data of a version, for drift (set, show).")
+PREAMBLE = """\
+# CLI reference
 
-VersionArgument = Annotated[str, typer.Argument(help="NAME/VERSION or NAME@ALIAS.")]
+Generated from the commands by `python -m modelport.cli.reference > docs/cli.md` (`make docs`);
+a test fails when this file and the commands disagree.
 
+Every command takes `-h` / `--help`; `modelport --version` prints the version. Commands that
+list things take `--json`. Errors print `error: <title>: <detail>` and a `next:` step on stderr
+and exit 1; usage errors exit 2.
 
-@app.command("set")
-def set_reference(
-    version: VersionArgument,
-    data: Annotated[str, typer.Argument(help="Reference rows: .csv, .json, .npy, .parquet.")],
-    as_json: JsonFlag = False,
-) -> None:
-    """Capture the reference profile of a version from DATA (replacing any)."""
-    with opened_registry() as registry:
-        record = registry.resolve(version)
-        rows = read_input(data, InputLayout.of(record.signature))
-        profile = references.attach(
-            registry,
-            record,
-            rows,
-            max_sample_rows=current_settings().reference_sample_rows,
-        )
-    _show(record.address, profile, as_json)
+Models are addressed as `name@alias` (follows the alias: it changes when someone moves the
+alias), `name/3` (one fixed version) or `name` (follows the latest version: registering a new
+version changes it, which is rarely what a server should do; `serve` warns about it).
+"""
 
+INPUTS = """\
+## Input files
 
-@app.command()
-def show(version: VersionArgument, as_json: JsonFlag = False) -> None:
-    """Summarise a version's reference profile: features, kinds, missing values, bins."""
-    with opened_registry() as registry:
-        record = registry.resolve(version)
-        profile = references.load(registry, record.name, record.version)
-    if profile is None:
-        output.fail(
-            ReferenceNotFoundError(f"{record.address} has no reference profile"),
-            f"attach one: modelport reference set {record.address} FILE",
-        )
-    _show(record.address, profile, as_json)
+`register --sample` and `predict --input` read `.csv`, `.npy` or JSON; `-` reads stdin, where
+JSON, CSV and `.npy` bytes are told apart by their content. JSON may be a list of rows,
+`{"column": [values]}`, a list of row objects, or a V1 body with `instances` / `inputs`.
+
+For a columns model, a CSV's first line is a header when it names any of the model's columns,
+and the first row when it is as wide as the input and names none. Otherwise (a tensor model,
+or `register --sample`) a first line holding anything but numbers is a header, as is pandas'
+default `0,1,2,...`, and an all-numeric first line is the first row.
+`predict` shapes the input for the model: named columns become one tensor, in file order, for
+a tensor model, and positional rows become the named columns, in signature order, for a
+columns model; for a sample without a header, `register` infers a tensor signature.
+"""
 
 
-def _show(address: str, profile: ReferenceProfile, as_json: bool) -> None:
-    if as_json:
-        output.emit_json(profile.to_dict())
-        return
-    output.table(
-        f"reference of {address}: {profile.rows:,} rows, sample {profile.sample.rows:,}",
-        ["feature", "kind", "missing", "bins / categories"],
-        [
-            (
-                name,
-                str(summary.kind),
-                f"{summary.missing_rate:.1%}",
-                str(len(summary.counts)),
-            )
-            for name, summary in _summaries(profile)
-        ],
-    )
+def render() -> str:
+    """The whole reference as Markdown."""
+    root = typer.main.get_command(app)
+    context = root.make_context("modelport", [], resilient_parsing=True)
+    parts = [PREAMBLE, *_sections(root, context, "modelport"), INPUTS]
+    return "\n".join(parts)
 
 
-def _summaries(profile: ReferenceProfile) -> list[tuple[str, ColumnSummary]]:
-    features = list(profile.features.items())
-    if profile.predictions is not None:
-        features.append(("(predictions)", profile.predictions))
-    return features
+def _sections(command: Any, context: Any, path: str) -> Iterator[str]:
+    lines = [
+        f"## `{path}`",
+        "",
+        (command.help or "").strip(),
+        "",
+        f"    {path} {' '.join(command.collect_usage_pieces(context))}",
+        "",
+    ]
+    rows = [
+        record
+        for param in command.get_params(context)
+        if param.name != "help" and (record := param.get_help_record(context))
+    ]
+    if rows:
+        lines += ["| argument / option | meaning |", "|---|---|"]
+        lines += [f"| `{_cell(name)}` | {_cell(meaning)} |" for name, meaning in rows]
+        lines.append("")
+    subcommands = getattr(command, "commands", {})
+    if subcommands:
+        lines += ["| command | what it does |", "|---|---|"]
+        lines += [
+            f"| `{path} {name}` | {_cell(sub.get_short_help_str(limit=200))} |"
+            for name, sub in subcommands.items()
+        ]
+        lines.append("")
+    yield "\n".join(lines)
+    for name, sub in subcommands.items():
+        child = sub.make_context(name, [], parent=context, resilient_parsing=True)
+        yield from _sections(sub, child, f"{path} {name}")
+
+
+def _cell(text: str) -> str:
+    """One Markdown table cell: one line, pipes escaped."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())

@@ -14,21 +14,22 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 from prometheus_client import CollectorRegistry, Gauge
 
 from modelport.config import Settings
-from modelport.monitoring import references
 from modelport.monitoring.features import PREDICTION_OUTPUTS, feature_columns
 from modelport.monitoring.predictions import PredictionStore
-from modelport.monitoring.profile import DriftReport, ReferenceProfile, compare
 from modelport.monitoring.watch import Served, Watch
 from modelport.monitoring.webhooks import DriftAnnouncer
 from modelport.registry import Registry
 from modelport.store.leases import Leases
+
+if TYPE_CHECKING:  # scipy behind them: loaded when drift is first computed, not at start-up
+    from modelport.monitoring.profile import DriftReport, ReferenceProfile
 
 References = Callable[[str, int], "ReferenceProfile | None"]
 
@@ -187,6 +188,8 @@ class DriftReports:
                 f"{self.policy.min_rows}"
             )
             return DriftResult(model, version, since, until, None, reason, reference, current)
+        from modelport.monitoring.profile import compare
+
         report = compare(reference, current.columns, current.predictions)
         return DriftResult(model, version, since, until, report, "", reference, current)
 
@@ -198,11 +201,13 @@ def drift_reports_of(settings: Settings, registry: Registry) -> DriftReports:
         settings.drift_min_rows,
         settings.drift_max_rows,
     )
-    return DriftReports(
-        PredictionStore(registry.database),
-        lambda name, version: references.load(registry, name, version),
-        policy,
-    )
+
+    def reference(name: str, version: int) -> ReferenceProfile | None:
+        from modelport.monitoring import references
+
+        return references.load(registry, name, version)
+
+    return DriftReports(PredictionStore(registry.database), reference, policy)
 
 
 def drift_watch_of(

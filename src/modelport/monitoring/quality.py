@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import orjson
 from prometheus_client import CollectorRegistry, Gauge
-from sklearn import metrics
 
 from modelport.config import Settings
 from modelport.monitoring.feedback import FeedbackStore, Labelled
@@ -45,6 +44,8 @@ class Quality:
 def classification(
     truth: np.ndarray, predicted: np.ndarray, probabilities: np.ndarray | None = None
 ) -> Quality:
+    from sklearn import metrics  # loaded on first use: a server or CLI start does without
+
     classes = np.unique(np.concatenate([truth, predicted]))
     binary = classes.size == 2
     average = "binary" if binary else "macro"
@@ -75,6 +76,8 @@ def classification(
 
 
 def _roc_auc(truth: np.ndarray, probabilities: np.ndarray, classes: np.ndarray) -> float | None:
+    from sklearn import metrics
+
     if classes.size == 2:
         return float(metrics.roc_auc_score(truth == classes[1], probabilities[:, 1]))
     if np.unique(truth).size < classes.size:  # one-vs-rest needs every class among the truths
@@ -87,6 +90,8 @@ def _roc_auc(truth: np.ndarray, probabilities: np.ndarray, classes: np.ndarray) 
 
 
 def regression(truth: np.ndarray, predicted: np.ndarray) -> Quality:
+    from sklearn import metrics
+
     truth, predicted = truth.astype(np.float64), predicted.astype(np.float64)
     return Quality(
         "regression",

@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 import time
 from datetime import timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-import httpx
-
-from modelport.monitoring.profile import DriftReport
+if TYPE_CHECKING:
+    from modelport.monitoring.profile import DriftReport
 
 log = logging.getLogger("modelport.monitoring")
 
@@ -63,6 +63,8 @@ class DriftAnnouncer:
 
     def _post(self, message: dict[str, object]) -> bool:
         """True once the receiver took it; a failure is logged and retried next time."""
+        import httpx  # only where a webhook is set: a server does not load it otherwise
+
         try:
             httpx.post(self._url, json=message, timeout=TIMEOUT_S).raise_for_status()
         except httpx.HTTPError as exc:

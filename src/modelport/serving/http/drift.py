@@ -14,9 +14,7 @@ from starlette.responses import HTMLResponse
 
 from modelport.durations import parse_duration
 from modelport.errors import ReferenceNotFoundError
-from modelport.monitoring import references
 from modelport.monitoring.drift import drift_reports_of
-from modelport.monitoring.drift_html import Section, render
 from modelport.security.keys import Scope
 from modelport.serving.http.access import requires
 from modelport.serving.http.state import serving_state
@@ -28,6 +26,8 @@ router = APIRouter(prefix="/api", tags=["drift"], dependencies=[requires(Scope.R
 async def get_reference(request: Request, name: str, version: int) -> dict[str, Any]:
     """The version's reference profile: per feature its kind, missing values and bins or
     categories with counts, and the predictions' distribution (not the stored sample)."""
+    from modelport.monitoring import references  # scipy behind it: loaded on first use
+
     registry = serving_state(request).registry
     profile = await run_in_threadpool(references.load, registry, name, version)
     if profile is None:
@@ -53,6 +53,8 @@ async def get_drift(
     result = await run_in_threadpool(reports.report, record.name, record.version, span)
     if format == "json":
         return result.to_dict()
+    from modelport.monitoring.drift_html import Section, render
+
     title = f"Drift of {record.address} over the last {window}"
     sections = []
     if result.report is not None and result.reference is not None and result.current:
