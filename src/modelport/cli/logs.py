@@ -13,7 +13,6 @@ import typer
 from modelport.cli import output
 from modelport.cli.output import JsonFlag
 from modelport.cli.sessions import opened_registry
-from modelport.durations import parse_instant
 from modelport.monitoring.predictions import (
     MAX_QUERY_ROWS,
     LoggedPrediction,
@@ -45,13 +44,13 @@ def logs(
     """Show logged predictions, oldest of the newest `--limit` first (the server must run
     with MODELPORT_PREDICTION_LOG=true)."""
     with output.reporting_errors():
-        query = PredictionQuery(
+        query = PredictionQuery.parsed(
             model=model,
             version=version,
             deployment=deployment,
             request_id=request_id,
-            since=parse_instant(since, "since") if since else None,
-            until=parse_instant(until, "until") if until else None,
+            since=since,
+            until=until,
             limit=limit,
         )
     with opened_registry() as registry:
@@ -62,21 +61,10 @@ def logs(
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how following ends
             while follow:
                 time.sleep(FOLLOW_POLL_S)
-                page = store.query(_after(query, last))
+                page = store.query(query.following(last))
                 if page:
                     _show(page, as_json)
                     last = page[-1].id
-
-
-def _after(query: PredictionQuery, last: int) -> PredictionQuery:
-    return PredictionQuery(
-        model=query.model,
-        version=query.version,
-        deployment=query.deployment,
-        request_id=query.request_id,
-        after_id=last,
-        limit=MAX_QUERY_ROWS,
-    )
 
 
 def _newest_id(store: PredictionStore) -> int:

@@ -4,12 +4,13 @@ and the drift and quality jobs."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import Text, cast, delete, select
 
+from modelport.durations import parse_instant
 from modelport.store.tables import PredictionRow
 from modelport.store.unit_of_work import Database
 
@@ -80,6 +81,22 @@ class PredictionQuery:
     after_id: int | None = None
     """Only rows written after this one, oldest first: how ``logs --follow`` tails the log."""
     limit: int = 100
+
+    @classmethod
+    def parsed(
+        cls, *, since: str | None = None, until: str | None = None, **fields: Any
+    ) -> PredictionQuery:
+        """A query whose ``since``/``until`` are given as a caller types them: ISO times or
+        ages (``1h``, ``7d``); a bad one is a 422 naming the field."""
+        return cls(
+            since=parse_instant(since, "since") if since else None,
+            until=parse_instant(until, "until") if until else None,
+            **fields,
+        )
+
+    def following(self, last: int) -> PredictionQuery:
+        """The same filters, for what was logged after entry ``last`` (any time)."""
+        return replace(self, since=None, until=None, after_id=last, limit=MAX_QUERY_ROWS)
 
 
 class PredictionStore:

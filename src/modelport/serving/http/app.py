@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -107,15 +108,14 @@ def create_app(
     logged: list[Observer] = [prediction_log] if prediction_log else []
     rollouts = rollouts_of(settings, registry, router, follower, metrics, logged)
     holder = replica_id()
+    served = functools.partial(served_versions, router)
     watches = [
         watch
-        for make in (drift_watch_of, quality_watch_of)
-        if (
-            watch := make(
-                settings, registry, lambda: served_versions(router), metrics.registry, holder
-            )
+        for watch in (
+            drift_watch_of(settings, registry, served, metrics.registry, holder),
+            quality_watch_of(settings, registry, served, metrics.registry, holder),
         )
-        is not None
+        if watch is not None
     ]
     observers = [
         request_metrics,

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from modelport.durations import parse_instant
 from modelport.monitoring.predictions import MAX_QUERY_ROWS, PredictionQuery, PredictionStore
 from modelport.security.keys import Scope
 from modelport.serving.http.access import requires
@@ -36,13 +35,13 @@ async def list_predictions(
     ] = None,
 ) -> dict[str, Any]:
     """Logged predictions matching every filter given."""
-    query = PredictionQuery(
+    query = PredictionQuery.parsed(
         model=model,
         version=version,
         deployment=deployment,
         request_id=request_id,
-        since=parse_instant(since, "since") if since else None,
-        until=parse_instant(until, "until") if until else None,
+        since=since,
+        until=until,
         after_id=after_id,
         limit=limit,
     )
