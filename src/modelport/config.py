@@ -209,7 +209,8 @@ class Settings(BaseSettings):
     log_format: LogFormat = Field(
         LogFormat.TEXT,
         description="Server log lines as `text` (time, level, logger, request "
-        "id, message) or `json` (one object per line, for log shippers).",
+        "id, message) or `json` (one object per line, for log shippers; with `trace_id` and "
+        "`span_id` in a W3C trace).",
     )
     access_log: bool = Field(
         False, description="Log one line per HTTP request (method, path, status, time)."

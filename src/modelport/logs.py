@@ -2,7 +2,8 @@
 
 Server workers are separate processes that uvicorn starts without our configuration, so each
 worker calls :func:`configure_logging` itself (as does the CLI's own process). ``text`` is for
-people; ``json`` is one object per line for log shippers.
+people; ``json`` is one object per line for log shippers, and carries the W3C trace and span
+ids of a request that came with a ``traceparent`` (so a tracing backend finds its lines).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextvars
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import orjson
 
@@ -19,17 +21,24 @@ from modelport.config import LogFormat, Settings
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
-current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
-    "modelport_request_id", default="-"
+class RequestIds(NamedTuple):
+    request_id: str
+    trace_id: str | None = None
+    span_id: str | None = None
+
+
+current_request: contextvars.ContextVar[RequestIds] = contextvars.ContextVar(
+    "modelport_request",
+    default=RequestIds("-"),  # noqa: B039 - a tuple: immutable, whatever ruff infers
 )
-"""The id of the request being handled by this task (``-`` outside a request)."""
+"""The ids of the request being handled by this task (request id ``-`` outside a request)."""
 
 
 class RequestIdFilter(logging.Filter):
-    """Adds ``request_id`` to every log record."""
+    """Adds ``request_id``, ``trace_id`` and ``span_id`` to every log record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = current_request_id.get()
+        record.request_id, record.trace_id, record.span_id = current_request.get()
         return True
 
 
@@ -42,6 +51,10 @@ class JsonFormatter(logging.Formatter):
             "request_id": getattr(record, "request_id", "-"),
             "message": record.getMessage(),
         }
+        trace_id = getattr(record, "trace_id", None)
+        if trace_id is not None:
+            entry["trace_id"] = trace_id
+            entry["span_id"] = getattr(record, "span_id", None)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry).decode()

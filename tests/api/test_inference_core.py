@@ -40,6 +40,31 @@ def test_every_response_carries_a_request_id(serve: Any, iris_served: np.ndarray
     assert api.headers[REQUEST_ID] == "abc-3"
 
 
+def test_a_request_in_a_trace_answers_with_the_server_span(
+    serve: Any, iris_served: np.ndarray
+) -> None:
+    body = {"instances": iris_served[:1].tolist()}
+    trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    traced = {"traceparent": f"00-{trace_id}-{parent}-01"}
+    with serve(["iris"]) as client:
+        answers = [client.post("/v1/models/iris:predict", json=body, headers=traced)]
+        answers.append(client.post("/v1/models/iris:predict", json=body, headers=traced))
+        answers.append(client.get("/api/models", headers=traced))
+        answers.append(client.post("/v2/models/ghost/infer", json={}, headers=traced))
+        broken = client.post(
+            "/v1/models/iris:predict", json=body, headers={"traceparent": f"00-{trace_id}-x-01"}
+        )
+    spans = []
+    for answer in answers:
+        version, trace, span, flags = answer.headers["traceresponse"].split("-")
+        assert (version, trace, flags) == ("00", trace_id, "01")
+        spans.append(span)
+    assert len(set(spans)) == len(spans)
+    assert parent not in spans
+    assert "traceresponse" not in broken.headers
+    assert broken.headers[REQUEST_ID] != trace_id
+
+
 @pytest.mark.parametrize(
     "path",
     [

@@ -191,6 +191,18 @@ def test_typed_contents_in_typed_contents_out(
     assert ("x-request-id", "meta-7") in call.trailing_metadata()
 
 
+def test_a_call_in_a_trace_gets_the_server_span(stub: pb_grpc.GRPCInferenceServiceStub) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traceparent = f"00-{trace_id}-00f067aa0ba902b7-01"
+    request = pb.ModelMetadataRequest(name="iris")
+    _, call = stub.ModelMetadata.with_call(request, metadata=(("traceparent", traceparent),))
+    metadata = dict(call.initial_metadata())
+    assert metadata["x-request-id"] == trace_id
+    version, trace, span, flags = metadata["traceresponse"].split("-")
+    assert (version, trace, flags) == ("00", trace_id, "01")
+    assert span != "00f067aa0ba902b7"
+
+
 def test_requested_outputs(
     client: triton.InferenceServerClient, iris_data: tuple[np.ndarray, np.ndarray]
 ) -> None:

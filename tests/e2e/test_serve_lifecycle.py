@@ -103,6 +103,9 @@ def test_workers_exit_when_their_supervisor_is_killed(
     assert not any(_alive(p) for p in workers)
 
 
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
 def test_every_worker_logs_json_lines_with_the_request_id(
     live_server: Any, make_settings: Any
 ) -> None:
@@ -114,8 +117,14 @@ def test_every_worker_logs_json_lines_with_the_request_id(
         json={"instances": [[-1.0, 1.0, 1.0]]},
         headers={"x-request-id": "trace-7"},
     )
-    assert failed.status_code == 500
+    traced = httpx.post(
+        f"{server.url}/v1/models/poison:predict",
+        json={"instances": [[-1.0, 1.0, 1.0]]},
+        headers={"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"},
+    )
+    assert failed.status_code == traced.status_code == 500
     assert "poisoned" not in failed.text
+    span_id = traced.headers["traceresponse"].split("-")[2]
     assert server.terminate() in (0, -15)
     lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
     ready = [entry for entry in lines if entry["message"].startswith("ready (pid")]
@@ -124,6 +133,9 @@ def test_every_worker_logs_json_lines_with_the_request_id(
     assert errors
     assert errors[0]["level"] == "ERROR"
     assert "poisoned row" in errors[0]["message"] + errors[0].get("exception", "")
+    assert "trace_id" not in errors[0]
+    [in_trace] = [e for e in lines if e["request_id"] == TRACE_ID and e["level"] == "ERROR"]
+    assert (in_trace["trace_id"], in_trace["span_id"]) == (TRACE_ID, span_id)
     access = [e["message"] for e in lines if e["logger"] == "uvicorn.access"]
     # the client may send the colon percent-encoded or not (httpx changed between releases)
     assert any(

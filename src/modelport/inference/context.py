@@ -2,9 +2,9 @@
 
 One :class:`InferenceContext` is made for every request on every transport (HTTP, gRPC, a job,
 a stream message). The router fills in what it resolved, the service whether the cache
-answered; observers receive it with the outcome. The request id is also kept in a context
-variable (:data:`modelport.logs.current_request_id`) so every log line written while the
-request is handled carries it.
+answered; observers receive it with the outcome. The request's ids are also kept in a context
+variable (:data:`modelport.logs.current_request`) so every log line written while the
+request is handled carries them.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from modelport.inference.trace import TraceContext
+from modelport.logs import RequestIds
 
 
 class Transport(StrEnum):
@@ -49,25 +52,30 @@ class InferenceContext:
     """For the caller, beside the answer (rate-limit state); transports send them along."""
     reported: bool = False
     """Whether observers have seen this request; transports count the others themselves."""
+    trace: TraceContext | None = None
+    """The W3C trace the request arrived in (``traceparent``); None outside one."""
+
+    def log_ids(self) -> RequestIds:
+        """What each log line written for this request carries."""
+        if self.trace is None:
+            return RequestIds(self.request_id)
+        return RequestIds(self.request_id, self.trace.trace_id, self.trace.span_id)
 
 
 _UNSAFE = re.compile(r"[^\x21-\x7e]")
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 MAX_ID_LENGTH = 128
 
 
-def request_id_from(request_id: str | None, traceparent: str | None) -> str:
-    """The caller's ``X-Request-Id``, else the trace id of a W3C ``traceparent``, else a new id.
+def request_id_from(request_id: str | None, trace: TraceContext | None) -> str:
+    """The caller's ``X-Request-Id``, else the id of the W3C trace it is in, else a new id.
 
     A caller's id is only kept when it is short printable ASCII: it is echoed in a header and
     written to logs, so it must not carry line breaks or control characters.
     """
     if request_id and len(request_id) <= MAX_ID_LENGTH and not _UNSAFE.search(request_id):
         return request_id
-    if traceparent:
-        match = _TRACEPARENT.match(traceparent.strip().lower())
-        if match and match.group(1) != "0" * 32:
-            return match.group(1)
+    if trace is not None:
+        return trace.trace_id
     return f"{_PROCESS_PREFIX}{next(_SEQUENCE):016x}"
 
 
@@ -81,3 +89,16 @@ def unit_id_from(value: str | None) -> str | None:
     if value and len(value) <= MAX_ID_LENGTH and not _UNSAFE.search(value):
         return value
     return None
+
+
+def arriving(
+    transport: Transport, request_id: str | None, traceparent: str | None, unit_id: str | None
+) -> InferenceContext:
+    """The context of a request from what its headers (or metadata) say about it."""
+    trace = TraceContext.parse(traceparent)
+    return InferenceContext(
+        request_id_from(request_id, trace),
+        transport,
+        unit_id=unit_id_from(unit_id),
+        trace=trace,
+    )

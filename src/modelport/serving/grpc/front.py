@@ -2,7 +2,8 @@
 
 As :mod:`modelport.serving.http.front` does for HTTP: a request context with the caller's
 request id (metadata ``x-request-id``, else the request's own ``id``, else ``traceparent``, else
-a new one), echoed in the initial and trailing metadata and set on every log line; errors as a
+a new one), echoed in the initial and trailing metadata (with ``traceresponse`` in a trace)
+and set on every log line; errors as a
 gRPC status with the message the HTTP renderer would show (a 500 hides its cause, see
 :func:`~modelport.serving.http.problems.public_detail`); request metrics for calls the
 inference service did not count itself.
@@ -17,10 +18,10 @@ from typing import TypeVar
 import grpc
 
 from modelport.errors import ModelportError
-from modelport.inference import InferenceContext, Transport, request_id_from
-from modelport.inference.context import unit_id_from
+from modelport.inference import InferenceContext, Transport
+from modelport.inference.context import arriving
 from modelport.inference.metrics import RequestMetrics
-from modelport.logs import current_request_id
+from modelport.logs import current_request
 from modelport.security.auth import credential_from
 from modelport.security.keys import Scope
 from modelport.security.policy import AccessPolicy
@@ -61,8 +62,10 @@ class GrpcFront:
     ) -> AsyncIterator[InferenceContext]:
         """The context of one call; a :class:`ModelportError` raised inside aborts it."""
         ctx = _context(context, request_id)
-        token = current_request_id.set(ctx.request_id)
-        metadata = ((REQUEST_ID, ctx.request_id),)
+        token = current_request.set(ctx.log_ids())
+        metadata: tuple[tuple[str, str], ...] = ((REQUEST_ID, ctx.request_id),)
+        if ctx.trace is not None:
+            metadata += (("traceresponse", ctx.trace.traceresponse),)
         status: int | None = None  # stays None when the client cancels: nobody is answered
         try:
             await context.send_initial_metadata(metadata)
@@ -79,7 +82,7 @@ class GrpcFront:
             status = 500
             await _abort(context, hidden(exc), ctx.request_id, method)
         finally:
-            current_request_id.reset(token)
+            current_request.reset(token)
             if status is not None:
                 self._metrics.answered(ctx, status)
 
@@ -103,10 +106,11 @@ def _context(context: Context[RequestT, ResponseT], request_id: str) -> Inferenc
     for key, value in context.invocation_metadata() or ():
         if key in (REQUEST_ID, "traceparent", "x-unit-id") and isinstance(value, str):
             wanted.setdefault(key, value)
-    return InferenceContext(
-        request_id_from(wanted.get(REQUEST_ID) or request_id or None, wanted.get("traceparent")),
+    return arriving(
         Transport.GRPC,
-        unit_id=unit_id_from(wanted.get("x-unit-id")),
+        wanted.get(REQUEST_ID) or request_id or None,
+        wanted.get("traceparent"),
+        wanted.get("x-unit-id"),
     )
 
 

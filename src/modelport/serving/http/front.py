@@ -26,10 +26,10 @@ from modelport.errors import (
     PayloadTooLargeError,
     RequestTimeoutError,
 )
-from modelport.inference import InferenceContext, InferenceService, Transport, request_id_from
-from modelport.inference.context import unit_id_from
+from modelport.inference import InferenceContext, InferenceService, Transport
+from modelport.inference.context import arriving
 from modelport.inference.metrics import RequestMetrics
-from modelport.logs import current_request_id
+from modelport.logs import current_request
 from modelport.security import keys
 from modelport.security.auth import credential_from
 from modelport.security.policy import AccessPolicy
@@ -128,7 +128,7 @@ class Front:
     ) -> None:
         headers = _headers(scope)
         ctx = _context(headers, route.transport)
-        token = current_request_id.set(ctx.request_id)
+        token = current_request.set(ctx.log_ids())
         extra: Sequence[tuple[bytes, bytes]] = ()
         try:
             if scope["method"] != "POST":
@@ -161,11 +161,11 @@ class Front:
         except Exception as exc:
             status, media_type, content, extra = self._problem(scope, hidden(exc), ctx)
         finally:
-            current_request_id.reset(token)
+            current_request.reset(token)
         response = [
             (b"content-type", media_type.encode()),
             (b"content-length", str(len(content)).encode()),
-            (b"x-request-id", ctx.request_id.encode()),
+            *_ids(ctx),
             *extra,
         ]
         if status == 413:
@@ -226,15 +226,15 @@ class Front:
         limit = self._max_upload if _is_upload(scope) else self._max_body
         ctx = _context(headers, transport_of(scope["path"]))
         scope.setdefault("state", {})["ctx"] = ctx
-        token = current_request_id.set(ctx.request_id)
+        token = current_request.set(ctx.log_ids())
         status = 500
-        request_id = (b"x-request-id", ctx.request_id.encode())
+        ids = _ids(ctx)
 
         async def sending(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), request_id]
+                message["headers"] = [*message.get("headers", []), *ids]
             await send(message)
 
         received = 0
@@ -264,7 +264,7 @@ class Front:
             else:
                 await self.app(scope, receiving, sending)
         finally:
-            current_request_id.reset(token)
+            current_request.reset(token)
             if scope["path"] != "/metrics":
                 self._metrics.answered(ctx, status)
 
@@ -334,11 +334,22 @@ def _text(headers: dict[bytes, bytes], name: bytes) -> str | None:
 
 
 def _context(headers: dict[bytes, bytes], transport: Transport) -> InferenceContext:
-    return InferenceContext(
-        request_id_from(_text(headers, b"x-request-id"), _text(headers, b"traceparent")),
+    return arriving(
         transport,
-        unit_id=unit_id_from(_text(headers, b"x-unit-id")),
+        _text(headers, b"x-request-id"),
+        _text(headers, b"traceparent"),
+        _text(headers, b"x-unit-id"),
     )
+
+
+def _ids(ctx: InferenceContext) -> list[tuple[bytes, bytes]]:
+    """The headers naming the request in every answer: its id and, in a trace, the span."""
+    if ctx.trace is None:
+        return [(b"x-request-id", ctx.request_id.encode())]
+    return [
+        (b"x-request-id", ctx.request_id.encode()),
+        (b"traceresponse", ctx.trace.traceresponse.encode()),
+    ]
 
 
 def _regex(path: str) -> str:

@@ -72,6 +72,7 @@ def with_cors(app: ASGIApp, origins: Sequence[str], headers: Sequence[bytes]) ->
         allow_headers=[name.decode() for name in headers],
         expose_headers=[
             "x-request-id",
+            "traceresponse",
             "retry-after",
             "ratelimit-limit",
             "ratelimit-remaining",

@@ -28,6 +28,7 @@ from modelport.errors import (
     PayloadTooLargeError,
 )
 from modelport.inference import Transport, request_id_from
+from modelport.inference.trace import TraceContext
 
 log = logging.getLogger("modelport.serving")
 
@@ -117,7 +118,8 @@ def request_id_of(request: Request) -> str:
     ctx = request.scope.get("state", {}).get("ctx")
     if ctx is not None:
         return str(ctx.request_id)
-    return request_id_from(request.headers.get(REQUEST_ID), request.headers.get("traceparent"))
+    trace = TraceContext.parse(request.headers.get("traceparent"))
+    return request_id_from(request.headers.get(REQUEST_ID), trace)
 
 
 _HTTP_ERRORS: dict[int, type[ModelportError]] = {
