@@ -30,6 +30,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from modelport.config import Settings
 from modelport.registry import Registry
 from tests import processes
+from tests.webhooks import Receiver
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "MODELPORT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -124,6 +125,13 @@ def postgres_url() -> Iterator[str]:
 
 
 # -- fitted models, shared by the whole session (fitting is the slow part) -----------------
+
+
+@pytest.fixture
+def webhook() -> Iterator[Receiver]:
+    receiver = Receiver()
+    yield receiver
+    receiver.close()
 
 
 @pytest.fixture(scope="session")

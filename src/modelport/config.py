@@ -48,6 +48,25 @@ class Masking(StrEnum):
     MASK = "mask"
 
 
+class QualityMetric(StrEnum):
+    """A quality figure a limit can bound (see :mod:`modelport.monitoring.quality`)."""
+
+    ACCURACY = "accuracy"
+    PRECISION = "precision"
+    RECALL = "recall"
+    F1 = "f1"
+    ROC_AUC = "roc_auc"
+    LOG_LOSS = "log_loss"
+    MAE = "mae"
+    RMSE = "rmse"
+    R2 = "r2"
+
+    @property
+    def lower_is_better(self) -> bool:
+        """Losses and errors have a ceiling; scores have a floor."""
+        return self in (QualityMetric.LOG_LOSS, QualityMetric.MAE, QualityMetric.RMSE)
+
+
 class ModelOptions(BaseModel):
     """Serving options of one model; unset fields fall back to the server-wide settings."""
 
@@ -352,14 +371,6 @@ class Settings(BaseSettings):
         ge=1,
         description="The newest logged requests a drift window reads at most (bounds memory).",
     )
-    drift_webhook_url: str | None = Field(
-        None,
-        description="URL that gets a JSON POST when a version starts drifting (again after "
-        "`drift_webhook_repeat_s` if it still drifts) and when it recovers.",
-    )
-    drift_webhook_repeat_s: float = Field(
-        86_400.0, gt=0, description="How often a drift that goes on is announced again."
-    )
     quality_interval_s: float = Field(
         60.0,
         ge=0,
@@ -374,6 +385,30 @@ class Settings(BaseSettings):
     )
     quality_max_rows: int = Field(
         1_000_000, ge=1, description="Labelled rows a quality window reads at most."
+    )
+    quality_min_rows: int = Field(
+        100,
+        ge=1,
+        description="Fewer labelled rows in a window than this: no verdict on `quality_limits` "
+        "(the gauges still show the figures).",
+    )
+    quality_limits: dict[QualityMetric, float] = Field(
+        default_factory=dict,
+        description="Bounds a version's quality must keep, by metric: a floor for accuracy, "
+        "precision, recall, f1, roc_auc and r2, a ceiling for log_loss, mae and rmse (JSON "
+        'object, e.g. `{"accuracy": 0.9, "rmse": 3.5}`); a breach goes to `alert_webhook_url`.',
+    )
+    alert_webhook_url: str | None = Field(
+        None,
+        description="URL that gets a JSON POST when a version starts drifting or its quality "
+        "passes a `quality_limits` bound (again after `alert_webhook_repeat_s` if it goes on), "
+        "and when it recovers.",
+    )
+    alert_webhook_repeat_s: float = Field(
+        86_400.0,
+        gt=0,
+        description="How often a drift or quality breach that goes on is "
+        "announced again, in seconds.",
     )
     public_url: str | None = Field(
         None,

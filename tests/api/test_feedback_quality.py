@@ -16,6 +16,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 
 import modelport
 from modelport.config import Settings
+from tests.webhooks import Receiver
 
 
 @pytest.fixture
@@ -170,3 +171,64 @@ def test_regressor_quality_and_bad_feedback(serve: Any, settings: Settings) -> N
                 assert pointer in [e["pointer"] for e in answer.json()["errors"]], answer.text
         assert client.post("/v1/feedback", content=b"{nope").status_code in (400, 422)
         assert client.get("/api/quality", params={"model": "nope"}).status_code == 404
+
+
+def test_a_quality_breach_is_announced_once_and_its_recovery_too(
+    serve: Any,
+    settings: Settings,
+    webhook: Receiver,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    X, _ = iris_data
+    modelport.log_model(iris_logreg, "iris", X[:10], settings=settings)
+    limited = settings.model_copy(
+        update={
+            "allow_remote_admin": True,
+            "quality_limits": {"accuracy": 0.9, "log_loss": 5.0},
+            "quality_min_rows": 30,
+            "alert_webhook_url": webhook.url,
+        }
+    )
+    with serve(["iris"], settings=limited) as client:
+        labels = []
+        for n in range(10):
+            answer = client.post(
+                "/v1/models/iris:predict",
+                json={"instances": X[15 * n : 15 * n + 3].tolist()},
+                headers={"x-request-id": f"req-{n}"},
+            )
+            labels.append(answer.json()["predictions"])
+        logged(client, 10)
+
+        def send(n: int, truths: list[int]) -> None:
+            answer = client.post("/v1/feedback", json={"request_id": f"req-{n}", "truths": truths})
+            assert answer.json()["accepted"] == 3
+
+        def verdict() -> Any:
+            return client.get("/api/quality", params={"model": "iris"}).json()["breaches"]
+
+        wrong = [[(label + 1) % 3 for label in row] for row in labels]
+        for n in range(3):  # 9 rows, all wrong: too few for a verdict
+            send(n, wrong[n])
+        assert verdict() is None
+        for n in range(3, 10):  # 30 rows, 9 wrong: accuracy 0.7
+            send(n, labels[n])
+        [breach] = verdict()
+        assert breach == {"metric": "accuracy", "value": 0.7, "limit": 0.9, "bound": "floor"}
+        [message] = webhook.wait_for(1)
+        assert (message["event"], message["state"], message["model"]) == (
+            "quality",
+            "breached",
+            "iris",
+        )
+        assert message["breaches"] == [breach]
+        assert message["report"] == "/api/quality?model=iris%2F1"
+
+        for n in range(3):  # the right truths replace the wrong ones
+            send(n, labels[n])
+        assert verdict() == []
+        messages = webhook.wait_for(2)
+        time.sleep(0.5)  # further computations announce nothing more
+        assert [m["state"] for m in messages] == ["breached", "recovered"]
+        assert messages[1]["metrics"]["accuracy"] == 1.0

@@ -5,10 +5,8 @@ the webhook say so once, and `modelport drift report` writes the report."""
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +19,7 @@ from sklearn.linear_model import LogisticRegression
 
 import modelport
 from modelport.config import Settings
-
-
-@pytest.fixture
-def hook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    received: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    server.shutdown()
-    server.server_close()
+from tests.webhooks import Receiver
 
 
 def gauges(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -67,17 +46,16 @@ def test_shifted_traffic_drifts_on_the_shifted_feature_only(
     cli: Any,
     iris_logreg: LogisticRegression,
     iris_data: tuple[np.ndarray, np.ndarray],
-    hook: tuple[str, list[dict[str, Any]]],
+    webhook: Receiver,
     tmp_path: Path,
 ) -> None:
     X, _ = iris_data
-    url, received = hook
     settings = make_settings(
         prediction_log=True,
         prediction_log_flush_s=0.0,
         drift_interval_s=0.5,
         drift_min_rows=150,  # no verdict on a half-sent window (iris rows are sorted by class)
-        drift_webhook_url=url,
+        alert_webhook_url=webhook.url,
     )
     for name in ("steady", "shifted"):
         modelport.log_model(iris_logreg, name, X[:10], reference_data=X, settings=settings)
@@ -120,12 +98,10 @@ def test_shifted_traffic_drifts_on_the_shifted_feature_only(
     assert ks["value"] == pytest.approx(expected.statistic, rel=1e-12)
     assert ks["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
 
-    deadline = time.monotonic() + 10
-    while not received and time.monotonic() < deadline:
-        time.sleep(0.1)
+    webhook.wait_for(1)
     time.sleep(1.5)  # further computations must not announce it again
-    assert [(m["event"], m["model"], m["drifted_features"]) for m in received] == [
-        ("drift", "shifted", ["input[2]"])
+    assert [(m["state"], m["model"], m["drifted_features"]) for m in webhook.messages] == [
+        ("breached", "shifted", ["input[2]"])
     ]
 
     page = httpx.get(f"{server.url}/api/drift", params={"model": "shifted", "format": "html"})

@@ -1,53 +1,18 @@
-"""Drift reaches a real webhook receiver once per episode: at its start, again only after
+"""Breaches reach a real webhook receiver once per episode: at its start, again only after
 the repeat interval, and when it ends; a receiver that fails is tried again next time."""
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import numpy as np
-import pytest
 
+from modelport.monitoring.drift import drift_findings
 from modelport.monitoring.profile import DriftReport, capture, compare
-from modelport.monitoring.webhooks import DriftAnnouncer
+from modelport.monitoring.webhooks import Announcer
+from tests.webhooks import Receiver
 
-
-class Receiver(ThreadingHTTPServer):
-    def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
-        self.failing = False
-
-        received = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if received.failing:
-                    self.send_response(503)
-                else:
-                    received.messages.append(json.loads(body))
-                    self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+DRIFT_REPORT = "/api/drift?model=fraud&version=3&format=html"
 
 
 def reports() -> tuple[DriftReport, DriftReport]:
@@ -60,35 +25,35 @@ def reports() -> tuple[DriftReport, DriftReport]:
     return stable, shifted
 
 
-def test_one_message_per_episode(receiver: Receiver) -> None:
+def test_one_message_per_episode(webhook: Receiver) -> None:
     stable, shifted = reports()
-    url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
-    announce = DriftAnnouncer(url, timedelta(hours=1), "https://models.example.com")
-    announce("fraud", 3, stable)
-    assert receiver.messages == []
+    announce = Announcer(webhook.url, timedelta(hours=1), "https://models.example.com")
+    announce("drift", "fraud", 3, False, drift_findings(stable), DRIFT_REPORT)
+    assert webhook.messages == []
     for _ in range(3):
-        announce("fraud", 3, shifted)
-    [started] = receiver.messages
-    assert (started["event"], started["model"], started["version"]) == ("drift", "fraud", 3)
+        announce("drift", "fraud", 3, True, drift_findings(shifted), DRIFT_REPORT)
+    announce("quality", "fraud", 3, True, {"breaches": []}, "/api/quality?model=fraud%2F3")
+    started, quality = webhook.messages
+    assert (started["event"], started["state"]) == ("drift", "breached")
+    assert (started["model"], started["version"]) == ("fraud", 3)
     assert started["dataset_drift_share"] == 1.0
     assert started["drifted_features"] == ["x", "y"]
-    assert started["report"] == (
-        "https://models.example.com/api/drift?model=fraud&version=3&format=html"
-    )
-    announce("fraud", 3, stable)
-    announce("fraud", 3, stable)
-    assert [m["event"] for m in receiver.messages] == ["drift", "recovered"]
+    assert started["report"] == f"https://models.example.com{DRIFT_REPORT}"
+    assert (quality["event"], quality["state"]) == ("quality", "breached")  # its own episode
+    announce("drift", "fraud", 3, False, drift_findings(stable), DRIFT_REPORT)
+    announce("drift", "fraud", 3, False, drift_findings(stable), DRIFT_REPORT)
+    states = [(m["event"], m["state"]) for m in webhook.messages]
+    assert states == [("drift", "breached"), ("quality", "breached"), ("drift", "recovered")]
 
 
-def test_repeats_after_the_interval_and_retries_a_failed_receiver(receiver: Receiver) -> None:
+def test_repeats_after_the_interval_and_retries_a_failed_receiver(webhook: Receiver) -> None:
     _, shifted = reports()
-    url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
-    receiver.failing = True
-    announce = DriftAnnouncer(url, timedelta(0))
-    announce("fraud", 3, shifted)
-    assert receiver.messages == []
-    receiver.failing = False
-    announce("fraud", 3, shifted)
-    announce("fraud", 3, shifted)  # repeat interval 0: still drifting, announced again
-    assert [m["event"] for m in receiver.messages] == ["drift", "drift"]
-    assert receiver.messages[0]["report"].startswith("/api/drift?")
+    webhook.failing = True
+    announce = Announcer(webhook.url, timedelta(0))
+    announce("drift", "fraud", 3, True, drift_findings(shifted), DRIFT_REPORT)
+    assert webhook.messages == []
+    webhook.failing = False
+    announce("drift", "fraud", 3, True, drift_findings(shifted), DRIFT_REPORT)
+    announce("drift", "fraud", 3, True, drift_findings(shifted), DRIFT_REPORT)  # repeat 0
+    assert [m["state"] for m in webhook.messages] == ["breached", "breached"]
+    assert webhook.messages[0]["report"] == DRIFT_REPORT

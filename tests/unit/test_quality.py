@@ -44,3 +44,25 @@ def test_rows_of_multi_row_requests_are_picked_by_index() -> None:
     assert quality.metrics["mae"] == pytest.approx(2.0)
     assert quality_of([]) is None
     assert quality_of([Labelled(5, 1.0, outputs)]) is None  # no such row
+
+
+def test_quality_limits_name_known_metrics_only() -> None:
+    from pydantic import ValidationError
+
+    from modelport.config import Settings
+
+    assert Settings(quality_limits={"rmse": 3.0}).quality_limits == {"rmse": 3.0}
+    with pytest.raises(ValidationError, match="acuracy"):
+        Settings(quality_limits={"acuracy": 0.9})
+
+
+def test_breaches_have_a_floor_or_a_ceiling_by_metric() -> None:
+    from modelport.monitoring.quality import Breach, Quality, breaches_of
+
+    figures = Quality("regression", 50, {"mae": 2.0, "rmse": 4.0, "r2": 0.5})
+    limits = {"mae": 2.0, "rmse": 3.5, "r2": 0.6}
+    assert breaches_of(figures, limits) == [  # mae at its ceiling passes
+        Breach("rmse", 4.0, 3.5, "ceiling"),
+        Breach("r2", 0.5, 0.6, "floor"),
+    ]
+    assert breaches_of(figures, {"accuracy": 0.9}) == []  # not a classifier's figures

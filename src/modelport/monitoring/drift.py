@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import numpy as np
 import orjson
@@ -24,7 +25,7 @@ from modelport.config import Settings
 from modelport.monitoring.features import PREDICTION_OUTPUTS, feature_columns
 from modelport.monitoring.predictions import PredictionStore
 from modelport.monitoring.watch import Served, Watch
-from modelport.monitoring.webhooks import DriftAnnouncer
+from modelport.monitoring.webhooks import Announcer, announcer_of
 from modelport.registry import Registry
 from modelport.store.leases import Leases
 
@@ -221,15 +222,10 @@ def drift_watch_of(
     compare) or with ``drift_interval_s`` 0."""
     if not settings.prediction_log or settings.drift_interval_s <= 0:
         return None
-    announce = None
-    if settings.drift_webhook_url:
-        announce = DriftAnnouncer(
-            settings.drift_webhook_url,
-            timedelta(seconds=settings.drift_webhook_repeat_s),
-            settings.public_url or "",
-        )
     check = DriftCheck(
-        drift_reports_of(settings, registry), DriftMetrics(metrics_registry), announce
+        drift_reports_of(settings, registry),
+        DriftMetrics(metrics_registry),
+        announcer_of(settings),
     )
     leases = Leases(registry.database, holder)
     return Watch("drift", settings.drift_interval_s, served, leases, check)
@@ -242,7 +238,7 @@ class DriftCheck:
         self,
         reports: DriftReports,
         metrics: DriftMetrics,
-        announce: Callable[[str, int, DriftReport], None] | None = None,
+        announce: Announcer | None = None,
     ) -> None:
         self._reports = reports
         self._metrics = metrics
@@ -254,4 +250,19 @@ class DriftCheck:
             return
         self._metrics.show(model, version, report)
         if self._announce is not None:
-            self._announce(model, version, report)
+            drifting = report.dataset.drifted or (
+                report.predictions is not None and report.predictions.drifted
+            )
+            query = urlencode({"model": model, "version": version, "format": "html"})
+            findings = drift_findings(report)
+            self._announce("drift", model, version, drifting, findings, f"/api/drift?{query}")
+
+
+def drift_findings(report: DriftReport) -> dict[str, Any]:
+    """What a webhook message says about a version's drift."""
+    return {
+        "rows": report.rows,
+        "dataset_drift_share": report.dataset.share,
+        "drifted_features": list(report.drifted_features),
+        "predictions_drifted": None if report.predictions is None else report.predictions.drifted,
+    }

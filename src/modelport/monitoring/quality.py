@@ -14,18 +14,20 @@ than the columns (a class never predicted nor observed), the probability metrics
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import numpy as np
 import orjson
 from prometheus_client import CollectorRegistry, Gauge
 
-from modelport.config import Settings
+from modelport.config import QualityMetric, Settings
 from modelport.monitoring.feedback import FeedbackStore, Labelled
 from modelport.monitoring.watch import Served, Watch
+from modelport.monitoring.webhooks import Announcer, announcer_of
 from modelport.registry import Registry
 from modelport.store.leases import Leases
 
@@ -131,6 +133,30 @@ def quality_of(labelled: Sequence[Labelled]) -> Quality | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Breach:
+    metric: str
+    value: float
+    limit: float
+    bound: str
+    """``floor`` (the value fell below it) or ``ceiling`` (rose above it)."""
+
+
+def breaches_of(quality: Quality, limits: Mapping[QualityMetric, float]) -> list[Breach]:
+    """The limits the figures pass; a metric the quality lacks (AUC of one class) passes none."""
+    found = []
+    for name, limit in limits.items():
+        metric = QualityMetric(name)
+        value = quality.metrics.get(metric.value)
+        if value is None:
+            continue
+        if metric.lower_is_better and value > limit:
+            found.append(Breach(metric.value, value, limit, "ceiling"))
+        elif not metric.lower_is_better and value < limit:
+            found.append(Breach(metric.value, value, limit, "floor"))
+    return found
+
+
 class QualityMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         # one process computes; "mostrecent" keeps its value when the lease moves
@@ -164,6 +190,8 @@ class QualityResult:
     since: datetime
     until: datetime
     quality: Quality | None
+    breaches: list[Breach] | None = None
+    """The ``quality_limits`` passed; None: no verdict (no limits, or too few rows)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -172,22 +200,37 @@ class QualityResult:
             "since": self.since.isoformat(),
             "until": self.until.isoformat(),
             "quality": None if self.quality is None else self.quality.to_dict(),
+            "breaches": None if self.breaches is None else [asdict(b) for b in self.breaches],
         }
 
 
 class QualityReports:
     """Quality of one version over a window: for the watch, the API and the CLI."""
 
-    def __init__(self, store: FeedbackStore, window: timedelta, max_rows: int) -> None:
+    def __init__(
+        self,
+        store: FeedbackStore,
+        window: timedelta,
+        max_rows: int,
+        limits: Mapping[QualityMetric, float] | None = None,
+        min_rows: int = 1,
+    ) -> None:
+        """``limits`` are judged on ``min_rows`` labelled rows or more."""
         self._store = store
         self.window = window
         self._max_rows = max_rows
+        self._limits = limits or {}
+        self._min_rows = min_rows
 
     def report(self, model: str, version: int, window: timedelta | None = None) -> QualityResult:
         until = datetime.now(UTC)
         since = until - (window or self.window)
         labelled = self._store.labelled(model, version, since, until, self._max_rows)
-        return QualityResult(model, version, since, until, quality_of(labelled))
+        quality = quality_of(labelled)
+        breaches = None
+        if quality is not None and self._limits and quality.rows >= self._min_rows:
+            breaches = breaches_of(quality, self._limits)
+        return QualityResult(model, version, since, until, quality, breaches)
 
 
 def quality_reports_of(settings: Settings, registry: Registry) -> QualityReports:
@@ -195,6 +238,8 @@ def quality_reports_of(settings: Settings, registry: Registry) -> QualityReports
         FeedbackStore(registry.database),
         timedelta(seconds=settings.quality_window_s),
         settings.quality_max_rows,
+        settings.quality_limits,
+        settings.quality_min_rows,
     )
 
 
@@ -208,13 +253,37 @@ def quality_watch_of(
     """The server's quality watch: None without a prediction log or with interval 0."""
     if not settings.prediction_log or settings.quality_interval_s <= 0:
         return None
-    reports = quality_reports_of(settings, registry)
-    metrics = QualityMetrics(metrics_registry)
-
-    def check(model: str, version: int) -> None:
-        quality = reports.report(model, version).quality
-        if quality is not None:
-            metrics.show(model, version, quality)
-
+    check = QualityCheck(
+        quality_reports_of(settings, registry),
+        QualityMetrics(metrics_registry),
+        announcer_of(settings),
+    )
     leases = Leases(registry.database, holder)
     return Watch("quality", settings.quality_interval_s, served, leases, check)
+
+
+class QualityCheck:
+    """One version's quality: computed, shown in the gauges, announced if it breaches."""
+
+    def __init__(
+        self, reports: QualityReports, metrics: QualityMetrics, announce: Announcer | None
+    ) -> None:
+        self._reports = reports
+        self._metrics = metrics
+        self._announce = announce
+
+    def __call__(self, model: str, version: int) -> None:
+        result = self._reports.report(model, version)
+        if result.quality is None:
+            return
+        self._metrics.show(model, version, result.quality)
+        if self._announce is not None and result.breaches is not None:
+            findings = {
+                "rows": result.quality.rows,
+                "metrics": result.quality.metrics,
+                "breaches": [asdict(b) for b in result.breaches],
+            }
+            query = urlencode({"model": f"{model}/{version}"})
+            self._announce(
+                "quality", model, version, bool(result.breaches), findings, f"/api/quality?{query}"
+            )
