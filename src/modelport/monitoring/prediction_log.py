@@ -1,9 +1,10 @@
 """The prediction log observer: every answered request, sampled, masked and written in
 batches off the request's path.
 
-``observe`` only decides sampling and queues the outcome (the arrays are not copied). A task
-owned by the server's lifespan turns queued outcomes into rows (to JSON-able columns, personal
-fields masked) and writes each batch in one transaction from a thread. While the database is
+``observe`` decides sampling and turns the outcome into a row at once (JSON text, personal
+fields masked), so the queue does not keep every request's arrays and objects alive until the
+write. A task owned by the server's lifespan writes each batch of rows in one transaction from
+a thread. While the database is
 unreachable the batch is retried with backoff and new outcomes queue up to the buffer, past
 which they are dropped and counted; a graceful stop writes what is queued.
 """
@@ -142,7 +143,7 @@ class PredictionLog:
         self._masker = masker
         self._policy = policy
         self._metrics = metrics
-        self._queue: QueuedObserver[tuple[Outcome, float]] = QueuedObserver(
+        self._queue: QueuedObserver[NewEntry] = QueuedObserver(
             "prediction_log",
             self._write,
             dropped,
@@ -158,7 +159,7 @@ class PredictionLog:
     def observe(self, outcome: Outcome) -> None:
         rate = self._policy.rate(outcome)
         if rate >= 1.0 or random.random() < rate:
-            self._queue.observe((outcome, time.time()))
+            self._queue.observe(self._entry(outcome, time.time()))
 
     async def start(self) -> None:
         await self._queue.start()
@@ -177,10 +178,8 @@ class PredictionLog:
             await asyncio.to_thread(self._parquet.flush)
         self._metrics.queued.set(0)
 
-    async def _write(self, taken: list[tuple[Outcome, float]]) -> None:
+    async def _write(self, entries: list[NewEntry]) -> None:
         self._metrics.queued.set(self._queue.queued)
-        # encoded in the writer's thread too: the event loop only hands the batch over
-        entries = await asyncio.to_thread(lambda: [self._entry(o, at) for o, at in taken])
         await self._store_retrying(entries)
         if self._parquet is not None:
             await asyncio.to_thread(self._parquet.add, entries)

@@ -38,11 +38,15 @@ class NewEntry(NamedTuple):
     outputs: str | None
 
 
-def _stored_instant(at: datetime, sqlite: bool) -> datetime | str:
-    """Naive UTC, as :class:`~modelport.store.tables.UTCDateTime` stores it; on SQLite the
-    text SQLAlchemy writes and parses back."""
-    naive = at.astimezone(UTC).replace(tzinfo=None)
-    return naive.isoformat(" ", "microseconds") if sqlite else naive
+def _naive_utc(at: datetime) -> datetime:
+    """As :class:`~modelport.store.tables.UTCDateTime` stores a time: naive UTC."""
+    return at.astimezone(UTC).replace(tzinfo=None)
+
+
+def _sqlite_instant(at: datetime) -> str:
+    """On SQLite, the text SQLAlchemy writes for a naive UTC time and parses back. Entries
+    are made in UTC: the offset is cut off rather than converted (a third of the cost)."""
+    return at.isoformat(" ", "microseconds")[:26]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,21 +110,25 @@ class PredictionStore:
     def write(self, entries: Sequence[NewEntry]) -> None:
         """One transaction and one driver ``executemany`` for the whole batch.
 
-        The ORM's per-row work (type processing, JSON encoding) cost three times the rest of
-        the write, so rows go to the driver as they are: inputs and outputs already JSON text,
-        the time in the form the dialect stores.
+        Rows go to the driver's own cursor as they are (inputs and outputs already JSON text,
+        the time in the form the dialect stores): the ORM's per-row work cost three times the
+        rest of the write, and even SQLAlchemy's plain ``exec_driver_sql`` half as much again.
         """
         if not entries:
             return
         with self._db.write() as session:
             connection = session.connection()
             marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-            sqlite = connection.dialect.name == "sqlite"
-            connection.exec_driver_sql(
-                f"INSERT INTO prediction_log ({', '.join(NewEntry._fields)}) "
-                f"VALUES ({', '.join([marker] * len(NewEntry._fields))})",
-                [(e.request_id, _stored_instant(e.at, sqlite), *e[2:]) for e in entries],
-            )
+            instant = _sqlite_instant if connection.dialect.name == "sqlite" else _naive_utc
+            cursor = connection.connection.cursor()
+            try:
+                cursor.executemany(
+                    f"INSERT INTO prediction_log ({', '.join(NewEntry._fields)}) "
+                    f"VALUES ({', '.join([marker] * len(NewEntry._fields))})",
+                    [(e.request_id, instant(e.at), *e[2:]) for e in entries],
+                )
+            finally:
+                cursor.close()
 
     def query(self, query: PredictionQuery) -> list[LoggedPrediction]:
         """Newest first, or oldest first after ``after_id``; at most MAX_QUERY_ROWS."""

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -64,6 +65,7 @@ from modelport.serving.parent import exit_with_parent
 from modelport.store.leases import replica_id
 
 log = logging.getLogger("modelport.serving")
+SWITCH_INTERVAL_S = 0.0005
 HOT_ROUTES = (v1.hot, v2.hot, mlflow.hot)
 
 
@@ -148,6 +150,11 @@ def create_app(
                 + " (start with --wait-for-models to keep waiting for them)"
             )
             raise fastapi_app.state.startup_error
+        # The event loop shares the GIL with background threads (prediction-log writes, database
+        # reads): at Python's default 5 ms switch interval such a thread could hold every
+        # request off for that long. Measured: logging every request cost 34 % of throughput at
+        # c=16 with the default, 4 % with 0.5 ms.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         await service.start()
         log.info("ready (pid %d): %s", os.getpid(), banner(settings, router))
         if (exposure := exposure_warning(settings)) is not None:
