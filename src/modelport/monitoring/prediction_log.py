@@ -4,9 +4,9 @@ batches off the request's path.
 ``observe`` decides sampling and turns the outcome into a row at once (JSON text, personal
 fields masked), so the queue does not keep every request's arrays and objects alive until the
 write. A task owned by the server's lifespan writes each batch of rows in one transaction from
-a thread. While the database is
-unreachable the batch is retried with backoff and new outcomes queue up to the buffer, past
-which they are dropped and counted; a graceful stop writes what is queued.
+a thread. While the database is unreachable the batch is retried with backoff and new rows
+queue up to the buffer, past which they are dropped and counted; a graceful stop writes what
+is queued.
 """
 
 from __future__ import annotations
