@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -204,3 +205,16 @@ def test_the_runtime_answers_small_and_big_batches_alike(rows: np.ndarray) -> No
         outputs = runtime.predict(Batch.of({"input": batch}))
         np.testing.assert_allclose(outputs["probabilities"], model.predict_proba(batch), **EXACT)
         np.testing.assert_array_equal(outputs["label"], model.predict(batch))
+
+
+def test_a_model_read_back_from_skops_takes_the_fast_path(tmp_path: Path) -> None:
+    """The registry stores sklearn models with skops: the trees must read back as they were."""
+    import skops.io as sio
+
+    path = tmp_path / "model.skops"
+    sio.dump(_multiclass(), path)
+    model = sio.load(path, trusted=sio.get_untrusted_types(file=path))
+    rows = _data(3)[0][:4]
+    outputs = _fast(model).predict(Batch.of({"input": rows}))
+    assert outputs is not None
+    np.testing.assert_array_equal(outputs["probabilities"], _multiclass().predict_proba(rows))
