@@ -3,10 +3,9 @@
 As :mod:`modelport.serving.http.front` does for HTTP: a request context with the caller's
 request id (metadata ``x-request-id``, else the request's own ``id``, else ``traceparent``, else
 a new one), echoed in the initial and trailing metadata (with ``traceresponse`` in a trace)
-and set on every log line; errors as a
-gRPC status with the message the HTTP renderer would show (a 500 hides its cause, see
-:func:`~modelport.serving.http.problems.public_detail`); request metrics for calls the
-inference service did not count itself.
+and set on every log line; errors as a gRPC status with the message the HTTP renderer would
+show (a 500 hides its cause, see :func:`~modelport.serving.http.problems.public_detail`);
+request metrics for calls the inference service did not count itself.
 """
 
 from __future__ import annotations

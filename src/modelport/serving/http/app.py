@@ -151,9 +151,9 @@ def create_app(
             )
             raise fastapi_app.state.startup_error
         # The event loop shares the GIL with background threads (prediction-log writes, database
-        # reads): at Python's default 5 ms switch interval such a thread could hold every
-        # request off for that long. Measured: logging every request cost 34 % of throughput at
-        # c=16 with the default, 4 % with 0.5 ms.
+        # reads): at Python's default 5 ms switch interval such a thread can hold every request
+        # off that long (bench/prediction_log.py, small model, c=16: log on/off 0.66 with the
+        # default, 0.78-0.96 with 0.5 ms over several noisy runs).
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         await service.start()
         log.info("ready (pid %d): %s", os.getpid(), banner(settings, router))
