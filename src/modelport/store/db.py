@@ -8,6 +8,8 @@ frozen registry.
 from __future__ import annotations
 
 import math
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -85,10 +87,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # pysqlite's own transaction handling is disabled so that "begin" below is ours.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _write_ahead_logging(cursor)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _write_ahead_logging(cursor: Any) -> None:
+    """WAL mode, which the file keeps once any connection has set it. Even asking for the mode
+    the file already has can be refused with "database is locked" at once, without the busy
+    timeout's wait, while another process is in the middle of opening or migrating the file:
+    ask again until the busy timeout would have given up."""
+    deadline = time.monotonic() + DEFAULT_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _sqlite_begin(connection: Connection) -> None:
