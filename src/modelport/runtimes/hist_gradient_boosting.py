@@ -16,7 +16,8 @@ import numpy as np
 
 from modelport.runtimes.base import classifier_outputs
 from modelport.runtimes.batch import Batch, Outputs
-from modelport.runtimes.signature import Signature, SignatureKind
+from modelport.runtimes.direct import Features
+from modelport.runtimes.signature import Signature
 
 MAX_ROWS = 32
 """Largest batch sent down the flat trees. Steps grow with depth, the estimator's cost with the
@@ -33,7 +34,6 @@ _NODE_FIELDS = (
     "is_leaf",
     "is_categorical",
 )
-_NUMERIC = "biuf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,14 +76,11 @@ class _Forest:
 class SmallBatchPredictor:
     """Answers batches of 1 to ``max_rows`` numeric rows as the estimator would."""
 
-    def __init__(
-        self, model: Any, forest: _Forest, columns: list[str] | None, max_rows: int
-    ) -> None:
+    def __init__(self, model: Any, forest: _Forest, features: Features, max_rows: int) -> None:
         self._model = model
         self._forest = forest
-        self._columns = columns  # None: the batch is one 2-D tensor
+        self._features = features
         self._max_rows = max_rows
-        self._n_features = int(model.n_features_in_)
         self._classes = getattr(model, "classes_", None)
 
     def predict(self, batch: Batch) -> Outputs | None:
@@ -91,7 +88,7 @@ class SmallBatchPredictor:
         batch, or features it would convert or reject differently)."""
         if not 1 <= batch.n_rows <= self._max_rows:
             return None
-        features = self._matrix(batch)
+        features = self._features.matrix(batch)
         if features is None:
             return None
         raw = self._forest.raw(features)
@@ -99,21 +96,6 @@ class SmallBatchPredictor:
         if self._classes is None:
             return {"prediction": np.asarray(loss.link.inverse(raw.ravel()))}
         return classifier_outputs(np.asarray(self._classes), loss.predict_proba(raw))
-
-    def _matrix(self, batch: Batch) -> np.ndarray | None:
-        if self._columns is None:
-            arrays = list(batch.columns.values())
-            if len(arrays) != 1 or arrays[0].ndim != 2:
-                return None
-            matrix = arrays[0]
-        else:
-            arrays = [batch.columns[name] for name in self._columns]
-            if any(array.ndim != 1 for array in arrays):
-                return None
-            matrix = np.column_stack(arrays)
-        if matrix.dtype.kind not in _NUMERIC or matrix.shape[1] != self._n_features:
-            return None
-        return np.ascontiguousarray(matrix, dtype=np.float64)
 
 
 def small_batch_predictor(
@@ -132,16 +114,11 @@ def small_batch_predictor(
         return None
     if getattr(model, "_preprocessor", None) is not None:
         return None
-    columns = None
-    if signature.kind is SignatureKind.COLUMNS:
-        # The estimator takes a DataFrame of these columns: only the names it was fitted
-        # with, in that order, are passed through unchanged.
-        names = getattr(model, "feature_names_in_", None)
-        if names is None or list(names) != signature.input_names():
-            return None
-        columns = signature.input_names()
+    features = Features.of(model, signature)
+    if features is None:
+        return None
     forest = _flatten(model)
-    return None if forest is None else SmallBatchPredictor(model, forest, columns, max_rows)
+    return None if forest is None else SmallBatchPredictor(model, forest, features, max_rows)
 
 
 def _flatten(model: Any) -> _Forest | None:

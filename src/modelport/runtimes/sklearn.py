@@ -12,7 +12,7 @@ from modelport.errors import UntrustedArtifactError
 from modelport.runtimes.archives import check_zip_sizes
 from modelport.runtimes.base import LoadRequest, SavedModel, classifier_outputs, library_versions
 from modelport.runtimes.batch import Batch, Outputs
-from modelport.runtimes.hist_gradient_boosting import small_batch_predictor
+from modelport.runtimes.direct import direct_path
 from modelport.runtimes.signature import Signature, SignatureKind
 
 SKOPS_FILE = "model.skops"
@@ -23,8 +23,9 @@ _OTHER_FRAMEWORKS = ("lightgbm", "xgboost")
 class SklearnRuntime:
     """Calls a fitted estimator; builds a DataFrame only for column signatures.
 
-    HistGradientBoosting models answer small batches through flat trees instead: the
-    estimator's fixed cost per call (~600 µs for 100 trees) dwarfs a 1-row prediction.
+    LogisticRegression and HistGradientBoosting models (small batches) answer through a
+    direct path instead (:mod:`modelport.runtimes.direct`): the estimator's checks and fixed
+    cost per call dwarf a 1-row prediction.
     """
 
     def __init__(self, model: Any, signature: Signature) -> None:
@@ -32,11 +33,11 @@ class SklearnRuntime:
         self._frame = signature.kind is SignatureKind.COLUMNS
         proba = hasattr(model, "predict_proba")
         self._classes = getattr(model, "classes_", None) if proba else None
-        self._small_batches = small_batch_predictor(model, signature)
+        self._direct = direct_path(model, signature)
 
     def predict(self, batch: Batch) -> Outputs:
-        if self._small_batches is not None:
-            outputs = self._small_batches.predict(batch)
+        if self._direct is not None:
+            outputs = self._direct.predict(batch)
             if outputs is not None:
                 return outputs
         features = self._features(batch)
