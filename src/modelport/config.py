@@ -410,6 +410,41 @@ class Settings(BaseSettings):
         description="How often a drift or quality breach that goes on is "
         "announced again, in seconds.",
     )
+    job_workers: int = Field(
+        1,
+        ge=0,
+        description="Jobs each server process runs at once, for the models it serves; 0: "
+        "this server only accepts jobs and leaves running them to other processes.",
+    )
+    job_poll_s: float = Field(
+        1.0,
+        gt=0,
+        description="How often an idle job worker looks for queued jobs (a job submitted "
+        "to the same process starts at once).",
+    )
+    job_lease_s: float = Field(
+        30.0,
+        gt=0,
+        description="A running job whose worker has not reported for this long (killed, cut "
+        "off) is queued again; workers report every second (or every third of it, if shorter).",
+    )
+    job_piece_rows: int = Field(
+        1024,
+        ge=1,
+        description="Rows a job sends to the model at a time: online requests queue between "
+        "pieces, not behind the whole job.",
+    )
+    job_max_attempts: int = Field(
+        3,
+        ge=1,
+        description="Runs a job gets when it fails for a passing reason (database or model "
+        "not available, its worker lost); a model error fails it at once.",
+    )
+    job_result_ttl_s: float = Field(
+        86_400.0,
+        gt=0,
+        description="How long a finished job, its answer or error, is kept, in seconds.",
+    )
     public_url: str | None = Field(
         None,
         description="Where clients reach this server (https://models.example.com): links in "

@@ -17,8 +17,10 @@ turns problem+json back into the same classes.
     │   ├── ModelNotFoundError
     │   ├── ModelVersionNotFoundError
     │   ├── ReferenceNotFoundError        a version without a reference profile
-    │   └── AliasNotFoundError
+    │   ├── AliasNotFoundError
+    │   └── JobNotFoundError
     ├── ConflictError                409
+    │   └── JobCancelledError             a job was cancelled while it ran
     ├── ArtifactError                422  artifact cannot be stored / read
     │   ├── ArtifactIntegrityError        hash mismatch
     │   ├── UntrustedArtifactError        pickle or unknown types without trust
@@ -166,10 +168,20 @@ class AliasNotFoundError(NotFoundError):
     title = "Alias not found"
 
 
+class JobNotFoundError(NotFoundError):
+    code = "job_not_found"
+    title = "Job not found"
+
+
 class ConflictError(ModelportError):
     status = 409
     code = "conflict"
     title = "Conflict"
+
+
+class JobCancelledError(ConflictError):
+    code = "job_cancelled"
+    title = "Job cancelled"
 
 
 class ArtifactError(ModelportError):

@@ -28,6 +28,7 @@ class Transport(StrEnum):
     MLFLOW = "mlflow"
     GRPC = "grpc"
     API = "api"
+    JOB = "job"
 
 
 @dataclass(slots=True)
@@ -54,6 +55,9 @@ class InferenceContext:
     """Whether observers have seen this request; transports count the others themselves."""
     trace: TraceContext | None = None
     """The W3C trace the request arrived in (``traceparent``); None outside one."""
+    admitted: bool = False
+    """The caller was admitted before this context existed (a job, when it was submitted):
+    keys and budgets are not checked, or charged, a second time."""
 
     def log_ids(self) -> RequestIds:
         """What each log line written for this request carries."""

@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+import numpy as np
+
 from modelport.codecs import Decoded
 from modelport.errors import InvalidInputError, ModelportError, NotFoundError
 from modelport.inference.cache import ResponseCache, cache_key
@@ -47,6 +49,17 @@ class Admission(Protocol):
         """False when :meth:`admit` would surely let a call to ``model`` through uncounted
         (no keys, no budget): the request then skips it."""
         ...
+
+
+class Pieces(Protocol):
+    """How a long request (a job) is predicted: ``rows`` at a time, so online requests queue
+    between its pieces rather than behind all of it. ``done`` hears of each piece and may
+    raise to stop the rest (a job cancelled while it runs)."""
+
+    @property
+    def rows(self) -> int: ...
+
+    async def done(self, rows: int, total: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +108,7 @@ class InferenceService:
         version: int | None,
         decode: Decoder[T],
         size: int = 0,
+        pieces: Pieces | None = None,
     ) -> Answer[T]:
         """Resolve, decode, check, predict; every outcome reaches the observers."""
         ctx.reference = reference or ""
@@ -111,7 +125,10 @@ class InferenceService:
                 else:
                     decoded, checked = _checked(target.signature, decode)
                 batch = checked
-                outputs = await self.predict(target, checked, ctx)
+                if pieces is None:
+                    outputs = await self.predict(target, checked, ctx)
+                else:
+                    outputs = await self._in_pieces(target, checked, ctx, pieces)
         except ModelportError as exc:
             self._report(ctx, batch, None, exc)
             raise
@@ -123,10 +140,28 @@ class InferenceService:
         self._report(ctx, batch, outputs, None)
         return Answer(target, decoded.extras, outputs)
 
+    async def check(
+        self,
+        ctx: InferenceContext,
+        reference: str | None,
+        version: int | None,
+        decode: Decoder[T],
+        size: int = 0,
+    ) -> Target:
+        """Everything :meth:`infer` would do before predicting (admission, routing, decoding,
+        the signature check), so a request kept for later (a job) is refused now if it ever
+        will be. Nothing is predicted and observers hear nothing."""
+        target = await self._admitted(reference, version, ctx)
+        if size >= OFFLOAD_BYTES:
+            await asyncio.to_thread(_checked, target.signature, decode)
+        else:
+            _checked(target.signature, decode)
+        return target
+
     async def _admitted(
         self, reference: str | None, version: int | None, ctx: InferenceContext
     ) -> Target:
-        if self._admission is None:
+        if self._admission is None or ctx.admitted:
             return self.router.resolve(reference, version, ctx)
         try:
             target = self.router.resolve(reference, version, ctx)
@@ -176,6 +211,21 @@ class InferenceService:
         if key is not None:
             await self._cache.put(key, outputs)
         return outputs
+
+    async def _in_pieces(
+        self, target: Target, batch: Batch, ctx: InferenceContext, pieces: Pieces
+    ) -> Outputs:
+        total = batch.n_rows
+        if total <= pieces.rows:
+            outputs = await self.predict(target, batch, ctx)
+            await pieces.done(total, total)
+            return outputs
+        parts: list[Outputs] = []
+        for start in range(0, total, pieces.rows):
+            stop = min(start + pieces.rows, total)
+            parts.append(await self.predict(target, batch.slice(start, stop), ctx))
+            await pieces.done(stop, total)
+        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
     def _report(
         self,

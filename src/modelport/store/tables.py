@@ -298,3 +298,54 @@ class FeedbackRow(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_feedback_request_id_row", "request_id", "row", unique=True),)
+
+
+class JobRow(Base):
+    """An asynchronous job: what to run, where it stands, and what came of it. The request
+    body and the answer are kept apart (:class:`JobPayloadRow`) so polling reads a small row."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    reference: Mapped[str] = mapped_column(String(200))
+    """What the submitter named: ``iris``, ``iris@production``, ``iris/3`` or a deployment."""
+    name: Mapped[str] = mapped_column(String(200))
+    """The model or deployment name in ``reference``: a worker claims jobs for what it serves."""
+    format: Mapped[str] = mapped_column(String(16))
+    options: Mapped[dict[str, Any]] = mapped_column()
+    state: Mapped[str] = mapped_column(String(16))
+    caller: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    request_id: Mapped[str] = mapped_column(String(128))
+    rows_total: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rows_done: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    run_after: Mapped[datetime] = mapped_column()
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    result_type: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    result_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    __table_args__ = (
+        Index("ix_jobs_state_run_after", "state", "run_after"),
+        Index("ix_jobs_expires_at", "expires_at"),
+    )
+
+
+class JobPayloadRow(Base):
+    """A job's request body (``part`` = ``input``) or its answer (``result``); deleted with
+    the job."""
+
+    __tablename__ = "job_payloads"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    part: Mapped[str] = mapped_column(String(8), primary_key=True)
+    body: Mapped[bytes] = mapped_column(LargeBinary)

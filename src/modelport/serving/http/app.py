@@ -31,6 +31,7 @@ from modelport.inference.cache import ResponseCache, create_cache
 from modelport.inference.executor import ModelExecutor
 from modelport.inference.metrics import RequestMetrics, ServingMetrics
 from modelport.inference.observers import Observer
+from modelport.jobs import JobRunner, JobStore, RunnerOptions
 from modelport.logs import configure_logging
 from modelport.monitoring.drift import drift_watch_of
 from modelport.monitoring.prediction_log import prediction_log_of
@@ -50,6 +51,7 @@ from modelport.serving.http import (
     drift,
     feedback,
     health,
+    jobs,
     keys,
     mlflow,
     predictions,
@@ -125,6 +127,14 @@ def create_app(
         *logged,
     ]
     service = InferenceService(router, metrics, cache, cached, observers, admission)
+    job_store = JobStore(registry.database)
+    runner = JobRunner(
+        job_store,
+        service,
+        lambda: [*router.routes, *router.endpoints],
+        RunnerOptions.from_settings(settings),
+        holder,
+    )
 
     grpc_server = None
     if settings.grpc_port is not None:  # imported only then: grpc is an optional extra
@@ -164,6 +174,7 @@ def create_app(
             rollouts.start()
         for watch in watches:
             await watch.start()
+        runner.start()
         try:
             if grpc_server is not None:
                 await grpc_server.start()
@@ -171,6 +182,7 @@ def create_app(
         finally:
             if grpc_server is not None:
                 await grpc_server.stop(settings.drain_timeout_s)
+            await runner.stop()
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
@@ -190,10 +202,22 @@ def create_app(
         "the MLflow scoring protocol, plus the registry API.",
     )
     app.state.serving = ServingState(
-        settings, registry, service, follower, metrics, access, rollouts
+        settings, registry, service, follower, metrics, access, rollouts, job_store, runner
     )
     install_error_handlers(app)
-    for module in (health, v1, v2, mlflow, api, keys, audit, deployments, predictions, drift):
+    for module in (
+        health,
+        v1,
+        v2,
+        mlflow,
+        jobs,
+        api,
+        keys,
+        audit,
+        deployments,
+        predictions,
+        drift,
+    ):
         app.include_router(module.router)
     app.include_router(feedback.writer)
     app.include_router(feedback.reader)

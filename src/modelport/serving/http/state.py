@@ -9,6 +9,7 @@ from starlette.requests import Request
 from modelport.config import Settings
 from modelport.inference import InferenceService, RegistryFollower
 from modelport.inference.metrics import ServingMetrics
+from modelport.jobs import JobRunner, JobStore
 from modelport.registry import Registry
 from modelport.rollout.plane import Rollouts
 from modelport.security.policy import AccessPolicy
@@ -24,6 +25,8 @@ class ServingState:
     access: AccessPolicy
     rollouts: Rollouts | None
     """This process's deployment machinery; None when it serves no deployment."""
+    jobs: JobStore
+    runner: JobRunner
 
 
 def serving_state(request: Request) -> ServingState:
