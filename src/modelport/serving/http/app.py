@@ -1,8 +1,8 @@
 """``create_app``: the composition root of one server process.
 
-It builds the data plane (router, pool, follower, service, observers) from the settings, the
-FastAPI app for everything that is not inference, and the :class:`Front` that answers the
-inference routes itself; with ``grpc_port`` set, the lifespan also runs the gRPC transport
+It builds the data plane (:class:`~modelport.plane.DataPlane`) and around it access control,
+deployments, drift and quality watches and the job runner; then the FastAPI app for everything
+that is not inference, and the :class:`Front` that answers the inference routes itself; with ``grpc_port`` set, the lifespan also runs the gRPC transport
 over the same service. Models load and warm during start-up, before the process accepts a
 connection; then the follower keeps them in step with the registry.
 """
@@ -25,18 +25,15 @@ from prometheus_client import CollectorRegistry
 import modelport
 from modelport.config import Settings
 from modelport.errors import ConfigurationError
-from modelport.inference import InferenceService, ModelPool, RegistryFollower, Router
-from modelport.inference.batching import BatchingOptions
-from modelport.inference.cache import ResponseCache, create_cache
-from modelport.inference.executor import ModelExecutor
-from modelport.inference.metrics import RequestMetrics, ServingMetrics
+from modelport.inference import RegistryFollower, Router
+from modelport.inference.metrics import ServingMetrics
 from modelport.inference.observers import Observer
 from modelport.jobs import JobRunner, JobStore, RunnerOptions
 from modelport.logs import configure_logging
 from modelport.monitoring.drift import drift_watch_of
-from modelport.monitoring.prediction_log import prediction_log_of
 from modelport.monitoring.quality import quality_watch_of
-from modelport.registry import ModelAddress, Registry
+from modelport.plane import DataPlane
+from modelport.registry import Registry
 from modelport.rollout.metrics import RolloutMetrics
 from modelport.rollout.plane import Rollouts
 from modelport.security.admission import Admission, RateLimits
@@ -87,30 +84,17 @@ def create_app(
     metrics_registry: CollectorRegistry | None = None,
 ) -> Front:
     """Build one server process's app; ``front.app`` is the FastAPI part (OpenAPI, API)."""
-    owns_registry = registry is None
-    registry = registry or Registry.from_settings(settings)
-    metrics = ServingMetrics(metrics_registry or CollectorRegistry())
-    executor = ModelExecutor(settings.inference_threads, settings.model_threads)
-    router = Router([ModelAddress.parse(m) for m in models], settings.default_model)
-    pool = ModelPool(
-        registry, executor, metrics, lambda name: BatchingOptions.for_model(settings, name)
+    plane = DataPlane(settings, models, registry=registry, metrics_registry=metrics_registry)
+    registry, router, follower, metrics = (
+        plane.registry,
+        plane.router,
+        plane.follower,
+        plane.metrics,
     )
-    follower = RegistryFollower(registry, router, pool, metrics)
-    cache = create_cache(settings)
-    cached = frozenset(name for name, options in settings.model_options.items() if options.cache)
-    request_metrics = RequestMetrics(metrics)
     access = access_policy(settings, registry)
     limits = RateLimits.from_settings(settings)
     admission = Admission(access, limits)
-    prediction_log = prediction_log_of(
-        settings,
-        registry.database,
-        metrics.registry,
-        metrics.observer_drops,
-        lambda: server_secret(settings),
-    )
-    logged: list[Observer] = [prediction_log] if prediction_log else []
-    rollouts = rollouts_of(settings, registry, router, follower, metrics, logged)
+    rollouts = rollouts_of(settings, registry, router, follower, metrics, plane.logged)
     holder = replica_id()
     served = functools.partial(served_versions, router)
     watches = [
@@ -121,12 +105,7 @@ def create_app(
         )
         if watch is not None
     ]
-    observers = [
-        request_metrics,
-        *(rollouts.observers if rollouts else ()),
-        *logged,
-    ]
-    service = InferenceService(router, metrics, cache, cached, observers, admission)
+    service = plane.service(rollouts.observers if rollouts else (), admission)
     job_store = JobStore(registry.database)
     runner = JobRunner(
         job_store,
@@ -144,16 +123,17 @@ def create_app(
             raise ConfigurationError(
                 f"gRPC needs the grpc extra (pip install 'modelport[grpc]'): {exc}"
             ) from exc
-        grpc_server = GrpcServer(settings, settings.grpc_port, service, request_metrics, access)
+        grpc_server = GrpcServer(
+            settings, settings.grpc_port, service, plane.request_metrics, access
+        )
 
     @asynccontextmanager
     async def lifespan(fastapi_app: FastAPI) -> AsyncIterator[None]:
         # Loaded before the server accepts connections: with several workers on one port, a
         # worker still loading would otherwise take requests and answer 503.
-        await follower.refresh_logged()
-        problems = follower.problems() + (await rollouts.load() if rollouts else [])
+        problems = await plane.load() + (await rollouts.load() if rollouts else [])
         if problems and not settings.wait_for_models:
-            await _close(pool, executor, cache, limits, registry if owns_registry else None)
+            await _close(plane, limits)
             fastapi_app.state.startup_error = ConfigurationError(
                 "nothing to serve for "
                 + "; ".join(problems)
@@ -191,7 +171,7 @@ def create_app(
             for watch in watches:
                 await watch.stop()
             await service.stop()
-            await _close(pool, executor, cache, limits, registry if owns_registry else None)
+            await _close(plane, limits)
 
     # Swagger UI and ReDoc from files in the package, not a CDN: /docs works offline
     app = FastAPIOffline(
@@ -226,7 +206,7 @@ def create_app(
         app,
         [r for group in HOT_ROUTES for r in group.routes],
         service,
-        request_metrics,
+        plane.request_metrics,
         FrontLimits(
             settings.max_body_bytes,
             settings.max_upload_bytes,
@@ -299,16 +279,6 @@ def banner(settings: Settings, router: Router) -> str:
     )
 
 
-async def _close(
-    pool: ModelPool,
-    executor: ModelExecutor,
-    cache: ResponseCache,
-    limits: RateLimits,
-    registry: Registry | None,
-) -> None:
-    await pool.close()
-    executor.shutdown()
-    await cache.close()
+async def _close(plane: DataPlane, limits: RateLimits) -> None:
+    await plane.close()
     await limits.close()
-    if registry is not None:
-        registry.close()
