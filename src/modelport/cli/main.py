@@ -11,6 +11,7 @@ from modelport import __version__
 from modelport.cli import (
     aliases,
     audit,
+    batch,
     config,
     deployments,
     drift,
@@ -71,6 +72,7 @@ app.command()(deployments.apply)
 app.add_typer(deployments.app, name="deployments")
 app.command()(deployments.rollback)
 app.command()(predicting.predict)
+app.command()(batch.batch)
 app.command("import-mlflow")(housekeeping.import_mlflow)
 app.command()(housekeeping.optimize)
 app.command()(housekeeping.gc)

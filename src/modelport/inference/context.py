@@ -29,6 +29,7 @@ class Transport(StrEnum):
     GRPC = "grpc"
     API = "api"
     JOB = "job"
+    BATCH = "batch"
 
 
 @dataclass(slots=True)

@@ -1,0 +1,124 @@
+"""`modelport batch`: score Parquet or CSV files with a registered model, into a folder.
+
+The run streams record batches, so memory stays flat whatever the input's size; it shows a
+progress bar with rows per second on stderr, and running the same command again after an
+interruption skips the parts already written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.text import Text
+
+from modelport.cli import output
+from modelport.cli.output import JsonFlag
+from modelport.cli.sessions import current_settings
+from modelport.errors import ConfigurationError
+
+
+class OutputFormat(StrEnum):
+    PARQUET = "parquet"
+    CSV = "csv"
+
+
+class RowsPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.0f} rows/s")
+
+
+def batch(
+    model: Annotated[str, typer.Option("--model", "-m", help="name, name/3 or name@alias")],
+    input: Annotated[
+        str,
+        typer.Option(
+            "--input",
+            "-i",
+            help="A .parquet or .csv file (with a header row), or a folder of them; "
+            "local or any fsspec URL such as s3://bucket/prefix.",
+        ),
+    ],
+    output_folder: Annotated[
+        str,
+        typer.Option(
+            "--output", "-o", help="Folder for part-NNNNN files, _manifest.json and _SUCCESS."
+        ),
+    ],
+    passthrough: Annotated[
+        str, typer.Option(help="Input columns to copy beside the predictions, e.g. row_id,day.")
+    ] = "",
+    outputs: Annotated[
+        str, typer.Option(help="Model outputs to write, e.g. label (default: every output).")
+    ] = "",
+    format: Annotated[OutputFormat, typer.Option(help="Output files.")] = OutputFormat.PARQUET,
+    chunk_rows: Annotated[
+        int, typer.Option(min=1, help="Rows read and predicted at a time.")
+    ] = 1024,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace what the output folder holds from another run.")
+    ] = False,
+    json: JsonFlag = False,
+) -> None:
+    """Score files with a model; run it again to resume after an interruption."""
+    with output.reporting_errors({"conflict": "pass --overwrite, or another --output"}):
+        try:  # pyarrow is an extra; every other command starts without importing it
+            from modelport.jobs.batch.parts import FileFormat
+            from modelport.jobs.batch.scoring import BatchJob, Plan, run
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"batch scoring needs pyarrow (pip install 'modelport[batch]'): {exc}"
+            ) from exc
+        job = BatchJob(
+            model,
+            input,
+            output_folder,
+            _names(passthrough),
+            _names(outputs),
+            FileFormat(format.value),
+            chunk_rows,
+            overwrite,
+        )
+        settings = current_settings()
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            RowsPerSecond(),
+            TimeElapsedColumn(),
+            console=output.errors,
+            disable=json,
+        ) as bar:
+
+            def follow(plan: Plan) -> Callable[[int], None]:
+                task = bar.add_task(
+                    f"{plan.address}: {len(plan.todo)} of {len(plan.parts)} parts",
+                    total=plan.rows_total(),
+                )
+                return lambda rows: bar.advance(task, rows)
+
+            summary = run(settings, job, follow)
+    if json:
+        output.emit_json(summary.to_dict())
+        return
+    skipped = f", {summary.parts_skipped} already written" if summary.parts_skipped else ""
+    output.console.print(
+        f"scored {summary.rows:,} rows with {summary.model}/{summary.version} into "
+        f"{summary.output} ({summary.parts} parts{skipped})"
+    )
+
+
+def _names(listed: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in listed.split(",") if name.strip())

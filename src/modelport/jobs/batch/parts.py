@@ -1,0 +1,140 @@
+"""The pieces a batch input splits into: one per CSV file, one per Parquet row group.
+
+A part is the unit of work (a Dask task, a line in the progress bar) and of resuming: its
+output file exists only once it was written whole. Parts are numbered in the sorted order
+of their files, so the same input splits the same way every time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from modelport.errors import InvalidInputError
+from modelport.runtimes.signature import STRING, Signature, SignatureKind
+
+
+class FileFormat(StrEnum):
+    PARQUET = "parquet"
+    CSV = "csv"
+
+
+SUFFIXES = {".parquet": FileFormat.PARQUET, ".pq": FileFormat.PARQUET, ".csv": FileFormat.CSV}
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    index: int
+    path: str
+    format: FileFormat
+    row_group: int | None
+    """The Parquet row group this part reads; None: the whole file."""
+    size: int
+    version: str
+    """What changes when the file does (its modification time or ETag)."""
+    rows: int | None
+    """Known up front for Parquet (from the footer), not for CSV."""
+
+    @property
+    def name(self) -> str:
+        return f"part-{self.index:05d}"
+
+    def identity(self) -> dict[str, Any]:
+        """What a resumed run must find unchanged to trust the parts written before."""
+        return {
+            "path": self.path,
+            "row_group": self.row_group,
+            "size": self.size,
+            "version": self.version,
+        }
+
+
+def find_parts(fs: Any, root: str) -> list[Part]:
+    """Every part under ``root`` (a file, or a folder searched recursively)."""
+    if fs.isdir(root):
+        files = sorted(p for p in fs.find(root) if _format_of(p) is not None)
+        if not files:
+            suffixes = ", ".join(SUFFIXES)
+            raise InvalidInputError(f"no input files ({suffixes}) under {root}", pointer="/input")
+    elif fs.exists(root):
+        if _format_of(root) is None:
+            suffixes = ", ".join(SUFFIXES)
+            raise InvalidInputError(
+                f"{root}: unknown file type; batch inputs end in {suffixes}", pointer="/input"
+            )
+        files = [root]
+    else:
+        raise InvalidInputError(f"no such input: {root}", pointer="/input")
+    parts: list[Part] = []
+    for path in files:
+        info = fs.info(path)
+        size, version = int(info.get("size") or 0), _version(info)
+        found = _format_of(path)
+        assert found is not None
+        for group, rows in _row_groups(fs, path, found):
+            parts.append(Part(len(parts), path, found, group, size, version, rows))
+    return parts
+
+
+def record_batches(
+    fs: Any, part: Part, rows: int, signature: Signature
+) -> Iterator[pa.RecordBatch]:
+    """The part's rows, ``rows`` at a time (CSV blocks may end a chunk early)."""
+    with fs.open(part.path, "rb") as file:
+        if part.format is FileFormat.PARQUET:
+            groups = [] if part.row_group is None else [part.row_group]
+            yield from pq.ParquetFile(file).iter_batches(batch_size=rows, row_groups=groups)
+            return
+        reader = pacsv.open_csv(file, convert_options=_csv_types(signature))
+        for block in reader:
+            for start in range(0, block.num_rows, rows):
+                yield block.slice(start, rows)
+
+
+def _row_groups(fs: Any, path: str, found: FileFormat) -> list[tuple[int | None, int | None]]:
+    """(row group, its rows) of each part of one file."""
+    if found is FileFormat.CSV:
+        return [(None, None)]
+    with fs.open(path, "rb") as file:
+        try:
+            metadata = pq.ParquetFile(file).metadata
+        except pa.ArrowInvalid as exc:
+            raise InvalidInputError(f"{path} is not a Parquet file: {exc}") from exc
+    groups: list[tuple[int | None, int | None]] = [
+        (i, metadata.row_group(i).num_rows) for i in range(metadata.num_row_groups)
+    ]
+    return groups or [(None, 0)]
+
+
+def _csv_types(signature: Signature) -> pacsv.ConvertOptions:
+    """Text inputs stay text even when they look like numbers ("75001")."""
+    if signature.kind is SignatureKind.TENSOR:
+        return pacsv.ConvertOptions()
+    types = {spec.name: pa.string() for spec in signature.inputs if spec.dtype == STRING}
+    return pacsv.ConvertOptions(column_types=types)
+
+
+def _format_of(path: str) -> FileFormat | None:
+    lowered = path.lower()
+    return next((f for suffix, f in SUFFIXES.items() if lowered.endswith(suffix)), None)
+
+
+def _version(info: dict[str, Any]) -> str:
+    for key in ("ETag", "etag", "mtime", "LastModified", "last_modified"):
+        if info.get(key) is not None:
+            return str(info[key])
+    return ""
+
+
+def input_schema(fs: Any, part: Part, signature: Signature) -> pa.Schema:
+    """The columns a part's file has, read from its footer or its first CSV block."""
+    with fs.open(part.path, "rb") as file:
+        if part.format is FileFormat.PARQUET:
+            return pq.ParquetFile(file).schema_arrow
+        return pacsv.open_csv(file, convert_options=_csv_types(signature)).schema

@@ -1,0 +1,269 @@
+"""Batch scoring: every part of an input through one model version, into an output folder.
+
+:func:`plan` resolves what a run will do (the version, the parts, the output columns, which
+parts are already written); an engine scores the parts that are left, each with a
+:class:`PartScorer` over a data plane's inference service, so batch rows go through the same
+signature check, batcher and observers as online requests. The local engine scores in this
+process; the Dask engine (:mod:`modelport.jobs.batch.dask_engine`) sends one task per part to
+a cluster. A part's output appears whole or not at all, so a run that stops is resumed by
+running it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+
+from modelport.codecs import Decoded
+from modelport.config import Settings
+from modelport.errors import ConflictError, InvalidInputError, ModelLoadError
+from modelport.inference import InferenceContext, InferenceService, Transport
+from modelport.jobs.batch.columns import OutputLayout, input_arrays
+from modelport.jobs.batch.parts import FileFormat, Part, find_parts, input_schema, record_batches
+from modelport.jobs.batch.writing import (
+    MANIFEST,
+    PENDING_SUFFIX,
+    SUCCESS,
+    PartWriter,
+    part_path,
+    read_json,
+    write_json,
+)
+from modelport.plane import DataPlane
+from modelport.registry import Registry
+from modelport.runtimes.signature import Signature
+
+Progress = Callable[[int], None]
+"""Told the rows of each chunk as it is written."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchJob:
+    model: str
+    """``name``, ``name/3`` or ``name@alias``: resolved once, so one run is one version."""
+    input: str
+    output: str
+    passthrough: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    """Model outputs to write; none named: all."""
+    format: FileFormat = FileFormat.PARQUET
+    chunk_rows: int = 1024
+    overwrite: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Everything a part needs, whichever process scores it (picklable for Dask)."""
+
+    job: BatchJob
+    name: str
+    version: int
+    signature: Signature
+    layout: OutputLayout
+    parts: tuple[Part, ...]
+    todo: tuple[Part, ...]
+    run_id: str = field(default_factory=lambda: secrets.token_hex(6))
+
+    @property
+    def address(self) -> str:
+        return f"{self.name}/{self.version}"
+
+    def rows_total(self) -> int | None:
+        """Rows left to score, when every part knows its count (Parquet)."""
+        counts = [part.rows for part in self.todo]
+        return None if any(c is None for c in counts) else sum(c or 0 for c in counts)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSummary:
+    model: str
+    version: int
+    parts: int
+    parts_skipped: int
+    rows: int
+    seconds: float
+    output: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "parts": self.parts,
+            "parts_skipped": self.parts_skipped,
+            "rows": self.rows,
+            "seconds": round(self.seconds, 3),
+            "rows_per_s": round(self.rows / self.seconds) if self.seconds > 0 else None,
+            "output": self.output,
+        }
+
+
+def filesystem(settings: Settings, url: str) -> tuple[Any, str]:
+    fs, root = fsspec.core.url_to_fs(url, **settings.storage_options(url))
+    return fs, root.rstrip("/")
+
+
+def plan(settings: Settings, registry: Registry, job: BatchJob) -> Plan:
+    """Resolve the version and the parts, and claim the output folder for this run (or find
+    the run it resumes)."""
+    record = registry.resolve(job.model)
+    fs_in, root_in = filesystem(settings, job.input)
+    parts = find_parts(fs_in, root_in)
+    schema = input_schema(fs_in, parts[0], record.signature)
+    layout = OutputLayout.of(record.signature, schema, job.passthrough, job.outputs, job.format)
+    fs_out, root_out = filesystem(settings, job.output)
+    manifest = {
+        "model": record.name,
+        "version": record.version,
+        "format": job.format.value,
+        "columns": layout.schema.names,
+        "parts": [part.identity() for part in parts],
+    }
+    _claim(fs_out, root_out, manifest, job.overwrite)
+    todo = tuple(p for p in parts if not fs_out.exists(part_path(root_out, p, job.format)))
+    return Plan(job, record.name, record.version, record.signature, layout, tuple(parts), todo)
+
+
+def _claim(fs: Any, root: str, manifest: dict[str, Any], overwrite: bool) -> None:
+    fs.makedirs(root, exist_ok=True)
+    found = read_json(fs, f"{root}/{MANIFEST}")
+    other = found != manifest if found is not None else bool(fs.ls(root))
+    if other:
+        if not overwrite:
+            what = "another run (other model version, input or columns)"
+            raise ConflictError(
+                f"{root} holds {what if found is not None else 'other files'}; choose another "
+                "output folder, or --overwrite to replace it"
+            )
+        for path in fs.ls(root, detail=False):
+            fs.rm(path, recursive=True)
+    for path in fs.ls(root, detail=False):
+        if path.endswith(PENDING_SUFFIX) or path.endswith(SUCCESS):
+            fs.rm(path)  # an interrupted part, or the mark of a run about to change
+    write_json(fs, f"{root}/{MANIFEST}", manifest)
+
+
+def finish(settings: Settings, plan: Plan, rows: int, seconds: float) -> BatchSummary:
+    """Mark the output complete once every part is there."""
+    job = plan.job
+    summary = BatchSummary(
+        plan.name,
+        plan.version,
+        len(plan.parts),
+        len(plan.parts) - len(plan.todo),
+        rows,
+        seconds,
+        job.output,
+    )
+    fs_out, root_out = filesystem(settings, job.output)
+    write_json(fs_out, f"{root_out}/{SUCCESS}", summary.to_dict())
+    return summary
+
+
+class PartScorer:
+    """Scores parts through one inference service: reading the next chunk and writing the last
+    one overlap with the model's work."""
+
+    def __init__(self, settings: Settings, plan: Plan, service: InferenceService) -> None:
+        self._plan = plan
+        self._service = service
+        self._fs_in, _ = filesystem(settings, plan.job.input)
+        self._fs_out, self._root_out = filesystem(settings, plan.job.output)
+
+    async def score(self, part: Part, progress: Progress | None = None) -> int:
+        """Score one part into its output file; its row count."""
+        plan = self._plan
+        path = part_path(self._root_out, part, plan.job.format)
+        writer = await asyncio.to_thread(
+            PartWriter, self._fs_out, path, plan.layout.schema, plan.job.format
+        )
+        try:
+            rows = await self._score_into(part, writer, progress)
+        except BaseException:
+            await asyncio.to_thread(writer.abort)
+            raise
+        await asyncio.to_thread(writer.commit)
+        return rows
+
+    async def _score_into(self, part: Part, writer: PartWriter, progress: Progress | None) -> int:
+        plan = self._plan
+        chunks = record_batches(self._fs_in, part, plan.job.chunk_rows, plan.signature)
+        reading = asyncio.create_task(asyncio.to_thread(_next, chunks))
+        writing: asyncio.Task[None] | None = None
+        rows = 0
+        try:
+            while (batch := await reading) is not None:
+                reading = asyncio.create_task(asyncio.to_thread(_next, chunks))
+                table = await self._predict(part, batch, rows)
+                if writing is not None:
+                    await writing
+                writing = asyncio.create_task(asyncio.to_thread(writer.write, table))
+                rows += batch.num_rows
+                if progress is not None:
+                    progress(batch.num_rows)
+            if writing is not None:
+                await writing
+        finally:
+            reading.cancel()
+        return rows
+
+    async def _predict(self, part: Part, batch: pa.RecordBatch, start: int) -> pa.Table:
+        plan = self._plan
+        ctx = InferenceContext(
+            f"{plan.run_id}:{part.index}:{start}", Transport.BATCH, admitted=True
+        )
+        try:
+            arrays, pointers = input_arrays(batch, plan.signature, plan.layout.passthrough)
+            decoded = Decoded(arrays, pointers, None)
+            answer = await self._service.infer(ctx, plan.address, None, lambda _s: decoded)
+        except InvalidInputError as exc:
+            where = f"{part.path} ({part.name}), rows {start}-{start + batch.num_rows - 1}"
+            raise InvalidInputError(f"{where}: {exc.detail}", errors=exc.errors) from exc
+        return plan.layout.table(batch, answer.outputs, plan.version)
+
+
+def _next(chunks: Iterator[pa.RecordBatch]) -> pa.RecordBatch | None:
+    return next(chunks, None)
+
+
+async def score_locally(settings: Settings, plan: Plan, progress: Progress | None) -> int:
+    """The local engine: every part left, in this process, one after another."""
+    if not plan.todo:
+        return 0
+    data = DataPlane(settings, [plan.address])
+    try:
+        problems = await data.load()
+        if problems:
+            raise ModelLoadError("; ".join(problems))
+        service = data.service()
+        await service.start()
+        try:
+            scorer = PartScorer(settings, plan, service)
+            return sum([await scorer.score(part, progress) for part in plan.todo])
+        finally:
+            await service.stop()
+    finally:
+        await data.close()
+
+
+def run(
+    settings: Settings,
+    job: BatchJob,
+    progress: Callable[[Plan], Progress | None] | None = None,
+) -> BatchSummary:
+    """Plan, score locally, finish: what ``modelport batch`` does without ``--engine dask``.
+    ``progress`` is handed the plan and returns what hears of each chunk."""
+    registry = Registry.from_settings(settings)
+    try:
+        planned = plan(settings, registry, job)
+    finally:
+        registry.close()
+    started = time.perf_counter()
+    rows = asyncio.run(score_locally(settings, planned, progress(planned) if progress else None))
+    return finish(settings, planned, rows, time.perf_counter() - started)
