@@ -16,6 +16,7 @@ from modelport.cli import (
     drift,
     export,
     housekeeping,
+    jobs,
     keys,
     logs,
     models,
@@ -71,6 +72,7 @@ app.command()(deployments.apply)
 app.add_typer(deployments.app, name="deployments")
 app.command()(deployments.rollback)
 app.command()(predicting.predict)
+app.add_typer(jobs.app, name="jobs")
 app.command("import-mlflow")(housekeeping.import_mlflow)
 app.command()(housekeeping.optimize)
 app.command()(housekeeping.gc)
