@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -10,7 +11,8 @@ import httpx
 import numpy as np
 
 from modelport.config import Settings
-from modelport.errors import ModelportError, error_class_for
+from modelport.errors import ModelportError, RequestTimeoutError, error_class_for
+from modelport.jobs.model import JobState
 from modelport.registry.address import ModelAddress
 from modelport.runtimes.signature import SignatureKind, sample_arrays
 
@@ -68,13 +70,87 @@ class Client:
         """What the server hosts and the last load failure of each model."""
         return list(self._call("GET", "/api/serving")["models"])
 
+    def submit_job(
+        self,
+        model: str,
+        body: bytes | Mapping[str, Any],
+        *,
+        content_type: str | None = None,
+        format: str | None = None,
+        output: str | None = None,
+    ) -> dict[str, Any]:
+        """Queue any predict body (V1, V2, MLflow JSON/CSV/Parquet); the queued job comes back.
+
+        A mapping is sent as JSON; bytes as they are, under ``content_type``. ``format``
+        (v1, v2, mlflow) names the protocol when the server should not tell it from the body.
+        """
+        params = {k: v for k, v in (("format", format), ("output", output)) if v is not None}
+        sent: dict[str, Any] = {"params": params}
+        if isinstance(body, bytes):
+            sent["content"] = body
+            sent["headers"] = {"Content-Type": content_type} if content_type else {}
+        else:
+            sent["json"] = body
+        return dict(self._call("POST", _addressed("/v1/models", model) + "/jobs", **sent))
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """State, progress, and the answer (inline up to 1 MiB) or the error (a problem dict)."""
+        return dict(self._call("GET", _job_path(job_id)))
+
+    def jobs(
+        self, state: str | None = None, model: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Jobs the key may see, newest first."""
+        params: dict[str, Any] = {"limit": limit}
+        params.update({k: v for k, v in (("state", state), ("model", model)) if v is not None})
+        return list(self._call("GET", "/v1/jobs", params=params)["jobs"])
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        """A queued job is cancelled at once, a running one at its next piece."""
+        return dict(self._call("DELETE", _job_path(job_id)))
+
+    def job_result(self, job_id: str) -> bytes:
+        """The answer's bytes as the predict route would have sent them, whatever their size."""
+        return self._request("GET", f"{_job_path(job_id)}/result").content
+
+    def wait_job(
+        self,
+        job_id: str,
+        timeout_s: float | None = None,
+        poll_s: float = 0.2,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll until the job has finished (succeeded, failed or cancelled) and return it.
+
+        ``on_progress`` sees every status polled, the last one included. After ``timeout_s``
+        a :class:`RequestTimeoutError` is raised; the job itself goes on.
+        """
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            job = self.job(job_id)
+            if on_progress is not None:
+                on_progress(job)
+            if JobState(job["state"]).finished:
+                return job
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise RequestTimeoutError(
+                    f"job {job_id} is still {job['state']} after {timeout_s:g} s"
+                )
+            time.sleep(poll_s if left is None else min(poll_s, left))
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Mapping[str, Any]:
+        response = self._request(method, path, **kwargs)
+        return response.json() if response.content else {}
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A successful response, or the server's problem (or the network's) as our error."""
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise ModelportError(f"cannot reach {self._http.base_url}: {exc}") from exc
         if response.is_success:
-            return response.json() if response.content else {}
+            return response
         raise _problem_to_error(response)
 
 
@@ -90,11 +166,20 @@ def _v1_path(model: str) -> str:
 
 
 def _v2_path(model: str) -> str:
-    """V2 metadata path: ``name/versions/3`` for a version, ``name@alias`` quoted for an alias."""
+    """V2 metadata path of an address."""
+    return _addressed("/v2/models", model)
+
+
+def _addressed(prefix: str, model: str) -> str:
+    """``prefix/name/versions/3`` for a version, ``prefix/name@alias`` quoted for an alias."""
     address = ModelAddress.parse(model)
     if address.version is not None:
-        return f"/v2/models/{quote(address.name, safe='')}/versions/{address.version}"
-    return f"/v2/models/{quote(str(address), safe='')}"
+        return f"{prefix}/{quote(address.name, safe='')}/versions/{address.version}"
+    return f"{prefix}/{quote(str(address), safe='')}"
+
+
+def _job_path(job_id: str) -> str:
+    return f"/v1/jobs/{quote(job_id, safe='')}"
 
 
 def _problem_to_error(response: httpx.Response) -> ModelportError:
@@ -102,8 +187,12 @@ def _problem_to_error(response: httpx.Response) -> ModelportError:
         problem = response.json()
     except ValueError:
         return ModelportError(f"HTTP {response.status_code}: {response.text[:200]}")
-    error = error_class_for(str(problem.get("code", "")))(str(problem.get("detail", "")))
-    return error
+    return problem_error(problem)
+
+
+def problem_error(problem: Mapping[str, Any]) -> ModelportError:
+    """The error a problem dict (an answer's, or a failed job's ``error``) describes."""
+    return error_class_for(str(problem.get("code", "")))(str(problem.get("detail", "")))
 
 
 def _listed(array: np.ndarray) -> list[Any]:

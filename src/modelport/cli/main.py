@@ -17,6 +17,7 @@ from modelport.cli import (
     drift,
     export,
     housekeeping,
+    jobs,
     keys,
     logs,
     models,
@@ -73,6 +74,7 @@ app.add_typer(deployments.app, name="deployments")
 app.command()(deployments.rollback)
 app.command()(predicting.predict)
 app.command()(batch.batch)
+app.add_typer(jobs.app, name="jobs")
 app.command("import-mlflow")(housekeeping.import_mlflow)
 app.command()(housekeeping.optimize)
 app.command()(housekeeping.gc)
