@@ -89,6 +89,7 @@ class BatchSummary:
     parts_skipped: int
     rows: int
     seconds: float
+    """Scoring alone, from the model loaded to the last part written."""
     output: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,7 +134,7 @@ def plan(settings: Settings, registry: Registry, job: BatchJob) -> Plan:
 def _claim(fs: Any, root: str, manifest: dict[str, Any], overwrite: bool) -> None:
     fs.makedirs(root, exist_ok=True)
     found = read_json(fs, f"{root}/{MANIFEST}")
-    other = found != manifest if found is not None else bool(fs.ls(root))
+    other = found != manifest if found is not None else bool(_listing(fs, root))
     if other:
         if not overwrite:
             what = "another run (other model version, input or columns)"
@@ -141,12 +142,22 @@ def _claim(fs: Any, root: str, manifest: dict[str, Any], overwrite: bool) -> Non
                 f"{root} holds {what if found is not None else 'other files'}; choose another "
                 "output folder, or --overwrite to replace it"
             )
-        for path in fs.ls(root, detail=False):
+        for path in _listing(fs, root):
             fs.rm(path, recursive=True)
-    for path in fs.ls(root, detail=False):
+    for path in _listing(fs, root):
         if path.endswith(PENDING_SUFFIX) or path.endswith(SUCCESS):
             fs.rm(path)  # an interrupted part, or the mark of a run about to change
     write_json(fs, f"{root}/{MANIFEST}", manifest)
+
+
+def _listing(fs: Any, root: str) -> list[str]:
+    """What the folder holds; nothing when it does not exist (an object store has no empty
+    folders)."""
+    try:
+        listed: list[str] = fs.ls(root, detail=False)
+    except FileNotFoundError:
+        return []
+    return listed
 
 
 def finish(settings: Settings, plan: Plan, rows: int, seconds: float) -> BatchSummary:
@@ -232,10 +243,13 @@ def _next(chunks: Iterator[pa.RecordBatch]) -> pa.RecordBatch | None:
     return next(chunks, None)
 
 
-async def score_locally(settings: Settings, plan: Plan, progress: Progress | None) -> int:
-    """The local engine: every part left, in this process, one after another."""
+async def score_locally(
+    settings: Settings, plan: Plan, progress: Progress | None
+) -> tuple[int, float]:
+    """The local engine: every part left, in this process, one after another; the rows
+    scored and the seconds scoring took (the model loaded)."""
     if not plan.todo:
-        return 0
+        return 0, 0.0
     data = DataPlane(settings, [plan.address])
     try:
         problems = await data.load()
@@ -245,7 +259,9 @@ async def score_locally(settings: Settings, plan: Plan, progress: Progress | Non
         await service.start()
         try:
             scorer = PartScorer(settings, plan, service)
-            return sum([await scorer.score(part, progress) for part in plan.todo])
+            started = time.perf_counter()
+            rows = sum([await scorer.score(part, progress) for part in plan.todo])
+            return rows, time.perf_counter() - started
         finally:
             await service.stop()
     finally:
@@ -264,6 +280,6 @@ def run(
         planned = plan(settings, registry, job)
     finally:
         registry.close()
-    started = time.perf_counter()
-    rows = asyncio.run(score_locally(settings, planned, progress(planned) if progress else None))
-    return finish(settings, planned, rows, time.perf_counter() - started)
+    following = progress(planned) if progress else None
+    rows, seconds = asyncio.run(score_locally(settings, planned, following))
+    return finish(settings, planned, rows, seconds)

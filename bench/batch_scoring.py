@@ -1,0 +1,95 @@
+"""Batch scoring throughput and memory: ``modelport batch`` (local engine) against the raw
+in-process limit, the model's own ``predict_proba`` on the same 1,024-row chunks with no file
+reading or writing, for the small and medium models; then the run's peak memory as the
+input grows tenfold.
+
+Each run is its own process (``modelport batch --json``), so its peak RSS is its own.
+
+    .venv/bin/python bench/batch_scoring.py [--rows 500000] [--chunk-rows 1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: siblings import
+
+from models import build_models, register
+
+_MEASURE = (
+    "import resource, sys, runpy\n"
+    "sys.argv = ['modelport', *sys.argv[1:]]\n"
+    "try:\n    runpy.run_module('modelport', run_name='__main__')\n"
+    "except SystemExit as stop:\n    assert not stop.code, stop.code\n"
+    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=500_000)
+    parser.add_argument("--chunk-rows", type=int, default=1024)
+    args = parser.parse_args()
+    models = build_models()
+    with tempfile.TemporaryDirectory() as scratch:
+        home = Path(scratch) / "home"
+        register(models, home)
+        env = {**os.environ, "MODELPORT_HOME": str(home)}
+        print("| model | rows | raw predict rows/s | modelport batch rows/s | ratio |")
+        print("|---|---:|---:|---:|---:|")
+        for name, model in models.items():
+            source = _input(Path(scratch), name, model.rows, args.rows)
+            raw = _raw_rows_per_s(model.estimator, model.rows, args.rows, args.chunk_rows)
+            summary, _ = _batch(env, name, source, Path(scratch) / f"out-{name}", args.chunk_rows)
+            ours = summary["rows"] / summary["seconds"]
+            print(f"| {name} | {args.rows:,} | {raw:,.0f} | {ours:,.0f} | {ours / raw:.2f} |")
+        print("\n| model | rows | peak RSS MiB |\n|---|---:|---:|")
+        for rows in (args.rows // 10, args.rows, args.rows * 2):
+            source = _input(Path(scratch), "small", models["small"].rows, rows)
+            _, peak = _batch(env, "small", source, Path(scratch) / f"rss-{rows}", args.chunk_rows)
+            print(f"| small | {rows:,} | {peak / 1024:.0f} |")
+
+
+def _input(folder: Path, name: str, features: np.ndarray, rows: int) -> Path:
+    path = folder / f"{name}-{rows}.parquet"
+    picked = features[np.random.default_rng(0).integers(0, len(features), rows)]
+    columns = {"row_id": np.arange(rows), **{f"f{i}": picked[:, i] for i in range(picked.shape[1])}}
+    pq.write_table(pa.table(columns), path, row_group_size=100_000)
+    return path
+
+
+def _raw_rows_per_s(estimator: object, features: np.ndarray, rows: int, chunk: int) -> float:
+    picked = features[np.random.default_rng(0).integers(0, len(features), rows)]
+    with threadpool_limits(1):
+        started = time.perf_counter()
+        for start in range(0, rows, chunk):
+            estimator.predict_proba(picked[start : start + chunk])  # type: ignore[attr-defined]
+        return rows / (time.perf_counter() - started)
+
+
+def _batch(
+    env: dict[str, str], model: str, source: Path, out: Path, chunk: int
+) -> tuple[dict[str, float], int]:
+    """The run's summary and its peak RSS in KiB."""
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE, "batch", "-m", model, "-i", str(source), "-o",
+         str(out), "--passthrough", "row_id", "--chunk-rows", str(chunk), "--json"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(done.stdout), int(done.stderr.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    main()
