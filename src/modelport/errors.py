@@ -216,9 +216,10 @@ class RateLimitedError(ModelportError):
     code = "rate_limited"
     title = "Too many requests"
 
-    def __init__(self, detail: str, *, headers: dict[str, str]) -> None:
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        """``headers``: none when the SDK client rebuilds the error from an answer's body."""
         super().__init__(detail)
-        self._headers = headers
+        self._headers = headers or {}
 
     def headers(self) -> dict[str, str]:
         """Retry-After and the RateLimit-* fields of the budget that refused the request."""

@@ -21,6 +21,7 @@ from modelport.cli import reference
 from modelport.cli.main import app
 from modelport.cli.models import MODEL_FILES
 from modelport.config import Settings
+from modelport.errors import ModelportError, error_class_for
 from modelport.runtimes import flavors
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -289,3 +290,17 @@ def test_a_test_that_leaves_a_listening_process_fails_the_run(tmp_path: Path) ->
     finally:
         if Path(f"/proc/{pid}").exists():
             os.kill(pid, 9)
+
+
+def _error_classes(cls: type[ModelportError]) -> Iterator[type[ModelportError]]:
+    yield cls
+    for sub in cls.__subclasses__():
+        yield from _error_classes(sub)
+
+
+def test_every_error_is_rebuilt_from_its_code_and_detail() -> None:
+    """What the SDK client and a failed job's status do with a problem body."""
+    for cls in _error_classes(ModelportError):
+        rebuilt = error_class_for(cls.code)("the detail")
+        assert rebuilt.code == cls.code
+        assert rebuilt.detail == "the detail"

@@ -66,7 +66,7 @@ def emit_json(data: Any) -> None:
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     view = Table(title=title, title_justify="left")
     for column in columns:
-        view.add_column(column)
+        view.add_column(column, overflow="fold")  # a narrow terminal wraps ids, never cuts them
     for row in rows:
         view.add_row(*("" if v is None else str(v) for v in row))
     console.print(view)
