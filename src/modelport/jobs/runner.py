@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -91,7 +92,7 @@ class JobRunner:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._repeated = Repeated("running jobs", self._step, log)
         self._loop: asyncio.Task[None] | None = None
-        self._purged_at = 0.0
+        self._recovered_at = self._purged_at = -math.inf
 
     def wake(self) -> None:
         """Look for work now (a job was just submitted to this process)."""
@@ -114,8 +115,17 @@ class JobRunner:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _step(self) -> None:
-        if time.monotonic() - self._purged_at > PURGE_EVERY_S:
-            await self._housekeeping()
+        now = time.monotonic()
+        # a killed worker's job is looked for every half lease: it waits about a lease, not
+        # until the next purge
+        if now - self._recovered_at > self.options.lease.total_seconds() / 2:
+            await self._recover()
+            self._recovered_at = now
+        if now - self._purged_at > PURGE_EVERY_S:
+            purged = await asyncio.to_thread(self._store.purge)
+            if purged:
+                log.info("deleted %d expired jobs", purged)
+            self._purged_at = now
         while len(self._running) < self.options.workers:
             job = await asyncio.to_thread(self._store.claim, self.worker, self._served())
             if job is None:
@@ -124,17 +134,13 @@ class JobRunner:
             self._running[job.id] = task
             task.add_done_callback(functools.partial(self._finished, job.id))
 
-    async def _housekeeping(self) -> None:
+    async def _recover(self) -> None:
         options = self.options
         recovered = await asyncio.to_thread(
             self._store.recover, options.lease, max_attempts=options.max_attempts, ttl=options.ttl
         )
         for job_id in recovered:
             log.warning("job %s: its worker stopped reporting; queued again", job_id)
-        purged = await asyncio.to_thread(self._store.purge)
-        if purged:
-            log.info("deleted %d expired jobs", purged)
-        self._purged_at = time.monotonic()
 
     def _finished(self, job_id: str, _task: asyncio.Task[None]) -> None:
         del self._running[job_id]

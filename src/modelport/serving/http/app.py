@@ -111,7 +111,7 @@ def create_app(
     runner = JobRunner(
         job_store,
         service,
-        lambda: [*router.routes, *router.endpoints],
+        functools.partial(answering, router),
         RunnerOptions.from_settings(settings),
         holder,
     )
@@ -252,6 +252,14 @@ def served_versions(router: Router) -> set[tuple[str, int]]:
         for route in router.all_routes()
         if route.current is not None
     }
+
+
+def answering(router: Router) -> list[str]:
+    """The models and deployments this process can answer for now: the job runner claims
+    jobs for these only (a job for a model still loading waits rather than spending its
+    attempts)."""
+    models = [name for name, route in router.routes.items() if route.current is not None]
+    return models + [name for name, endpoint in router.endpoints.items() if endpoint.ready()]
 
 
 def access_policy(settings: Settings, registry: Registry) -> AccessPolicy:
