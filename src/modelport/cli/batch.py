@@ -12,16 +12,6 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.text import Text
 
 from modelport.cli import output
 from modelport.cli.output import JsonFlag
@@ -32,12 +22,6 @@ from modelport.errors import ConfigurationError
 class OutputFormat(StrEnum):
     PARQUET = "parquet"
     CSV = "csv"
-
-
-class RowsPerSecond(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:,.0f} rows/s")
 
 
 def batch(
@@ -92,15 +76,7 @@ def batch(
             overwrite,
         )
         settings = current_settings()
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            RowsPerSecond(),
-            TimeElapsedColumn(),
-            console=output.errors,
-            disable=json,
-        ) as bar:
+        with output.rows_progress(quiet=json) as bar:
 
             def follow(plan: Plan) -> Callable[[int], None]:
                 task = bar.add_task(

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from modelport.cli import output
 from modelport.cli.output import JsonFlag
@@ -246,16 +245,7 @@ def _waited(client: Client, job_id: str, timeout: float | None, as_json: bool) -
 @contextmanager
 def _progress(quiet: bool) -> Iterator[Callable[[dict[str, Any]], None]]:
     """A callback that shows each polled status as rows done of rows total."""
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("rows"),
-        TimeElapsedColumn(),
-        console=output.errors,
-        transient=True,
-        disable=quiet,
-    )
+    bar = output.rows_progress(quiet=quiet, transient=True)
     task = bar.add_task("queued", total=None)
 
     def shown(job: dict[str, Any]) -> None:

@@ -16,7 +16,17 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from modelport.errors import FieldError, ModelportError, StorageUnavailableError
 
@@ -70,6 +80,27 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
     for row in rows:
         view.add_row(*("" if v is None else str(v) for v in row))
     console.print(view)
+
+
+class RowsPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.0f} rows/s")
+
+
+def rows_progress(*, quiet: bool, transient: bool = False) -> Progress:
+    """A progress bar of rows done (of a total, when known) and rows per second, on stderr
+    so stdout keeps only the result; ``quiet`` (``--json``) shows nothing."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RowsPerSecond(),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=transient,
+        disable=quiet,
+    )
 
 
 def warn(message: str) -> None:

@@ -120,6 +120,7 @@ class InferenceService:
             if target.unit_field is not None and ctx.unit_id is None:
                 target = await self._by_unit(target, reference, version, ctx, decode, size)
             with target.loaded.serving():
+                # _checked_for written out: no coroutine per request on the hot path
                 if size >= OFFLOAD_BYTES:
                     decoded, checked = await asyncio.to_thread(_checked, target.signature, decode)
                 else:
@@ -152,10 +153,7 @@ class InferenceService:
         the signature check), so a request kept for later (a job) is refused now if it ever
         will be. Nothing is predicted and observers hear nothing."""
         target = await self._admitted(reference, version, ctx)
-        if size >= OFFLOAD_BYTES:
-            await asyncio.to_thread(_checked, target.signature, decode)
-        else:
-            _checked(target.signature, decode)
+        await _checked_for(target, decode, size)
         return target
 
     async def _admitted(
@@ -187,10 +185,7 @@ class InferenceService:
         field): the first row's value decides for the whole request."""
         field = target.unit_field
         assert field is not None
-        if size >= OFFLOAD_BYTES:
-            _, checked = await asyncio.to_thread(_checked, target.signature, decode)
-        else:
-            _, checked = _checked(target.signature, decode)
+        _, checked = await _checked_for(target, decode, size)
         column = checked.columns.get(field)
         if column is None or not checked.n_rows:
             return target
@@ -216,15 +211,13 @@ class InferenceService:
         self, target: Target, batch: Batch, ctx: InferenceContext, pieces: Pieces
     ) -> Outputs:
         total = batch.n_rows
-        if total <= pieces.rows:
-            outputs = await self.predict(target, batch, ctx)
-            await pieces.done(total, total)
-            return outputs
         parts: list[Outputs] = []
-        for start in range(0, total, pieces.rows):
+        for start in range(0, max(total, 1), pieces.rows):  # an empty batch is one piece
             stop = min(start + pieces.rows, total)
             parts.append(await self.predict(target, batch.slice(start, stop), ctx))
             await pieces.done(stop, total)
+        if len(parts) == 1:
+            return parts[0]
         return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
     def _report(
@@ -237,6 +230,13 @@ class InferenceService:
         elapsed = time.perf_counter() - ctx.started
         ctx.reported = True
         notify(self._observers, Outcome(ctx, batch, outputs, error, elapsed))
+
+
+async def _checked_for(target: Target, decode: Decoder[T], size: int) -> tuple[Decoded[T], Batch]:
+    """:func:`_checked` for ``target``, on a thread when the body is large."""
+    if size >= OFFLOAD_BYTES:
+        return await asyncio.to_thread(_checked, target.signature, decode)
+    return _checked(target.signature, decode)
 
 
 def _checked(signature: Signature, decode: Decoder[T]) -> tuple[Decoded[T], Batch]:

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.orm import Session
 
 from modelport.errors import ConflictError, JobNotFoundError
@@ -116,13 +116,16 @@ class JobStore:
         if not names:
             return None
         now = utcnow()
+        due = (
+            JobRow.state == JobState.QUEUED.value,
+            JobRow.run_after <= now,
+            JobRow.name.in_(sorted(names)),
+        )
+        if not self._any(due):
+            return None
         query = (
             select(JobRow)
-            .where(
-                JobRow.state == JobState.QUEUED.value,
-                JobRow.run_after <= now,
-                JobRow.name.in_(sorted(names)),
-            )
+            .where(*due)
             .order_by(JobRow.run_after, JobRow.created_at)
             .limit(1)
             .with_for_update(skip_locked=True)
@@ -242,12 +245,10 @@ class JobStore:
     def recover(self, lease: timedelta, *, max_attempts: int, ttl: timedelta) -> list[str]:
         """Running jobs whose worker has been silent for ``lease`` (killed, cut off): queued
         again, or failed once their attempts are spent; their ids."""
-        cutoff = utcnow() - lease
-        query = (
-            select(JobRow)
-            .where(JobRow.state == JobState.RUNNING.value, JobRow.heartbeat_at < cutoff)
-            .with_for_update(skip_locked=True)
-        )
+        silent = (JobRow.state == JobState.RUNNING.value, JobRow.heartbeat_at < utcnow() - lease)
+        if not self._any(silent):
+            return []
+        query = select(JobRow).where(*silent).with_for_update(skip_locked=True)
         with self._db.write() as s:
             rows = s.scalars(query).all()
             for row in rows:
@@ -261,10 +262,20 @@ class JobStore:
                     _queue(row, utcnow())
             return [row.id for row in rows]
 
+    def _any(self, conditions: tuple[ColumnElement[bool], ...]) -> bool:
+        """Whether a job matches, read without the write lock: every worker asks every
+        second, and on SQLite a write transaction, even an empty one, holds off every other
+        writer (the prediction log's among them)."""
+        with self._db.read() as s:
+            return s.scalars(select(JobRow.id).where(*conditions).limit(1)).first() is not None
+
     def purge(self) -> int:
         """Delete finished jobs past their time to live, with their payloads."""
+        past = (JobRow.expires_at < utcnow(),)
+        if not self._any(past):
+            return 0
         with self._db.write() as s:
-            expired = select(JobRow.id).where(JobRow.expires_at < utcnow()).limit(MAX_LISTED)
+            expired = select(JobRow.id).where(*past).limit(MAX_LISTED)
             ids = list(s.scalars(expired))
             if ids:
                 s.execute(delete(JobPayloadRow).where(JobPayloadRow.job_id.in_(ids)))
