@@ -445,6 +445,18 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a finished job, its answer or error, is kept, in seconds.",
     )
+    job_broker_url: SecretStr | None = Field(
+        None,
+        description="Celery broker for jobs (redis://host:6379/0, amqp://user:pass@host//): "
+        "servers hand every job to the `modelport worker` processes of its model instead of "
+        "running it themselves. Unset: jobs run inside the server processes.",
+    )
+    job_queue_prefix: str = Field(
+        "modelport",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Prefix of the broker queue of each model (PREFIX.NAME), so that several "
+        "installations can share one broker.",
+    )
     public_url: str | None = Field(
         None,
         description="Where clients reach this server (https://models.example.com): links in "

@@ -80,7 +80,7 @@ def test_concurrent_workers_split_the_queue_without_overlap(store: JobStore) -> 
 def test_a_silent_workers_late_answer_is_discarded(store: JobStore) -> None:
     job = submit(store)
     assert store.claim("first", ["iris"]) is not None
-    assert store.recover(NOW, max_attempts=3, ttl=TTL) == [job.id]
+    assert [j.id for j in store.recover(NOW, max_attempts=3, ttl=TTL)] == [job.id]
     assert store.get(job.id).state is JobState.QUEUED
     assert store.claim("second", ["iris"]) is not None
     assert store.heartbeat(job.id, "first", 1, 1) is Beat.LOST

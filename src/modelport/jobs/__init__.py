@@ -6,12 +6,15 @@ it survives the process that accepted it. :class:`JobRunner` runs jobs through t
 observers), a piece at a time so online traffic is never stuck behind a large job.
 """
 
+from modelport.jobs.dispatch import Dispatch
+from modelport.jobs.execution import RunnerOptions
 from modelport.jobs.formats import JobFormat, JobRequest
 from modelport.jobs.model import Job, JobKind, JobState
-from modelport.jobs.runner import JobRunner, RunnerOptions
+from modelport.jobs.runner import JobRunner
 from modelport.jobs.store import JobStore, NewJob
 
 __all__ = [
+    "Dispatch",
     "Job",
     "JobFormat",
     "JobKind",

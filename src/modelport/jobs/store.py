@@ -132,12 +132,48 @@ class JobStore:
         )
         with self._db.write() as s:
             row = s.scalars(query).one_or_none()
+            return None if row is None else _claimed(row, worker, now)
+
+    def take(
+        self, job_id: str, worker: str, lease: timedelta, *, max_attempts: int, ttl: timedelta
+    ) -> Job | None:
+        """Claim one job by id (a broker message named it): when it is due, or running under
+        a worker silent for ``lease`` (the message came again because that worker died).
+        None when there is nothing to do: it finished, expired, is not due yet, or is in a
+        live worker's hands."""
+        now = utcnow()
+        with self._db.write() as s:
+            query = select(JobRow).where(JobRow.id == job_id).with_for_update(skip_locked=True)
+            row = s.scalars(query).one_or_none()
             if row is None:
                 return None
-            row.state, row.worker = JobState.RUNNING.value, worker
-            row.attempts += 1
-            row.started_at = row.heartbeat_at = now
-            return _job(row)
+            if row.state == JobState.QUEUED.value and row.run_after <= now:
+                return _claimed(row, worker, now)
+            silent = row.heartbeat_at is not None and row.heartbeat_at < now - lease
+            if row.state != JobState.RUNNING.value or not silent:
+                return None
+            if row.cancel_requested:
+                _finish(row, JobState.CANCELLED, ttl)
+            elif row.attempts >= max_attempts:
+                row.error = _lost(row)
+                _finish(row, JobState.FAILED, ttl)
+            else:
+                return _claimed(row, worker, now)
+            return None
+
+    def unclaimed(self, wait: timedelta) -> list[Job]:
+        """Queued jobs due for ``wait`` that no worker claimed (their broker message was
+        lost, or never sent): due again from now, so each is sent once per ``wait``."""
+        now = utcnow()
+        forgotten = (JobRow.state == JobState.QUEUED.value, JobRow.run_after < now - wait)
+        if not self._any(forgotten):
+            return []
+        query = select(JobRow).where(*forgotten).limit(MAX_LISTED).with_for_update(skip_locked=True)
+        with self._db.write() as s:
+            rows = s.scalars(query).all()
+            for row in rows:
+                row.run_after = now
+            return [_job(row) for row in rows]
 
     def heartbeat(self, job_id: str, worker: str, rows_done: int, rows_total: int | None) -> Beat:
         with self._db.write() as s:
@@ -242,9 +278,9 @@ class JobStore:
             _finish(row, JobState.CANCELLED, ttl)
             return True
 
-    def recover(self, lease: timedelta, *, max_attempts: int, ttl: timedelta) -> list[str]:
+    def recover(self, lease: timedelta, *, max_attempts: int, ttl: timedelta) -> list[Job]:
         """Running jobs whose worker has been silent for ``lease`` (killed, cut off): queued
-        again, or failed once their attempts are spent; their ids."""
+        again, or failed once their attempts are spent; as they are now."""
         silent = (JobRow.state == JobState.RUNNING.value, JobRow.heartbeat_at < utcnow() - lease)
         if not self._any(silent):
             return []
@@ -252,15 +288,14 @@ class JobStore:
         with self._db.write() as s:
             rows = s.scalars(query).all()
             for row in rows:
-                lost = {"code": "worker_lost", "detail": f"worker {row.worker} stopped reporting"}
                 if row.cancel_requested:
                     _finish(row, JobState.CANCELLED, ttl)
                 elif row.attempts >= max_attempts:
-                    row.error = lost
+                    row.error = _lost(row)
                     _finish(row, JobState.FAILED, ttl)
                 else:
                     _queue(row, utcnow())
-            return [row.id for row in rows]
+            return [_job(row) for row in rows]
 
     def _any(self, conditions: tuple[ColumnElement[bool], ...]) -> bool:
         """Whether a job matches, read without the write lock: every worker asks every
@@ -296,6 +331,17 @@ def _running(s: Session, job_id: str, worker: str) -> JobRow | None:
     if row is None or row.state != JobState.RUNNING.value or row.worker != worker:
         return None
     return row
+
+
+def _claimed(row: JobRow, worker: str, now: datetime) -> Job:
+    row.state, row.worker = JobState.RUNNING.value, worker
+    row.attempts += 1
+    row.started_at = row.heartbeat_at = now
+    return _job(row)
+
+
+def _lost(row: JobRow) -> dict[str, Any]:
+    return {"code": "worker_lost", "detail": f"worker {row.worker} stopped reporting"}
 
 
 def _queue(row: JobRow, run_after: datetime) -> None:

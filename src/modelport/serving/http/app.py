@@ -26,10 +26,10 @@ from prometheus_client import CollectorRegistry
 import modelport
 from modelport.config import Settings
 from modelport.errors import ConfigurationError
-from modelport.inference import RegistryFollower, Router
+from modelport.inference import InferenceService, RegistryFollower, Router
 from modelport.inference.metrics import ServingMetrics
 from modelport.inference.observers import Observer
-from modelport.jobs import JobRunner, JobStore, RunnerOptions
+from modelport.jobs import Dispatch, JobRunner, JobStore, RunnerOptions
 from modelport.logs import configure_logging
 from modelport.monitoring.drift import drift_watch_of
 from modelport.monitoring.quality import quality_watch_of
@@ -108,13 +108,7 @@ def create_app(
     ]
     service = plane.service(rollouts.observers if rollouts else (), admission)
     job_store = JobStore(registry.database)
-    runner = JobRunner(
-        job_store,
-        service,
-        functools.partial(answering, router),
-        RunnerOptions.from_settings(settings),
-        holder,
-    )
+    dispatch = job_dispatch(settings, job_store, service, router, holder)
 
     grpc_server = None
     if settings.grpc_port is not None:  # imported only then: grpc is an optional extra
@@ -155,7 +149,7 @@ def create_app(
             rollouts.start()
         for watch in watches:
             await watch.start()
-        runner.start()
+        dispatch.start()
         try:
             if grpc_server is not None:
                 await grpc_server.start()
@@ -163,7 +157,7 @@ def create_app(
         finally:
             if grpc_server is not None:
                 await grpc_server.stop(settings.drain_timeout_s)
-            await runner.stop()
+            await dispatch.stop()
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
@@ -183,7 +177,7 @@ def create_app(
         "the MLflow scoring protocol, plus the registry API.",
     )
     app.state.serving = ServingState(
-        settings, registry, service, follower, metrics, access, rollouts, job_store, runner
+        settings, registry, service, follower, metrics, access, rollouts, job_store, dispatch
     )
     install_error_handlers(app)
     for module in (
@@ -243,6 +237,23 @@ def rollouts_of(
         settings.deployment_poll_s,
         shadow_observers,
     )
+
+
+def job_dispatch(
+    settings: Settings, store: JobStore, service: InferenceService, router: Router, holder: str
+) -> Dispatch:
+    """With a job broker, the server only hands jobs on (``modelport worker`` runs them);
+    without one, it runs them itself."""
+    if settings.job_broker_url is None:
+        served = functools.partial(answering, router)
+        return JobRunner(store, service, served, RunnerOptions.from_settings(settings), holder)
+    try:  # imported only then: celery is an optional extra
+        from modelport.jobs.broker import BrokerDispatch
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"a job broker needs the celery extra (pip install 'modelport[celery]'): {exc}"
+        ) from exc
+    return BrokerDispatch(settings)
 
 
 def served_versions(router: Router) -> set[tuple[str, int]]:

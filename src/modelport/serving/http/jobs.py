@@ -10,6 +10,7 @@ admin keys only; to anyone else it does not exist.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 import orjson
@@ -116,7 +117,7 @@ async def _submit(
         body,
     )
     job = await run_in_threadpool(state.jobs.submit, new)
-    state.runner.wake()
+    await state.dispatch.queued(job)
     return JSONResponse(job.to_dict(), status_code=202, headers={"Location": _link(job)})
 
 
@@ -168,7 +169,7 @@ async def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
     """Cancel: a queued job at once, a running one at its next piece (409 once finished)."""
     serving = serving_state(request)
     await _visible(request, serving, job_id)
-    ttl = serving.runner.options.ttl
+    ttl = timedelta(seconds=serving.settings.job_result_ttl_s)
     job = await run_in_threadpool(lambda: serving.jobs.cancel(job_id, ttl=ttl))
     return _shown(job)
 

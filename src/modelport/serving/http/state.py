@@ -9,7 +9,7 @@ from starlette.requests import Request
 from modelport.config import Settings
 from modelport.inference import InferenceService, RegistryFollower
 from modelport.inference.metrics import ServingMetrics
-from modelport.jobs import JobRunner, JobStore
+from modelport.jobs import Dispatch, JobStore
 from modelport.registry import Registry
 from modelport.rollout.plane import Rollouts
 from modelport.security.policy import AccessPolicy
@@ -26,7 +26,8 @@ class ServingState:
     rollouts: Rollouts | None
     """This process's deployment machinery; None when it serves no deployment."""
     jobs: JobStore
-    runner: JobRunner
+    dispatch: Dispatch
+    """Hands submitted jobs to a worker: this process's runner, or a broker."""
 
 
 def serving_state(request: Request) -> ServingState:
