@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
+import modelport
 from modelport.config import Settings, as_environment
+from tests.e2e.doubles import SlowPoisonModel
 from tests.e2e.traffic import Load
 
 
@@ -172,3 +175,12 @@ def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]
     name = f"mp-{uuid.uuid4().hex[:16]}"
     client.create_bucket(Bucket=name)
     return client, name
+
+
+@pytest.fixture
+def slow_settings(make_settings: Callable[..., Settings]) -> Settings:
+    """A registered model answering one row per piece at 50 ms a call: a job that runs for
+    about 3 s, and a lease short enough that a killed worker's job moves on within the test."""
+    settings = make_settings(workers=1, job_piece_rows=1, job_lease_s=1.0, job_poll_s=0.2)
+    modelport.log_model(SlowPoisonModel(), "slow", np.ones((2, 3)), settings=settings)
+    return settings

@@ -5,64 +5,12 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
-import numpy as np
-import pytest
 
-import modelport
 from modelport.config import Settings
-from modelport.jobs import JobStore
-from modelport.jobs.store import RESULT
-from modelport.registry import Registry
-from tests.e2e.conftest import LiveServer
-from tests.e2e.doubles import SlowPoisonModel
-
-ROWS = 60
-BODY = {"instances": np.ones((ROWS, 3)).tolist()}
-EXPECTED = {"predictions": [3.0] * ROWS}
-
-
-@pytest.fixture
-def slow_settings(make_settings: Callable[..., Settings]) -> Settings:
-    """One row per piece at 50 ms a call: a job that runs for about 3 s, and a lease short
-    enough that a killed worker's job moves on within the test."""
-    settings = make_settings(workers=1, job_piece_rows=1, job_lease_s=1.0, job_poll_s=0.2)
-    modelport.log_model(SlowPoisonModel(), "slow", np.ones((2, 3)), settings=settings)
-    return settings
-
-
-def submit(server: LiveServer) -> str:
-    answer = httpx.post(f"{server.url}/v1/models/slow/jobs", json=BODY, timeout=10)
-    assert answer.status_code == 202, answer.text
-    return f"{server.url}{answer.headers['location']}"
-
-
-def job_at(url: str) -> dict[str, Any]:
-    answer: dict[str, Any] = httpx.get(url, timeout=10).json()
-    return answer
-
-
-def wait_for(url: str, done: Callable[[dict[str, Any]], bool], timeout_s: float = 60) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not done(job := job_at(url)):
-        assert time.monotonic() < deadline, job
-        time.sleep(0.1)
-    return job
-
-
-def finished(job: dict[str, Any]) -> bool:
-    return job["state"] in ("succeeded", "failed", "cancelled")
-
-
-def only_answer(settings: Settings, job_id: str) -> Any:
-    registry = Registry.from_settings(settings)
-    try:
-        return JobStore(registry.database).payload(job_id, RESULT)
-    finally:
-        registry.close()
+from tests.e2e.jobs import EXPECTED, finished, job_at, only_answer, submit, wait_for
 
 
 def test_a_job_accepted_before_a_restart_runs_after_it(

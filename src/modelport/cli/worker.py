@@ -61,6 +61,7 @@ def worker(
             raise ConfigurationError("cannot run jobs for " + "; ".join(problems))
     signals.worker_shutting_down.connect(lambda **_: jobs.stopping(), weak=False)
     celery_worker = jobs.celery.Worker(
+        hostname=jobs.node,
         pool_cls="threads",
         concurrency=concurrency or max(settings.job_workers, 1),
         queues=jobs.queues,

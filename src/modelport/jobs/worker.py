@@ -18,6 +18,8 @@ import concurrent.futures
 import contextlib
 import logging
 import math
+import os
+import socket
 import threading
 import time
 from collections.abc import Coroutine, Sequence
@@ -47,6 +49,9 @@ T = TypeVar("T")
 class JobWorker:
     def __init__(self, settings: Settings, models: Sequence[str]) -> None:
         self.name = replica_id()
+        self.node = f"{settings.job_queue_prefix}-{os.getpid()}@{socket.gethostname()}"
+        """Celery's name of this worker: one of its own (workers named alike share a control
+        queue on RabbitMQ, which only one of them can hold)."""
         self.queues = sorted({queue_of(settings, ModelAddress.parse(m).name) for m in models})
         self.options = RunnerOptions.from_settings(settings)
         self._settings = settings
