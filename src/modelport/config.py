@@ -445,6 +445,12 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a finished job, its answer or error, is kept, in seconds.",
     )
+    batch_roots: list[str] = Field(
+        default_factory=list,
+        description="Folders and URL prefixes (/data/scoring, s3://bucket/scoring) that batch "
+        "jobs submitted over HTTP may read and write; default none: the server refuses batch "
+        "jobs (`modelport batch` on the command line is not limited).",
+    )
     job_broker_url: SecretStr | None = Field(
         None,
         description="Celery broker for jobs (redis://host:6379/0, amqp://user:pass@host//): "

@@ -19,8 +19,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import orjson
+
 from modelport.config import Settings
 from modelport.errors import (
+    ConfigurationError,
     JobCancelledError,
     ModelNotReadyError,
     ModelportError,
@@ -30,9 +33,10 @@ from modelport.errors import (
 from modelport.inference.context import InferenceContext, Transport
 from modelport.inference.service import InferenceService
 from modelport.jobs.formats import JobRequest
-from modelport.jobs.model import Job, JobState
+from modelport.jobs.model import Job, JobKind, JobState
 from modelport.jobs.store import INPUT, Beat, JobStore
 from modelport.logs import current_request
+from modelport.registry.records import VersionRecord
 
 log = logging.getLogger("modelport.jobs")
 
@@ -78,8 +82,14 @@ class Requeued:
 
 class Execution:
     def __init__(
-        self, store: JobStore, service: InferenceService, options: RunnerOptions, worker: str
+        self,
+        settings: Settings,
+        store: JobStore,
+        service: InferenceService,
+        options: RunnerOptions,
+        worker: str,
     ) -> None:
+        self._settings = settings
         self._store = store
         self._service = service
         self.options = options
@@ -108,14 +118,10 @@ class Execution:
     ) -> Requeued | None:
         store, worker, ttl = self._store, self.worker, self.options.ttl
         try:
-            body = await asyncio.to_thread(store.payload, job.id, INPUT)
-            request = JobRequest.stored(job.format, job.options, body)
-            answer = await self._service.infer(
-                ctx, job.reference, None, request.decoder(), len(body), progress
-            )
-            result = await asyncio.to_thread(
-                request.encode, answer.target.record, answer.outputs, answer.extras
-            )
+            if job.kind is JobKind.BATCH:
+                record, result = await self._batch(job, progress)
+            else:
+                record, result = await self._predict(job, ctx, progress)
         except JobCancelledError:
             if await self._settle(store.stopped, job.id, worker, ttl):
                 log.info("job %s: cancelled", job.id)
@@ -129,7 +135,6 @@ class Execution:
             problem = _problem(ModelportError(f"unexpected error: {type(exc).__name__}"), job.id)
             await self._settle(store.fail, job.id, worker, problem, ttl)
         else:
-            record = answer.target.record
             written = await self._settle(
                 store.succeed,
                 job.id,
@@ -146,6 +151,28 @@ class Execution:
             else:
                 log.warning("job %s: answer discarded; another worker has the job", job.id)
         return None
+
+    async def _predict(
+        self, job: Job, ctx: InferenceContext, progress: Progress
+    ) -> tuple[VersionRecord, bytes]:
+        body = await asyncio.to_thread(self._store.payload, job.id, INPUT)
+        request = JobRequest.stored(job.format, job.options, body)
+        answer = await self._service.infer(
+            ctx, job.reference, None, request.decoder(), len(body), progress
+        )
+        record = answer.target.record
+        result = await asyncio.to_thread(request.encode, record, answer.outputs, answer.extras)
+        return record, result
+
+    async def _batch(self, job: Job, progress: Progress) -> tuple[VersionRecord, bytes]:
+        try:  # pyarrow is an extra: only batch jobs need it
+            from modelport.jobs.batch.served import score_served
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"batch jobs need pyarrow (pip install 'modelport[batch]'): {exc}"
+            ) from exc
+        record, summary = await score_served(self._settings, self._service, job, progress)
+        return record, orjson.dumps(summary.to_dict())
 
     async def _later(self, job: Job, exc: ModelportError) -> Requeued | None:
         delay = timedelta(seconds=min(2.0**job.attempts, RETRY_MAX_S))
@@ -186,7 +213,7 @@ class Progress:
         self._beat = Beat.GOING
         self._beating = asyncio.create_task(self._beat_forever(options.beat_s))
 
-    async def done(self, rows: int, total: int) -> None:
+    async def done(self, rows: int, total: int | None) -> None:
         self.rows_done, self._total = rows, total
         if self._beat is Beat.CANCEL:
             raise JobCancelledError(f"job {self._job_id} was cancelled")

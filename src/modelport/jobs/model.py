@@ -11,6 +11,9 @@ from typing import Any
 class JobKind(StrEnum):
     PREDICT = "predict"
     """An inference body, answered as the model's predict route would have answered it."""
+    BATCH = "batch"
+    """Files scored into a folder (``modelport batch`` run by a worker); answered with the
+    run's summary."""
 
 
 class JobState(StrEnum):

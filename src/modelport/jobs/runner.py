@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Callable, Collection
 
+from modelport.config import Settings
 from modelport.inference.background import Repeated
 from modelport.inference.service import InferenceService
 from modelport.jobs.execution import Execution, RunnerOptions
@@ -32,6 +33,7 @@ PURGE_EVERY_S = 60.0
 class JobRunner:
     def __init__(
         self,
+        settings: Settings,
         store: JobStore,
         service: InferenceService,
         served: Callable[[], Collection[str]],
@@ -40,7 +42,7 @@ class JobRunner:
     ) -> None:
         """``served``: the model and deployment names this process answers for now."""
         self._store = store
-        self._execution = Execution(store, service, options, worker)
+        self._execution = Execution(settings, store, service, options, worker)
         self._served = served
         self.options = options
         self.worker = worker

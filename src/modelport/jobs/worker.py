@@ -59,7 +59,7 @@ class JobWorker:
         self._plane = DataPlane(settings, models)
         self._service = self._plane.service()
         self._store = JobStore(self._plane.registry.database)
-        self._execution = Execution(self._store, self._service, self.options, self.name)
+        self._execution = Execution(settings, self._store, self._service, self.options, self.name)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="jobs", daemon=True)
         self._running: set[asyncio.Task[Any]] = set()

@@ -37,7 +37,7 @@ from modelport.jobs.batch.writing import (
     write_json,
 )
 from modelport.plane import DataPlane
-from modelport.registry import Registry
+from modelport.registry import Registry, VersionRecord
 from modelport.runtimes.signature import Signature
 
 Progress = Callable[[int], None]
@@ -113,7 +113,11 @@ def filesystem(settings: Settings, url: str) -> tuple[Any, str]:
 def plan(settings: Settings, registry: Registry, job: BatchJob) -> Plan:
     """Resolve the version and the parts, and claim the output folder for this run (or find
     the run it resumes)."""
-    record = registry.resolve(job.model)
+    return plan_for(settings, registry.resolve(job.model), job)
+
+
+def plan_for(settings: Settings, record: VersionRecord, job: BatchJob) -> Plan:
+    """:func:`plan` for a version already chosen (the one a server answers with now)."""
     fs_in, root_in = filesystem(settings, job.input)
     parts = find_parts(fs_in, root_in)
     schema = input_schema(fs_in, parts[0], record.signature)

@@ -45,6 +45,7 @@ from modelport.security.secret import server_secret
 from modelport.serving.http import (
     api,
     audit,
+    batch_jobs,
     deployments,
     drift,
     feedback,
@@ -186,6 +187,7 @@ def create_app(
         v2,
         mlflow,
         jobs,
+        batch_jobs,
         api,
         keys,
         audit,
@@ -246,7 +248,8 @@ def job_dispatch(
     without one, it runs them itself."""
     if settings.job_broker_url is None:
         served = functools.partial(answering, router)
-        return JobRunner(store, service, served, RunnerOptions.from_settings(settings), holder)
+        options = RunnerOptions.from_settings(settings)
+        return JobRunner(settings, store, service, served, options, holder)
     try:  # imported only then: celery is an optional extra
         from modelport.jobs.broker import BrokerDispatch
     except ImportError as exc:

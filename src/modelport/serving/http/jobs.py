@@ -118,7 +118,7 @@ async def _submit(
     )
     job = await run_in_threadpool(state.jobs.submit, new)
     await state.dispatch.queued(job)
-    return JSONResponse(job.to_dict(), status_code=202, headers={"Location": _link(job)})
+    return JSONResponse(job.to_dict(), status_code=202, headers={"Location": link(job)})
 
 
 @router.get("/v1/jobs", dependencies=[requires(Scope.READ)])
@@ -134,7 +134,7 @@ async def list_jobs(
     jobs = await run_in_threadpool(
         lambda: serving.jobs.jobs(state=state, name=model, caller=caller, limit=limit)
     )
-    return {"jobs": [_shown(job) for job in jobs]}
+    return {"jobs": [shown(job) for job in jobs]}
 
 
 @router.get("/v1/jobs/{job_id}", dependencies=[requires(Scope.READ)])
@@ -142,11 +142,11 @@ async def job_status(request: Request, job_id: str) -> dict[str, Any]:
     """State, progress, and the answer (inline up to 1 MiB) or the error."""
     serving = serving_state(request)
     job = await _visible(request, serving, job_id)
-    shown = _shown(job)
+    status = shown(job)
     if job.result_size is not None and job.result_size <= INLINE_RESULT_BYTES:
         body = await run_in_threadpool(serving.jobs.payload, job.id, RESULT)
-        shown["result"]["body"] = orjson.loads(body)
-    return shown
+        status["result"]["body"] = orjson.loads(body)
+    return status
 
 
 @router.get(
@@ -171,7 +171,7 @@ async def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
     await _visible(request, serving, job_id)
     ttl = timedelta(seconds=serving.settings.job_result_ttl_s)
     job = await run_in_threadpool(lambda: serving.jobs.cancel(job_id, ttl=ttl))
-    return _shown(job)
+    return shown(job)
 
 
 async def _visible(request: Request, serving: ServingState, job_id: str) -> Job:
@@ -189,12 +189,13 @@ def _sees_all(request: Request, serving: ServingState) -> bool:
     return key is not None and key.scope.grants(Scope.ADMIN)
 
 
-def _shown(job: Job) -> dict[str, Any]:
-    shown = job.to_dict()
-    if shown["result"] is not None:
-        shown["result"]["url"] = f"{_link(job)}/result"
-    return shown
+def shown(job: Job) -> dict[str, Any]:
+    """The job as the API shows it: with the link to its answer once there is one."""
+    status = job.to_dict()
+    if status["result"] is not None:
+        status["result"]["url"] = f"{link(job)}/result"
+    return status
 
 
-def _link(job: Job) -> str:
+def link(job: Job) -> str:
     return f"/v1/jobs/{job.id}"
