@@ -69,8 +69,8 @@ def batch(
             model,
             input,
             output_folder,
-            _names(passthrough),
-            _names(outputs),
+            names(passthrough),
+            names(outputs),
             FileFormat(format.value),
             chunk_rows,
             overwrite,
@@ -96,5 +96,5 @@ def batch(
     )
 
 
-def _names(listed: str) -> tuple[str, ...]:
+def names(listed: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in listed.split(",") if name.strip())

@@ -25,6 +25,7 @@ from modelport.cli import (
     quality,
     quickstart,
     references,
+    schedules,
     serving,
     worker,
 )
@@ -77,6 +78,7 @@ app.command()(predicting.predict)
 app.command()(batch.batch)
 app.command()(worker.worker)
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(schedules.app, name="schedules")
 app.command("import-mlflow")(housekeeping.import_mlflow)
 app.command()(housekeeping.optimize)
 app.command()(housekeeping.gc)

@@ -56,28 +56,8 @@ class JobStore:
         self._db = database
 
     def submit(self, new: NewJob) -> Job:
-        now = utcnow()
-        row = JobRow(
-            id=secrets.token_hex(16),
-            kind=new.kind.value,
-            reference=new.reference,
-            name=new.name,
-            format=new.format,
-            options=new.options,
-            state=JobState.QUEUED.value,
-            caller=new.caller,
-            request_id=new.request_id,
-            rows_done=0,
-            attempts=0,
-            run_after=now,
-            cancel_requested=False,
-            created_at=now,
-        )
         with self._db.write() as s:
-            s.add(row)
-            s.flush()
-            s.add(JobPayloadRow(job_id=row.id, part=INPUT, body=new.body))
-            return _job(row)
+            return submitted(s, new)
 
     def get(self, job_id: str) -> Job:
         with self._db.read() as s:
@@ -387,3 +367,28 @@ def _job(row: JobRow) -> Job:
         finished_at=row.finished_at,
         expires_at=row.expires_at,
     )
+
+
+def submitted(s: Session, new: NewJob) -> Job:
+    """Add a queued job in the session's transaction (a schedule queues one as it fires)."""
+    now = utcnow()
+    row = JobRow(
+        id=secrets.token_hex(16),
+        kind=new.kind.value,
+        reference=new.reference,
+        name=new.name,
+        format=new.format,
+        options=new.options,
+        state=JobState.QUEUED.value,
+        caller=new.caller,
+        request_id=new.request_id,
+        rows_done=0,
+        attempts=0,
+        run_after=now,
+        cancel_requested=False,
+        created_at=now,
+    )
+    s.add(row)
+    s.flush()
+    s.add(JobPayloadRow(job_id=row.id, part=INPUT, body=new.body))
+    return _job(row)

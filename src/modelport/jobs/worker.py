@@ -35,6 +35,7 @@ from modelport.jobs.broker import TASK, Broker, queue_of
 from modelport.jobs.execution import Execution, Requeued, RunnerOptions
 from modelport.jobs.model import Job
 from modelport.jobs.runner import PURGE_EVERY_S, purge, recover
+from modelport.jobs.schedules import Scheduler, ScheduleStore
 from modelport.jobs.store import JobStore
 from modelport.plane import DataPlane
 from modelport.registry import ModelAddress
@@ -59,6 +60,7 @@ class JobWorker:
         self._plane = DataPlane(settings, models)
         self._service = self._plane.service()
         self._store = JobStore(self._plane.registry.database)
+        self._scheduler = Scheduler(ScheduleStore(self._plane.registry.database), self._queued)
         self._execution = Execution(settings, self._store, self._service, self.options, self.name)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="jobs", daemon=True)
@@ -99,6 +101,7 @@ class JobWorker:
         problems = await self._plane.load()
         await self._service.start()
         lease_s = self.options.lease.total_seconds()
+        self._scheduler.start()
         self._background = [
             asyncio.create_task(self._plane.follower.watch(self._settings.reload_interval_s)),
             asyncio.create_task(self._sweep.forever(lease_s / 2)),
@@ -107,6 +110,7 @@ class JobWorker:
         return problems
 
     async def _closed(self) -> None:
+        await self._scheduler.stop()
         for task in self._background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -133,7 +137,7 @@ class JobWorker:
         try:
             return job, await self._execution.run(job)
         except asyncio.CancelledError:
-            await asyncio.to_thread(self._send, job, timedelta(0))
+            await self._queued(job)
             raise
         finally:
             self._running.discard(task)
@@ -148,10 +152,13 @@ class JobWorker:
             self._store.unclaimed, self.options.lease * UNCLAIMED_LEASES
         )
         for job in [*lost, *unclaimed]:
-            await asyncio.to_thread(self._send, job, timedelta(0))
+            await self._queued(job)
         if time.monotonic() - self._purged_at > PURGE_EVERY_S:
             await purge(self._store)
             self._purged_at = time.monotonic()
+
+    async def _queued(self, job: Job) -> None:
+        await asyncio.to_thread(self._send, job, timedelta(0))
 
     def _send(self, job: Job, delay: timedelta) -> None:
         """Hand a queued job to the broker; when it cannot take it now, the sweep sends it

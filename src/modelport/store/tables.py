@@ -349,3 +349,25 @@ class JobPayloadRow(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     part: Mapped[str] = mapped_column(String(8), primary_key=True)
     body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ScheduleRow(Base):
+    """A batch run repeated on a cron schedule: each time it is due, one batch job is queued."""
+
+    __tablename__ = "schedules"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200))
+    cron: Mapped[str] = mapped_column(String(100))
+    timezone: Mapped[str] = mapped_column(String(64))
+    options: Mapped[dict[str, Any]] = mapped_column()
+    """The batch run (``input``, ``output`` with ``{date}`` / ``{time}`` of the run, …)."""
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    next_run_at: Mapped[datetime] = mapped_column()
+    last_run_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    """The time the last run was due (not when it was queued: a late one catches up)."""
+    last_job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_schedules_next_run_at", "next_run_at"),)

@@ -30,6 +30,7 @@ from modelport.inference import InferenceService, RegistryFollower, Router
 from modelport.inference.metrics import ServingMetrics
 from modelport.inference.observers import Observer
 from modelport.jobs import Dispatch, JobRunner, JobStore, RunnerOptions
+from modelport.jobs.schedules import Scheduler, ScheduleStore
 from modelport.logs import configure_logging
 from modelport.monitoring.drift import drift_watch_of
 from modelport.monitoring.quality import quality_watch_of
@@ -110,6 +111,7 @@ def create_app(
     service = plane.service(rollouts.observers if rollouts else (), admission)
     job_store = JobStore(registry.database)
     dispatch = job_dispatch(settings, job_store, service, router, holder)
+    scheduler = Scheduler(ScheduleStore(registry.database), dispatch.queued)
 
     grpc_server = None
     if settings.grpc_port is not None:  # imported only then: grpc is an optional extra
@@ -151,6 +153,7 @@ def create_app(
         for watch in watches:
             await watch.start()
         dispatch.start()
+        scheduler.start()
         try:
             if grpc_server is not None:
                 await grpc_server.start()
@@ -158,6 +161,7 @@ def create_app(
         finally:
             if grpc_server is not None:
                 await grpc_server.stop(settings.drain_timeout_s)
+            await scheduler.stop()
             await dispatch.stop()
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
