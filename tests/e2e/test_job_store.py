@@ -185,3 +185,41 @@ def test_listing_filters_and_orders_newest_first(store: JobStore) -> None:
     assert [j.id for j in store.jobs(name="iris")] == [first.id]
     assert [j.id for j in store.jobs(state=JobState.RUNNING)] == []
     assert store.jobs(caller="someone") == []
+
+
+def test_a_job_named_by_a_message_is_taken_only_when_nobody_live_has_it(store: JobStore) -> None:
+    job = submit(store)
+    lease = timedelta(minutes=5)
+    taken = store.take(job.id, "a", lease, max_attempts=3, ttl=TTL)
+    assert taken is not None
+    assert (taken.worker, taken.attempts) == ("a", 1)
+    # the message came again while "a" is alive: nothing to do
+    assert store.take(job.id, "b", lease, max_attempts=3, ttl=TTL) is None
+    # "a" went silent: the redelivered message moves the job to "b"
+    moved = store.take(job.id, "b", NOW, max_attempts=3, ttl=TTL)
+    assert moved is not None
+    assert (moved.worker, moved.attempts) == ("b", 2)
+    assert succeed(store, job.id, "b", b'"b"')
+    assert store.take(job.id, "c", NOW, max_attempts=3, ttl=TTL) is None
+    assert store.take("no-such-job", "c", NOW, max_attempts=3, ttl=TTL) is None
+
+
+def test_a_silent_job_taken_on_its_last_attempt_fails_or_is_cancelled(store: JobStore) -> None:
+    spent, cancelled = submit(store), submit(store)
+    for job in (spent, cancelled):
+        store.take(job.id, "a", NOW, max_attempts=1, ttl=TTL)
+    store.cancel(cancelled.id, ttl=TTL)
+    for job in (spent, cancelled):
+        assert store.take(job.id, "b", NOW, max_attempts=1, ttl=TTL) is None
+    assert store.get(spent.id).state is JobState.FAILED
+    assert store.get(cancelled.id).state is JobState.CANCELLED
+
+
+def test_queued_jobs_nobody_claimed_are_found_once_per_wait(store: JobStore) -> None:
+    job = submit(store)
+    assert store.unclaimed(timedelta(hours=1)) == []
+    found = store.unclaimed(timedelta(microseconds=1))
+    assert [j.id for j in found] == [job.id]
+    assert store.get(job.id).run_after > job.run_after
+    store.claim("a", ["iris"])
+    assert store.unclaimed(timedelta(microseconds=1)) == []
