@@ -29,7 +29,9 @@ from typing import Any, TypeVar
 
 import fsspec
 from distributed import Client, Worker, as_completed, get_worker
+from distributed.comm.core import connect
 from distributed.diagnostics.plugin import WorkerPlugin
+from distributed.security import Security
 
 from modelport.config import Settings
 from modelport.errors import ConfigurationError, JobCancelledError
@@ -73,10 +75,19 @@ def score_on_cluster(
 
 
 def _connect(scheduler: str) -> Client:
+    """A client of the scheduler, once it is known to answer: a ``Client`` that fails to
+    start holds up the process's exit for twice the connect timeout."""
     try:
-        return Client(scheduler, set_as_default=False)  # type: ignore[no-untyped-call]
-    except (OSError, ValueError) as exc:
+        asyncio.run(_answers(scheduler))
+    except (OSError, ValueError) as exc:  # unreachable, or not an address
         raise ConfigurationError(f"no Dask scheduler reached at {scheduler}: {exc}") from exc
+    return Client(scheduler, set_as_default=False)  # type: ignore[no-untyped-call]
+
+
+async def _answers(scheduler: str) -> None:
+    options = Security().get_connection_args("client")  # type: ignore[no-untyped-call]
+    comm = await connect(scheduler, **options)  # type: ignore[no-untyped-call]
+    await comm.close()
 
 
 def _portable(settings: Settings, plan: Plan) -> tuple[Settings, Plan]:
