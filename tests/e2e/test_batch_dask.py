@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 
 import modelport
 from modelport.config import Settings
-from modelport.errors import ConfigurationError, ModelError
+from modelport.errors import ConfigurationError, ModelError, ModelLoadError
 from modelport.jobs.batch.parts import FileFormat
 from modelport.jobs.batch.scoring import BatchJob, Engine, run
 from modelport.runtimes.pyfunc import PythonModel
@@ -37,11 +37,15 @@ WATCH = "BATCH_DASK_WATCH_DIR"
 
 
 class Watched(PythonModel):
-    """Sums each row. Every load leaves a file named after its process in ``$WATCH``, and
-    rows holding -1 fail while ``$WATCH/broken`` exists: a fault that can be mended."""
+    """Sums each row. Every load leaves a file named after its process in ``$WATCH`` (or
+    fails while ``$WATCH/unloadable`` exists), and rows holding -1 fail while
+    ``$WATCH/broken`` exists: faults that can be mended."""
 
     def load(self, artifacts: Path) -> None:
-        (Path(os.environ[WATCH]) / f"load-{os.getpid()}-{uuid.uuid4().hex}").touch()
+        folder = Path(os.environ[WATCH])
+        if (folder / "unloadable").exists():
+            raise RuntimeError("cannot load")
+        (folder / f"load-{os.getpid()}-{uuid.uuid4().hex}").touch()
 
     def predict(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         rows = inputs["input"]
@@ -178,6 +182,22 @@ def test_a_model_error_fails_the_run_and_the_next_run_resumes(
     assert scored["id"].tolist() == list(range(80))
     assert scored["prediction"].iloc[75] == 2.0
     assert (out / "_SUCCESS").exists()
+
+
+def test_a_model_that_cannot_load_on_the_workers_fails_before_any_part(
+    settings: Settings, scheduler: str, watched: Path, tmp_path: Path
+) -> None:
+    modelport.log_model(Watched(), "watched", np.ones((2, 3)), settings=settings)
+    pd.DataFrame({"a": [1.0], "b": [2.0], "c": [3.0]}).to_csv(tmp_path / "in.csv", index=False)
+    job = BatchJob("watched", str(tmp_path / "in.csv"), str(tmp_path / "out"))
+    (watched / "unloadable").touch()
+    try:
+        with pytest.raises(ModelLoadError, match="cannot load"):
+            run(settings, job, engine=Engine.DASK, scheduler=scheduler)
+    finally:
+        (watched / "unloadable").unlink()
+    assert not list((tmp_path / "out").glob("part-*"))
+    assert run(settings, job, engine=Engine.DASK, scheduler=scheduler).rows == 1
 
 
 def test_the_command_line_sends_parts_to_the_scheduler(
