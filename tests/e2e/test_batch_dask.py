@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ from modelport.jobs.batch.parts import FileFormat
 from modelport.jobs.batch.scoring import BatchJob, Engine, run
 from modelport.runtimes.pyfunc import PythonModel
 from tests.e2e.conftest import free_port
+from tests.e2e.doubles import SlowPoisonModel
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -182,6 +186,39 @@ def test_a_model_error_fails_the_run_and_the_next_run_resumes(
     assert scored["id"].tolist() == list(range(80))
     assert scored["prediction"].iloc[75] == 2.0
     assert (out / "_SUCCESS").exists()
+
+
+def test_a_worker_killed_mid_run_costs_only_its_part(
+    settings: Settings, scheduler: str, tmp_path: Path
+) -> None:
+    """Dask runs the killed worker's task again elsewhere; parts already written are not
+    scored again (each counted once) and no unfinished file is left."""
+    modelport.log_model(SlowPoisonModel(), "slow", np.ones((2, 3)), settings=settings)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(12):
+        rows = pd.DataFrame({"id": np.arange(i * 40, (i + 1) * 40), "a": 1.0, "b": 2.0, "c": i})
+        rows.to_csv(folder / f"{i:02d}.csv", index=False)
+    out = tmp_path / "out"
+    job = BatchJob("slow", str(folder), str(out), ("id",), chunk_rows=8)
+    with Client(scheduler, set_as_default=False) as client:
+        victim = min(client.run(os.getpid).values())
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(run, settings, job, None, Engine.DASK, scheduler)
+        deadline = time.monotonic() + 30
+        while len(list(out.glob("part-*.parquet"))) < 3:
+            assert not running.done(), running.result()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        os.kill(victim, signal.SIGKILL)
+        summary = running.result(timeout=60)
+    assert (summary.parts, summary.rows) == (12, 480)
+    scored = pd.read_parquet(out)
+    assert sorted(scored["id"]) == list(range(480))
+    assert np.array_equal(scored["prediction"], 3.0 + scored["id"] // 40)
+    assert not list(out.glob("*.inprogress"))
+    with Client(scheduler, set_as_default=False) as client:
+        client.wait_for_workers(2, timeout=30)  # its nanny restarts it, for the next tests
 
 
 def test_a_model_that_cannot_load_on_the_workers_fails_before_any_part(

@@ -63,6 +63,7 @@ def score_on_cluster(
             try:
                 for done in as_completed(futures, loop=client.loop):  # type: ignore[no-untyped-call]
                     scored: int = done.result()
+                    done.release()  # its part is written: a worker lost later owes nothing
                     rows += scored
                     if progress is not None:
                         progress(scored)

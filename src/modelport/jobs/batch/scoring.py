@@ -290,11 +290,11 @@ class Engine(StrEnum):
     """One task per part on a Dask cluster (:mod:`modelport.jobs.batch.dask_engine`)."""
 
 
-Engined = Callable[[Settings, Plan, Progress | None], tuple[int, float]]
+Scoring = Callable[[Settings, Plan, Progress | None], tuple[int, float]]
 """An engine at work: scores a plan's parts left; the rows and the seconds scoring took."""
 
 
-def engine_of(engine: Engine, scheduler: str | None) -> Engined:
+def _engine_of(engine: Engine, scheduler: str | None) -> Scoring:
     """The engine asked for, checked before a run claims its output folder."""
     if engine is Engine.LOCAL:
         if scheduler:
@@ -323,7 +323,7 @@ def run(
     """Plan, score with ``engine``, finish: what ``modelport batch`` does. ``progress`` is
     handed the plan and returns what hears of each chunk (of each part, on Dask);
     ``scheduler``: the Dask scheduler's address, for the dask engine."""
-    score = engine_of(engine, scheduler)
+    score = _engine_of(engine, scheduler)
     registry = Registry.from_settings(settings)
     try:
         planned = plan(settings, registry, job)
