@@ -77,16 +77,18 @@ def score_on_cluster(
 
 def _connect(scheduler: str) -> Client:
     """A client of the scheduler, once it is known to answer: a ``Client`` that fails to
-    start holds up the process's exit for twice the connect timeout."""
+    start holds up the process's exit for twice the connect timeout. Both connect with the
+    TLS settings of Dask's configuration (``distributed.comm.tls``), if any."""
+    security = Security()  # type: ignore[no-untyped-call]
     try:
-        asyncio.run(_answers(scheduler))
+        asyncio.run(_answers(scheduler, security))
     except (OSError, ValueError) as exc:  # unreachable, or not an address
         raise ConfigurationError(f"no Dask scheduler reached at {scheduler}: {exc}") from exc
-    return Client(scheduler, set_as_default=False)  # type: ignore[no-untyped-call]
+    return Client(scheduler, set_as_default=False, security=security)  # type: ignore[no-untyped-call]
 
 
-async def _answers(scheduler: str) -> None:
-    options = Security().get_connection_args("client")  # type: ignore[no-untyped-call]
+async def _answers(scheduler: str, security: Security) -> None:
+    options = security.get_connection_args("client")  # type: ignore[no-untyped-call]
     comm = await connect(scheduler, **options)  # type: ignore[no-untyped-call]
     await comm.close()
 
