@@ -1,7 +1,8 @@
 """`modelport batch --engine dask` on a real cluster: a scheduler in this process and two
 worker processes (distributed.LocalCluster), scoring the same files as the local engine into
-the same outputs, loading the model once per worker, failing on a model error with the
-parts written kept for the next run, and from the command line."""
+the same outputs, loading the model once per worker, failing on a model error (or a model
+that cannot load) with the parts written kept for the next run, surviving a killed worker,
+and from the command line."""
 
 from __future__ import annotations
 
@@ -87,6 +88,19 @@ def iris(settings: Settings, iris_logreg: LogisticRegression, iris_data: Any) ->
     return frame
 
 
+def csv_parts(folder: Path, parts: int, rows: int, poisoned: int | None = None) -> Path:
+    """``parts`` CSV files of ``rows`` rows: an ``id``, and a, b, c summing to 3 + the part's
+    number (the part ``poisoned`` holds a -1)."""
+    folder.mkdir()
+    for i in range(parts):
+        ids = np.arange(i * rows, (i + 1) * rows)
+        frame = pd.DataFrame({"id": ids, "a": 1.0, "b": 2.0, "c": float(i)})
+        if i == poisoned:
+            frame.loc[rows // 2, "c"] = -1.0
+        frame.to_csv(folder / f"{i:02d}.csv", index=False)
+    return folder
+
+
 def written(folder: Path) -> dict[str, pa.Table]:
     """Every part file of an output folder, read back."""
     read = {".parquet": pq.read_table, ".csv": pacsv.read_csv}
@@ -136,11 +150,7 @@ def test_the_model_is_loaded_once_per_worker(
     settings: Settings, scheduler: str, watched: Path, tmp_path: Path
 ) -> None:
     modelport.log_model(Watched(), "watched", np.ones((2, 3)), settings=settings)
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for i in range(8):
-        rows = pd.DataFrame({"id": np.arange(i * 10, (i + 1) * 10), "a": 1.0, "b": 2.0, "c": i})
-        rows.to_csv(folder / f"{i}.csv", index=False)
+    folder = csv_parts(tmp_path / "in", 8, 10)
     for load in watched.glob("load-*"):
         load.unlink()
     job = BatchJob("watched", str(folder), str(tmp_path / "out"), ("id",), chunk_rows=4)
@@ -158,13 +168,7 @@ def test_a_model_error_fails_the_run_and_the_next_run_resumes(
     settings: Settings, scheduler: str, watched: Path, tmp_path: Path
 ) -> None:
     modelport.log_model(Watched(), "watched", np.ones((2, 3)), settings=settings)
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for i in range(8):
-        rows = pd.DataFrame({"id": np.arange(i * 10, (i + 1) * 10), "a": 1.0, "b": 2.0, "c": i})
-        if i == 7:
-            rows.loc[5, "c"] = -1
-        rows.to_csv(folder / f"{i}.csv", index=False)
+    folder = csv_parts(tmp_path / "in", 8, 10, poisoned=7)
     out = tmp_path / "out"
     job = BatchJob("watched", str(folder), str(out), ("id",), chunk_rows=4)
     (watched / "broken").touch()
@@ -194,11 +198,7 @@ def test_a_worker_killed_mid_run_costs_only_its_part(
     """Dask runs the killed worker's task again elsewhere; parts already written are not
     scored again (each counted once) and no unfinished file is left."""
     modelport.log_model(SlowPoisonModel(), "slow", np.ones((2, 3)), settings=settings)
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for i in range(12):
-        rows = pd.DataFrame({"id": np.arange(i * 40, (i + 1) * 40), "a": 1.0, "b": 2.0, "c": i})
-        rows.to_csv(folder / f"{i:02d}.csv", index=False)
+    folder = csv_parts(tmp_path / "in", 12, 40)
     out = tmp_path / "out"
     job = BatchJob("slow", str(folder), str(out), ("id",), chunk_rows=8)
     with Client(scheduler, set_as_default=False) as client:
