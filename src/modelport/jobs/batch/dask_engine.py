@@ -146,17 +146,26 @@ class _WorkerPlane:
         self._thread.start()
         self._stack = AsyncExitStack()
         self._scorer: PartScorer | None = None
+        self._failed: Exception | None = None
         self._scoring: set[asyncio.Task[int]] = set()
         self._closing = threading.Lock()
         self._closed = False
 
     async def open(self, settings: Settings, plan: Plan) -> None:
         entering = self._stack.enter_async_context(part_scorer(settings, plan))
-        self._scorer = await self._on_own_loop(entering)
+        try:
+            self._scorer = await self._on_own_loop(entering)
+        except Exception as exc:
+            # the run sees it as it registers the plugin; but a worker that joins later is
+            # sent tasks whatever its plugins did, and they must fail as its loading did
+            self._failed = exc
+            raise
 
     def score(self, part: Part) -> int:
         """From a task's thread: the part scored on the plane's loop (unless the plane is
         closed: its loop would never answer)."""
+        if self._failed is not None:
+            raise self._failed.with_traceback(None)  # the same error for each of its tasks
         with self._closing:
             if self._closed:
                 raise JobCancelledError(f"the batch run ended before {part.name} started")
