@@ -1,22 +1,26 @@
 """Batch scoring throughput and memory: ``modelport batch`` (local engine) against the raw
 in-process limit, the model's own ``predict_proba`` on the same 1,024-row chunks with no file
 reading or writing, for the small and medium models; then the run's peak memory as the
-input grows tenfold.
+input grows tenfold. With ``--engine dask``, the same runs on a local Dask cluster
+(``--dask-workers`` processes of one thread) beside them.
 
 Each run is its own process (``modelport batch --json``), so its peak RSS is its own.
 
     .venv/bin/python bench/batch_scoring.py [--rows 500000] [--chunk-rows 1024]
+        [--engine dask [--dask-workers 2]]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -41,25 +45,48 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=500_000)
     parser.add_argument("--chunk-rows", type=int, default=1024)
+    parser.add_argument("--engine", choices=["local", "dask"], default="local")
+    parser.add_argument("--dask-workers", type=int, default=2)
     args = parser.parse_args()
     models = build_models()
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, _cluster(args) as scheduler:
         home = Path(scratch) / "home"
         register(models, home)
         env = {**os.environ, "MODELPORT_HOME": str(home)}
-        print("| model | rows | raw predict rows/s | modelport batch rows/s | ratio |")
-        print("|---|---:|---:|---:|---:|")
+        dask = f" dask ({args.dask_workers} workers) rows/s |" if scheduler else ""
+        print(f"| model | rows | raw predict rows/s | modelport batch rows/s | ratio |{dask}")
+        print("|---|---:|---:|---:|---:|" + ("---:|" if scheduler else ""))
         for name, model in models.items():
             source = _input(Path(scratch), name, model.rows, args.rows)
             raw = _raw_rows_per_s(model.estimator, model.rows, args.rows, args.chunk_rows)
             summary, _ = _batch(env, name, source, Path(scratch) / f"out-{name}", args.chunk_rows)
             ours = summary["rows"] / summary["seconds"]
-            print(f"| {name} | {args.rows:,} | {raw:,.0f} | {ours:,.0f} | {ours / raw:.2f} |")
+            row = f"| {name} | {args.rows:,} | {raw:,.0f} | {ours:,.0f} | {ours / raw:.2f} |"
+            if scheduler:
+                out = Path(scratch) / f"dask-{name}"
+                on_dask, _ = _batch(env, name, source, out, args.chunk_rows, "--engine",
+                                    "dask", "--scheduler", scheduler)  # fmt: skip
+                row += f" {on_dask['rows'] / on_dask['seconds']:,.0f} |"
+            print(row)
         print("\n| model | rows | peak RSS MiB |\n|---|---:|---:|")
         for rows in (args.rows // 10, args.rows, args.rows * 2):
             source = _input(Path(scratch), "small", models["small"].rows, rows)
             _, peak = _batch(env, "small", source, Path(scratch) / f"rss-{rows}", args.chunk_rows)
             print(f"| small | {rows:,} | {peak / 1024:.0f} |")
+
+
+@contextlib.contextmanager
+def _cluster(args: argparse.Namespace) -> Iterator[str | None]:
+    """The scheduler address of a local Dask cluster, with ``--engine dask``."""
+    if args.engine != "dask":
+        yield None
+        return
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=args.dask_workers, processes=True, threads_per_worker=1, dashboard_address=":0"
+    ) as cluster:
+        yield cluster.scheduler_address
 
 
 def _input(folder: Path, name: str, features: np.ndarray, rows: int) -> Path:
@@ -80,12 +107,12 @@ def _raw_rows_per_s(estimator: object, features: np.ndarray, rows: int, chunk: i
 
 
 def _batch(
-    env: dict[str, str], model: str, source: Path, out: Path, chunk: int
+    env: dict[str, str], model: str, source: Path, out: Path, chunk: int, *engine: str
 ) -> tuple[dict[str, float], int]:
     """The run's summary and its peak RSS in KiB."""
     done = subprocess.run(
         [sys.executable, "-c", _MEASURE, "batch", "-m", model, "-i", str(source), "-o",
-         str(out), "--passthrough", "row_id", "--chunk-rows", str(chunk), "--json"],
+         str(out), "--passthrough", "row_id", "--chunk-rows", str(chunk), "--json", *engine],
         env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     return json.loads(done.stdout), int(done.stderr.strip().splitlines()[-1])

@@ -2,7 +2,8 @@
 
 The run streams record batches, so memory stays flat whatever the input's size; it shows a
 progress bar with rows per second on stderr, and running the same command again after an
-interruption skips the parts already written.
+interruption skips the parts already written. ``--engine dask --scheduler tcp://…`` scores
+the parts on a Dask cluster instead, one task each.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ from modelport.errors import ConfigurationError
 class OutputFormat(StrEnum):
     PARQUET = "parquet"
     CSV = "csv"
+
+
+class EngineName(StrEnum):
+    LOCAL = "local"
+    DASK = "dask"
 
 
 def batch(
@@ -54,13 +60,21 @@ def batch(
     overwrite: Annotated[
         bool, typer.Option(help="Replace what the output folder holds from another run.")
     ] = False,
+    engine: Annotated[
+        EngineName,
+        typer.Option(help="Score in this process, or one task per part on a Dask cluster."),
+    ] = EngineName.LOCAL,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="The Dask scheduler's address, e.g. tcp://host:8786 (--engine dask)."),
+    ] = None,
     json: JsonFlag = False,
 ) -> None:
     """Score files with a model; run it again to resume after an interruption."""
     with output.reporting_errors({"conflict": "pass --overwrite, or another --output"}):
         try:  # pyarrow is an extra; every other command starts without importing it
             from modelport.jobs.batch.parts import FileFormat
-            from modelport.jobs.batch.scoring import BatchJob, Plan, run
+            from modelport.jobs.batch.scoring import BatchJob, Engine, Plan, run
         except ImportError as exc:
             raise ConfigurationError(
                 f"batch scoring needs pyarrow (pip install 'modelport[batch]'): {exc}"
@@ -85,7 +99,7 @@ def batch(
                 )
                 return lambda rows: bar.advance(task, rows)
 
-            summary = run(settings, job, follow)
+            summary = run(settings, job, follow, Engine(engine.value), scheduler)
     if json:
         output.emit_json(summary.to_dict())
         return

@@ -12,10 +12,13 @@ running it again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import fsspec
@@ -23,7 +26,12 @@ import pyarrow as pa
 
 from modelport.codecs import Decoded
 from modelport.config import Settings
-from modelport.errors import ConflictError, InvalidInputError, ModelLoadError
+from modelport.errors import (
+    ConfigurationError,
+    ConflictError,
+    InvalidInputError,
+    ModelLoadError,
+)
 from modelport.inference import InferenceContext, InferenceService, Transport
 from modelport.jobs.batch.columns import OutputLayout, input_arrays
 from modelport.jobs.batch.parts import FileFormat, Part, find_parts, input_schema, record_batches
@@ -41,7 +49,7 @@ from modelport.registry import Registry, VersionRecord
 from modelport.runtimes.signature import Signature
 
 Progress = Callable[[int], None]
-"""Told the rows of each chunk as it is written."""
+"""Told the rows of each chunk as it is written (of each part, on Dask)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,13 +255,10 @@ def _next(chunks: Iterator[pa.RecordBatch]) -> pa.RecordBatch | None:
     return next(chunks, None)
 
 
-async def score_locally(
-    settings: Settings, plan: Plan, progress: Progress | None
-) -> tuple[int, float]:
-    """The local engine: every part left, in this process, one after another; the rows
-    scored and the seconds scoring took (the model loaded)."""
-    if not plan.todo:
-        return 0, 0.0
+@asynccontextmanager
+async def part_scorer(settings: Settings, plan: Plan) -> AsyncIterator[PartScorer]:
+    """A data plane with the plan's model loaded and its service started, for as long as
+    the parts take; whichever engine scores them builds one per process."""
     data = DataPlane(settings, [plan.address])
     try:
         problems = await data.load()
@@ -262,28 +267,72 @@ async def score_locally(
         service = data.service()
         await service.start()
         try:
-            scorer = PartScorer(settings, plan, service)
-            started = time.perf_counter()
-            rows = sum([await scorer.score(part, progress) for part in plan.todo])
-            return rows, time.perf_counter() - started
+            yield PartScorer(settings, plan, service)
         finally:
             await service.stop()
     finally:
         await data.close()
 
 
+async def score_locally(
+    settings: Settings, plan: Plan, progress: Progress | None
+) -> tuple[int, float]:
+    """The local engine: every part left, in this process, one after another; the rows
+    scored and the seconds scoring took (the model loaded)."""
+    if not plan.todo:
+        return 0, 0.0
+    async with part_scorer(settings, plan) as scorer:
+        started = time.perf_counter()
+        rows = sum([await scorer.score(part, progress) for part in plan.todo])
+        return rows, time.perf_counter() - started
+
+
+class Engine(StrEnum):
+    LOCAL = "local"
+    """Every part in this process."""
+    DASK = "dask"
+    """One task per part on a Dask cluster (:mod:`modelport.jobs.batch.dask_engine`)."""
+
+
+Scoring = Callable[[Settings, Plan, Progress | None], tuple[int, float]]
+"""An engine at work: scores a plan's parts left; the rows and the seconds scoring took."""
+
+
+def _engine_of(engine: Engine, scheduler: str | None) -> Scoring:
+    """The engine asked for, checked before a run claims its output folder."""
+    if engine is Engine.LOCAL:
+        if scheduler:
+            raise ConfigurationError("a scheduler address is for the dask engine (--engine dask)")
+        return lambda settings, plan, progress: asyncio.run(score_locally(settings, plan, progress))
+    if not scheduler:
+        raise ConfigurationError(
+            "the dask engine needs the address of a Dask scheduler (--scheduler tcp://host:8786)"
+        )
+    try:  # an extra: the local engine runs without it
+        from modelport.jobs.batch.dask_engine import score_on_cluster
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"the dask engine needs dask.distributed (pip install 'modelport[dask]'): {exc}"
+        ) from exc
+    return functools.partial(score_on_cluster, scheduler=scheduler)
+
+
 def run(
     settings: Settings,
     job: BatchJob,
     progress: Callable[[Plan], Progress | None] | None = None,
+    engine: Engine = Engine.LOCAL,
+    scheduler: str | None = None,
 ) -> BatchSummary:
-    """Plan, score locally, finish: what ``modelport batch`` does without ``--engine dask``.
-    ``progress`` is handed the plan and returns what hears of each chunk."""
+    """Plan, score with ``engine``, finish: what ``modelport batch`` does. ``progress`` is
+    handed the plan and returns what hears of each chunk (of each part, on Dask);
+    ``scheduler``: the Dask scheduler's address, for the dask engine."""
+    score = _engine_of(engine, scheduler)
     registry = Registry.from_settings(settings)
     try:
         planned = plan(settings, registry, job)
     finally:
         registry.close()
     following = progress(planned) if progress else None
-    rows, seconds = asyncio.run(score_locally(settings, planned, following))
+    rows, seconds = score(settings, planned, following)
     return finish(settings, planned, rows, seconds)
