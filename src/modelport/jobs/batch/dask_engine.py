@@ -61,7 +61,7 @@ def score_on_cluster(
             ]
             rows = 0
             try:
-                for done in as_completed(futures, loop=client.loop):  # type: ignore[no-untyped-call]
+                for done in as_completed(futures, loop=client.loop):
                     scored: int = done.result()
                     done.release()  # its part is written: a worker lost later owes nothing
                     rows += scored
@@ -79,17 +79,17 @@ def _connect(scheduler: str) -> Client:
     """A client of the scheduler, once it is known to answer: a ``Client`` that fails to
     start holds up the process's exit for twice the connect timeout. Both connect with the
     TLS settings of Dask's configuration (``distributed.comm.tls``), if any."""
-    security = Security()  # type: ignore[no-untyped-call]
+    security = Security()
     try:
         asyncio.run(_answers(scheduler, security))
     except (OSError, ValueError) as exc:  # unreachable, or not an address
         raise ConfigurationError(f"no Dask scheduler reached at {scheduler}: {exc}") from exc
-    return Client(scheduler, set_as_default=False, security=security)  # type: ignore[no-untyped-call]
+    return Client(scheduler, set_as_default=False, security=security)
 
 
 async def _answers(scheduler: str, security: Security) -> None:
-    options = security.get_connection_args("client")  # type: ignore[no-untyped-call]
-    comm = await connect(scheduler, **options)  # type: ignore[no-untyped-call]
+    options = security.get_connection_args("client")
+    comm = await connect(scheduler, **options)
     await comm.close()
 
 
