@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from pydantic import SecretStr
 
@@ -147,3 +151,24 @@ def test_a_worker_needs_a_broker(cli: Callable[..., subprocess.CompletedProcess[
     done = cli("worker", "slow")
     assert done.returncode == 1
     assert "MODELPORT_JOB_BROKER_URL is not set" in done.stderr
+
+
+def test_a_batch_job_runs_on_a_worker(
+    live_server: Any,
+    broker_settings: Settings,
+    start_worker: Callable[[Settings], Worker],
+    tmp_path: Path,
+) -> None:
+    settings = broker_settings.model_copy(update={"batch_roots": [str(tmp_path)]})
+    frame = pd.DataFrame(np.ones((100, 3)), columns=["a", "b", "c"])
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "in.parquet")
+    server = live_server(["slow"], settings)
+    worker = start_worker(settings)
+    spec = {"input": str(tmp_path / "in.parquet"), "output": str(tmp_path / "out")}
+    answer = httpx.post(f"{server.url}/v1/models/slow/batch-jobs", json=spec, timeout=10)
+    assert answer.status_code == 202, answer.text
+    job = wait_for(f"{server.url}{answer.headers['location']}", finished)
+    assert job["state"] == "succeeded", job
+    assert job["result"]["body"]["rows"] == 100
+    assert pq.read_table(tmp_path / "out").num_rows == 100
+    assert "succeeded (slow/1)" in worker.log()
