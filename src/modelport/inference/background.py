@@ -30,8 +30,11 @@ class Repeated:
 
     async def forever(self, interval_s: float) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that
+            # meets a wake-up, and a loop started and stopped at once never ended
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=interval_s)
+                async with asyncio.timeout(interval_s):
+                    await self._wake.wait()
             self._wake.clear()
             await self.once()
 
