@@ -55,7 +55,7 @@ def batch(
     ] = "",
     format: Annotated[OutputFormat, typer.Option(help="Output files.")] = OutputFormat.PARQUET,
     chunk_rows: Annotated[
-        int, typer.Option(min=1, help="Rows read and predicted at a time.")
+        int, typer.Option(min=1, help="Rows sent to the model at a time.")
     ] = 1024,
     overwrite: Annotated[
         bool, typer.Option(help="Replace what the output folder holds from another run.")

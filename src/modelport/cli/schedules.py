@@ -41,7 +41,9 @@ def schedules_add(
     passthrough: Annotated[str, typer.Option(help="Input columns to copy, e.g. row_id.")] = "",
     outputs: Annotated[str, typer.Option(help="Model outputs to write (default: all).")] = "",
     format: Annotated[OutputFormat, typer.Option(help="Output files.")] = OutputFormat.PARQUET,
-    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read at a time.")] = 1024,
+    chunk_rows: Annotated[
+        int, typer.Option(min=1, help="Rows sent to the model at a time.")
+    ] = 1024,
     timezone: Annotated[str, typer.Option(help="Time zone the cron fields are read in.")] = "UTC",
     as_json: JsonFlag = False,
 ) -> None:

@@ -42,7 +42,9 @@ class BatchJobBody(BaseModel):
     passthrough: list[str] = Field([], description="Input columns copied beside the outputs.")
     outputs: list[str] = Field([], description="Model outputs written; none named: all.")
     format: Literal["parquet", "csv"] = Field("parquet", description="Output files.")
-    chunk_rows: int = Field(1024, ge=1, le=1_000_000, description="Rows read at a time.")
+    chunk_rows: int = Field(
+        1024, ge=1, le=1_000_000, description="Rows sent to the model at a time."
+    )
     overwrite: bool = Field(False, description="Replace another run's files in the folder.")
 
 
