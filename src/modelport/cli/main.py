@@ -26,6 +26,7 @@ from modelport.cli import (
     quickstart,
     references,
     serving,
+    stream,
 )
 
 app = typer.Typer(
@@ -74,6 +75,7 @@ app.add_typer(deployments.app, name="deployments")
 app.command()(deployments.rollback)
 app.command()(predicting.predict)
 app.command()(batch.batch)
+app.command()(stream.stream)
 app.add_typer(jobs.app, name="jobs")
 app.command("import-mlflow")(housekeeping.import_mlflow)
 app.command()(housekeeping.optimize)
