@@ -28,6 +28,7 @@ log = logging.getLogger("modelport.jobs.streaming")
 
 CONTENT_TYPE = b"content_type"
 """An optional field naming the body's media type (``text/csv`` for an MLflow CSV body)."""
+JSON = "application/json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +96,7 @@ class MessageScorer:
                 f"{', '.join(sorted(f.decode(errors='replace') for f in message.fields))})"
             )
         content_type = message.fields.get(CONTENT_TYPE)
-        media_type = content_type.decode(errors="replace") if content_type else None
+        media_type = content_type.decode(errors="replace") if content_type else JSON
         return JobRequest.submitted(body, media_type, format=self.format)
 
     def dead_letter(self, message: Message, error: ModelportError) -> Fields:
