@@ -5,6 +5,7 @@ dead consumer left pending claimed by another."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 import modelport
 from modelport.config import Settings
 from tests.conftest import port_open, service_missing
-from tests.e2e.conftest import settings_env
+from tests.e2e.conftest import free_port, settings_env
 from tests.e2e.doubles import SlowPoisonModel
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -38,6 +39,7 @@ class Streams:
 
     client: redis.Redis
     prefix: str
+    redis_url: str = REDIS_URL
 
     @property
     def source(self) -> str:
@@ -52,7 +54,7 @@ class Streams:
         return f"{self.source}.dead"
 
     def url(self, stream: str) -> str:
-        return f"{REDIS_URL}/{stream}"
+        return f"{self.redis_url}/{stream}"
 
     def add(self, bodies: list[Any]) -> list[str]:
         """One message per body (JSON unless already text); their ids."""
@@ -115,10 +117,10 @@ def consumer(
     sink, killed at the end of the test if it still runs."""
     started: list[Consumer] = []
 
-    def start(model: str, *extra: str) -> Consumer:
+    def start(model: str, *extra: str, on: Streams = streams) -> Consumer:
         log_path = tmp_path / f"consumer-{len(started)}.log"
         command = [sys.executable, "-m", "modelport", "stream", "-m", model,
-                   "--source", streams.url(streams.source), "--sink", streams.url(streams.sink),
+                   "--source", on.url(on.source), "--sink", on.url(on.sink),
                    "--block-ms", "100", *extra]  # fmt: skip
         with log_path.open("wb") as log:
             process = subprocess.Popen(
@@ -290,3 +292,49 @@ def test_entries_a_dead_consumer_left_pending_are_claimed_and_too_many_deliverie
     consumers = {c["name"]: c["pending"] for c in client.xinfo_consumers(source, GROUP)}
     assert consumers == {"ghost": 0, "ghost-2": 0, "fresh": 0}
     assert "claimed 6 entries other consumers left pending" in running.log()
+
+
+def start_redis(port: int, folder: Path) -> subprocess.Popen[bytes]:
+    """A Redis of this test's own that keeps its data across a restart (append-only file)."""
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "yes", "--appendfsync", "always", "--dir", str(folder)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while not port_open("127.0.0.1", port):
+        assert server.poll() is None, "redis-server exited"
+        assert time.monotonic() < deadline, "redis-server did not start"
+        time.sleep(0.05)
+    return server
+
+
+def test_an_unreachable_redis_is_waited_out_and_nothing_is_lost(
+    slow: None, consumer: Callable[..., Consumer], tmp_path: Path
+) -> None:
+    if shutil.which("redis-server") is None:
+        service_missing("redis-server, to start a Redis that the test stops")
+    port = free_port()
+    server = start_redis(port, tmp_path)
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        own = Streams(redis.Redis.from_url(url, decode_responses=True), "outage", url)
+        first = own.add([rows_body(i) for i in range(5)])
+        running = consumer("slow", on=own)
+        wait_for(lambda: own.client.xlen(own.sink) == 5, running)
+        server.terminate()
+        server.wait(timeout=10)
+        wait_for(lambda: "Redis unreachable" in running.log(), running)
+        server = start_redis(port, tmp_path)
+        later = own.add([rows_body(i) for i in range(5, 10)])
+        wait_for(lambda: own.client.xlen(own.sink) == 10, running)
+        assert running.terminate() == 0, running.log()
+        assert own.answers() == {
+            entry_id: {"predictions": [i + 2.0]} for i, entry_id in enumerate(first + later)
+        }
+        assert own.pending() == 0
+        assert running.log().count("trying again with backoff") == 1  # once per outage
+        assert "stream consumer works again" in running.log()
+    finally:
+        server.kill()
+        server.wait(timeout=10)

@@ -85,9 +85,9 @@ class Backoff:
         self._delay_s = BACKOFF_FIRST_S
         self._failing = False
 
-    async def after(self, error: ModelportError, what: str) -> None:
+    async def after(self, problem: str) -> None:
         if not self._failing:
-            log.warning("%s: %s; trying again with backoff", what, error.detail)
+            log.warning("%s; trying again with backoff", problem)
         self._failing = True
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), self._delay_s)
@@ -132,7 +132,7 @@ class StreamConsumer:
             try:
                 await step()
             except StorageUnavailableError as exc:
-                await self._backoff.after(exc, "reading the stream")
+                await self._backoff.after(exc.detail)
             else:
                 return
 
@@ -182,7 +182,7 @@ class StreamConsumer:
                     return
                 error = passing[0].passing
                 assert error is not None
-                await self._backoff.after(error, f"{len(left)} entries not answered")
+                await self._backoff.after(f"{len(left)} entries not answered: {error.detail}")
 
     async def _outcome(self, message: Message) -> Outcome:
         if not message.fields:
@@ -211,7 +211,7 @@ class StreamConsumer:
                 if self._stopping.is_set():
                     log.error("stopping: %s; %d entries stay pending", exc.detail, len(outcomes))
                     return False
-                await self._backoff.after(exc, "writing the answers")
+                await self._backoff.after(exc.detail)
             else:
                 self._backoff.succeeded()
                 self.counts.written += len(settlement.outputs)

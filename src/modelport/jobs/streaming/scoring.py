@@ -10,6 +10,7 @@ request, with ``protocol="stream"``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ import orjson
 
 from modelport.errors import MalformedRequestError, ModelportError
 from modelport.inference.context import InferenceContext, Transport
-from modelport.inference.service import InferenceService
+from modelport.inference.service import OFFLOAD_BYTES, Answer, InferenceService
 from modelport.jobs.formats import JobFormat, JobRequest
 from modelport.jobs.runner import PASSING
 from modelport.jobs.streaming.source import Fields, Message
@@ -70,7 +71,7 @@ class MessageScorer:
             answer = await self.service.infer(
                 ctx, self.model, None, request.decoder(), len(request.body)
             )
-            body = request.encode(answer.target.record, answer.outputs, answer.extras)
+            body = await _encoded(request, answer)
         except PASSING as exc:
             return Outcome(message, passing=exc)
         except ModelportError as exc:
@@ -107,3 +108,11 @@ class MessageScorer:
         log.warning("message %s: dead-lettered: %s", message.id, error.detail)
         error_field = orjson.dumps(problem)
         return {**message.fields, b"source_id": message.id.encode(), b"error": error_field}
+
+
+async def _encoded(request: JobRequest, answer: Answer[Any]) -> bytes:
+    """The answer's body; on a thread when the request was large (so is the answer)."""
+    record, outputs, extras = answer.target.record, answer.outputs, answer.extras
+    if len(request.body) >= OFFLOAD_BYTES:
+        return await asyncio.to_thread(request.encode, record, outputs, extras)
+    return request.encode(record, outputs, extras)
