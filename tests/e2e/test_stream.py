@@ -30,6 +30,13 @@ from tests.e2e.doubles import SlowPoisonModel
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 GROUP = "modelport-slow"
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    """With the prediction log: a message is a request like any other."""
+    return make_settings(prediction_log=True)
 
 
 @dataclass
@@ -190,7 +197,7 @@ def test_answers_carry_their_inputs_id_and_match_in_process_predictions(
 
 
 def test_messages_that_cannot_be_answered_go_to_the_dead_letters_and_the_rest_are_answered(
-    slow: None, streams: Streams, consumer: Callable[..., Consumer]
+    slow: None, streams: Streams, consumer: Callable[..., Consumer], cli: Cli
 ) -> None:
     good = streams.add([rows_body(i) for i in range(10)])
     poisoned = streams.add([rows_body(-1), "{not json", {"instances": [[1.0, 2.0]]}])
@@ -215,6 +222,10 @@ def test_messages_that_cannot_be_answered_go_to_the_dead_letters_and_the_rest_ar
     assert error["request_id"] == f"{streams.source}:{poisoned[0]}"
     assert "poisoned row" in error["detail"]
     assert "stopped: 24 read, 20 written, 4 dead-lettered" in running.log()
+    for entry_id, status in ((good[0], 200), (poisoned[0], 500)):
+        logged = cli("logs", "--request-id", f"{streams.source}:{entry_id}", "--json")
+        entry = json.loads(logged.stdout)
+        assert (entry["protocol"], entry["status"], entry["model"]) == ("stream", status, "slow")
 
 
 @pytest.mark.parametrize("restart", ["new consumer", "same consumer"])
@@ -224,10 +235,10 @@ def test_a_consumer_killed_mid_stream_loses_no_message(
     """SIGKILL while micro-batches are in flight; the next consumer (a new name claims what the
     dead one left pending, the same name reads its own pending entries first) answers the rest:
     every message at least once, and once after dedup by input id."""
-    ids = streams.add([rows_body(i) for i in range(150)])
+    ids = streams.add([rows_body(i) for i in range(100)])
     same = ("--consumer", "worker-1") if restart == "same consumer" else ()
     first = consumer("slow", "--batch", "2", *same)
-    wait_for(lambda: streams.client.xlen(streams.sink) >= 20 and streams.pending() > 0, first)
+    wait_for(lambda: streams.client.xlen(streams.sink) >= 10 and streams.pending() > 0, first)
     first.kill()
     assert streams.client.xlen(streams.sink) < len(ids), "the kill came too late"
     left_pending = streams.pending()

@@ -28,7 +28,13 @@ from modelport.config import Settings
 from modelport.errors import ModelLoadError, ModelportError, StorageUnavailableError
 from modelport.jobs.formats import JobFormat
 from modelport.jobs.streaming.scoring import MessageScorer, Outcome
-from modelport.jobs.streaming.source import GroupStreams, Message, Settlement, StreamAddress
+from modelport.jobs.streaming.source import (
+    END,
+    GroupStreams,
+    Message,
+    Settlement,
+    StreamAddress,
+)
 from modelport.plane import DataPlane
 from modelport.registry import ModelAddress
 
@@ -36,8 +42,6 @@ log = logging.getLogger("modelport.jobs.streaming")
 
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
-END = "0-0"
-"""XAUTOCLAIM's cursor at the start, and once it went through the whole pending list."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +121,7 @@ class StreamConsumer:
 
     async def run(self) -> None:
         """Until ``stopping`` is set; the micro-batch in flight then is finished first."""
-        await self._streams.prepare()
+        await self._steadily(self._streams.prepare)
         await self._steadily(self._own_pending)
         claimed_at = -math.inf
         while not self._stopping.is_set():

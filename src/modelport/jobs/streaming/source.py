@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -25,6 +25,8 @@ CONNECT_TIMEOUT_S = 5.0
 """Also added to a blocking read's wait for the socket timeout: the read waits on purpose."""
 
 _PATH = re.compile(r"/(\d+)/(.+)")
+END = "0-0"
+"""XAUTOCLAIM's cursor at the start, and once it went through the whole pending list."""
 
 Fields = dict[bytes, bytes]
 """An entry's fields, as read and as written."""
@@ -135,10 +137,14 @@ class GroupStreams:
     async def claim(self, cursor: str, count: int, min_idle_ms: int) -> tuple[str, list[Message]]:
         """Entries idle in other consumers' pending lists for ``min_idle_ms``, now this
         consumer's, from ``cursor`` on; the cursor to go on from (``0-0``: the end)."""
-        with self._translated("claiming pending entries"):
-            found = await self._client.xautoclaim(
+        found = await self._in_group(
+            "claiming pending entries",
+            lambda: self._client.xautoclaim(
                 self.source.stream, self.group, self.consumer, min_idle_ms, cursor, count=count
-            )
+            ),
+        )
+        if found is None:
+            return END, []
         following, entries = found[0], found[1]
         return _text(following), await self._counted(_messages(entries))
 
@@ -186,22 +192,28 @@ class GroupStreams:
                     raise
 
     async def _read(self, start: str, count: int, block_ms: int | None) -> list[Message]:
+        streams: dict[Any, Any] = {self.source.stream: start}
+        found = await self._in_group(
+            f"reading {self.source}",
+            lambda: self._client.xreadgroup(
+                self.group, self.consumer, streams, count=count, block=block_ms
+            ),
+        )
+        return _messages(found[0][1]) if found else []
+
+    async def _in_group(self, doing: str, command: Callable[[], Awaitable[Any]]) -> Any:
+        """``command``'s reply; None when the group was gone (its stream deleted, or Redis
+        restarted without persistence): it is then created again, as at start."""
         from redis.exceptions import ResponseError
 
-        streams: dict[Any, Any] = {self.source.stream: start}
-        found: Any
-        with self._translated(f"reading {self.source}"):
+        with self._translated(doing):
             try:
-                found = await self._client.xreadgroup(
-                    self.group, self.consumer, streams, count=count, block=block_ms
-                )
+                return await command()
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
-                # the stream was deleted and its group with it: begin again, as at start
-                await self._create_group()
-                return []
-        return _messages(found[0][1]) if found else []
+        await self._create_group()
+        return None
 
     async def _counted(self, messages: list[Message]) -> list[Message]:
         """``messages`` with their delivery counts (XPENDING), one round trip for all."""
