@@ -24,6 +24,8 @@ from sklearn.linear_model import LogisticRegression
 
 import modelport
 from modelport.config import Settings
+from modelport.errors import ConfigurationError
+from modelport.jobs.streaming import StreamAddress
 from tests.conftest import port_open, service_missing
 from tests.e2e.conftest import free_port, settings_env
 from tests.e2e.doubles import SlowPoisonModel
@@ -158,6 +160,33 @@ def slow(settings: Settings) -> None:
 
 def rows_body(first: float) -> dict[str, Any]:
     return {"instances": [[first, 1.0, 1.0]]}
+
+
+@pytest.mark.parametrize(
+    ("url", "connection", "shown", "stream"),
+    [
+        ("redis://127.0.0.1:6379/0/orders", "redis://127.0.0.1:6379/0",
+         "redis://127.0.0.1:6379/0/orders", "orders"),
+        ("rediss://app:secret@cache:6380/3/a/b%20c", "rediss://app:secret@cache:6380/3",
+         "rediss://cache:6380/3/a/b c", "a/b c"),
+        ("redis://[::1]:6379/0/{tx}:in", "redis://[::1]:6379/0", "redis://[::1]:6379/0/{tx}:in",
+         "{tx}:in"),
+    ],
+)  # fmt: skip
+def test_a_stream_address_names_the_database_and_the_stream_and_shows_no_password(
+    url: str, connection: str, shown: str, stream: str
+) -> None:
+    address = StreamAddress.parse(url)
+    assert (address.connection, str(address), address.stream) == (connection, shown, stream)
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://h:6379/orders", "redis://h:6379/0/", "http://h/0/x", "redis:///0/x"]
+)
+def test_a_stream_address_without_a_database_or_a_stream_is_refused(url: str) -> None:
+    with pytest.raises(ConfigurationError, match="expected redis://host:6379/<db>/<stream>") as no:
+        StreamAddress.parse(url.replace("h:", "user:pw@h:"))
+    assert "pw" not in str(no.value)
 
 
 def test_answers_carry_their_inputs_id_and_match_in_process_predictions(

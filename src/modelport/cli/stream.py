@@ -94,7 +94,7 @@ def stream(
             model,
             source_address,
             StreamAddress.parse(sink),
-            source_address.beside(dead_letter or f"{source_address.stream}.dead"),
+            dead_letter or f"{source_address.stream}.dead",
             group or f"modelport-{name}",
             consumer or f"{socket.gethostname()}-{os.getpid()}",
             field.encode(),
@@ -128,7 +128,7 @@ async def _consume_until_stopped(settings: Settings, options: StreamOptions) -> 
     def started(loaded: str) -> None:
         output.console.print(
             f"streaming {options.source} -> {options.sink} with {loaded} as "
-            f"{options.group}/{options.consumer} (dead letters: {options.dead_letter.stream}); "
+            f"{options.group}/{options.consumer} (dead letters: {options.dead_letter}); "
             "SIGTERM or Ctrl-C stops after the micro-batch in flight",
             highlight=False,
             soft_wrap=True,

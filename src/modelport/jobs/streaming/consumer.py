@@ -50,7 +50,8 @@ class StreamOptions:
     """``name``, ``name/3`` or ``name@alias``; an alias is followed as a server follows it."""
     source: StreamAddress
     sink: StreamAddress
-    dead_letter: StreamAddress
+    dead_letter: str
+    """A stream on the source's Redis database."""
     group: str
     consumer: str
     field: bytes = b"body"

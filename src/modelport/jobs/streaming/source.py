@@ -53,9 +53,8 @@ class StreamAddress:
             )
         db, stream = match.groups()
         connection = urlunsplit(parts._replace(path=f"/{db}", fragment=""))
-        port = f":{parts.port}" if parts.port else ""
-        shown = f"{parts.scheme}://{parts.hostname}{port}/{db}/{unquote(stream)}"
-        return cls(connection, shown, unquote(stream))
+        host = parts.netloc.rpartition("@")[2]
+        return cls(connection, f"{parts.scheme}://{host}/{db}/{unquote(stream)}", unquote(stream))
 
     def beside(self, stream: str) -> StreamAddress:
         """Another stream on the same Redis database."""
@@ -67,9 +66,7 @@ class StreamAddress:
 
 def _without_credentials(url: str) -> str:
     parts = urlsplit(url)
-    if parts.hostname is None or "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,15 +96,15 @@ class GroupStreams:
         self,
         source: StreamAddress,
         sink: StreamAddress,
-        dead_letter: StreamAddress,
+        dead_letter: str,
         group: str,
         consumer: str,
         *,
         block_ms: int,
         sink_maxlen: int | None = None,
     ) -> None:
-        """``dead_letter``: on the source's Redis, so dead letters and acks go together."""
-        self.source, self.sink, self.dead_letter = source, sink, dead_letter
+        """``dead_letter``: a stream beside the source, so dead letters and acks go together."""
+        self.source, self.sink, self.dead_letter = source, sink, source.beside(dead_letter)
         self.group, self.consumer = group, consumer
         self._block_ms = block_ms
         self._sink_maxlen = sink_maxlen
