@@ -189,6 +189,15 @@ def test_a_stream_address_without_a_database_or_a_stream_is_refused(url: str) ->
     assert "pw" not in str(no.value)
 
 
+def test_the_command_refuses_a_bad_address_before_loading_anything(cli: Cli) -> None:
+    done = cli("stream", "-m", "slow", "--source", "redis://127.0.0.1:6379/orders", "--sink",
+               "redis://127.0.0.1:6379/0/scored")  # fmt: skip
+    assert done.returncode == 1
+    assert "expected redis://host:6379/<db>/<stream>" in done.stderr
+    assert "next: check --source and --sink" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_answers_carry_their_inputs_id_and_match_in_process_predictions(
     settings: Settings,
     streams: Streams,

@@ -21,6 +21,11 @@ from modelport.jobs.streaming import Counts, StreamAddress, StreamOptions, consu
 from modelport.logs import configure_logging
 from modelport.registry import ModelAddress
 
+_HINT = (
+    "check --source and --sink (redis://host:6379/<db>/<stream>) and that Redis takes them; "
+    "`modelport config show` prints the settings in use"
+)
+
 
 class BodyFormat(StrEnum):
     AUTO = "auto"
@@ -81,7 +86,7 @@ def stream(
     ] = None,
 ) -> None:
     """Score a Redis stream's messages as they arrive, into a sink stream."""
-    with output.reporting_errors():
+    with output.reporting_errors({"configuration_error": _HINT}):
         try:  # redis is an extra; every other command starts without importing it
             import redis  # noqa: F401
         except ImportError as exc:
@@ -110,7 +115,8 @@ def stream(
         counts = asyncio.run(_consume_until_stopped(settings, options))
     output.console.print(
         f"stopped: {counts.read:,} read, {counts.written:,} written, "
-        f"{counts.dead_lettered:,} dead-lettered"
+        f"{counts.dead_lettered:,} dead-lettered",
+        highlight=False,
     )
 
 
@@ -130,6 +136,7 @@ async def _consume_until_stopped(settings: Settings, options: StreamOptions) -> 
             f"streaming {options.source} -> {options.sink} with {loaded} as "
             f"{options.group}/{options.consumer} (dead letters: {options.dead_letter}); "
             "SIGTERM or Ctrl-C stops after the micro-batch in flight",
+            markup=False,
             highlight=False,
             soft_wrap=True,
         )
