@@ -46,6 +46,8 @@ BACKOFF_MAX_S = 30.0
 
 @dataclass(frozen=True, slots=True)
 class StreamOptions:
+    """What ``modelport stream`` was asked for (docs/streaming.md explains each option)."""
+
     model: str
     """``name``, ``name/3`` or ``name@alias``; an alias is followed as a server follows it."""
     source: StreamAddress
@@ -76,6 +78,8 @@ class StreamOptions:
 
 @dataclass(slots=True)
 class Counts:
+    """Messages handed to this consumer, answers written, dead letters written."""
+
     read: int = 0
     written: int = 0
     dead_lettered: int = 0

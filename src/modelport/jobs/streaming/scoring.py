@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from modelport.errors import MalformedRequestError, ModelportError
-from modelport.inference.context import InferenceContext, Transport
+from modelport.inference.context import MAX_ID_LENGTH, InferenceContext, Transport
 from modelport.inference.service import OFFLOAD_BYTES, Answer, InferenceService
 from modelport.jobs.formats import JobFormat, JobRequest
 from modelport.jobs.runner import PASSING
@@ -55,7 +55,9 @@ class MessageScorer:
     """None: told from each body, as for a job submitted without ``?format=``."""
 
     def request_id(self, message: Message) -> str:
-        return f"{self.stream}:{message.id}"
+        """``<stream>:<message id>``; the message id alone past the length ids are kept to."""
+        named = f"{self.stream}:{message.id}"
+        return named if len(named) <= MAX_ID_LENGTH else message.id
 
     async def score(self, message: Message) -> Outcome:
         ctx = InferenceContext(self.request_id(message), Transport.STREAM, admitted=True)
