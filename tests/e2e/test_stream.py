@@ -28,7 +28,7 @@ from modelport.errors import ConfigurationError
 from modelport.jobs.streaming import StreamAddress
 from tests.conftest import port_open, service_missing
 from tests.e2e.conftest import free_port, settings_env
-from tests.e2e.doubles import SlowPoisonModel
+from tests.e2e.doubles import SlowModel, SlowPoisonModel
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 GROUP = "modelport-slow"
@@ -356,6 +356,27 @@ def start_redis(port: int, folder: Path) -> subprocess.Popen[bytes]:
         assert time.monotonic() < deadline, "redis-server did not start"
         time.sleep(0.05)
     return server
+
+
+def test_a_micro_batch_slower_than_the_idle_time_is_not_claimed_by_another_consumer(
+    settings: Settings, streams: Streams, consumer: Callable[..., Consumer]
+) -> None:
+    """Each call takes 0.5 s, and a consumer claims what has been idle for 0.3 s: the two
+    consumers keep their micro-batches in flight, so none is answered twice."""
+    modelport.log_model(SlowModel(), "sleepy", np.array([[0.0]]), settings=settings)
+    both = [consumer("sleepy", "--consumer", name, "--batch", "2", "--min-idle-ms", "300")
+            for name in ("a", "b")]  # fmt: skip
+    for running in both:
+        wait_for(lambda: "streaming " in running.log(), running)  # noqa: B023
+    ids = streams.add([{"instances": [[0.5]]} for _ in range(12)])
+    wait_for(lambda: set(streams.answers()) == set(ids), both[0])
+    assert [running.terminate() for running in both] == [0, 0]
+
+    assert sorted(e["id"] for e in streams.entries(streams.sink)) == sorted(ids)
+    for running in both:
+        assert "claimed" not in running.log(), running.log()
+    pending = streams.client.xpending_range(streams.source, "modelport-sleepy", "-", "+", 20)
+    assert pending == []
 
 
 def test_an_unreachable_redis_is_waited_out_and_nothing_is_lost(

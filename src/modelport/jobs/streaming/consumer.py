@@ -5,7 +5,8 @@ Delivery is at least once. A micro-batch's outputs, dead letters and acks go in 
 transaction, so a consumer killed at any point leaves each message either answered and acked
 or pending; a pending message is read again by the same consumer when it restarts (its own
 pending entries come first) or claimed by another consumer of the group once it has been idle
-for ``min_idle_ms``. No more than ``batch`` messages are ever read and unanswered.
+for ``min_idle_ms`` (a live consumer keeps its micro-batch from going idle, however slow). No
+more than ``batch`` messages are ever read and unanswered.
 
 A message that can never be answered (undecodable, invalid for the signature, the model
 raises on it, or handed out more than ``max_deliveries`` times) goes to the dead-letter
@@ -174,9 +175,29 @@ class StreamConsumer:
             await self._handle(messages)
 
     async def _handle(self, messages: list[Message]) -> None:
-        """Predict a micro-batch (concurrently: the model's batcher merges the requests),
-        settle what is done, and try again what may pass until it is done or we stop."""
+        """Answer a micro-batch, its entries kept from other consumers meanwhile."""
         self.counts.read += len(messages)
+        keeping = asyncio.create_task(self._keep([m.id for m in messages]))
+        try:
+            await self._answer(messages)
+        finally:
+            keeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeping
+
+    async def _keep(self, ids: list[str]) -> None:
+        """Every third of ``min_idle_ms``: a slow micro-batch (a slow model, a failure that
+        passes) is neither claimed by another consumer nor counted as handed out again."""
+        while True:
+            await asyncio.sleep(self._options.min_idle_ms / 3000)
+            try:
+                await self._streams.keep(ids)
+            except ModelportError as exc:  # no harm beyond a claim, which is answered twice
+                log.warning("could not keep the micro-batch in flight: %s", exc.detail)
+
+    async def _answer(self, messages: list[Message]) -> None:
+        """Predict (concurrently: the model's batcher merges the requests), settle what is
+        done, and try again what may pass until it is done or we stop."""
         left = messages
         while left:
             outcomes = await asyncio.gather(*(self._outcome(m) for m in left))

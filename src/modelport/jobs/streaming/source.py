@@ -145,6 +145,14 @@ class GroupStreams:
         following, entries = found[0], found[1]
         return _text(following), await self._counted(_messages(entries))
 
+    async def keep(self, ids: Sequence[str]) -> None:
+        """Reset the idle time of entries this consumer is answering, so that no other
+        consumer takes them for abandoned (``XCLAIM … JUSTID``: no delivery is counted)."""
+        with self._translated("keeping entries in flight"):
+            await self._client.xclaim(
+                self.source.stream, self.group, self.consumer, 0, list(ids), justid=True
+            )
+
     async def new(self, count: int) -> list[Message]:
         """Entries no consumer of the group was handed yet; waits up to the block time."""
         return await self._read(">", count, block_ms=self._block_ms)
