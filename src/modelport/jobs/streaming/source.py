@@ -2,9 +2,10 @@
 read next (this consumer's own pending entries, entries a dead consumer left pending, new
 entries), and how a micro-batch is settled (outputs and dead letters written, inputs acked).
 
-Every Redis failure leaves this module as a modelport error: an unreachable Redis as
-:class:`~modelport.errors.StorageUnavailableError` (the consumer waits and tries again), a
-refused command as :class:`~modelport.errors.ConfigurationError` (it stops).
+Every Redis failure leaves this module as a modelport error: an unreachable Redis (or one
+that refuses for now: loading, read-only during a failover, out of memory) as
+:class:`~modelport.errors.StorageUnavailableError` (the consumer waits and tries again), any
+other refused command as :class:`~modelport.errors.ConfigurationError` (it stops).
 """
 
 from __future__ import annotations
@@ -234,11 +235,24 @@ class GroupStreams:
 
     @contextlib.contextmanager
     def _translated(self, doing: str) -> Iterator[None]:
-        from redis.exceptions import AuthenticationError, RedisError, ResponseError
+        """Redis errors as modelport's: what a wait may cure (unreachable, loading, a
+        failover's read-only replica, out of memory) passes; any other refusal stops."""
+        from redis.exceptions import (
+            AuthenticationError,
+            ClusterDownError,
+            OutOfMemoryError,
+            ReadOnlyError,
+            RedisError,
+            ResponseError,
+            TryAgainError,
+        )
 
+        passing = (ReadOnlyError, OutOfMemoryError, TryAgainError, ClusterDownError)
         try:
             yield
         except (AuthenticationError, ResponseError) as exc:
+            if isinstance(exc, passing):
+                raise StorageUnavailableError(f"{doing}: Redis refused for now: {exc}") from exc
             raise ConfigurationError(f"{doing}: Redis refused: {exc}") from exc
         except (RedisError, OSError) as exc:
             raise StorageUnavailableError(
