@@ -198,6 +198,18 @@ def test_the_command_refuses_a_bad_address_before_loading_anything(cli: Cli) -> 
     assert "Traceback" not in done.stderr
 
 
+def test_a_sink_that_is_not_a_stream_is_refused_before_anything_is_read(
+    slow: None, streams: Streams, consumer: Callable[..., Consumer]
+) -> None:
+    """Inside the transaction, a failed XADD would not stop the XACK beside it."""
+    streams.client.set(streams.sink, "someone's value")
+    streams.add([rows_body(1)])
+    refused = consumer("slow")
+    assert refused.process.wait(timeout=60) == 1
+    assert f"{streams.url(streams.sink)} is a Redis string, not a stream" in refused.log()
+    assert streams.pending() == 0  # nothing was read
+
+
 def test_answers_carry_their_inputs_id_and_match_in_process_predictions(
     settings: Settings,
     streams: Streams,
