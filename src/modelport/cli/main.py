@@ -27,6 +27,7 @@ from modelport.cli import (
     references,
     schedules,
     serving,
+    stream,
     worker,
 )
 
@@ -77,6 +78,7 @@ app.command()(deployments.rollback)
 app.command()(predicting.predict)
 app.command()(batch.batch)
 app.command()(worker.worker)
+app.command()(stream.stream)
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(schedules.app, name="schedules")
 app.command("import-mlflow")(housekeeping.import_mlflow)

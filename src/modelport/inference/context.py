@@ -30,6 +30,7 @@ class Transport(StrEnum):
     API = "api"
     JOB = "job"
     BATCH = "batch"
+    STREAM = "stream"
 
 
 @dataclass(slots=True)
