@@ -21,7 +21,7 @@ from modelport.errors import MalformedRequestError, ModelportError
 from modelport.inference.context import MAX_ID_LENGTH, InferenceContext, Transport
 from modelport.inference.service import OFFLOAD_BYTES, Answer, InferenceService
 from modelport.jobs.formats import JobFormat, JobRequest
-from modelport.jobs.runner import PASSING
+from modelport.jobs.execution import PASSING
 from modelport.jobs.streaming.source import Fields, Message
 from modelport.logs import current_request
 
