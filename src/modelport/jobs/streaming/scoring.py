@@ -20,8 +20,8 @@ import orjson
 from modelport.errors import MalformedRequestError, ModelportError
 from modelport.inference.context import MAX_ID_LENGTH, InferenceContext, Transport
 from modelport.inference.service import OFFLOAD_BYTES, Answer, InferenceService
-from modelport.jobs.formats import JobFormat, JobRequest
 from modelport.jobs.execution import PASSING
+from modelport.jobs.formats import JobFormat, JobRequest
 from modelport.jobs.streaming.source import Fields, Message
 from modelport.logs import current_request
 
