@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import SecretStr
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
@@ -211,3 +212,28 @@ def test_a_growing_canary_keeps_the_units_it_already_had(two_irises: Settings) -
     share = sum(s == "canary" for s in after.values()) / len(after)
     assert 0.2 < share < 0.4
     assert sum(s == "canary" for s in before.values()) < sum(s == "canary" for s in after.values())
+
+
+def test_with_a_job_broker_a_deployments_job_is_refused_and_a_models_accepted(
+    two_irises: Settings,
+) -> None:
+    # no broker listens here: the model's job is kept and left to the workers' sweep
+    brokered = two_irises.model_copy(
+        update={"job_broker_url": SecretStr("redis://127.0.0.1:9/0"), "batch_roots": ["/data"]}
+    )
+    split = document("split", "direct", slot("iris/1", "primary", 50), slot("iris/2", "canary", 50))
+    with serving(brokered, ["iris"]) as client:
+        assert client.post("/api/deployments", json=split).status_code == 201
+        deadline = time.monotonic() + 10
+        while not client.get("/api/serving").json()["deployments"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        body = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
+        refused = client.post("/v1/models/split/jobs", json=body)
+        assert refused.status_code == 409, refused.text
+        assert "split is a deployment" in refused.json()["detail"]
+        files = {"input": "/data/in", "output": "/data/out"}
+        assert client.post("/v1/models/split/batch-jobs", json=files).status_code == 409
+        accepted = client.post("/v1/models/iris/jobs", json=body)
+        assert accepted.status_code == 202, accepted.text
+        assert client.get(accepted.headers["location"]).json()["state"] == "queued"

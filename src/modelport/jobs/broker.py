@@ -20,7 +20,7 @@ from celery import Celery
 from kombu.exceptions import KombuError
 
 from modelport.config import Settings
-from modelport.errors import ConfigurationError, StorageUnavailableError
+from modelport.errors import ConfigurationError, ConflictError, StorageUnavailableError
 from modelport.jobs.model import Job
 
 log = logging.getLogger("modelport.jobs")
@@ -91,6 +91,13 @@ class BrokerDispatch:
 
     async def stop(self) -> None:
         await asyncio.to_thread(self._broker.close)
+
+    def admit(self, deployment: str | None) -> None:
+        if deployment is not None:
+            raise ConflictError(
+                f"{deployment} is a deployment: with a job broker, jobs run on `modelport "
+                "worker` processes, which serve models; submit the job to a model"
+            )
 
     async def queued(self, job: Job) -> None:
         try:

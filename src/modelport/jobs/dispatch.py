@@ -14,5 +14,8 @@ class Dispatch(Protocol):
 
     async def stop(self) -> None: ...
 
+    def admit(self, deployment: str | None) -> None:
+        """Refuse, before it is stored, a job no worker of this kind could run."""
+
     async def queued(self, job: Job) -> None:
         """``job`` was just submitted."""

@@ -51,6 +51,9 @@ class JobRunner:
         self._loop: asyncio.Task[None] | None = None
         self._recovered_at = self._purged_at = -math.inf
 
+    def admit(self, deployment: str | None) -> None:
+        pass  # a server runs the jobs of the deployments it serves
+
     async def queued(self, job: Job) -> None:
         """A job was just submitted to this process: look for work now."""
         self._repeated.wake()

@@ -62,6 +62,7 @@ async def submit_batch(request: Request, name: str, body: BatchJobBody) -> JSONR
     check_within(state.settings.batch_roots, body.input, "/input")
     check_within(state.settings.batch_roots, body.output, "/output")
     state.service.resolve(name, None, ctx)  # 404 or 503 now, not a failed job later
+    state.dispatch.admit(ctx.deployment)
     new = NewJob(
         JobKind.BATCH,
         name,

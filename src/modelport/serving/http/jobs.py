@@ -106,6 +106,7 @@ async def _submit(
         header_length=request.headers.get("inference-header-content-length"),
     )
     await state.service.check(ctx, reference, None, job_request.decoder(), len(body))
+    state.dispatch.admit(ctx.deployment)
     new = NewJob(
         JobKind.PREDICT,
         reference,
