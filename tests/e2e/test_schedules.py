@@ -16,10 +16,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from click.testing import Result
 from sklearn.linear_model import LogisticRegression
+from typer.testing import CliRunner
 
 import modelport
-from modelport.config import Settings
+from modelport.cli.main import app
+from modelport.config import Settings, as_environment
 from modelport.errors import ConflictError, InvalidInputError, NotFoundError
 from modelport.jobs import JobKind, JobState, JobStore
 from modelport.jobs.schedules import ScheduleStore, next_time, output_for
@@ -144,3 +147,34 @@ def test_a_server_fires_a_missed_schedule_and_its_job_scores_the_files(
     scored = pq.read_table(tmp_path / "out" / f"{due:%Y-%m-%d}").to_pandas()
     assert np.array_equal(scored["label"], iris_logreg.predict(iris_data[0]))
     assert "queued batch job" in server.log()
+
+
+def test_the_schedules_commands_add_list_pause_resume_and_remove(
+    settings: Settings, iris_logreg: LogisticRegression, iris_data: Any
+) -> None:
+    modelport.log_model(iris_logreg, "iris", iris_data[0][:20], settings=settings)
+    runner = CliRunner()
+    env = as_environment(settings)
+
+    def run(*args: str) -> Result:
+        return runner.invoke(app, ["schedules", *args], env=env, catch_exceptions=False)
+
+    added = run("add", "nightly", "-m", "iris", "--cron", "0 2 * * *", "-i", "/data/in",
+                "-o", "/data/out/{date}", "--passthrough", "row_id", "--json")  # fmt: skip
+    assert added.exit_code == 0, added.output
+    assert json.loads(added.output)["batch"]["passthrough"] == ["row_id"]
+    assert "nightly" in run("list").output
+    assert run("pause", "nightly").exit_code == 0
+    assert "(paused)" in run("list").output
+    assert "next run" in run("resume", "nightly").output
+    again = run("add", "nightly", "-m", "iris", "--cron", "0 2 * * *", "-i", "x", "-o", "y")
+    assert again.exit_code == 1
+    assert "exists" in again.output
+    typo = run("add", "other", "-m", "iris", "--cron", "0 25 * * *", "-i", "x", "-o", "y")
+    assert typo.exit_code == 1
+    assert "not a cron expression" in typo.output
+    unknown = run("add", "other", "-m", "nope", "--cron", "0 2 * * *", "-i", "x", "-o", "y")
+    assert unknown.exit_code == 1
+    assert run("remove", "nightly").exit_code == 0
+    assert json.loads(run("list", "--json").output) == {"schedules": []}
+    assert run("remove", "nightly").exit_code == 1

@@ -1,12 +1,12 @@
 """Batch runs submitted over HTTP: scored by the server's own data plane into a folder inside
-``MODELPORT_BATCH_ROOTS``, answered with the run's summary; refused outside those folders."""
+``MODELPORT_BATCH_ROOTS``, answered with the run's summary; refused outside those folders.
+(On a Celery worker: tests/e2e/test_jobs_celery.py.)"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -16,7 +16,10 @@ from sklearn.linear_model import LogisticRegression
 
 import modelport
 from modelport.config import Settings
-from tests.e2e.jobs import finished, wait_for
+from tests.api.conftest import serving
+from tests.api.test_jobs_api import wait_finished
+
+BATCH_JOBS = "/v1/models/iris/batch-jobs"
 
 
 @pytest.fixture
@@ -36,15 +39,15 @@ def scoring(
 
 
 def test_a_batch_job_scores_into_its_folder_and_answers_with_the_summary(
-    live_server: Any, scoring: tuple[Settings, Path, pd.DataFrame], iris_logreg: Any
+    scoring: tuple[Settings, Path, pd.DataFrame], iris_logreg: Any
 ) -> None:
     settings, root, frame = scoring
-    server = live_server(["iris"], settings)
     spec = {"input": str(root / "in"), "output": str(root / "out"), "passthrough": ["row_id"]}
-    answer = httpx.post(f"{server.url}/v1/models/iris/batch-jobs", json=spec, timeout=10)
-    assert answer.status_code == 202, answer.text
-    assert answer.json()["kind"] == "batch"
-    job = wait_for(f"{server.url}{answer.headers['location']}", finished)
+    with serving(settings, ["iris"]) as client:
+        answer = client.post(BATCH_JOBS, json=spec)
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["kind"] == "batch"
+        job = wait_finished(client, answer.headers["location"])
     assert job["state"] == "succeeded", job
     assert job["served_by"] == {"model": "iris", "version": 1}
     assert job["progress"]["rows_done"] == len(frame)
@@ -64,32 +67,42 @@ OUTSIDE = [
 
 
 def test_a_batch_job_may_not_leave_the_batch_roots(
-    live_server: Any, scoring: tuple[Settings, Path, pd.DataFrame]
+    scoring: tuple[Settings, Path, pd.DataFrame],
 ) -> None:
     settings, root, _ = scoring
-    server = live_server(["iris"], settings)
-    for where, detail in OUTSIDE:
-        spec = {"input": str(root / "in"), "output": str(root / "out")}
-        spec.update({k: v.format(root=root) for k, v in where.items()})
-        answer = httpx.post(f"{server.url}/v1/models/iris/batch-jobs", json=spec, timeout=10)
-        assert answer.status_code == 403, answer.text
-        assert detail in answer.json()["detail"]
-    assert httpx.get(f"{server.url}/v1/jobs", timeout=10).json()["jobs"] == []
+    with serving(settings, ["iris"]) as client:
+        for where, detail in OUTSIDE:
+            spec = {"input": str(root / "in"), "output": str(root / "out")}
+            spec.update({k: v.format(root=root) for k, v in where.items()})
+            answer = client.post(BATCH_JOBS, json=spec)
+            assert answer.status_code == 403, answer.text
+            assert detail in answer.json()["detail"]
+        assert client.get("/v1/jobs").json()["jobs"] == []
 
 
 def test_a_server_without_batch_roots_takes_no_batch_job_and_names_unknown_models(
-    live_server: Any, scoring: tuple[Settings, Path, pd.DataFrame]
+    scoring: tuple[Settings, Path, pd.DataFrame],
 ) -> None:
     settings, root, _ = scoring
-    server = live_server(["iris"], settings)
     spec = {"input": str(root / "in"), "output": str(root / "out")}
-    unknown = httpx.post(f"{server.url}/v1/models/nope/batch-jobs", json=spec, timeout=10)
-    assert unknown.status_code == 404, unknown.text
-    typo = httpx.post(
-        f"{server.url}/v1/models/iris/batch-jobs", json={**spec, "outptu": "x"}, timeout=10
-    )
-    assert typo.status_code == 422, typo.text
-    closed = live_server(["iris"], settings.model_copy(update={"batch_roots": []}))
-    refused = httpx.post(f"{closed.url}/v1/models/iris/batch-jobs", json=spec, timeout=10)
-    assert refused.status_code == 403
-    assert "MODELPORT_BATCH_ROOTS" in refused.json()["detail"]
+    with serving(settings, ["iris"]) as client:
+        unknown = client.post("/v1/models/nope/batch-jobs", json=spec)
+        assert unknown.status_code == 404, unknown.text
+        typo = client.post(BATCH_JOBS, json={**spec, "outptu": "x"})
+        assert typo.status_code == 422, typo.text
+    with serving(settings.model_copy(update={"batch_roots": []}), ["iris"]) as closed:
+        refused = closed.post(BATCH_JOBS, json=spec)
+        assert refused.status_code == 403
+        assert "MODELPORT_BATCH_ROOTS" in refused.json()["detail"]
+
+
+def test_a_batch_job_over_missing_input_fails_with_the_reason(
+    scoring: tuple[Settings, Path, pd.DataFrame],
+) -> None:
+    settings, root, _ = scoring
+    spec = {"input": str(root / "nothing-here"), "output": str(root / "out")}
+    with serving(settings, ["iris"]) as client:
+        job = wait_finished(client, client.post(BATCH_JOBS, json=spec).headers["location"])
+    assert job["state"] == "failed", job
+    assert job["attempts"] == 1
+    assert "no such input" in job["error"]["detail"]
