@@ -15,13 +15,18 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import redis
 from pydantic import SecretStr
 
 from modelport.config import Settings
+from modelport.jobs import JobKind, JobRequest, JobState, JobStore, NewJob
+from modelport.jobs.worker import JobWorker
+from modelport.registry import Registry
 from tests.conftest import port_open, service_missing
 from tests.e2e.conftest import settings_env
 from tests.e2e.jobs import EXPECTED, finished, job_at, only_answer, submit, wait_for
@@ -172,3 +177,45 @@ def test_a_batch_job_runs_on_a_worker(
     assert job["result"]["body"]["rows"] == 100
     assert pq.read_table(tmp_path / "out").num_rows == 100
     assert "succeeded (slow/1)" in worker.log()
+
+
+def test_the_worker_task_runs_a_job_once_and_the_sweep_sends_a_lost_one(
+    slow_settings: Settings,
+) -> None:
+    """In this process, with the task called as Celery calls it; the broker is Redis."""
+    url, port = BROKERS["redis"]
+    if not port_open("127.0.0.1", port):
+        service_missing(f"redis on 127.0.0.1:{port}")
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    settings = slow_settings.model_copy(
+        update={"job_broker_url": SecretStr(url), "job_queue_prefix": prefix}
+    )
+    worker = JobWorker(settings, ["slow"])
+    registry = Registry.from_settings(settings)
+    queue = redis.Redis.from_url(url)
+    try:
+        assert worker.start() == []
+        store = JobStore(registry.database)
+        body = orjson.dumps({"instances": [[1.0, 1.0, 1.0]] * 3})
+        request = JobRequest.submitted(body, "application/json")
+        new = NewJob(JobKind.PREDICT, "slow", "slow", request.format.value, request.options(),
+                     None, "r-1", body)  # fmt: skip
+        job = store.submit(new)
+        worker.run(job.id)
+        assert store.get(job.id).state is JobState.SUCCEEDED
+        worker.run(job.id)  # the same message again: nothing to do
+        assert store.get(job.id).attempts == 1
+
+        lost = store.submit(new)
+        assert store.claim("a-dead-worker", ["slow"]) is not None
+        deadline = time.monotonic() + 20
+        while queue.llen(f"{prefix}.slow") == 0:  # the sweep found it silent and sent it
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert store.get(lost.id).state is JobState.QUEUED
+        worker.run(lost.id)
+        assert store.get(lost.id).state is JobState.SUCCEEDED
+    finally:
+        worker.close()
+        registry.close()
+        queue.delete(f"{prefix}.slow")
