@@ -4,6 +4,7 @@ dead consumer left pending claimed by another."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import signal
@@ -25,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 import modelport
 from modelport.config import Settings
 from modelport.errors import ConfigurationError
-from modelport.jobs.streaming import StreamAddress
+from modelport.jobs.streaming import Counts, StreamAddress, StreamOptions, consume
 from tests.conftest import port_open, service_missing
 from tests.e2e.conftest import free_port, settings_env
 from tests.e2e.doubles import SlowModel, SlowPoisonModel
@@ -420,3 +421,42 @@ def test_an_unreachable_redis_is_waited_out_and_nothing_is_lost(
     finally:
         server.kill()
         server.wait(timeout=10)
+
+
+def test_the_consumer_in_process_answers_dead_letters_and_stops_when_asked(
+    settings: Settings, streams: Streams, iris_logreg: LogisticRegression, iris_data: Any
+) -> None:
+    """The same loop the command runs, here in this process (its figures counted directly)."""
+    modelport.log_model(iris_logreg, "iris", iris_data[0][:20], settings=settings)
+    rows = iris_data[0][:3].tolist()
+    ids = streams.add([{"instances": [row]} for row in rows] + ["{not json"])
+    options = StreamOptions(
+        "iris",
+        StreamAddress.parse(streams.url(streams.source)),
+        StreamAddress.parse(streams.url(streams.sink)),
+        streams.dead,
+        "modelport-iris",
+        "in-process",
+        block_ms=100,
+    )
+
+    async def run() -> Counts:
+        stopping = asyncio.Event()
+        consuming = asyncio.create_task(consume(settings, options, stopping))
+        deadline = time.monotonic() + 30
+        while len(streams.entries(streams.sink)) < 3 or not streams.entries(streams.dead):
+            assert time.monotonic() < deadline
+            assert not consuming.done()
+            await asyncio.sleep(0.05)
+        stopping.set()
+        return await consuming
+
+    counts = asyncio.run(run())
+    assert (counts.read, counts.written, counts.dead_lettered) == (4, 3, 1)
+    answers = streams.answers()
+    assert sorted(answers) == sorted(ids[:3])
+    expected = iris_logreg.predict(np.array(rows)).tolist()
+    assert [answers[i]["predictions"][0] for i in ids[:3]] == expected
+    (dead,) = streams.entries(streams.dead)
+    assert dead["source_id"] == ids[3]
+    assert streams.pending("modelport-iris") == 0
