@@ -37,7 +37,7 @@ class PartWriter:
         self._file = fs.open(self._pending, "wb")
         self._writer: pq.ParquetWriter | pacsv.CSVWriter
         if format is FileFormat.PARQUET:
-            self._writer = pq.ParquetWriter(self._file, schema)
+            self._writer = pq.ParquetWriter(self._file, schema, use_dictionary=_repeating(schema))
         else:
             self._writer = pacsv.CSVWriter(self._file, schema)
 
@@ -55,6 +55,19 @@ class PartWriter:
     def _close(self) -> None:
         self._writer.close()
         self._file.close()
+
+
+def _repeating(schema: pa.Schema) -> list[str]:
+    """Columns worth a dictionary: labels, versions, ids. Scores and probabilities hardly
+    repeat, and dictionary-encoding them made writing the slowest step of a small model's
+    run (2.3 against 15 million rows/s for label + probabilities, for larger files)."""
+    return [field.name for field in schema if not _floating(field.type)]
+
+
+def _floating(kind: pa.DataType) -> bool:
+    if pa.types.is_fixed_size_list(kind) or pa.types.is_list(kind):
+        return _floating(kind.value_type)
+    return bool(pa.types.is_floating(kind))
 
 
 def read_json(fs: Any, path: str) -> dict[str, Any] | None:
