@@ -9,11 +9,13 @@ reaches the same observers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 from prometheus_client import CollectorRegistry
 
 from modelport.config import Settings
+from modelport.errors import ModelLoadError
 from modelport.inference import InferenceService, ModelPool, RegistryFollower, Router
 from modelport.inference.batching import BatchingOptions
 from modelport.inference.cache import create_cache
@@ -72,6 +74,24 @@ class DataPlane:
         return InferenceService(
             self.router, self.metrics, self.cache, self._cached, observers, admission
         )
+
+    @asynccontextmanager
+    async def started(self) -> AsyncIterator[InferenceService]:
+        """For a headless worker (a batch run, a stream): every model loaded, or a
+        :class:`ModelLoadError` naming what could not be; the service started until the block
+        ends, then everything closed."""
+        try:
+            problems = await self.load()
+            if problems:
+                raise ModelLoadError("; ".join(problems))
+            service = self.service()
+            await service.start()
+            try:
+                yield service
+            finally:
+                await service.stop()
+        finally:
+            await self.close()
 
     async def load(self) -> list[str]:
         """Load every model the router names; what could not be loaded, one phrase each."""

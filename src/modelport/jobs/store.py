@@ -132,14 +132,9 @@ class JobStore:
             silent = row.heartbeat_at is not None and row.heartbeat_at < now - lease
             if row.state != JobState.RUNNING.value or not silent:
                 return None
-            if row.cancel_requested:
-                _finish(row, JobState.CANCELLED, ttl)
-            elif row.attempts >= max_attempts:
-                row.error = _lost(row)
-                _finish(row, JobState.FAILED, ttl)
-            else:
-                return _claimed(row, worker, now)
-            return None
+            if _ended(row, max_attempts, ttl):
+                return None
+            return _claimed(row, worker, now)
 
     def unclaimed(self, wait: timedelta) -> list[Job]:
         """Queued jobs due for ``wait`` that no worker claimed (their broker message was
@@ -268,12 +263,7 @@ class JobStore:
         with self._db.write() as s:
             rows = s.scalars(query).all()
             for row in rows:
-                if row.cancel_requested:
-                    _finish(row, JobState.CANCELLED, ttl)
-                elif row.attempts >= max_attempts:
-                    row.error = _lost(row)
-                    _finish(row, JobState.FAILED, ttl)
-                else:
+                if not _ended(row, max_attempts, ttl):
                     _queue(row, utcnow())
             return [_job(row) for row in rows]
 
@@ -320,8 +310,17 @@ def _claimed(row: JobRow, worker: str, now: datetime) -> Job:
     return _job(row)
 
 
-def _lost(row: JobRow) -> dict[str, Any]:
-    return {"code": "worker_lost", "detail": f"worker {row.worker} stopped reporting"}
+def _ended(row: JobRow, max_attempts: int, ttl: timedelta) -> bool:
+    """A silent worker's job ends here when it was cancelled meanwhile or its attempts are
+    spent; True when it did."""
+    if row.cancel_requested:
+        _finish(row, JobState.CANCELLED, ttl)
+    elif row.attempts >= max_attempts:
+        row.error = {"code": "worker_lost", "detail": f"worker {row.worker} stopped reporting"}
+        _finish(row, JobState.FAILED, ttl)
+    else:
+        return False
+    return True
 
 
 def _queue(row: JobRow, run_after: datetime) -> None:

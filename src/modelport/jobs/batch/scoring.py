@@ -31,7 +31,6 @@ from modelport.errors import (
     ConfigurationError,
     ConflictError,
     InvalidInputError,
-    ModelLoadError,
 )
 from modelport.inference import InferenceContext, InferenceService, Transport
 from modelport.jobs.batch.columns import OutputLayout, input_arrays
@@ -285,19 +284,8 @@ def _next(chunks: Iterator[pa.RecordBatch]) -> pa.RecordBatch | None:
 async def part_scorer(settings: Settings, plan: Plan) -> AsyncIterator[PartScorer]:
     """A data plane with the plan's model loaded and its service started, for as long as
     the parts take; whichever engine scores them builds one per process."""
-    data = DataPlane(settings, [plan.address])
-    try:
-        problems = await data.load()
-        if problems:
-            raise ModelLoadError("; ".join(problems))
-        service = data.service()
-        await service.start()
-        try:
-            yield PartScorer(settings, plan, service)
-        finally:
-            await service.stop()
-    finally:
-        await data.close()
+    async with DataPlane(settings, [plan.address]).started() as service:
+        yield PartScorer(settings, plan, service)
 
 
 async def score_locally(

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from modelport.config import Settings
-from modelport.errors import ModelLoadError, ModelportError, StorageUnavailableError
+from modelport.errors import ModelportError, StorageUnavailableError
 from modelport.jobs.formats import JobFormat
 from modelport.jobs.streaming.scoring import MessageScorer, Outcome
 from modelport.jobs.streaming.source import (
@@ -261,27 +261,23 @@ async def consume(
     data = DataPlane(settings, [options.model])
     streams = options.streams()
     try:
-        problems = await data.load()
-        if problems:
-            raise ModelLoadError("; ".join(problems))
-        service = data.service()
-        await service.start()
-        watcher = asyncio.create_task(data.follower.watch(settings.reload_interval_s))
-        try:
-            scorer = MessageScorer(
-                service, address.name, options.source.stream, options.field, options.format
-            )
-            consumer = StreamConsumer(streams, scorer, options, stopping)
-            if started is not None:
-                loaded = data.router.route(address.name).current
-                started(f"{address} -> v{loaded.record.version}" if loaded else str(address))
-            await consumer.run()
-            return consumer.counts
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-            await service.stop()
+        async with data.started() as service:
+            # the model follows the registry meanwhile, as a server's does
+            watcher = asyncio.create_task(data.follower.watch(settings.reload_interval_s))
+            try:
+                scorer = MessageScorer(
+                    service, address.name, options.source.stream, options.field, options.format
+                )
+                consumer = StreamConsumer(streams, scorer, options, stopping)
+                if started is not None:
+                    loaded = data.router.route(address.name).current
+                    version = f" -> v{loaded.record.version}" if loaded else ""
+                    started(f"{address}{version}")
+                await consumer.run()
+                return consumer.counts
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
     finally:
         await streams.close()
-        await data.close()
