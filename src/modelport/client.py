@@ -93,6 +93,16 @@ class Client:
             sent["json"] = body
         return dict(self._call("POST", _addressed("/v1/models", model) + "/jobs", **sent))
 
+    def submit_batch_job(
+        self, model: str, input: str, output: str, **options: Any
+    ) -> dict[str, Any]:
+        """Queue a batch run of files the server can reach (inside its
+        ``MODELPORT_BATCH_ROOTS``); ``options``: passthrough, outputs, format, chunk_rows,
+        overwrite, as ``modelport batch`` takes them. Its answer is the run's summary."""
+        body = {"input": input, "output": output, **options}
+        path = f"/v1/models/{quote(model, safe='')}/batch-jobs"
+        return dict(self._call("POST", path, json=body))
+
     def job(self, job_id: str) -> dict[str, Any]:
         """State, progress, and the answer (inline up to 1 MiB) or the error (a problem dict)."""
         return dict(self._call("GET", _job_path(job_id)))

@@ -183,3 +183,36 @@ def test_bad_input_and_no_server_are_plain_errors(
     nobody = cli("jobs", "list", settings_override=make_settings(port=port))
     _failed(nobody, "Internal error: cannot reach")
     assert f"check that a modelport server answers at http://127.0.0.1:{port}" in nobody.stderr
+
+
+def test_a_batch_job_from_the_command_line_and_the_client(
+    cli: Cli,
+    live_server: Any,
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+    iris_logreg: LogisticRegression,
+    iris_data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    X, _ = iris_data
+    root = tmp_path / "scoring"
+    root.mkdir()
+    settings = make_settings(batch_roots=[str(root)], job_poll_s=0.2)
+    modelport.log_model(iris_logreg, "iris", X[:20], settings=settings)
+    pd.DataFrame(X, columns=["a", "b", "c", "d"]).to_csv(root / "rows.csv", index=False)
+    server = live_server(["iris"], settings)
+    out = root / "out"
+    done = cli("jobs", "batch", "iris", "-i", str(root / "rows.csv"), "-o", str(out),
+               "--format", "csv", "--outputs", "label", "--wait", "--json", "--url", server.url,
+               settings_override=settings)  # fmt: skip
+    job = _ok(done)
+    assert job["state"] == "succeeded"
+    assert job["result"]["body"]["rows"] == len(X)
+    scored = pd.read_csv(out / "part-00000.csv")
+    assert scored["label"].tolist() == iris_logreg.predict(X).tolist()
+
+    outside = cli("jobs", "batch", "iris", "-i", "/etc", "-o", str(out), "--url", server.url,
+                  settings_override=settings)  # fmt: skip
+    _failed(outside, "Forbidden")
+    assert "MODELPORT_BATCH_ROOTS" in outside.stderr
+    again = Client(server.url).submit_batch_job("iris", str(root / "rows.csv"), str(out))
+    assert again["kind"] == "batch"

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from modelport.cli import output
+from modelport.cli.batch import OutputFormat, names
 from modelport.cli.output import JsonFlag
 from modelport.cli.sessions import current_settings
 from modelport.errors import InvalidInputError, JobCancelledError, RequestTimeoutError
@@ -92,6 +93,57 @@ def submit(
     output.console.print(
         f"job {job['id']} {job['state']} for {job['model']}; "
         f"`modelport jobs wait {job['id']}` prints its answer",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command("batch")
+def batch_job(
+    model: Annotated[str, typer.Argument(help="name or name@alias, as the server serves it")],
+    input: Annotated[
+        str, typer.Option("--input", "-i", help="A file or folder the server can read.")
+    ],
+    output_folder: Annotated[
+        str, typer.Option("--output", "-o", help="A folder the server may write.")
+    ],
+    passthrough: Annotated[str, typer.Option(help="Input columns to copy, e.g. row_id.")] = "",
+    outputs: Annotated[str, typer.Option(help="Model outputs to write (default: all).")] = "",
+    format: Annotated[OutputFormat, typer.Option(help="Output files.")] = OutputFormat.PARQUET,
+    chunk_rows: Annotated[
+        int, typer.Option(min=1, help="Rows sent to the model at a time.")
+    ] = 1024,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace another run's files in the folder.")
+    ] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the run's summary.")] = False,
+    timeout: TimeoutOption = None,
+    url: UrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Queue a batch run on the server (its files inside MODELPORT_BATCH_ROOTS); unlike
+    `modelport batch`, the server's workers score it."""
+    hints = {"forbidden": "the server reads and writes only inside MODELPORT_BATCH_ROOTS"}
+    with _client(url, hints) as client:
+        job = client.submit_batch_job(
+            model,
+            input,
+            output_folder,
+            passthrough=list(names(passthrough)),
+            outputs=list(names(outputs)),
+            format=format.value,
+            chunk_rows=chunk_rows,
+            overwrite=overwrite,
+        )
+        if wait:
+            _waited(client, job["id"], timeout, as_json)
+            return
+    if as_json:
+        output.emit_json(job)
+        return
+    output.console.print(
+        f"batch job {job['id']} {job['state']} for {job['model']}; "
+        f"`modelport jobs wait {job['id']}` prints its summary",
         highlight=False,
         soft_wrap=True,
     )
