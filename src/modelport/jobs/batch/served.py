@@ -19,7 +19,8 @@ from modelport.registry import VersionRecord
 
 
 def batch_job(reference: str, options: dict[str, Any]) -> BatchJob:
-    """The run a job's options describe (as :func:`batch_options` wrote them)."""
+    """The run a job's options describe (the body of ``POST …/batch-jobs``, or a schedule's
+    batch)."""
     return BatchJob(
         reference,
         options["input"],
@@ -30,18 +31,6 @@ def batch_job(reference: str, options: dict[str, Any]) -> BatchJob:
         int(options.get("chunk_rows", 1024)),
         bool(options.get("overwrite", False)),
     )
-
-
-def batch_options(job: BatchJob) -> dict[str, Any]:
-    return {
-        "input": job.input,
-        "output": job.output,
-        "passthrough": list(job.passthrough),
-        "outputs": list(job.outputs),
-        "format": job.format.value,
-        "chunk_rows": job.chunk_rows,
-        "overwrite": job.overwrite,
-    }
 
 
 async def score_served(

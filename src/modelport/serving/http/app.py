@@ -1,7 +1,8 @@
 """``create_app``: the composition root of one server process.
 
 It builds the data plane (:class:`~modelport.plane.DataPlane`) and around it access control,
-deployments, drift and quality watches and the job runner; then the FastAPI app for
+deployments, drift and quality watches, the jobs' dispatch (its own runner, or a broker's
+workers) and the schedules; then the FastAPI app for
 everything that is not inference, and the :class:`Front` that answers the inference routes
 itself. With ``grpc_port`` set, the lifespan also runs the gRPC transport over the same
 service. Models load and warm during start-up, before the process accepts a connection;
