@@ -22,7 +22,6 @@ from enum import StrEnum
 from typing import Any
 
 import fsspec
-import numpy as np
 import pyarrow as pa
 
 from modelport.codecs import Decoded
@@ -46,7 +45,6 @@ from modelport.jobs.batch.writing import (
 )
 from modelport.plane import DataPlane
 from modelport.registry import Registry, VersionRecord
-from modelport.runtimes.batch import Outputs
 from modelport.runtimes.signature import Signature
 
 Progress = Callable[[int], None]
@@ -245,35 +243,38 @@ class PartScorer:
     async def _predict(
         self, part: Part, batch: pa.RecordBatch, start: int, progress: Progress | None
     ) -> pa.Table:
-        """A batch read at once, predicted ``chunk_rows`` at a time, as one table."""
-        plan = self._plan
-        step = plan.job.chunk_rows
-        pieces: list[Outputs] = []
-        for offset in range(0, batch.num_rows, step):
-            chunk = batch.slice(offset, step)
-            pieces.append(await self._infer(part, chunk, start + offset))
-            if progress is not None:
-                progress(chunk.num_rows)
-        outputs = pieces[0] if len(pieces) == 1 else _concatenated(pieces)
-        return plan.layout.table(batch, outputs, plan.version)
-
-    async def _infer(self, part: Part, chunk: pa.RecordBatch, start: int) -> Outputs:
+        """A batch read at once is one request to the service (routed, checked against the
+        signature and observed once), predicted ``chunk_rows`` at a time."""
         plan = self._plan
         ctx = InferenceContext(
             f"{plan.run_id}:{part.index}:{start}", Transport.BATCH, admitted=True
         )
+        chunks = _Chunks(plan.job.chunk_rows, progress)
         try:
-            arrays, pointers = input_arrays(chunk, plan.signature, plan.layout.passthrough)
+            arrays, pointers = input_arrays(batch, plan.signature, plan.layout.passthrough)
             decoded = Decoded(arrays, pointers, None)
-            answer = await self._service.infer(ctx, plan.address, None, lambda _s: decoded)
+            answer = await self._service.infer(
+                ctx, plan.address, None, lambda _s: decoded, batch.nbytes, chunks
+            )
         except InvalidInputError as exc:
-            where = f"{part.path} ({part.name}), rows {start}-{start + chunk.num_rows - 1}"
+            where = f"{part.path} ({part.name}), rows {start}-{start + batch.num_rows - 1}"
             raise InvalidInputError(f"{where}: {exc.detail}", errors=exc.errors) from exc
-        return answer.outputs
+        return plan.layout.table(batch, answer.outputs, plan.version)
 
 
-def _concatenated(pieces: list[Outputs]) -> Outputs:
-    return {name: np.concatenate([piece[name] for piece in pieces]) for name in pieces[0]}
+@dataclass(slots=True)
+class _Chunks:
+    """The :class:`~modelport.inference.service.Pieces` of a batch: ``rows`` at a time, each
+    told to the run's progress."""
+
+    rows: int
+    progress: Progress | None
+    told: int = 0
+
+    async def done(self, rows: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(rows - self.told)
+        self.told = rows
 
 
 def _next(chunks: Iterator[pa.RecordBatch]) -> pa.RecordBatch | None:
