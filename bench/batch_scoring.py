@@ -32,12 +32,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: sib
 
 from models import build_models, register
 
+# The run's own peak (VmHWM): ru_maxrss would report the parent's RSS at fork when that is
+# larger, since Linux keeps it across exec.
 _MEASURE = (
-    "import resource, sys, runpy\n"
+    "import runpy, sys\n"
     "sys.argv = ['modelport', *sys.argv[1:]]\n"
     "try:\n    runpy.run_module('modelport', run_name='__main__')\n"
     "except SystemExit as stop:\n    assert not stop.code, stop.code\n"
-    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "peak = next(line for line in open('/proc/self/status') if line.startswith('VmHWM'))\n"
+    "print(peak.split()[1], file=sys.stderr)\n"
 )
 
 
