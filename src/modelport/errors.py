@@ -31,6 +31,7 @@ turns problem+json back into the same classes.
     ├── RequestTimeoutError          504  the request outlived request_timeout_s
     ├── QueueFullError               503  load shedding (Retry-After)
     ├── StorageUnavailableError      503  database unreachable (Retry-After)
+    │   └── BackendUnavailableError       a job broker, stream Redis or batch store unreachable
     ├── ModelError                   500  the model itself raised
     ├── AuditIntegrityError          500  the audit log's hash chain is broken
     └── ConfigurationError           500
@@ -245,6 +246,14 @@ class StorageUnavailableError(ModelportError):
     code = "storage_unavailable"
     title = "Registry storage unavailable"
     retry_after = 2
+
+
+class BackendUnavailableError(StorageUnavailableError):
+    """A service beside the registry (a job broker, a stream's Redis, a batch run's object
+    store) is unreachable: passing, like the registry's own outages."""
+
+    code = "backend_unavailable"
+    title = "Backing service unavailable"
 
 
 class RequestTimeoutError(ModelportError):

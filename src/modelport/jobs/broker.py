@@ -20,7 +20,7 @@ from celery import Celery
 from kombu.exceptions import KombuError
 
 from modelport.config import Settings
-from modelport.errors import ConfigurationError, ConflictError, StorageUnavailableError
+from modelport.errors import BackendUnavailableError, ConfigurationError, ConflictError
 from modelport.jobs.model import Job
 
 log = logging.getLogger("modelport.jobs")
@@ -73,7 +73,7 @@ class Broker:
                 retry_policy=_PUBLISH_RETRY,
             )
         except (KombuError, OSError) as exc:
-            raise StorageUnavailableError(f"job broker unreachable: {exc}") from exc
+            raise BackendUnavailableError(f"job broker unreachable: {exc}") from exc
 
     def close(self) -> None:
         self.app.close()
@@ -102,5 +102,5 @@ class BrokerDispatch:
     async def queued(self, job: Job) -> None:
         try:
             await asyncio.to_thread(self._broker.send, job)
-        except StorageUnavailableError as exc:
+        except BackendUnavailableError as exc:
             log.warning("job %s: %s; a worker's sweep will send it", job.id, exc.detail)

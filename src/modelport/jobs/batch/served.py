@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from modelport.config import Settings
-from modelport.errors import StorageUnavailableError
+from modelport.errors import BackendUnavailableError
 from modelport.inference import InferenceContext, InferenceService, Transport
 from modelport.jobs.batch.parts import FileFormat
 from modelport.jobs.batch.scoring import BatchJob, BatchSummary, PartScorer, finish, plan_for
@@ -58,5 +58,5 @@ async def score_served(
     except (FileNotFoundError, PermissionError):
         raise  # a file gone or not readable is no passing failure
     except OSError as exc:  # an object store or a network share not answering
-        raise StorageUnavailableError(f"batch storage unreachable: {exc}") from exc
+        raise BackendUnavailableError(f"batch storage unreachable: {exc}") from exc
     return record, summary

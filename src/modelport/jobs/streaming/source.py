@@ -4,7 +4,7 @@ entries), and how a micro-batch is settled (outputs and dead letters written, in
 
 Every Redis failure leaves this module as a modelport error: an unreachable Redis (or one
 that refuses for now: loading, read-only during a failover, out of memory) as
-:class:`~modelport.errors.StorageUnavailableError` (the consumer waits and tries again), any
+:class:`~modelport.errors.BackendUnavailableError` (the consumer waits and tries again), any
 other refused command as :class:`~modelport.errors.ConfigurationError` (it stops).
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from modelport.errors import ConfigurationError, StorageUnavailableError
+from modelport.errors import BackendUnavailableError, ConfigurationError
 
 if TYPE_CHECKING:
     import redis.asyncio as redis
@@ -252,10 +252,10 @@ class GroupStreams:
             yield
         except (AuthenticationError, ResponseError) as exc:
             if isinstance(exc, passing):
-                raise StorageUnavailableError(f"{doing}: Redis refused for now: {exc}") from exc
+                raise BackendUnavailableError(f"{doing}: Redis refused for now: {exc}") from exc
             raise ConfigurationError(f"{doing}: Redis refused: {exc}") from exc
         except (RedisError, OSError) as exc:
-            raise StorageUnavailableError(
+            raise BackendUnavailableError(
                 f"{doing}: Redis unreachable ({type(exc).__name__}: {exc})"
             ) from exc
 
