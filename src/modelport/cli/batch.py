@@ -25,6 +25,17 @@ class OutputFormat(StrEnum):
     CSV = "csv"
 
 
+# the options of a batch run wherever one is asked for: here, as a job, on a schedule
+PassthroughOption = Annotated[
+    str, typer.Option(help="Input columns to copy beside the predictions, e.g. row_id,day.")
+]
+OutputsOption = Annotated[
+    str, typer.Option(help="Model outputs to write, e.g. label (default: every output).")
+]
+FormatOption = Annotated[OutputFormat, typer.Option(help="Output files.")]
+ChunkRowsOption = Annotated[int, typer.Option(min=1, help="Rows sent to the model at a time.")]
+
+
 class EngineName(StrEnum):
     LOCAL = "local"
     DASK = "dask"
@@ -47,16 +58,10 @@ def batch(
             "--output", "-o", help="Folder for part-NNNNN files, _manifest.json and _SUCCESS."
         ),
     ],
-    passthrough: Annotated[
-        str, typer.Option(help="Input columns to copy beside the predictions, e.g. row_id,day.")
-    ] = "",
-    outputs: Annotated[
-        str, typer.Option(help="Model outputs to write, e.g. label (default: every output).")
-    ] = "",
-    format: Annotated[OutputFormat, typer.Option(help="Output files.")] = OutputFormat.PARQUET,
-    chunk_rows: Annotated[
-        int, typer.Option(min=1, help="Rows sent to the model at a time.")
-    ] = 1024,
+    passthrough: PassthroughOption = "",
+    outputs: OutputsOption = "",
+    format: FormatOption = OutputFormat.PARQUET,
+    chunk_rows: ChunkRowsOption = 1024,
     overwrite: Annotated[
         bool, typer.Option(help="Replace what the output folder holds from another run.")
     ] = False,

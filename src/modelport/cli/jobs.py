@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from modelport.cli import output
-from modelport.cli.batch import OutputFormat, names
+from modelport.cli.batch import (
+    ChunkRowsOption,
+    FormatOption,
+    OutputFormat,
+    OutputsOption,
+    PassthroughOption,
+    names,
+)
 from modelport.cli.output import JsonFlag
 from modelport.cli.sessions import current_settings
 from modelport.errors import InvalidInputError, JobCancelledError, RequestTimeoutError
@@ -84,18 +91,7 @@ def submit(
             format=None if format is None else format.value,
             output=output_name,
         )
-        if wait:
-            _waited(client, job["id"], timeout, as_json)
-            return
-    if as_json:
-        output.emit_json(job)
-        return
-    output.console.print(
-        f"job {job['id']} {job['state']} for {job['model']}; "
-        f"`modelport jobs wait {job['id']}` prints its answer",
-        highlight=False,
-        soft_wrap=True,
-    )
+        _queued(client, job, wait, timeout, as_json)
 
 
 @app.command("batch")
@@ -107,12 +103,10 @@ def batch_job(
     output_folder: Annotated[
         str, typer.Option("--output", "-o", help="A folder the server may write.")
     ],
-    passthrough: Annotated[str, typer.Option(help="Input columns to copy, e.g. row_id.")] = "",
-    outputs: Annotated[str, typer.Option(help="Model outputs to write (default: all).")] = "",
-    format: Annotated[OutputFormat, typer.Option(help="Output files.")] = OutputFormat.PARQUET,
-    chunk_rows: Annotated[
-        int, typer.Option(min=1, help="Rows sent to the model at a time.")
-    ] = 1024,
+    passthrough: PassthroughOption = "",
+    outputs: OutputsOption = "",
+    format: FormatOption = OutputFormat.PARQUET,
+    chunk_rows: ChunkRowsOption = 1024,
     overwrite: Annotated[
         bool, typer.Option(help="Replace another run's files in the folder.")
     ] = False,
@@ -135,18 +129,7 @@ def batch_job(
             chunk_rows=chunk_rows,
             overwrite=overwrite,
         )
-        if wait:
-            _waited(client, job["id"], timeout, as_json)
-            return
-    if as_json:
-        output.emit_json(job)
-        return
-    output.console.print(
-        f"batch job {job['id']} {job['state']} for {job['model']}; "
-        f"`modelport jobs wait {job['id']}` prints its summary",
-        highlight=False,
-        soft_wrap=True,
-    )
+        _queued(client, job, wait, timeout, as_json)
 
 
 @app.command()
@@ -267,6 +250,24 @@ def _body(source: str) -> tuple[bytes, str]:
     if not file.is_file():
         raise InvalidInputError(f"input file {source} does not exist", pointer="/input")
     return file.read_bytes(), media_type
+
+
+def _queued(
+    client: Client, job: dict[str, Any], wait: bool, timeout: float | None, as_json: bool
+) -> None:
+    """A job just submitted: waited for (then its answer printed), or shown."""
+    if wait:
+        _waited(client, job["id"], timeout, as_json)
+    elif as_json:
+        output.emit_json(job)
+    else:
+        batch = job["kind"] == "batch"
+        output.console.print(
+            f"{'batch job' if batch else 'job'} {job['id']} {job['state']} for {job['model']}; "
+            f"`modelport jobs wait {job['id']}` prints its {'summary' if batch else 'answer'}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _waited(client: Client, job_id: str, timeout: float | None, as_json: bool) -> None:

@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 
 from modelport.cli import output
-from modelport.cli.batch import OutputFormat, names
+from modelport.cli.batch import (
+    ChunkRowsOption,
+    FormatOption,
+    OutputFormat,
+    OutputsOption,
+    PassthroughOption,
+    names,
+)
 from modelport.cli.output import JsonFlag
 from modelport.cli.sessions import opened_registry
 from modelport.jobs.schedules import Schedule, ScheduleStore
@@ -38,12 +45,10 @@ def schedules_add(
             "(s3://bucket/scores/{date}).",
         ),
     ],
-    passthrough: Annotated[str, typer.Option(help="Input columns to copy, e.g. row_id.")] = "",
-    outputs: Annotated[str, typer.Option(help="Model outputs to write (default: all).")] = "",
-    format: Annotated[OutputFormat, typer.Option(help="Output files.")] = OutputFormat.PARQUET,
-    chunk_rows: Annotated[
-        int, typer.Option(min=1, help="Rows sent to the model at a time.")
-    ] = 1024,
+    passthrough: PassthroughOption = "",
+    outputs: OutputsOption = "",
+    format: FormatOption = OutputFormat.PARQUET,
+    chunk_rows: ChunkRowsOption = 1024,
     timezone: Annotated[str, typer.Option(help="Time zone the cron fields are read in.")] = "UTC",
     as_json: JsonFlag = False,
 ) -> None:
