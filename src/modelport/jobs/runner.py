@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection
 from modelport.config import Settings
 from modelport.inference.background import Repeated
 from modelport.inference.service import InferenceService
-from modelport.jobs.execution import Execution, RunnerOptions
+from modelport.jobs.execution import Execution, Requeued, RunnerOptions
 from modelport.jobs.model import Job, JobState
 from modelport.jobs.store import JobStore
 
@@ -46,7 +46,7 @@ class JobRunner:
         self._served = served
         self.options = options
         self.worker = worker
-        self._running: dict[str, asyncio.Task[None]] = {}
+        self._running: dict[str, asyncio.Task[Requeued | None]] = {}
         self._repeated = Repeated("running jobs", self._step, log)
         self._loop: asyncio.Task[None] | None = None
         self._recovered_at = self._purged_at = -math.inf
@@ -88,14 +88,11 @@ class JobRunner:
             job = await asyncio.to_thread(self._store.claim, self.worker, self._served())
             if job is None:
                 return
-            task = asyncio.create_task(self._run(job))
+            task = asyncio.create_task(self._execution.run(job))
             self._running[job.id] = task
             task.add_done_callback(functools.partial(self._finished, job.id))
 
-    async def _run(self, job: Job) -> None:
-        await self._execution.run(job)
-
-    def _finished(self, job_id: str, _task: asyncio.Task[None]) -> None:
+    def _finished(self, job_id: str, _task: asyncio.Task[Requeued | None]) -> None:
         del self._running[job_id]
         self._repeated.wake()
 

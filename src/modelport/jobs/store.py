@@ -123,8 +123,8 @@ class JobStore:
         live worker's hands."""
         now = utcnow()
         with self._db.write() as s:
-            query = select(JobRow).where(JobRow.id == job_id).with_for_update(skip_locked=True)
-            row = s.scalars(query).one_or_none()
+            # waits for a lock held a moment (a sweep, a cancel) rather than skip a due job
+            row = s.scalars(select(JobRow).where(JobRow.id == job_id).with_for_update()).first()
             if row is None:
                 return None
             if row.state == JobState.QUEUED.value and row.run_after <= now:
