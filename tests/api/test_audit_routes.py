@@ -14,6 +14,8 @@ from sklearn.linear_model import LogisticRegression
 from starlette.testclient import TestClient
 
 from modelport.config import AuthMode, Settings
+from modelport.experiments.spec import parse_document as experiment_document
+from modelport.experiments.store import ExperimentStore
 from modelport.registry import Registry
 from modelport.rollout.spec import parse_document
 from modelport.rollout.store import DeploymentStore
@@ -83,7 +85,66 @@ def _deployment_calls() -> dict[tuple[str, str], tuple[Call, Call, str]]:
     }
 
 
-def _calls(model: bytes, spare_key: str) -> dict[tuple[str, str], tuple[Call, Call, str]]:
+def _direct(name: str) -> dict[str, Any]:
+    slots = [
+        {"model": "iris/1", "role": "primary", "weight": 50},
+        {"model": "iris/1", "role": "canary", "weight": 50},
+    ]
+    return {
+        "apiVersion": "modelport/v1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {"strategy": "direct", "slots": slots},
+    }
+
+
+def _experiment(name: str, deployment: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelport/v1",
+        "kind": "Experiment",
+        "metadata": {"name": name},
+        "spec": {"deployment": deployment, "primaryMetric": {"name": "y", "type": "binary"}},
+    }
+
+
+MOVES_TRAFFIC = "deployment.experiment"
+"""What an experiment's start, stop or promotion also does to its deployment (audited too)."""
+
+
+def _experiment_calls() -> dict[tuple[str, str], tuple[Call, Call, str | tuple[str, ...]]]:
+    """Apply, start and stop experiment ``e`` on deployment ``ab``, then delete it; promote
+    ``p``, started on ``ab2`` beforehand."""
+    one = "/api/experiments/{name}"
+    calls: dict[tuple[str, str], tuple[Call, Call, str | tuple[str, ...]]] = {
+        ("post", "/api/experiments"): (
+            lambda c, h: c.post("/api/experiments", json=_experiment("e", "ab"), headers=h),
+            lambda c, h: c.post("/api/experiments", json=_experiment("e", "zz"), headers=h),
+            "experiment.apply",
+        )
+    }
+    for action in ("start", "stop"):
+        path = one.format(name="{}") + "/" + action
+        calls["post", f"{one}/{action}"] = (
+            lambda c, h, path=path: c.post(path.format("e"), json={"reason": "t"}, headers=h),
+            lambda c, h, path=path: c.post(path.format("nothing"), headers=h),
+            (f"experiment.{action}", MOVES_TRAFFIC),
+        )
+    calls["post", f"{one}/promote"] = (
+        lambda c, h: c.post("/api/experiments/p/promote", json={"variant": "canary"}, headers=h),
+        lambda c, h: c.post("/api/experiments/p/promote", json={"variant": "blue"}, headers=h),
+        ("experiment.promote", MOVES_TRAFFIC),
+    )
+    calls["delete", one] = (
+        lambda c, h: c.delete("/api/experiments/e", headers=h),
+        lambda c, h: c.delete("/api/experiments/nothing", headers=h),
+        "experiment.delete",
+    )
+    return calls
+
+
+def _calls(
+    model: bytes, spare_key: str
+) -> dict[tuple[str, str], tuple[Call, Call, str | tuple[str, ...]]]:
     """Per mutating operation: a call that succeeds, one that fails, the audited action."""
     stage = "/api/models/{name}/versions/{version}/stage"
     alias = "/api/models/{name}/aliases/{alias}"
@@ -134,6 +195,7 @@ def _calls(model: bytes, spare_key: str) -> dict[tuple[str, str], tuple[Call, Ca
             "key.revoke",
         ),
         **_deployment_calls(),
+        **_experiment_calls(),
     }
 
 
@@ -153,7 +215,13 @@ def test_every_change_is_audited_once_and_a_failed_one_not_at_all(
     calls = _calls(path.read_bytes(), spare)
     headers = {"Authorization": f"Bearer {admin.token}"}
     with serving(secured, ["iris"]) as client:
-        DeploymentStore(registry).apply(parse_document(_deployment("bg", "blue-green", "iris/1")))
+        deployments = DeploymentStore(registry)
+        deployments.apply(parse_document(_deployment("bg", "blue-green", "iris/1")))
+        for name in ("ab", "ab2"):
+            deployments.apply(parse_document(_direct(name)))
+        experiments = ExperimentStore(registry)
+        experiments.apply(experiment_document(_experiment("p", "ab2")))
+        experiments.start("p")
         paths = client.get("/openapi.json").json()["paths"]
         mutating = {
             (method, path)
@@ -171,7 +239,8 @@ def test_every_change_is_audited_once_and_a_failed_one_not_at_all(
             done = succeeds(client, headers)
             assert done.status_code < 300, (method, route, done.text)
             added = registry.audit.entries(limit=1000)[len(before) :]
-            assert [e.action for e in added] == [action], (route, added)
+            expected = [action] if isinstance(action, str) else list(action)
+            assert [e.action for e in added] == expected, (route, added)
             assert added[0].actor == f"key:{admin.key.id}"
             assert added[0].key_id == admin.key.id
             assert added[0].request_id == done.headers["x-request-id"]

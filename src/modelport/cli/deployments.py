@@ -1,4 +1,5 @@
-"""`modelport apply -f FILE` and `modelport deployments …`: deployments on the registry.
+"""`modelport apply -f FILE` and `modelport deployments …`: deployments (and, through
+``apply``, experiments) on the registry.
 
 Like ``kubectl``, the commands work on the shared database directly; every serving replica
 converges on a change within ``deployment_poll_s``.
@@ -13,11 +14,17 @@ from typing import Annotated, Any
 import typer
 import yaml
 
+from modelport import documents
 from modelport.cli import output
 from modelport.cli.output import JsonFlag
 from modelport.cli.sessions import opened_registry
+from modelport.documents import Named
 from modelport.errors import InvalidInputError
-from modelport.rollout.spec import DeploymentSpec, load_yaml
+from modelport.experiments import spec as experiment_spec
+from modelport.experiments.spec import ExperimentSpec
+from modelport.experiments.store import ExperimentStore
+from modelport.rollout import spec as rollout_spec
+from modelport.rollout.spec import DeploymentSpec
 from modelport.rollout.state import BY_OPERATOR, Action
 from modelport.rollout.status import describe
 from modelport.rollout.store import Deployment, DeploymentStore
@@ -39,22 +46,37 @@ def apply(
         typer.Option(
             "--filename",
             "-f",
-            help="ModelDeployment YAML file (several documents allowed; - "
+            help="YAML file of ModelDeployment and Experiment documents (several allowed; - "
             "reads standard input). Repeat for more files.",
         ),
     ],
 ) -> None:
-    """Create or update deployments from YAML (`kind: ModelDeployment`)."""
-    specs: list[DeploymentSpec] = []
+    """Create or update deployments and experiments from YAML (`kind: ModelDeployment`,
+    `kind: Experiment`); deployments first, so an experiment may name one in the same file."""
+    validators = {
+        rollout_spec.KIND: rollout_spec.validate,
+        experiment_spec.KIND: experiment_spec.validate,
+    }
+    specs: list[Named] = []
     with output.reporting_errors():
         for file in files:
-            specs.extend(load_yaml(_read(file), source=str(file)))
-    with opened_registry() as registry:
+            specs.extend(documents.load_yaml(_read(file), validators, source=str(file)))
+    with opened_registry() as registry, output.reporting_errors():
         store = DeploymentStore(registry)
         for spec in specs:
-            deployment, changed = store.apply(spec)
-            verb = "created" if changed and deployment.revision == 1 else "configured"
-            output.console.print(f"deployment/{spec.name} {verb if changed else 'unchanged'}")
+            if isinstance(spec, DeploymentSpec):
+                deployment, changed = store.apply(spec)
+                _applied("deployment", spec.name, changed, deployment.revision)
+        experiments = ExperimentStore(registry)
+        for spec in specs:
+            if isinstance(spec, ExperimentSpec):
+                experiment, changed = experiments.apply(spec)
+                _applied("experiment", spec.name, changed, experiment.revision)
+
+
+def _applied(kind: str, name: str, changed: bool, revision: int) -> None:
+    verb = "created" if changed and revision == 1 else "configured"
+    output.console.print(f"{kind}/{name} {verb if changed else 'unchanged'}")
 
 
 @app.command("list")

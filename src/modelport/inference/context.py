@@ -50,6 +50,8 @@ class InferenceContext:
     version: int | None = None
     slot: str | None = None
     """Which of a deployment's slots answered (``primary`` for a plain model)."""
+    experiment: str | None = None
+    """The experiment this request's unit is enrolled in (the slot is then its variant)."""
     cached: bool = False
     headers: tuple[tuple[str, str], ...] = ()
     """For the caller, beside the answer (rate-limit state); transports send them along."""

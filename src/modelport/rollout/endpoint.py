@@ -6,6 +6,12 @@ random otherwise. The primary owns the bottom of the interval and the other slot
 a canary that grows from 5 % to 25 % keeps every unit it already had. Slots that are not loaded
 in this process are skipped: their share goes to the slots that are, and a request never waits
 for a model that is still loading.
+
+While an experiment runs on the deployment, a unit is enrolled when a first stable point falls
+under the experiment's share, and then meets the variant a second, independent point picks by
+the slots' weights; everyone else meets the control. A ramp from 5 % to 25 % thus keeps every
+enrolled unit in its variant. An enrolled unit whose variant is not loaded here meets the
+control and is not counted, rather than being moved to another variant.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from modelport.errors import ModelVersionNotFoundError
 from modelport.inference.context import InferenceContext
 from modelport.inference.router import Route
 from modelport.rollout.spec import Role
+from modelport.rollout.state import Allocation
 from modelport.rollout.store import Deployment
 
 _SCALE = float(2**64)
@@ -51,6 +58,12 @@ class DeploymentEndpoint:
         self._primary = self.slots[0]
         self.unit_field = spec.sticky.field
         self._salt = f"{spec.name}:".encode()
+        self.allocation = state.experiment
+        self._variant_salt = (
+            b""
+            if self.allocation is None
+            else f"{spec.name}:{self.allocation.experiment}:".encode()
+        )
 
     @property
     def name(self) -> str:
@@ -59,6 +72,8 @@ class DeploymentEndpoint:
     def choose(self, ctx: InferenceContext, version: int | None) -> tuple[str, Route]:
         if version is not None:
             return self._serving_version(version)
+        if self.allocation is not None:
+            return self._enrolled(ctx, self.allocation)
         live = [s for s in self.slots if s.weight > 0 and s.route.current is not None]
         if not live:
             return self._primary.name, self._primary.route  # the router answers 503 not ready
@@ -88,12 +103,33 @@ class DeploymentEndpoint:
             "epoch": self.epoch,
             "phase": self.deployment.state.phase.value,
             "slots": [{**s.route.status(), "slot": s.name, "weight": s.weight} for s in slots],
+            "experiment": None if self.allocation is None else self.allocation.to_json(),
         }
 
-    def _point(self, unit: str | None) -> float:
+    def _enrolled(self, ctx: InferenceContext, allocation: Allocation) -> tuple[str, Route]:
+        """The variant of an enrolled unit (noted in ``ctx.experiment``), else the control."""
+        control = next(s for s in self.slots if s.name == allocation.control)
+        unit = ctx.request_id if allocation.per_request else ctx.unit_id
+        if unit is None or self._point(unit) * 100.0 >= allocation.share:
+            return control.name, control.route
+        variants = [s for s in self.slots if s.weight > 0]
+        point = self._point(unit, self._variant_salt) * sum(s.weight for s in variants)
+        chosen = variants[-1]
+        for slot in variants:
+            point -= slot.weight
+            if point < 0:
+                chosen = slot
+                break
+        if chosen.route.current is None:
+            return control.name, control.route
+        ctx.experiment = allocation.experiment
+        return chosen.name, chosen.route
+
+    def _point(self, unit: str | None, salt: bytes | None = None) -> float:
         if unit is None:
             return random.random()
-        digest = hashlib.blake2b(self._salt + unit.encode(), digest_size=8).digest()
+        key = (self._salt if salt is None else salt) + unit.encode()
+        digest = hashlib.blake2b(key, digest_size=8).digest()
         return int.from_bytes(digest) / _SCALE
 
     def _serving_version(self, version: int) -> tuple[str, Route]:

@@ -17,135 +17,80 @@ across its fields, checked here so that every problem is reported at once, by it
 
 from __future__ import annotations
 
-import difflib
 import math
-import re
 from collections.abc import Iterator
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import Field
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.alias_generators import to_camel
-from pydantic_core import ErrorDetails, PydanticCustomError
 
-from modelport.durations import parse_duration
-from modelport.errors import InvalidInputError
-from modelport.registry.address import ModelAddress
-
-FieldPath = tuple[str | int, ...]
-"""Where a problem is: keys and list indexes from the document's root."""
-Problem = tuple[FieldPath, str]
-
-
-def _seconds(value: object) -> object:
-    if not isinstance(value, str):
-        return value
-    try:
-        return parse_duration(value).total_seconds()
-    except InvalidInputError:
-        message = f"{value!r} is not a duration: write 30s, 5m, 1h or a number of seconds"
-    except OverflowError:  # beyond what timedelta holds
-        message = f"{value!r} is longer than 30 days"
-    raise PydanticCustomError("duration", message)
+from modelport.documents import (
+    FieldPath,
+    Label,
+    Metadata,
+    ModelReference,
+    Percent,
+    Problem,
+    Seconds,
+    Shape,
+    Share,
+    shape_problem,
+)
 
 
-def _model_reference(text: str) -> str:
-    try:
-        return str(ModelAddress.parse(text))
-    except InvalidInputError as exc:
-        raise PydanticCustomError("model_reference", exc.detail) from None
-
-
-def _matching(pattern: str, message: str) -> AfterValidator:
-    def matches(text: str) -> str:
-        if re.fullmatch(pattern, text) is None:
-            raise PydanticCustomError("pattern", message)
-        return text
-
-    return AfterValidator(matches)
-
-
-_Seconds = Annotated[float, BeforeValidator(_seconds), Field(gt=0, le=30 * 86_400)]
-_Percent = Annotated[float, Field(ge=0, le=100)]
-_Share = Annotated[float, Field(ge=0, le=1)]
-_Label = Annotated[
-    str,
-    _matching(
-        r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?",
-        "must be a DNS-1123 label: at most 63 lowercase letters, digits and '-', "
-        "starting and ending with a letter or digit",
-    ),
-]
-
-
-class _Shape(BaseModel):
-    """The document as typed, before the rules that span fields; strict, so that a quoted
-    ``"50"`` is not quietly taken for a number."""
-
-    model_config = ConfigDict(
-        extra="forbid", strict=True, alias_generator=to_camel, allow_inf_nan=False
-    )
-
-
-class _Metadata(_Shape):
-    name: _Label
-    labels: dict[
-        Annotated[str, Field(min_length=1, max_length=63)], Annotated[str, Field(max_length=200)]
-    ] = Field(default_factory=dict, max_length=64)
-
-
-class Slot(_Shape):
+class Slot(Shape):
     """One slot as written: name and weight may be left out (``spec`` fills them in)."""
 
-    name: _Label | None = None
-    model: Annotated[str, AfterValidator(_model_reference)]
+    name: Label | None = None
+    model: ModelReference
     role: Literal["primary", "canary", "shadow"]
-    weight: _Percent | None = None
+    weight: Percent | None = None
 
 
-class Gates(_Shape):
+class Gates(Shape):
     """``GateLimits`` as written, plus the window they are evaluated over."""
 
-    max_error_rate: _Share | None = None
+    max_error_rate: Share | None = None
     max_p99_ms: Annotated[float, Field(gt=0)] | None = None
     max_p99_increase: Annotated[float, Field(ge=0)] | None = None
-    max_shadow_disagreement: _Share | None = None
+    max_shadow_disagreement: Share | None = None
     max_prediction_drift: Annotated[float, Field(gt=0)] | None = None
-    window: _Seconds | None = None
+    window: Seconds | None = None
 
 
-class _Rollback(_Shape):
+class _Rollback(Shape):
     on_breach: Literal["rollback", "pause"] = "rollback"
 
 
-class _Sticky(_Shape):
+class _Sticky(Shape):
     field: Annotated[str, Field(min_length=1)] | None = None
 
 
-class _Warmup(_Shape):
+class _Warmup(Shape):
     requests: Annotated[int, Field(ge=0, le=10_000)] = 1
 
 
-class _Spec(_Shape):
+class _Spec(Shape):
     strategy: Literal["direct", "blue-green", "canary", "shadow"]
     # bounds keep an apply (every slot is resolved in the registry) and the stored row small
     slots: list[Slot] = Field(max_length=16)
     steps: list[Annotated[float, Field(gt=0, le=100)]] | None = Field(None, max_length=100)
-    step_interval: _Seconds | None = None
+    step_interval: Seconds | None = None
     min_requests: Annotated[int, Field(ge=1)] | None = None
-    evaluation_interval: _Seconds = 10.0
+    evaluation_interval: Seconds = 10.0
     gates: Gates | None = None
     rollback: _Rollback = Field(default_factory=_Rollback)
     sticky: _Sticky = Field(default_factory=_Sticky)
     warmup: _Warmup = Field(default_factory=_Warmup)
 
 
-class Manifest(_Shape):
+class Manifest(Shape):
     """A whole document whose shape is right; ``check`` also applies the rules above."""
 
     api_version: Literal["modelport/v1"]
     kind: Literal["ModelDeployment"]
-    metadata: _Metadata
+    metadata: Metadata
     spec: _Spec
 
 
@@ -154,7 +99,7 @@ def check(document: object) -> Manifest | list[Problem]:
     try:
         shape = Manifest.model_validate(document)
     except PydanticValidationError as exc:
-        return [_shape_problem(error) for error in exc.errors()]
+        return [shape_problem(error, Manifest) for error in exc.errors()]
     spec = shape.spec
     problems = [
         *_slot_problems(spec),
@@ -245,33 +190,3 @@ def _gate_problems(spec: _Spec) -> Iterator[Problem]:
         if getattr(spec.gates, name) is not None and not allowed.get(name, canary):
             message = refused.get(name, "only a canary deployment takes this gate")
             yield ("spec", "gates", to_camel(name)), message
-
-
-def _shape_problem(error: ErrorDetails) -> Problem:
-    """Pydantic's complaint in this module's words (``must be ...``, ``did you mean ...``)."""
-    path = tuple(error["loc"])
-    if error["type"] == "extra_forbidden":
-        return path, _unknown_key(path)
-    if error["type"] == "missing":
-        return path, "required"
-    if error["type"] == "model_type":
-        return path, "must be a mapping"
-    message = re.sub(r"^(Input|String|List|Dictionary) should", "must", error["msg"])
-    return path, message.replace(" after validation", "")
-
-
-def _unknown_key(path: FieldPath) -> str:
-    model: type[BaseModel] = Manifest
-    for part in path[:-1]:
-        if isinstance(part, str):
-            annotation = next(f.annotation for f in model.model_fields.values() if f.alias == part)
-            model = next(
-                t
-                for t in get_args(annotation) or (annotation,)
-                if isinstance(t, type) and issubclass(t, BaseModel)
-            )
-    known = [field.alias or name for name, field in model.model_fields.items()]
-    close = difflib.get_close_matches(str(path[-1]), known, n=1)
-    if close:
-        return f"unknown field; did you mean {close[0]!r}?"
-    return f"unknown field; expected one of {', '.join(known)}"

@@ -7,19 +7,18 @@ by JSON pointer and dotted path, and in YAML by line.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-import yaml
 from pydantic.alias_generators import to_camel
 
-from modelport.errors import FieldError, InvalidInputError
+from modelport import documents
+from modelport.documents import Problem
 from modelport.rollout import manifest
 from modelport.rollout.gates import GateLimits
-from modelport.rollout.manifest import FieldPath, Problem
 
 API_VERSION = "modelport/v1"
 KIND = "ModelDeployment"
@@ -144,41 +143,18 @@ def _duration_text(seconds: float) -> str | float:
 
 def parse_document(document: object, *, source: str = "request") -> DeploymentSpec:
     """A deployment from a decoded JSON body; every problem becomes one ``FieldError``."""
-    result = _validate(document)
-    if isinstance(result, DeploymentSpec):
-        return result
-    errors = [FieldError(_pointer(path), message) for path, message in result]
-    raise _invalid(errors, [_located(source, path, message) for path, message in result])
+    spec = documents.parse(document, validate, source=source)
+    assert isinstance(spec, DeploymentSpec)
+    return spec
 
 
 def load_yaml(text: str, *, source: str = "deployment.yaml") -> list[DeploymentSpec]:
-    """Every deployment in a YAML stream (``---`` between documents, empty ones skipped).
-    Problems of all documents are reported at once, each with its line in the file."""
-    documents = [composed for composed in _compose(text, source) if composed[2] is not None]
-    if not documents:
-        raise InvalidInputError(f"{source} holds no {KIND} document")
-    specs: list[DeploymentSpec] = []
-    errors: list[FieldError] = []
-    defined: dict[str, int] = {}
-    for number, node, data, problems in documents:
-        where = f"{source} (document {number})" if len(documents) > 1 else source
-        result = _validate(data)
-        if isinstance(result, list):
-            problems.extend(result)
-        elif defined.setdefault(result.name, number) != number:
-            message = f"document {defined[result.name]} defines {result.name!r} already"
-            problems.append((("metadata", "name"), message))
-        else:
-            specs.append(result)
-        for path, message in problems:
-            located = _located(f"{where}:{_line(node, path)}", path, message)
-            errors.append(FieldError(_pointer(path), located))
-    if errors:
-        raise _invalid(errors, [error.message for error in errors])
-    return specs
+    """Every deployment in a YAML stream, problems located by line (see ``documents``)."""
+    specs = documents.load_yaml(text, {KIND: validate}, source=source)
+    return [spec for spec in specs if isinstance(spec, DeploymentSpec)]
 
 
-def _validate(document: object) -> DeploymentSpec | list[Problem]:
+def validate(document: object) -> DeploymentSpec | list[Problem]:
     checked = manifest.check(document)
     return _build(checked) if isinstance(checked, manifest.Manifest) else checked
 
@@ -218,86 +194,3 @@ def _build_slot(slot: manifest.Slot) -> SlotSpec:
         role=Role(slot.role),
         weight=weight if slot.weight is None else slot.weight,
     )
-
-
-def _pointer(path: FieldPath) -> str:
-    """RFC 6901: ``/spec/slots/1/weight``, with ``~`` and ``/`` in keys escaped."""
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
-
-
-def _located(where: str, path: FieldPath, message: str) -> str:
-    """``where: spec.slots[1].weight: message``."""
-    dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
-    return f"{where}: {dotted}: {message}" if dotted else f"{where}: {message}"
-
-
-def _invalid(errors: list[FieldError], texts: list[str]) -> InvalidInputError:
-    more = f" (and {len(texts) - 1} more)" if len(texts) > 1 else ""
-    return InvalidInputError(texts[0] + more, errors=errors)
-
-
-_Composed = tuple[int, yaml.Node, object, list[Problem]]
-
-
-def _compose(text: str, source: str) -> list[_Composed]:
-    """Each document's number, node tree (for line numbers), data and duplicate keys; the
-    duplicates are found before construction, which merges ``<<`` keys into the tree."""
-    constructor = yaml.SafeLoader("")  # SafeLoader: plain data, never Python objects
-    documents: list[_Composed] = []
-    try:
-        for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
-            duplicates = list(_duplicate_keys(node, (), set()))
-            data = constructor.construct_document(node)
-            documents.append((len(documents) + 1, node, data, duplicates))
-    except yaml.YAMLError as exc:
-        number = len(documents) + 1
-        where = source if number == 1 else f"{source} (document {number})"
-        mark = getattr(exc, "problem_mark", None)
-        line = "" if mark is None else f":{mark.line + 1}"
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InvalidInputError(f"{where}{line}: not valid YAML: {problem}", pointer="") from exc
-    finally:
-        constructor.dispose()
-    return documents
-
-
-def _duplicate_keys(node: yaml.Node, path: FieldPath, seen: set[int]) -> Iterator[Problem]:
-    """A key given twice, which YAML would settle silently by keeping the last."""
-    if id(node) in seen:  # an alias: its anchor was walked already (and may contain it)
-        return
-    seen.add(id(node))
-    if isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            yield from _duplicate_keys(item, (*path, i), seen)
-    elif isinstance(node, yaml.MappingNode):
-        lines: dict[object, int] = {}
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode):
-                if key.value in lines:
-                    message = (
-                        f"duplicate key (also on line {lines[key.value]}); YAML keeps the last"
-                    )
-                    yield (*path, key.value), message
-                lines.setdefault(key.value, key.start_mark.line + 1)
-            yield from _duplicate_keys(value, (*path, str(key.value)), seen)
-
-
-def _line(node: yaml.Node, path: FieldPath) -> int:
-    """The line of the deepest node on ``path`` (a missing key is reported at its parent).
-    Of a duplicated key, the last counts: it is the one the data holds."""
-    mark = node.start_mark
-    for part in path:
-        if isinstance(node, yaml.MappingNode):
-            pairs = (pair for pair in reversed(node.value) if pair[0].value == str(part))
-            pair = next(pairs, None)
-            if pair is None:
-                break
-            mark, node = pair[0].start_mark, pair[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                break
-            node = node.value[part]
-            mark = node.start_mark
-        else:
-            break
-    return mark.line + 1

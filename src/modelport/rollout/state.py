@@ -46,7 +46,42 @@ class Action(StrEnum):
     ROLLBACK = "rollback"
     ABORT = "abort"
     SWITCH = "switch"
+    EXPERIMENT = "experiment"
     DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """An experiment running on a direct deployment: ``share`` percent of the units are
+    enrolled and split by the slots' weights; every other request meets the control slot
+    and counts for nothing."""
+
+    experiment: str
+    control: str
+    share: float
+    step: int
+    """The experiment's ramp step (exposures remember it, for the SRM check per step)."""
+    per_request: bool = False
+    """Each request is its own unit (``unit: request``), so nothing is sticky."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "experiment": self.experiment,
+            "control": self.control,
+            "share": self.share,
+            "step": self.step,
+            "per_request": self.per_request,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Allocation:
+        return cls(
+            str(data["experiment"]),
+            str(data["control"]),
+            float(data["share"]),
+            int(data["step"]),
+            bool(data.get("per_request", False)),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +95,11 @@ class RolloutState:
     since: datetime
     """When the current epoch began (a canary step's interval counts from here)."""
     reason: str = ""
+    experiment: Allocation | None = None
+    """The experiment enrolling this deployment's traffic, if one runs."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "phase": self.phase.value,
             "weights": dict(self.weights),
             "step": self.step,
@@ -70,6 +107,9 @@ class RolloutState:
             "since": self.since.isoformat(),
             "reason": self.reason,
         }
+        if self.experiment is not None:
+            data["experiment"] = self.experiment.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RolloutState:
@@ -80,6 +120,9 @@ class RolloutState:
             epoch=int(data["epoch"]),
             since=datetime.fromisoformat(data["since"]),
             reason=str(data.get("reason", "")),
+            experiment=(
+                Allocation.from_json(data["experiment"]) if data.get("experiment") else None
+            ),
         )
 
     @property
@@ -167,6 +210,41 @@ def switched(spec: DeploymentSpec, state: RolloutState, now: datetime, reason: s
     to = spec.primary.name if state.active == canary.name else canary.name
     phase = Phase.PROMOTED if to == canary.name else Phase.STABLE
     return RolloutState(phase, _all_on(spec, to), 0, state.epoch + 1, now, reason)
+
+
+def allocated(allocation: Allocation) -> Transition:
+    """An experiment enrols ``allocation.share`` percent of the units, split by the spec's
+    weights (a new epoch: gates and windows start afresh)."""
+
+    def change(
+        spec: DeploymentSpec, state: RolloutState, now: datetime, reason: str
+    ) -> RolloutState:
+        _require_direct(spec, "run an experiment")
+        weights = {s.name: s.weight for s in spec.slots if s.role is not Role.SHADOW}
+        return RolloutState(Phase.STABLE, weights, 0, state.epoch + 1, now, reason, allocation)
+
+    return change
+
+
+def settled_on(slot: str) -> Transition:
+    """An experiment ended: every request to ``slot`` (the control after a stop, the winner
+    after a promotion) until the deployment is applied anew."""
+
+    def change(
+        spec: DeploymentSpec, state: RolloutState, now: datetime, reason: str
+    ) -> RolloutState:
+        phase = Phase.STABLE if slot == spec.primary.name else Phase.PROMOTED
+        return RolloutState(phase, _all_on(spec, slot), 0, state.epoch + 1, now, reason)
+
+    return change
+
+
+def _require_direct(spec: DeploymentSpec, what: str) -> None:
+    if spec.strategy is not Strategy.DIRECT:
+        raise ConflictError(
+            f"deployment {spec.name!r} is {spec.strategy.value}; only a direct deployment "
+            f"(its slots are the variants) can {what}"
+        )
 
 
 def _at_step(

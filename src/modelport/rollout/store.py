@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from modelport.errors import NotFoundError
+from modelport.errors import ConflictError, NotFoundError
 from modelport.registry import ModelAddress, Registry
 from modelport.registry.audit import Actor, append
 from modelport.rollout.spec import DeploymentSpec, parse_document
@@ -105,6 +105,8 @@ class DeploymentStore:
             else:
                 before = _facts(row)
                 state = reapplied(spec, parse_document(row.spec), _state(row), now)
+                if state != _state(row):
+                    _refuse_during_experiment(_state(row), "change the traffic of")
                 row.spec, row.state = document, state.to_json()
                 row.revision, row.updated_at = row.revision + 1, now
             reason = "created" if before is None else "spec changed"
@@ -116,6 +118,12 @@ class DeploymentStore:
             row = self._row(s, name)
             assert row is not None
             return _deployment(row)
+
+    def get_in(self, s: Session, name: str) -> Deployment:
+        """``get`` inside a caller's transaction."""
+        row = self._row(s, name)
+        assert row is not None
+        return _deployment(row)
 
     def deployments(self) -> list[Deployment]:
         with self._db.read() as s:
@@ -155,21 +163,39 @@ class DeploymentStore:
         nothing happens and None is returned if the state moved on meanwhile: an operator's
         pause or a new spec wins over a decision taken on older figures."""
         with self._db.write() as s:
-            row = self._row(s, name, lock=True)
-            assert row is not None
-            state = _state(row)
-            if epoch is not None and state.epoch != epoch:
-                return None
-            before = _facts(row)
-            row.state = change(parse_document(row.spec), state, utcnow(), reason).to_json()
-            row.revision, row.updated_at = row.revision + 1, utcnow()
-            self._record(s, row, action, actor, reason, with_spec=False, before=before)
-            return _deployment(row)
+            return self.transition_in(
+                s, name, action, change, reason=reason, actor=actor, epoch=epoch
+            )
+
+    def transition_in(
+        self,
+        s: Session,
+        name: str,
+        action: Action,
+        change: Transition,
+        *,
+        reason: str,
+        actor: Actor | None = None,
+        epoch: int | None = None,
+    ) -> Deployment | None:
+        """``transition`` inside a caller's transaction (an experiment changes its own row
+        and the deployment's traffic at once)."""
+        row = self._row(s, name, lock=True)
+        assert row is not None
+        state = _state(row)
+        if epoch is not None and state.epoch != epoch:
+            return None
+        before = _facts(row)
+        row.state = change(parse_document(row.spec), state, utcnow(), reason).to_json()
+        row.revision, row.updated_at = row.revision + 1, utcnow()
+        self._record(s, row, action, actor, reason, with_spec=False, before=before)
+        return _deployment(row)
 
     def delete(self, name: str, *, actor: Actor | None = None) -> None:
         with self._db.write() as s:
             row = self._row(s, name, lock=True)
             assert row is not None
+            _refuse_during_experiment(_state(row), "delete")
             before = _facts(row)
             row.revision += 1
             self._record(s, row, Action.DELETE, actor, "deleted", with_spec=False, before=before)
@@ -220,6 +246,16 @@ class DeploymentStore:
         if row is None and not missing_ok:
             raise NotFoundError(f"deployment {name!r} not found")
         return row
+
+
+def _refuse_during_experiment(state: RolloutState, what: str) -> None:
+    """The slots are an experiment's variants while it runs: changing them would mix units
+    served by different models into one variant."""
+    if state.experiment is not None:
+        raise ConflictError(
+            f"experiment {state.experiment.experiment!r} runs on this deployment; "
+            f"stop it before you {what} the deployment"
+        )
 
 
 def _state(row: DeploymentRow) -> RolloutState:

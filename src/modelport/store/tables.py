@@ -371,3 +371,65 @@ class ScheduleRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_schedules_next_run_at", "next_run_at"),)
+
+
+class ExperimentRow(Base):
+    """An A/B experiment on a deployment: the spec as applied and where it stands."""
+
+    __tablename__ = "experiments"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    deployment: Mapped[str] = mapped_column(String(63), index=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]] = mapped_column()
+    """The Experiment document as applied (Kubernetes-style, camelCase keys)."""
+    state: Mapped[dict[str, Any]] = mapped_column()
+    """Phase, ramp step, start and stop times, winner."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ExperimentEventRow(Base):
+    """One change of an experiment, by whom and why; kept after the experiment is gone."""
+
+    __tablename__ = "experiment_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    experiment: Mapped[str] = mapped_column(String(63), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[dict[str, Any]] = mapped_column()
+
+
+class ExposureRow(Base):
+    """A unit's first request served while enrolled in an experiment, and the variant (slot)
+    it was assigned: the denominator of every metric and the counts the SRM check tests."""
+
+    __tablename__ = "experiment_exposures"
+
+    experiment: Mapped[str] = mapped_column(String(63), primary_key=True)
+    unit_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(63))
+    step: Mapped[int] = mapped_column(Integer)
+    """The ramp step the unit was enrolled in (what the SRM check compares per step)."""
+    at: Mapped[datetime] = mapped_column()
+
+
+class MetricEventRow(Base):
+    """An outcome a client reported (``POST /v1/events``): a metric's value for a unit, or a
+    covariate measured before an experiment."""
+
+    __tablename__ = "metric_events"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    metric: Mapped[str] = mapped_column(String(63))
+    unit_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    value: Mapped[float] = mapped_column(Float)
+    at: Mapped[datetime] = mapped_column()
+
+    __table_args__ = (Index("ix_metric_events_metric_unit", "metric", "unit_id"),)

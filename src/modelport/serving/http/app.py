@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry
 import modelport
 from modelport.config import Settings
 from modelport.errors import ConfigurationError
+from modelport.experiments.plane import Experiments
 from modelport.inference import InferenceService, RegistryFollower, Router
 from modelport.inference.metrics import ServingMetrics
 from modelport.inference.observers import Observer
@@ -50,6 +51,7 @@ from modelport.serving.http import (
     batch_jobs,
     deployments,
     drift,
+    experiments,
     feedback,
     health,
     jobs,
@@ -109,7 +111,12 @@ def create_app(
         )
         if watch is not None
     ]
-    service = plane.service(rollouts.observers if rollouts else (), admission)
+    # experiments run on deployments: a process serving none has none to enrol into
+    enrolment = (
+        None if rollouts is None else Experiments(registry, router, metrics.observer_drops, holder)
+    )
+    policies = [*rollouts.observers, *enrolment.observers] if rollouts and enrolment else []
+    service = plane.service(policies, admission)
     job_store = JobStore(registry.database)
     dispatch = job_dispatch(settings, job_store, service, router, holder)
     scheduler = Scheduler(ScheduleStore(registry.database), dispatch.queued)
@@ -151,6 +158,8 @@ def create_app(
         watcher = asyncio.create_task(follower.watch(settings.reload_interval_s))
         if rollouts is not None:
             rollouts.start()
+        if enrolment is not None:
+            enrolment.start()
         for watch in watches:
             await watch.start()
         dispatch.start()
@@ -167,6 +176,8 @@ def create_app(
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            if enrolment is not None:
+                await enrolment.stop()
             if rollouts is not None:
                 await rollouts.stop()
             for watch in watches:
@@ -197,10 +208,12 @@ def create_app(
         keys,
         audit,
         deployments,
+        experiments,
         predictions,
         drift,
     ):
         app.include_router(module.router)
+    app.include_router(experiments.events)
     app.include_router(feedback.writer)
     app.include_router(feedback.reader)
     document(app, HOT_ROUTES)

@@ -1,0 +1,124 @@
+"""Exposures: which variant each enrolled unit met, and when it first did.
+
+An observer of the data plane notes every answered request whose unit the router enrolled
+(``ctx.experiment``); the first sighting of a unit is written, later ones are not (the row
+keeps the first variant and time, which is what every metric counts from). Writes are batched
+off the event loop through a bounded queue; a unit seen again soon is skipped in memory, and
+an insert that meets a row already there (another replica, a restart) leaves it alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from prometheus_client import Counter
+from sqlalchemy import insert, select, tuple_
+from sqlalchemy.orm import Session
+
+from modelport.inference.observers import Outcome, QueuedObserver
+from modelport.inference.router import Router
+from modelport.rollout.endpoint import DeploymentEndpoint
+from modelport.store.tables import ExposureRow, utcnow
+from modelport.store.unit_of_work import Database
+
+REMEMBERED_UNITS = 100_000
+"""Units a process remembers having written, so a busy unit costs no write per request."""
+IN_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    experiment: str
+    unit_id: str
+    variant: str
+    step: int
+    at: datetime
+
+
+class ExposureStore:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def record(self, exposures: Sequence[Exposure]) -> int:
+        """Write the first exposure of each unit; returns how many were new."""
+        first: dict[tuple[str, str], Exposure] = {}
+        for exposure in exposures:
+            first.setdefault((exposure.experiment, exposure.unit_id), exposure)
+        # another replica may write one of these units meanwhile: then look again
+        return self._db.retrying(
+            lambda: self._insert_new(first), "exposures are being written concurrently"
+        )
+
+    def _insert_new(self, first: dict[tuple[str, str], Exposure]) -> int:
+        with self._db.write() as s:
+            known = self._known(s, list(first))
+            rows = [
+                {
+                    "experiment": e.experiment,
+                    "unit_id": e.unit_id,
+                    "variant": e.variant,
+                    "step": e.step,
+                    "at": e.at,
+                }
+                for key, e in first.items()
+                if key not in known
+            ]
+            if rows:
+                s.execute(insert(ExposureRow), rows)
+        return len(rows)
+
+    @staticmethod
+    def _known(s: Session, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        found: set[tuple[str, str]] = set()
+        for start in range(0, len(keys), IN_CHUNK):
+            chunk = keys[start : start + IN_CHUNK]
+            query = select(ExposureRow.experiment, ExposureRow.unit_id).where(
+                tuple_(ExposureRow.experiment, ExposureRow.unit_id).in_(chunk)
+            )
+            found |= {(experiment, unit) for experiment, unit in s.execute(query).all()}
+        return found
+
+
+class ExposureRecorder:
+    """The observer; its queue is started and stopped with the server."""
+
+    def __init__(self, router: Router, store: ExposureStore, dropped: Counter) -> None:
+        self._router = router
+        self._store = store
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._queue: QueuedObserver[Exposure] = QueuedObserver(
+            "experiment-exposures", self._write, dropped, max_batch=1000, linger_s=0.2
+        )
+
+    def observe(self, outcome: Outcome) -> None:
+        ctx = outcome.context
+        if ctx.experiment is None or outcome.shadow or ctx.slot is None or ctx.deployment is None:
+            return
+        endpoint = self._router.endpoints.get(ctx.deployment)
+        if not isinstance(endpoint, DeploymentEndpoint) or endpoint.allocation is None:
+            return
+        allocation = endpoint.allocation
+        unit = ctx.request_id if allocation.per_request else ctx.unit_id
+        if unit is None or allocation.experiment != ctx.experiment:
+            return
+        key = (ctx.experiment, unit)
+        if key in self._seen:
+            self._seen.move_to_end(key)
+            return
+        self._seen[key] = None
+        if len(self._seen) > REMEMBERED_UNITS:
+            self._seen.popitem(last=False)
+        self._queue.observe(Exposure(ctx.experiment, unit, ctx.slot, allocation.step, utcnow()))
+
+    async def start(self) -> None:
+        await self._queue.start()
+
+    async def stop(self) -> None:
+        await self._queue.stop()
+
+    async def _write(self, exposures: list[Exposure]) -> None:
+        await asyncio.to_thread(self._store.record, exposures)
