@@ -305,3 +305,48 @@ def test_wrong_moves_are_refused(two_irises: Settings) -> None:
         assert client.post("/api/experiments/ab-test/stop").status_code == 200
         assert client.delete("/api/experiments/ab-test").status_code == 200
         assert client.get("/api/experiments/ab-test").status_code == 404
+
+
+def test_a_feedback_metric_scores_each_variants_answers_against_the_truth(
+    two_irises: Settings,
+) -> None:
+    logged = two_irises.model_copy(update={"prediction_log": True, "prediction_log_flush_s": 0})
+    accuracy = {"name": "accuracy", "source": "feedback", "mde": 0.3}
+    with serving(logged, []) as client:
+        client.post("/api/deployments", json=deployment())
+        created = client.post(
+            "/api/experiments",
+            json=experiment(primaryMetric=accuracy, guardrails=[], ramp={"steps": [100]}),
+        )
+        assert created.status_code == 201, created.text
+        assert created.json()["spec"]["spec"]["primaryMetric"] == {
+            "name": "accuracy",
+            "source": "feedback",
+            "mde": 0.3,
+        }
+        client.post("/api/experiments/ab-test/start")
+        routing(client, 100)
+        truths = []
+        for i in range(120):
+            answer = client.post("/v1/models/ab:predict", json=ROW, headers={"X-Unit-Id": f"u{i}"})
+            label = answer.json()["predictions"][0]
+            # the canary is right nine times in ten, the control one time in two
+            canary = answer.headers["x-deployment-slot"] == "canary"
+            right = i % 10 != 0 if canary else i % 2 == 0
+            truth = label if right else f"not {label}"
+            truths.append({"request_id": answer.headers["x-request-id"], "truth": truth})
+        deadline = time.monotonic() + 10
+        while (
+            len(client.get("/api/predictions", params={"limit": 1000}).json()["predictions"]) < 120
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert client.post("/v1/feedback", json={"feedback": truths}).json()["unmatched"] == 0
+
+        report = client.get("/api/experiments/ab-test/report").json()
+        metric = report["metrics"][0]
+        assert (metric["metric"], metric["type"]) == ("accuracy", "numeric")
+        assert 0.3 < metric["control_mean"] < 0.7
+        result = metric["variants"][0]
+        assert result["fixed_horizon"]["mean_b"] > 0.8
+        assert result["verdict"] == "better", result

@@ -7,20 +7,28 @@ the sum of its values (0 without events), or their mean (units without events le
 A covariate is the mean of the unit's covariate events, whenever measured; a unit without one
 gets the mean of those that have one, which leaves CUPED's adjustment of it at nothing.
 
+A feedback metric scores the answers the unit's variant gave it since exposure (from the
+prediction log) against their ground truth (``/v1/feedback``): ``accuracy`` is 1 for a label
+equal to its truth, ``absolute_error`` the distance of a prediction from it; a unit's value is
+the mean over its labelled answers, and units without any are left out.
+
 Arrays keep the units in the order they were first exposed: the mSPRT pairs observations in
 arrival order.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, Select, and_, case, func, select
+import orjson
+from sqlalchemy import ColumnElement, Row, Select, Text, and_, case, cast, func, select
 from sqlalchemy.orm import Session
 
-from modelport.experiments.spec import MetricSpec, MetricType
-from modelport.store.tables import ExposureRow, MetricEventRow
+from modelport.experiments.spec import MetricSpec, MetricType, Source
+from modelport.store.tables import ExposureRow, FeedbackRow, MetricEventRow, PredictionRow
 from modelport.store.unit_of_work import Database
 
 
@@ -46,7 +54,12 @@ class Outcomes:
         self._db = database
 
     def observed(
-        self, experiment: str, metrics: tuple[MetricSpec, ...], *, per_request: bool
+        self,
+        experiment: str,
+        metrics: tuple[MetricSpec, ...],
+        *,
+        per_request: bool,
+        deployment: str = "",
     ) -> Observed:
         with self._db.read() as s:
             counts = s.execute(
@@ -61,7 +74,13 @@ class Outcomes:
                 by_step.setdefault(step, {})[variant] = count
             observed = Observed(units, by_step)
             for metric in metrics:
-                observed.metrics[metric.name] = self._values(s, experiment, metric, per_request)
+                if metric.source is Source.FEEDBACK:
+                    query = _answers(experiment, deployment, per_request)
+                    scored = _scored(s.execute(query).all(), metric.name)
+                    observed.metrics[metric.name] = scored
+                else:
+                    values = self._values(s, experiment, metric, per_request)
+                    observed.metrics[metric.name] = values
         return observed
 
     def _values(
@@ -87,6 +106,63 @@ class Outcomes:
             variant: Values(np.asarray(ys), np.nan_to_num(np.asarray(xs), nan=fill))
             for variant, (ys, xs) in grouped.items()
         }
+
+
+def _answers(
+    experiment: str, deployment: str, per_request: bool
+) -> Select[str, str, str | None, int, Any]:
+    """Every labelled answer a unit's variant gave it since its exposure, in exposure order."""
+    logged = PredictionRow.request_id if per_request else PredictionRow.unit_id
+    return (
+        select(
+            ExposureRow.variant,
+            ExposureRow.unit_id,
+            cast(PredictionRow.outputs, Text),
+            FeedbackRow.row,
+            FeedbackRow.truth,
+        )
+        .join(
+            PredictionRow,
+            and_(
+                logged == ExposureRow.unit_id,
+                PredictionRow.deployment == deployment,
+                PredictionRow.slot == ExposureRow.variant,
+                PredictionRow.shadow.is_(False),
+                PredictionRow.status == 200,
+                PredictionRow.at >= ExposureRow.at,
+            ),
+        )
+        .join(FeedbackRow, FeedbackRow.request_id == PredictionRow.request_id)
+        .where(ExposureRow.experiment == experiment)
+        .order_by(ExposureRow.at, ExposureRow.unit_id)
+    )
+
+
+def _scored(rows: Sequence[Row[str, str, str | None, int, Any]], metric: str) -> dict[str, Values]:
+    per_unit: dict[tuple[str, str], list[float]] = {}
+    for variant, unit, outputs, row, truth in rows:
+        score = _score(outputs, row, truth, metric)
+        if score is not None:
+            per_unit.setdefault((variant, unit), []).append(score)
+    grouped: dict[str, list[float]] = {}
+    for (variant, _), scores in per_unit.items():
+        grouped.setdefault(variant, []).append(sum(scores) / len(scores))
+    return {variant: Values(np.asarray(ys)) for variant, ys in grouped.items()}
+
+
+def _score(outputs: str | None, row: int, truth: Any, metric: str) -> float | None:
+    """One answer against its truth; None when it cannot be scored that way."""
+    if outputs is None:
+        return None
+    answer = orjson.loads(outputs)
+    if metric == "accuracy" and row < len(answer.get("label", ())):
+        return float(answer["label"][row] == truth)
+    if metric == "absolute_error" and row < len(answer.get("prediction", ())):
+        predicted = answer["prediction"][row]
+        numeric = (int, float)
+        if isinstance(predicted, numeric) and isinstance(truth, numeric):
+            return abs(float(predicted) - float(truth))
+    return None
 
 
 def _joined(per_request: bool, metric: str, since_exposure: bool) -> ColumnElement[bool]:

@@ -30,7 +30,7 @@ from modelport.experiments.analysis.lift import proportions_lift, relative_lift
 from modelport.experiments.analysis.sequential import SequentialResult, msprt
 from modelport.experiments.analysis.srm import SrmResult, sample_ratio_mismatch
 from modelport.experiments.outcomes import Observed, Outcomes, Values
-from modelport.experiments.spec import Correction, ExperimentSpec, MetricSpec, MetricType
+from modelport.experiments.spec import Correction, ExperimentSpec, MetricSpec, MetricType, Unit
 from modelport.experiments.store import Experiment, variants
 from modelport.registry import Registry
 from modelport.rollout.store import DeploymentStore
@@ -166,7 +166,10 @@ class Reports:
         control = spec.control or deployment.primary.name
         weights = {name: deployment.slot(name).weight for name in names}
         observed = self._outcomes.observed(
-            experiment.name, spec.metrics, per_request=spec.unit.value == "request"
+            experiment.name,
+            spec.metrics,
+            per_request=spec.unit is Unit.REQUEST,
+            deployment=spec.deployment,
         )
         return analyse(experiment, control, weights, observed, bootstrap)
 

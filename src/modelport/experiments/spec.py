@@ -7,6 +7,9 @@ Rules beyond the shape:
   is applied, against the deployment as it is then); ``control`` names one of them;
 * ``primaryMetric`` and ``guardrails`` name distinct metrics; ``aggregate`` and
   ``covariate`` suit numeric metrics only; ``tolerance`` suits guardrails only;
+* a metric comes from reported events (``source: events``, then ``type`` is required) or
+  from the model's feedback (``source: feedback``: ``accuracy`` or ``absolute_error`` of the
+  variant's logged answers against their ground truth, a numeric mean per unit);
 * the ramp steps rise and end with 100 (every unit enrolled).
 """
 
@@ -46,6 +49,17 @@ class Unit(StrEnum):
     REQUEST = "request"
 
 
+class Source(StrEnum):
+    EVENTS = "events"
+    """Outcomes posted to ``/v1/events``."""
+    FEEDBACK = "feedback"
+    """The variant's logged answers scored against ground truth (``/v1/feedback``)."""
+
+
+FEEDBACK_METRICS = {"accuracy": True, "absolute_error": False}
+"""What feedback measures per answer, and whether higher is better."""
+
+
 class MetricType(StrEnum):
     BINARY = "binary"
     """Per unit: 1 when any of its events after exposure has a value above 0, else 0."""
@@ -70,13 +84,14 @@ class MetricSpec:
     """Guardrails: the relative harm allowed before a significant one stops the experiment."""
     mde: float | None = None
     """The absolute effect the experiment is planned to detect; τ² = mde² for the mSPRT."""
+    source: Source = Source.EVENTS
 
     def to_document(self) -> dict[str, Any]:
-        document: dict[str, Any] = {
-            "name": self.name,
-            "type": self.type.value,
-            "better": "higher" if self.higher_is_better else "lower",
-        }
+        document: dict[str, Any] = {"name": self.name, "source": self.source.value}
+        if self.source is Source.FEEDBACK:
+            return document | ({} if self.mde is None else {"mde": self.mde})
+        document["type"] = self.type.value
+        document["better"] = "higher" if self.higher_is_better else "lower"
         if self.type is MetricType.NUMERIC:
             document["aggregate"] = self.aggregate
         if self.covariate is not None:
@@ -147,9 +162,10 @@ _MetricName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]{0,62}$")]
 
 class _Metric(Shape):
     name: _MetricName
-    type: Literal["binary", "numeric"]
+    source: Literal["events", "feedback"] = "events"
+    type: Literal["binary", "numeric"] | None = None
     aggregate: Literal["sum", "mean"] | None = None
-    better: Literal["higher", "lower"] = "higher"
+    better: Literal["higher", "lower"] | None = None
     covariate: _MetricName | None = None
     mde: Annotated[float, Field(gt=0)] | None = None
 
@@ -218,12 +234,26 @@ def _metric_problems(spec: _Spec) -> Iterator[Problem]:
             yield (*path, "name"), f"{guardrail.name!r} is measured already"
         seen.add(guardrail.name)
     for path, metric in written:
+        if metric.source == "feedback":
+            yield from _feedback_problems(path, metric)
+            continue
+        if metric.type is None:
+            yield (*path, "type"), "required: binary or numeric"
         if metric.type == "binary":
             for key in ("aggregate", "covariate"):
                 if getattr(metric, key) is not None:
                     yield (*path, key), "only a numeric metric takes this"
         if metric.covariate is not None and metric.covariate == metric.name:
             yield (*path, "covariate"), "must be another metric, measured before the experiment"
+
+
+def _feedback_problems(path: FieldPath, metric: _Metric) -> Iterator[Problem]:
+    if metric.name not in FEEDBACK_METRICS:
+        known = " or ".join(FEEDBACK_METRICS)
+        yield (*path, "name"), f"feedback measures {known}, not {metric.name!r}"
+    for key in ("type", "aggregate", "better", "covariate"):
+        if getattr(metric, key) is not None:
+            yield (*path, key), "feedback metrics set this themselves; leave it out"
 
 
 def _ramp_problems(spec: _Spec) -> Iterator[Problem]:
@@ -259,12 +289,15 @@ def _build(shape: Manifest) -> ExperimentSpec:
 
 
 def _build_metric(metric: _Metric, tolerance: float = 0.0) -> MetricSpec:
+    source = Source(metric.source)
+    feedback = source is Source.FEEDBACK
     return MetricSpec(
         name=metric.name,
-        type=MetricType(metric.type),
-        aggregate=metric.aggregate or "sum",
-        higher_is_better=metric.better == "higher",
+        type=MetricType(metric.type or "numeric"),
+        aggregate="mean" if feedback else metric.aggregate or "sum",
+        higher_is_better=(FEEDBACK_METRICS[metric.name] if feedback else metric.better != "lower"),
         covariate=metric.covariate,
         tolerance=tolerance,
         mde=metric.mde,
+        source=source,
     )
