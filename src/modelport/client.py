@@ -70,6 +70,18 @@ class Client:
         """What the server hosts and the last load failure of each model."""
         return list(self._call("GET", "/api/serving")["models"])
 
+    def send_events(self, events: list[dict[str, Any]]) -> int:
+        """Outcomes for experiments: ``{"metric", "value", "unit_id" and/or "request_id",
+        "at"?}`` each; returns how many were stored."""
+        return int(self._call("POST", "/v1/events", json={"events": events})["accepted"])
+
+    def experiment_report(self, name: str, bootstrap: int = 0, seed: int = 0) -> dict[str, Any]:
+        """An experiment's report (docs/experiments.md); ``bootstrap`` resamples, if any."""
+        params = {"bootstrap": bootstrap, "seed": seed}
+        return dict(
+            self._call("GET", f"/api/experiments/{quote(name, safe='')}/report", params=params)
+        )
+
     def submit_job(
         self,
         model: str,

@@ -37,6 +37,7 @@ LAYERS = {
     "rollout": {"store", "runtimes", "registry", "codecs", "inference"},
     "security": {"store", "runtimes", "registry", "codecs", "inference"},
     "monitoring": {"store", "runtimes", "registry", "codecs", "inference"},
+    "experiments": {"store", "runtimes", "registry", "codecs", "inference", "rollout"},
     "serving": {
         "store",
         "runtimes",
@@ -46,6 +47,7 @@ LAYERS = {
         "rollout",
         "monitoring",
         "security",
+        "experiments",
     },
     "cli": {
         "store",
@@ -57,9 +59,10 @@ LAYERS = {
         "monitoring",
         "security",
         "serving",
+        "experiments",
     },
 }
-SHARED = {"errors", "config", "logs", "durations"}
+SHARED = {"errors", "config", "logs", "durations", "documents"}
 
 
 def test_public_api_is_explicit_and_complete() -> None:

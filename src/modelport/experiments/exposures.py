@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from prometheus_client import Counter
+from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import insert, select, tuple_
 from sqlalchemy.orm import Session
 
@@ -86,9 +86,17 @@ class ExposureStore:
 class ExposureRecorder:
     """The observer; its queue is started and stopped with the server."""
 
-    def __init__(self, router: Router, store: ExposureStore, dropped: Counter) -> None:
+    def __init__(
+        self, router: Router, store: ExposureStore, dropped: Counter, metrics: CollectorRegistry
+    ) -> None:
         self._router = router
         self._store = store
+        self._enrolled = Counter(
+            "modelport_experiment_requests",
+            "Requests answered for units enrolled in an experiment, by variant.",
+            ["experiment", "variant"],
+            registry=metrics,
+        )
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._queue: QueuedObserver[Exposure] = QueuedObserver(
             "experiment-exposures", self._write, dropped, max_batch=1000, linger_s=0.2
@@ -105,6 +113,7 @@ class ExposureRecorder:
         unit = ctx.request_id if allocation.per_request else ctx.unit_id
         if unit is None or allocation.experiment != ctx.experiment:
             return
+        self._enrolled.labels(ctx.experiment, ctx.slot).inc()
         key = (ctx.experiment, unit)
         if key in self._seen:
             self._seen.move_to_end(key)

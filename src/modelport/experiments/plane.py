@@ -7,10 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from prometheus_client import Counter
-
 from modelport.experiments.controller import ExperimentController
 from modelport.experiments.exposures import ExposureRecorder, ExposureStore
+from modelport.inference.metrics import ServingMetrics
 from modelport.inference.observers import Observer
 from modelport.inference.router import Router
 from modelport.registry import Registry
@@ -18,8 +17,17 @@ from modelport.store.leases import Leases
 
 
 class Experiments:
-    def __init__(self, registry: Registry, router: Router, dropped: Counter, holder: str) -> None:
-        self.recorder = ExposureRecorder(router, ExposureStore(registry.database), dropped)
+    def __init__(
+        self,
+        registry: Registry,
+        router: Router,
+        metrics: ServingMetrics,
+        holder: str,
+    ) -> None:
+        exposures = ExposureStore(registry.database)
+        self.recorder = ExposureRecorder(
+            router, exposures, metrics.observer_drops, metrics.registry
+        )
         self.controller = ExperimentController(registry, Leases(registry.database, holder))
         self._task: asyncio.Task[None] | None = None
 

@@ -112,9 +112,7 @@ def create_app(
         if watch is not None
     ]
     # experiments run on deployments: a process serving none has none to enrol into
-    enrolment = (
-        None if rollouts is None else Experiments(registry, router, metrics.observer_drops, holder)
-    )
+    enrolment = None if rollouts is None else Experiments(registry, router, metrics, holder)
     policies = [*rollouts.observers, *enrolment.observers] if rollouts and enrolment else []
     service = plane.service(policies, admission)
     job_store = JobStore(registry.database)
