@@ -118,10 +118,11 @@ class ExposureRecorder:
         if key in self._seen:
             self._seen.move_to_end(key)
             return
-        self._seen[key] = None
-        if len(self._seen) > REMEMBERED_UNITS:
-            self._seen.popitem(last=False)
-        self._queue.observe(Exposure(ctx.experiment, unit, ctx.slot, allocation.step, utcnow()))
+        exposure = Exposure(ctx.experiment, unit, ctx.slot, allocation.step, utcnow())
+        if self._queue.observe(exposure):  # a dropped one is tried again at the next request
+            self._seen[key] = None
+            if len(self._seen) > REMEMBERED_UNITS:
+                self._seen.popitem(last=False)
 
     async def start(self) -> None:
         await self._queue.start()

@@ -99,12 +99,14 @@ class QueuedObserver(Generic[T]):
     def queued(self) -> int:
         return len(self._queue)
 
-    def observe(self, item: T) -> None:
+    def observe(self, item: T) -> bool:
+        """Queue ``item``; False when the queue was full and it was dropped."""
         if len(self._queue) >= self._max_queued:
             self._dropped.inc()
-            return
+            return False
         self._queue.append(item)
         self._ready.set()
+        return True
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._drain(), name=f"observer-{self.name}")
