@@ -475,6 +475,27 @@ def test_means_sample_sizes_are_statsmodels_normal_and_t_power_rounded_up(
     assert means_power(sd, mde, t.per_group - 1, alpha=alpha) < power <= t.achieved_power
 
 
+@pytest.mark.parametrize("d", [1e-4, 3.0, 10.0])
+def test_extreme_effects_get_the_smallest_size_with_the_power_by_statsmodels(d: float) -> None:
+    """A large n (the far tail moves it thousands of units below the closed formula) and a
+    tiny one (where scipy's noncentral t gives NaN for the far tail)."""
+    t = means_sample_size(1.0, d).per_group
+    assert TTestIndPower().power(d, t, 0.05, ratio=1) >= 0.8
+    assert t == 2 or TTestIndPower().power(d, t - 1, 0.05, ratio=1) < 0.8
+    reference = TTestIndPower().power(d, t + 1, 0.05, ratio=1)
+    assert means_power(1.0, d, t + 1) == pytest.approx(reference, **TOL)
+    normal = means_sample_size(1.0, d, method="normal").per_group
+    assert NormalIndPower().power(d, normal, 0.05, ratio=1) >= 0.8
+    assert normal == 1 or NormalIndPower().power(d, normal - 1, 0.05, ratio=1) < 0.8
+
+
+def test_an_mde_too_small_to_plan_for_is_invalid_input() -> None:
+    with pytest.raises(InvalidInputError, match="mde is too small to detect"):
+        proportions_sample_size(0.1, 1e-9)
+    with pytest.raises(InvalidInputError, match="mde is too small to detect"):
+        means_sample_size(1.0, 1e-7)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "option"),
     [
