@@ -15,6 +15,7 @@ from modelport.cli import (
     config,
     deployments,
     drift,
+    experiments,
     export,
     housekeeping,
     jobs,
@@ -91,6 +92,7 @@ app.add_typer(config.app, name="config")
 app.add_typer(export.app, name="export")
 app.add_typer(references.app, name="reference")
 app.add_typer(drift.app, name="drift")
+app.add_typer(experiments.app, name="experiments")
 
 
 @app.command()

@@ -13,6 +13,8 @@ from modelport.errors import InvalidInputError
 
 FloatArray = npt.NDArray[np.float64]
 
+MAX_MAGNITUDE = 1e100
+"""Larger values could overflow a sum of squares (a variance) to inf."""
 MIN_SAMPLE = 2
 """A variance (n - 1) needs two values per group."""
 
@@ -30,6 +32,10 @@ def sample(values: npt.ArrayLike, name: str, *, minimum: int = MIN_SAMPLE) -> Fl
     if not np.all(np.isfinite(array)):
         raise InvalidInputError(
             f"{name} holds NaN or infinite values; drop or impute them first", pointer=f"/{name}"
+        )
+    if array.size and float(np.abs(array).max()) > MAX_MAGNITUDE:
+        raise InvalidInputError(
+            f"{name} holds values beyond ±{MAX_MAGNITUDE:g}: rescale the metric", pointer=f"/{name}"
         )
     if array.size < minimum:
         raise InvalidInputError(

@@ -115,7 +115,9 @@ def welch_of(a: FloatArray, b: FloatArray, alpha: float) -> Comparison:
     difference = mean_b - mean_a
     if variance > 0.0:
         se = math.sqrt(variance)
-        df = variance**2 / (share_a**2 / (a.size - 1) + share_b**2 / (b.size - 1))
+        # (s_a²/n_a + s_b²/n_b)² / Σ (s²/n)²/(n - 1), in shares of the variance: no overflow
+        w_a, w_b = share_a / variance, share_b / variance
+        df = 1.0 / (w_a * w_a / (a.size - 1) + w_b * w_b / (b.size - 1))
         t = difference / se
         p_value = float(2.0 * stats.t.sf(abs(t), df))
         half = float(stats.t.ppf(1.0 - alpha / 2.0, df)) * se

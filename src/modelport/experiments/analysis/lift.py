@@ -50,6 +50,7 @@ def lift_of(
     if mean_a == 0.0:
         return Interval(NAN, NAN, NAN)
     ratio = mean_b / mean_a
-    variance = var_mean_b / mean_a**2 + mean_b**2 * var_mean_a / mean_a**4
+    # (Var(m_B) + R² Var(m_A)) / m_A², divided step by step: tiny means give inf, not an error
+    variance = (var_mean_b + ratio * ratio * var_mean_a) / mean_a / mean_a
     half = float(stats.norm.ppf(1.0 - alpha / 2.0)) * math.sqrt(variance)
     return Interval(ratio - 1.0, ratio - 1.0 - half, ratio - 1.0 + half)

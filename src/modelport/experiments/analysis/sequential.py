@@ -93,21 +93,23 @@ def msprt(
     means, variances = _running_moments(differences, looks)
     # equal differences have variance 0, which rounding in the sums could turn into 1e-35
     varied = np.maximum.accumulate(differences) > np.minimum.accumulate(differences)
-    usable = (looks >= BURN_IN) & varied
-    sigma2 = np.where(usable, variances, 1.0)  # placeholders where no look is taken
-    spread = sigma2 + looks * tau2
-    log_lambda = 0.5 * np.log(sigma2 / spread) + looks**2 * tau2 * means**2 / (
-        2.0 * sigma2 * spread
-    )
-    p_each = np.where(usable, np.exp(-np.maximum(log_lambda, 0.0)), 1.0)
+    usable = (looks >= BURN_IN) & varied & (variances > 0.0)  # > 0: squares may underflow
+    # a vanishing (but positive) variance makes the evidence overflow to inf: p = 0, radius inf
+    with np.errstate(over="ignore"):
+        sigma2 = np.where(usable, variances, 1.0)  # placeholders where no look is taken
+        spread = sigma2 + looks * tau2
+        log_lambda = 0.5 * np.log(sigma2 / spread) + looks**2 * tau2 * means**2 / (
+            2.0 * sigma2 * spread
+        )
+        p_each = np.where(usable, np.exp(-np.maximum(log_lambda, 0.0)), 1.0)
+        radius = np.sqrt(
+            spread
+            / (looks**2 * tau2)
+            * sigma2
+            * (2.0 * math.log(1.0 / alpha) + np.log(spread / sigma2))
+        )
     p_values = np.minimum.accumulate(p_each)
     p_values.setflags(write=False)
-    radius = np.sqrt(
-        spread
-        / (looks**2 * tau2)
-        * sigma2
-        * (2.0 * math.log(1.0 / alpha) + np.log(spread / sigma2))
-    )
     low, high = _intersection(means - radius, means + radius, usable)
     crossing = np.flatnonzero(p_values <= alpha)
     return SequentialResult(
