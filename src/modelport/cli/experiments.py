@@ -1,21 +1,27 @@
-"""`modelport experiments plan`: how many units an A/B experiment needs before it starts, so
-that its end is decided by the plan and not by whoever looks at the dashboard first."""
+"""`modelport experiments …`: A/B experiments on deployments, on the registry database (like
+``deployments``; ``apply -f`` creates them). ``plan`` says how many units an experiment needs
+before it starts, so that its end is decided by the plan and not by whoever looks at the
+dashboard first; ``report`` reads the statistics at any time."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import yaml
 
 from modelport.cli import output
 from modelport.cli.output import JsonFlag
+from modelport.cli.sessions import opened_registry
 from modelport.errors import InvalidInputError
+from modelport.experiments.store import ExperimentStore
 
 if TYPE_CHECKING:  # scipy behind it: loaded by this command only
     from modelport.experiments.analysis import SampleSize
 
 app = typer.Typer(
-    no_args_is_help=True, help="A/B experiments on deployments: plan their sample size."
+    no_args_is_help=True,
+    help="A/B experiments on deployments: plan, start, stop, promote a winner, report.",
 )
 
 
@@ -112,3 +118,213 @@ def _table(sizes: list[SampleSize], baseline: float | None, sd: float | None, md
             for size in sizes
         ],
     )
+
+
+NameArgument = Annotated[str, typer.Argument(help="Experiment name (see experiments list).")]
+ReasonOption = Annotated[str, typer.Option(help="Why: kept in the experiment's history.")]
+
+
+@app.command("list")
+def experiments_list(
+    deployment: Annotated[
+        str | None, typer.Option(help="Only the experiments of this deployment.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Experiments with their deployment, phase and enrolled share."""
+    with opened_registry() as registry:
+        listed = ExperimentStore(registry).experiments(deployment)
+    if as_json:
+        output.emit_json({"experiments": [e.to_dict() for e in listed]})
+        return
+    output.table(
+        "Experiments",
+        ["name", "deployment", "phase", "share", "primary metric", "revision"],
+        [
+            (
+                e.name,
+                e.spec.deployment,
+                e.state.phase.value,
+                f"{e.share:g} %",
+                e.spec.primary_metric.name,
+                e.revision,
+            )
+            for e in listed
+        ],
+    )
+
+
+@app.command("get")
+def experiments_get(
+    name: NameArgument,
+    output_format: Annotated[
+        str,
+        typer.Option("--output", "-o", help="yaml (the spec, ready to edit and apply) or json."),
+    ] = "yaml",
+) -> None:
+    """An experiment's spec (as YAML to edit and apply again) or everything as JSON."""
+    if output_format not in ("yaml", "json"):
+        output.fail(InvalidInputError(f"--output must be yaml or json, not {output_format!r}"))
+    with opened_registry() as registry:
+        experiment = ExperimentStore(registry).get(name)
+    if output_format == "json":
+        output.emit_json(experiment.to_dict())
+        return
+    typer.echo(yaml.safe_dump(experiment.spec.to_document(), sort_keys=False), nl=False)
+
+
+@app.command("start")
+def experiments_start(name: NameArgument, reason: ReasonOption = "") -> None:
+    """Enrol the first ramp step's share of units; the controller ramps from there."""
+    with opened_registry() as registry:
+        experiment = ExperimentStore(registry).start(name, reason=reason)
+    output.console.print(f"experiment/{name} running: {experiment.share:g} % of units enrolled")
+
+
+@app.command("stop")
+def experiments_stop(name: NameArgument, reason: ReasonOption = "") -> None:
+    """End the experiment: all traffic back on the control."""
+    with opened_registry() as registry:
+        ExperimentStore(registry).stop(name, reason=reason or "stopped by operator")
+    output.console.print(f"experiment/{name} stopped: all traffic on the control")
+
+
+@app.command("promote")
+def experiments_promote(
+    name: NameArgument,
+    variant: Annotated[str, typer.Argument(help="The winning slot.")],
+    alias: Annotated[
+        str | None,
+        typer.Option(help="The alias to move to the winner's version; default: the control's."),
+    ] = None,
+    reason: ReasonOption = "",
+) -> None:
+    """Make VARIANT the winner: the control's alias moves to it and it takes all traffic."""
+    with opened_registry() as registry:
+        experiment = ExperimentStore(registry).promote(name, variant, alias=alias, reason=reason)
+    output.console.print(f"experiment/{name} concluded: {experiment.state.reason}", markup=False)
+
+
+@app.command("report")
+def experiments_report(
+    name: NameArgument,
+    bootstrap: Annotated[
+        int, typer.Option(min=0, help="Bootstrap resamples for a CI of each difference; 0: none.")
+    ] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="The bootstrap's seed.")] = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Every metric of every variant against the control, the SRM check and the guardrails."""
+    from modelport.experiments.report import Bootstrap, Reports  # scipy: this command only
+
+    with opened_registry() as registry:
+        experiment = ExperimentStore(registry).get(name)
+        resampling = Bootstrap(bootstrap, seed) if bootstrap else None
+        report = Reports(registry).report(experiment, resampling).to_dict()
+    if as_json:
+        output.emit_json(report)
+        return
+    _print_report(report)
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    planned = report["sample_size"]
+    progress = (
+        "" if planned is None else f", {report['sample_progress']:.0%} of {planned} per variant"
+    )
+    output.console.print(
+        f"{report['experiment']} on {report['deployment']}: {report['phase']}, "
+        f"{report['share']:g} % of units enrolled{progress}",
+        markup=False,
+    )
+    srm = report["srm"]
+    if srm is not None:
+        verdict = "MISMATCH: do not trust the figures" if srm["mismatch"] else "ok"
+        output.console.print(f"sample ratio: p = {srm['p_value']:.4g} ({verdict})", markup=False)
+    output.table(
+        "Variants",
+        ["variant", "weight", "units"],
+        [(v["name"], f"{v['weight']:g} %", v["units"]) for v in report["variants"]],
+    )
+    output.table(
+        f"Against {report['control']} ({report['correction']}-corrected, alpha {report['alpha']})",
+        [
+            "metric",
+            "role",
+            "variant",
+            "control",
+            "variant mean",
+            "difference [CI]",
+            "lift [CI]",
+            "p (fixed)",
+            "p (always valid)",
+            "p adjusted",
+            "verdict",
+        ],
+        [
+            (
+                m["metric"],
+                m["role"],
+                v["variant"],
+                _number(m["control_mean"]),
+                _number((v["fixed_horizon"] or {}).get("mean_b")),
+                _interval(v["fixed_horizon"], "estimate", "ci_low", "ci_high"),
+                _interval(v["relative_lift"], "estimate", "low", "high", percent=True),
+                _number((v["fixed_horizon"] or {}).get("p_value")),
+                _number((v["sequential"] or {}).get("p_value")),
+                _number(v["p_adjusted"]),
+                v["verdict"] if v["problem"] is None else f"{v['verdict']}: {v['problem']}",
+            )
+            for m in report["metrics"]
+            for v in m["variants"]
+        ],
+    )
+    for breach in report["guardrail_breaches"]:
+        output.console.print(f"guardrail breached: {breach}", markup=False)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _interval(
+    figures: dict[str, Any] | None, estimate: str, low: str, high: str, *, percent: bool = False
+) -> str:
+    if figures is None or figures.get(estimate) is None:
+        return "-"
+    shown = (lambda x: "?" if x is None else f"{x:+.1%}") if percent else _signed
+    return f"{shown(figures[estimate])} [{shown(figures[low])}, {shown(figures[high])}]"
+
+
+def _signed(value: float | None) -> str:
+    return "?" if value is None else f"{value:+.4g}"
+
+
+@app.command("history")
+def experiments_history(
+    name: NameArgument,
+    limit: Annotated[int, typer.Option(help="Newest entries to show.")] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """Every change with its actor and reason, newest first."""
+    with opened_registry() as registry:
+        events = ExperimentStore(registry).history(name, limit)
+    if as_json:
+        output.emit_json({"events": [e.to_dict() for e in events]})
+        return
+    output.table(
+        f"History of {name}",
+        ["at", "action", "actor", "phase", "reason"],
+        [
+            (e.at.strftime("%Y-%m-%d %H:%M:%S"), e.action, e.actor, e.state["phase"], e.reason)
+            for e in events
+        ],
+    )
+
+
+@app.command("delete")
+def experiments_delete(name: NameArgument) -> None:
+    """Forget an experiment that does not run, with its exposures (its history stays)."""
+    with opened_registry() as registry:
+        ExperimentStore(registry).delete(name)
+    output.console.print(f"experiment/{name} deleted")
