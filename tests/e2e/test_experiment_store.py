@@ -99,6 +99,10 @@ def test_transitions_move_the_deployment_with_them(registry: Registry) -> None:
     actions = [e.action for e in deployments.history("ab")]
     assert actions[:3] == ["experiment", "experiment", "experiment"]
     assert [e.action for e in store.history("t")] == ["stop", "ramp", "start", "apply"]
+    # the split at the start is kept: a report outlives the deployment
+    deployments.delete("ab")
+    report = Reports(registry).report(store.get("t"))
+    assert (report.control, report.weights) == ("primary", {"primary": 50, "canary": 50})
     store.delete("t")
     with pytest.raises(NotFoundError):
         store.get("t")

@@ -66,7 +66,10 @@ class ExperimentController:
         if not self._leases.hold(LEASE, LEASE_TTL):
             return
         now = utcnow()
-        for experiment in self._store.experiments():
+        experiments = self._store.experiments()
+        names = {e.name for e in experiments}
+        self._evaluated = {k: v for k, v in self._evaluated.items() if k in names}
+        for experiment in experiments:
             if self._due(experiment):
                 self.evaluate(experiment, now)
 

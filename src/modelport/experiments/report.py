@@ -31,7 +31,7 @@ from modelport.experiments.analysis.sequential import SequentialResult, msprt
 from modelport.experiments.analysis.srm import SrmResult, sample_ratio_mismatch
 from modelport.experiments.outcomes import Observed, Outcomes, Values
 from modelport.experiments.spec import Correction, ExperimentSpec, MetricSpec, MetricType, Unit
-from modelport.experiments.store import Experiment, variants
+from modelport.experiments.store import Experiment, control_of, variants
 from modelport.registry import Registry
 from modelport.rollout.store import DeploymentStore
 
@@ -160,11 +160,13 @@ class Reports:
         self._outcomes = Outcomes(registry.database)
 
     def report(self, experiment: Experiment, bootstrap: Bootstrap | None = None) -> Report:
-        spec = experiment.spec
-        deployment = self._deployments.get(spec.deployment).spec
-        names = variants(deployment, spec)
-        control = spec.control or deployment.primary.name
-        weights = {name: deployment.slot(name).weight for name in names}
+        spec, state = experiment.spec, experiment.state
+        if state.control is not None and state.weights is not None:
+            control, weights = state.control, state.weights
+        else:  # a draft: the deployment as it is now
+            deployment = self._deployments.get(spec.deployment).spec
+            control = control_of(deployment, spec)
+            weights = {name: deployment.slot(name).weight for name in variants(deployment, spec)}
         observed = self._outcomes.observed(
             experiment.name,
             spec.metrics,

@@ -51,6 +51,10 @@ class ExperimentState:
     ended_at: datetime | None = None
     reason: str = ""
     winner: str | None = None
+    control: str | None = None
+    weights: dict[str, float] | None = None
+    """The variants and their planned split, as the deployment had them at the start: what
+    reports compare with, whatever becomes of the deployment later."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,6 +65,8 @@ class ExperimentState:
             "ended_at": _iso(self.ended_at),
             "reason": self.reason,
             "winner": self.winner,
+            "control": self.control,
+            "weights": self.weights,
         }
 
     @classmethod
@@ -73,6 +79,8 @@ class ExperimentState:
             _time(data.get("ended_at")),
             str(data.get("reason", "")),
             data.get("winner"),
+            data.get("control"),
+            data.get("weights"),
         )
 
 
@@ -221,9 +229,11 @@ class ExperimentStore:
                     f"experiment {name!r} is {experiment.state.phase.value}; only a draft "
                     "starts (apply the experiment under a new name to run it again)"
                 )
-            variants(self._deployments.get_in(s, experiment.spec.deployment).spec, experiment.spec)
+            deployment = self._deployments.get_in(s, experiment.spec.deployment).spec
+            weights = {v: deployment.slot(v).weight for v in variants(deployment, experiment.spec)}
+            control = control_of(deployment, experiment.spec)
             now = utcnow()
-            state = ExperimentState(Phase.RUNNING, 0, now, now)
+            state = ExperimentState(Phase.RUNNING, 0, now, now, control=control, weights=weights)
             self._change(s, row, state, "start", actor, reason or "started")
             self._allocate(s, _experiment(row), actor, f"experiment {name} started")
             return _experiment(row)

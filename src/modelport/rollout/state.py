@@ -228,7 +228,7 @@ def allocated(allocation: Allocation) -> Transition:
 
 def settled_on(slot: str) -> Transition:
     """An experiment ended: every request to ``slot`` (the control after a stop, the winner
-    after a promotion) until the deployment is applied anew."""
+    after a promotion) until the deployment's spec changes."""
 
     def change(
         spec: DeploymentSpec, state: RolloutState, now: datetime, reason: str
