@@ -1,9 +1,11 @@
-"""What a deployment costs: a 90/10 split, and one with a 100 % shadow, against the primary
-alone.
+"""What a deployment costs: a 90/10 split, one with a 100 % shadow, and one running an A/B
+experiment, against the primary alone.
 
-One `modelport serve` process group serves a model (`NAME`) and two deployments over two
-versions of it: `NAME-split` (90 % version 1, 10 % version 2) and `NAME-shadow` (the same,
-with version 2 also mirrored on every request). All answer the same single-row requests in
+One `modelport serve` process group serves a model (`NAME`) and three deployments over two
+versions of it: `NAME-split` (90 % version 1, 10 % version 2), `NAME-shadow` (the same,
+with version 2 also mirrored on every request) and `NAME-experiment` (the same split, with an
+experiment randomising every request: each request is a new unit whose exposure is written,
+the most an experiment can cost). All answer the same single-row requests in
 the same run, measured in alternating rounds (A B C A B C …) so a busy moment of the machine
 lands on each; the table gives the median round of each and its ratio to the primary alone.
 
@@ -29,6 +31,21 @@ from targets import modelport_target, running
 
 def deployment_yaml(model: str, suffix: str, shadow: bool) -> str:
     mirror = f"    - {{model: {model}/2, role: shadow, weight: 100}}\n" if shadow else ""
+    experiment = (
+        f"""---
+apiVersion: modelport/v1
+kind: Experiment
+metadata:
+  name: {model}-ab
+spec:
+  deployment: {model}-{suffix}
+  unit: request
+  primaryMetric: {{name: bought, type: binary}}
+  ramp: {{steps: [100]}}
+"""
+        if suffix == "experiment"
+        else ""
+    )
     return f"""apiVersion: modelport/v1
 kind: ModelDeployment
 metadata:
@@ -38,18 +55,21 @@ spec:
   slots:
     - {{model: {model}/1, role: primary, weight: 90}}
     - {{model: {model}/2, role: canary, weight: 10}}
-{mirror}"""
+{mirror}{experiment}"""
 
 
-KINDS = ("split", "shadow")
+KINDS = ("split", "shadow", "experiment")
 
 
 def prepare(home: Path, names: list[str]) -> None:
     """Each model registered twice (two versions doing the same work) and its deployment."""
     import modelport
+    from modelport import documents
     from modelport.config import Settings
+    from modelport.experiments import spec as experiment_spec
+    from modelport.experiments.store import ExperimentStore
     from modelport.registry import Registry
-    from modelport.rollout.spec import load_yaml
+    from modelport.rollout import spec as rollout_spec
     from modelport.rollout.store import DeploymentStore
 
     settings = Settings(home=home)
@@ -60,9 +80,19 @@ def prepare(home: Path, names: list[str]) -> None:
             modelport.log_model(
                 models[name].estimator, name, models[name].rows[:5], settings=settings
             )
+        validators = {
+            rollout_spec.KIND: rollout_spec.validate,
+            experiment_spec.KIND: experiment_spec.validate,
+        }
         for suffix in KINDS:
-            [spec] = load_yaml(deployment_yaml(name, suffix, shadow=suffix == "shadow"))
-            DeploymentStore(registry).apply(spec)
+            text = deployment_yaml(name, suffix, shadow=suffix == "shadow")
+            for spec in documents.load_yaml(text, validators, source="bench"):
+                if isinstance(spec, rollout_spec.DeploymentSpec):
+                    DeploymentStore(registry).apply(spec)
+                else:
+                    assert isinstance(spec, experiment_spec.ExperimentSpec)
+                    ExperimentStore(registry).apply(spec)
+                    ExperimentStore(registry).start(spec.name)
     registry.close()
 
 
@@ -96,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                     "primary alone": f"/v1/models/{name}:predict",
                     "90/10 split": f"/v1/models/{name}-split:predict",
                     "90/10 + 100 % shadow": f"/v1/models/{name}-shadow:predict",
+                    "90/10 + experiment": f"/v1/models/{name}-experiment:predict",
                 }
                 rounds: dict[str, list[load.LoadResult]] = {label: [] for label in paths}
                 for _ in range(args.rounds):

@@ -35,6 +35,8 @@ from modelport.experiments.store import Experiment, control_of, variants
 from modelport.registry import Registry
 from modelport.rollout.store import DeploymentStore
 
+MAX_BOOTSTRAP_DRAWS = 2_000_000_000
+"""Resamples times units a report may bootstrap: beyond it (minutes of CPU) it says so."""
 DEFAULT_EFFECT_SD = 0.1
 """Without an ``mde``, the mSPRT mixes over effects of about 0.1 standard deviation of the
 control's values (τ² = 0.01 σ²): a scale-free default, in the range experiments aim for."""
@@ -260,6 +262,11 @@ def _compare(
         result.lift = relative_lift(a.y, b.y, alpha=alpha)
     result.sequential = msprt(a.y, b.y, tau2=_mixing_variance(metric, a.y), alpha=alpha)
     if bootstrap is not None:
+        if bootstrap.resamples * (a.y.size + b.y.size) > MAX_BOOTSTRAP_DRAWS:
+            raise InvalidInputError(
+                f"{bootstrap.resamples} bootstrap resamples of {a.y.size + b.y.size} units "
+                f"exceed {MAX_BOOTSTRAP_DRAWS:,} draws: ask for fewer resamples"
+            )
         result.bootstrap = bootstrap_difference(
             a.y, b.y, seed=bootstrap.seed, resamples=bootstrap.resamples, alpha=alpha
         )

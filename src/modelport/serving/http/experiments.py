@@ -24,7 +24,7 @@ from modelport.serving.http.access import actor_of, changes, requires
 from modelport.serving.http.state import serving_state
 
 MAX_EVENTS = 10_000
-MAX_RESAMPLES = 100_000
+MAX_RESAMPLES = 20_000
 
 router = APIRouter(prefix="/api", tags=["experiments"])
 reader = APIRouter(dependencies=[requires(Scope.READ)])
