@@ -252,6 +252,8 @@ def test_cuped_is_welch_on_values_adjusted_by_hand(
     assert result.comparison.p_value == pytest.approx(reference.pvalue, **TOL)
     assert result.comparison.df == pytest.approx(reference.df, **TOL)
     assert result.comparison.estimate == pytest.approx(adjusted_b.mean() - adjusted_a.mean(), **TOL)
+    assert result.comparison.mean_a == pytest.approx(adjusted_a.mean(), **TOL)
+    assert result.comparison.mean_b == pytest.approx(adjusted_b.mean(), **TOL)
     assert result.unadjusted == welch_test(y_a, y_b)
     before = y_a.var(ddof=1) / 500 + y_b.var(ddof=1) / 450
     after = adjusted_a.var(ddof=1) / 500 + adjusted_b.var(ddof=1) / 450
