@@ -75,8 +75,8 @@ class SequentialResult:
 
 
 def mixing_variance(mde: float) -> float:
-    """tau2 = mde^2: the mixture is most sensitive to effects near the one planned for (the
-    pairs needed to reject at such an effect are within 5 % of the best tau2's)."""
+    """tau2 = mde^2: the mixture is most sensitive to effects near the one planned for (at that
+    effect it rejects within 0.1 % of the fewest pairs any tau2 needs)."""
     return nonzero(mde, "mde") ** 2
 
 
