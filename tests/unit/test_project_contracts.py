@@ -38,6 +38,7 @@ LAYERS = {
     "security": {"store", "runtimes", "registry", "codecs", "inference"},
     "monitoring": {"store", "runtimes", "registry", "codecs", "inference"},
     "experiments": {"store", "runtimes", "registry", "codecs", "inference", "rollout"},
+    "deploy": {"store", "runtimes", "registry", "monitoring"},
     "serving": {
         "store",
         "runtimes",
@@ -60,6 +61,7 @@ LAYERS = {
         "security",
         "serving",
         "experiments",
+        "deploy",
     },
 }
 SHARED = {"errors", "config", "logs", "durations", "documents"}
