@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
+from sqlalchemy import select
 
 import modelport
 from modelport.config import Settings
@@ -27,7 +28,7 @@ from modelport.registry import Registry
 from modelport.registry.audit import Actor
 from modelport.rollout.spec import parse_document as deployment_document
 from modelport.rollout.store import DeploymentStore
-from modelport.store.tables import utcnow
+from modelport.store.tables import ExposureRow, utcnow
 
 
 @pytest.fixture
@@ -116,16 +117,22 @@ def test_racing_replicas_keep_each_units_first_variant(registry: Registry) -> No
         [Exposure("t", f"u{i}", variant, 0, now) for i in range(300)]
         for variant in ("primary", "canary", "primary", "canary")
     ]
-    written: list[int] = []
-    threads = [
-        threading.Thread(target=lambda b=b: written.append(exposures.record(b))) for b in batches
-    ]
+    threads = [threading.Thread(target=exposures.record, args=(b,)) for b in batches]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sum(written) == 300  # each unit written once, whichever replica won
-    assert exposures.record(batches[0]) == 0
+    written = _exposures(registry)
+    assert len(written) == 300  # each unit once, in the variant of whichever replica won
+    assert set(written.values()) <= {"primary", "canary"}
+    exposures.record([Exposure("t", unit, "other", 1, now) for unit in written])
+    assert _exposures(registry) == written  # a unit keeps its first variant
+
+
+def _exposures(registry: Registry) -> dict[str, str]:
+    with registry.database.read() as s:
+        rows = s.execute(select(ExposureRow.unit_id, ExposureRow.variant)).all()
+    return {unit: variant for unit, variant in rows}
 
 
 def test_the_database_sums_outcomes_per_unit_since_exposure(registry: Registry) -> None:
