@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from modelport import documents
 from modelport.cli import output
@@ -100,20 +99,12 @@ def deployments_list(as_json: JsonFlag = False) -> None:
 @app.command("get")
 def deployments_get(
     name: NameArgument,
-    output_format: Annotated[
-        str,
-        typer.Option("--output", "-o", help="yaml (the spec, ready to edit and apply) or json."),
-    ] = "yaml",
+    output_format: output.ResourceFormat = "yaml",
 ) -> None:
     """A deployment's spec (as YAML to edit and apply again) or everything as JSON."""
-    if output_format not in ("yaml", "json"):
-        output.fail(InvalidInputError(f"--output must be yaml or json, not {output_format!r}"))
     with opened_registry() as registry:
         deployment = DeploymentStore(registry).get(name)
-    if output_format == "json":
-        output.emit_json(deployment.to_dict())
-        return
-    typer.echo(yaml.safe_dump(deployment.spec.to_document(), sort_keys=False), nl=False)
+    output.emit_resource(deployment.spec.to_document(), deployment.to_dict(), output_format)
 
 
 @app.command("status")

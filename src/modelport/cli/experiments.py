@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 
 from modelport.cli import output
 from modelport.cli.output import JsonFlag
@@ -157,20 +156,12 @@ def experiments_list(
 @app.command("get")
 def experiments_get(
     name: NameArgument,
-    output_format: Annotated[
-        str,
-        typer.Option("--output", "-o", help="yaml (the spec, ready to edit and apply) or json."),
-    ] = "yaml",
+    output_format: output.ResourceFormat = "yaml",
 ) -> None:
     """An experiment's spec (as YAML to edit and apply again) or everything as JSON."""
-    if output_format not in ("yaml", "json"):
-        output.fail(InvalidInputError(f"--output must be yaml or json, not {output_format!r}"))
     with opened_registry() as registry:
         experiment = ExperimentStore(registry).get(name)
-    if output_format == "json":
-        output.emit_json(experiment.to_dict())
-        return
-    typer.echo(yaml.safe_dump(experiment.spec.to_document(), sort_keys=False), nl=False)
+    output.emit_resource(experiment.spec.to_document(), experiment.to_dict(), output_format)
 
 
 @app.command("start")
@@ -246,45 +237,44 @@ def _print_report(report: dict[str, Any]) -> None:
         ["variant", "weight", "units"],
         [(v["name"], f"{v['weight']:g} %", v["units"]) for v in report["variants"]],
     )
+    rows = [(m, v) for m in report["metrics"] for v in m["variants"]]
     output.table(
         f"Against {report['control']} ({report['correction']}-corrected, alpha {report['alpha']})",
-        [
-            "metric",
-            "role",
-            "variant",
-            "control",
-            "variant mean",
-            "difference [CI]",
-            "lift [CI]",
-            "p (fixed)",
-            "p (always valid)",
-            "p adjusted",
-            "verdict",
-        ],
+        ["metric", "variant", "means", "difference [CI]", "lift [CI]", "p", "p valid", "verdict"],
         [
             (
-                m["metric"],
-                m["role"],
+                m["metric"] + (" (guardrail)" if m["role"] == "guardrail" else ""),
                 v["variant"],
-                _number(m["control_mean"]),
-                _number((v["fixed_horizon"] or {}).get("mean_b")),
+                _means(m, v),
                 _interval(v["fixed_horizon"], "estimate", "ci_low", "ci_high"),
                 _interval(v["relative_lift"], "estimate", "low", "high", percent=True),
                 _number((v["fixed_horizon"] or {}).get("p_value")),
-                _number((v["sequential"] or {}).get("p_value")),
                 _number(v["p_adjusted"]),
-                v["verdict"] if v["problem"] is None else f"{v['verdict']}: {v['problem']}",
+                v["verdict"],
             )
-            for m in report["metrics"]
-            for v in m["variants"]
+            for m, v in rows
         ],
     )
+    output.console.print(
+        "p: fixed-horizon test, valid read once at the planned size; p valid: always-valid "
+        "(mSPRT), corrected, what the verdicts use",
+        markup=False,
+    )
+    for m, v in rows:
+        if v["problem"] is not None:
+            output.console.print(f"{m['metric']}, {v['variant']}: {v['problem']}", markup=False)
     for breach in report["guardrail_breaches"]:
         output.console.print(f"guardrail breached: {breach}", markup=False)
 
 
+def _means(metric: dict[str, Any], variant: dict[str, Any]) -> str:
+    """The control's mean and the variant's."""
+    fixed = variant["fixed_horizon"] or {}
+    return f"{_number(metric['control_mean'])} / {_number(fixed.get('mean_b'))}"
+
+
 def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
+    return "-" if value is None else f"{value:.3g}"
 
 
 def _interval(
@@ -297,7 +287,7 @@ def _interval(
 
 
 def _signed(value: float | None) -> str:
-    return "?" if value is None else f"{value:+.4g}"
+    return "?" if value is None else f"{value:+.3g}"
 
 
 @app.command("history")

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Annotated, Any, NoReturn
 
 import typer
+import yaml
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -28,9 +29,17 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from modelport.errors import FieldError, ModelportError, StorageUnavailableError
+from modelport.errors import (
+    FieldError,
+    InvalidInputError,
+    ModelportError,
+    StorageUnavailableError,
+)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+ResourceFormat = Annotated[
+    str, typer.Option("--output", "-o", help="yaml (the spec, ready to edit and apply) or json.")
+]
 
 console = Console()
 errors = Console(stderr=True)
@@ -71,6 +80,17 @@ _SQLITE_HINTS = {
 
 def emit_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def emit_resource(document: dict[str, Any], everything: dict[str, Any], output_format: str) -> None:
+    """A resource (deployment, experiment) as its YAML document, to edit and apply again, or
+    everything about it as JSON."""
+    if output_format == "json":
+        emit_json(everything)
+    elif output_format == "yaml":
+        typer.echo(yaml.safe_dump(document, sort_keys=False), nl=False)
+    else:
+        fail(InvalidInputError(f"--output must be yaml or json, not {output_format!r}"))
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from modelport.errors import ConflictError, InvalidInputError, NotFoundError
+from modelport.errors import ConflictError, InvalidInputError
 from modelport.experiments.spec import ExperimentSpec, Unit, parse_document
 from modelport.registry import ModelAddress, Registry
 from modelport.registry.audit import Actor, append
@@ -24,7 +24,7 @@ from modelport.rollout.spec import DeploymentSpec, Role, Strategy
 from modelport.rollout.state import Action, Allocation, allocated, settled_on
 from modelport.rollout.store import DeploymentStore
 from modelport.store.tables import ExperimentEventRow, ExperimentRow, ExposureRow, utcnow
-from modelport.store.unit_of_work import Database
+from modelport.store.unit_of_work import Database, named_row
 
 MAX_HISTORY = 1000
 
@@ -418,11 +418,7 @@ class ExperimentStore:
     def _row(
         s: Session, name: str, *, missing_ok: bool = False, lock: bool = False
     ) -> ExperimentRow | None:
-        query = select(ExperimentRow).where(ExperimentRow.name == name)
-        row = s.scalars(query.with_for_update() if lock else query).one_or_none()
-        if row is None and not missing_ok:
-            raise NotFoundError(f"experiment {name!r} not found")
-        return row
+        return named_row(s, ExperimentRow, name, "experiment", missing_ok=missing_ok, lock=lock)
 
 
 def variants(deployment: DeploymentSpec, spec: ExperimentSpec) -> list[str]:

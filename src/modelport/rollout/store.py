@@ -21,7 +21,7 @@ from modelport.registry.audit import Actor, append
 from modelport.rollout.spec import DeploymentSpec, parse_document
 from modelport.rollout.state import Action, RolloutState, Transition, initial, reapplied
 from modelport.store.tables import DeploymentEventRow, DeploymentRow, utcnow
-from modelport.store.unit_of_work import Database
+from modelport.store.unit_of_work import Database, named_row
 
 MAX_HISTORY = 1000
 
@@ -241,11 +241,7 @@ class DeploymentStore:
     def _row(
         s: Session, name: str, *, missing_ok: bool = False, lock: bool = False
     ) -> DeploymentRow | None:
-        query = select(DeploymentRow).where(DeploymentRow.name == name)
-        row = s.scalars(query.with_for_update() if lock else query).one_or_none()
-        if row is None and not missing_ok:
-            raise NotFoundError(f"deployment {name!r} not found")
-        return row
+        return named_row(s, DeploymentRow, name, "deployment", missing_ok=missing_ok, lock=lock)
 
 
 def _refuse_during_experiment(state: RolloutState, what: str) -> None:

@@ -18,12 +18,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from modelport.errors import ConflictError, StorageUnavailableError
+from modelport.errors import ConflictError, NotFoundError, StorageUnavailableError
 from modelport.store.db import session_factory, upgrade
+from modelport.store.tables import Base
 
 T = TypeVar("T")
 log = logging.getLogger("modelport.store")
@@ -100,6 +101,27 @@ def storage_errors() -> Iterator[None]:
     except InterfaceError as exc:
         log.warning("registry database connection lost: %s", str(exc.orig).strip())
         raise StorageUnavailableError(UNREACHABLE) from exc
+
+
+Row = TypeVar("Row", bound=Base)
+
+
+def named_row(
+    s: Session,
+    table: type[Row],
+    name: str,
+    what: str,
+    *,
+    missing_ok: bool = False,
+    lock: bool = False,
+) -> Row | None:
+    """The row of ``table`` whose ``name`` is ``name`` (locked with ``lock``); a 404 naming
+    ``what`` (``deployment``, ``experiment``) when there is none, unless ``missing_ok``."""
+    query = select(table).where(getattr(table, "name") == name)  # noqa: B009
+    row = s.scalars(query.with_for_update() if lock else query).one_or_none()
+    if row is None and not missing_ok:
+        raise NotFoundError(f"{what} {name!r} not found")
+    return row
 
 
 def is_race(exc: IntegrityError | OperationalError) -> bool:
