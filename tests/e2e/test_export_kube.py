@@ -358,9 +358,17 @@ def test_kserve_runtime_and_inference_service(runner: Callable[..., Any], tmp_pa
 
 @pytest.mark.parametrize("option_set", OPTION_SETS)
 def test_the_chart_renders_to_exactly_the_k8s_manifests(
-    runner: Callable[..., Any], tmp_path: Path, option_set: str
+    runner: Callable[..., Any],
+    tmp_path: Path,
+    option_set: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Helm's own engine (the Go SDK, through helm-python-sdk) renders the chart."""
+    """Helm's own engine (the Go SDK, through helm-python-sdk) renders the chart; settings
+    with quotes, JSON and fractions go through values.yaml and Go's quoting unchanged."""
+    monkeypatch.setenv("MODELPORT_MODEL_OPTIONS", '{"iris": {"cache": true, "rate_limit": "5/s"}}')
+    monkeypatch.setenv("MODELPORT_CORS_ORIGINS", '["https://app.example.com"]')
+    monkeypatch.setenv("MODELPORT_DRAIN_TIMEOUT_S", "2.5")
+    monkeypatch.setenv("MODELPORT_PUBLIC_URL", "https://models.example.com/a b'c\\d")
     options = OPTION_SETS[option_set]
     runner("k8s", *options, "-o", str(tmp_path / "k8s"))
     runner("helm", *options, "-o", str(tmp_path / "chart"))
@@ -396,6 +404,10 @@ def test_the_chart_renders_to_exactly_the_k8s_manifests(
         assert labels.pop("helm.sh/chart").startswith("modelport-")
         assert labels.pop("app.kubernetes.io/managed-by") == "Helm"
     assert got == expected
+    data = got["ConfigMap"]["data"]
+    assert data["MODELPORT_DRAIN_TIMEOUT_S"] == "2.5"
+    assert data["MODELPORT_PUBLIC_URL"] == "https://models.example.com/a b'c\\d"
+    assert data["MODELPORT_MODEL_OPTIONS"].startswith('{"iris"')
 
 
 def test_chart_values_change_what_renders(runner: Callable[..., Any], tmp_path: Path) -> None:
