@@ -17,6 +17,7 @@ from modelport.cli import (
     drift,
     experiments,
     export,
+    export_kube,
     housekeeping,
     jobs,
     keys,
@@ -89,6 +90,8 @@ app.command()(logs.logs)
 app.command()(quality.quality)
 app.add_typer(audit.app, name="audit")
 app.add_typer(config.app, name="config")
+for kube_export in (export_kube.k8s, export_kube.helm, export_kube.kserve):
+    export.app.command()(kube_export)
 app.add_typer(export.app, name="export")
 app.add_typer(references.app, name="reference")
 app.add_typer(drift.app, name="drift")
