@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -9,9 +10,13 @@ import typer
 import yaml
 
 from modelport.cli import output
+from modelport.deploy.grafana import dashboard
 from modelport.monitoring.alerts import AlertThresholds, rules
 
-app = typer.Typer(no_args_is_help=True, help="Generate files for other systems (alert rules).")
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Generate files for other systems: alert rules, a Grafana dashboard, Kubernetes.",
+)
 
 
 @app.command()
@@ -34,7 +39,23 @@ def alerts(
     """Prometheus alert rules (a rule file for `rule_files:`) for latency, errors, drift,
     quality, prediction-log drops and failed model loads."""
     thresholds = AlertThresholds(p95_ms, p99_ms, error_rate, drift_share, quality_drop)
-    text = yaml.safe_dump(rules(thresholds), sort_keys=False, width=100)
+    _write(yaml.safe_dump(rules(thresholds), sort_keys=False, width=100), out)
+
+
+@app.command()
+def grafana(
+    out: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+    title: Annotated[str, typer.Option(help="The dashboard's title.")] = "modelport",
+) -> None:
+    """A Grafana dashboard (JSON, to import or provision): traffic, errors by version,
+    p50/p95/p99, batching, queue wait, load failures, deployments, experiments, drift and
+    quality, filtered by model."""
+    _write(json.dumps(dashboard(title), indent=2) + "\n", out)
+
+
+def _write(text: str, out: Path | None) -> None:
     if out is None:
         typer.echo(text, nl=False)
         return
