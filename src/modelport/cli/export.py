@@ -138,6 +138,7 @@ def compose(
         f"next: cp {out / '.env.example'} {out / '.env'}, replace its placeholders, then "
         "see docs/shipping.md",
         highlight=False,
+        soft_wrap=True,
     )
     if image is None:
         _check_wheel(out, image_options.wheel)
