@@ -192,6 +192,20 @@ def test_bad_options_are_refused_with_a_reason(cli: Any, args: list[str], words:
     assert "error:" in result.stderr
 
 
+def test_without_a_folder_the_dockerfile_goes_to_stdout(cli: Any) -> None:
+    result = cli("export", "dockerfile", "-m", "iris@production")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("# syntax=docker/dockerfile:1\n")
+    assert 'CMD ["serve", "iris@production"]' in result.stdout
+
+
+def test_baking_a_model_that_is_not_registered_writes_nothing(cli: Any, tmp_path: Path) -> None:
+    result = cli("export", "dockerfile", "-m", "ghost@production", "--bake", "-o", str(tmp_path))
+    assert result.returncode == 1
+    assert "'ghost' is not registered" in result.stderr
+    assert not (tmp_path / "Dockerfile").exists()
+
+
 def test_the_entrypoint_serves_and_the_healthcheck_probes(
     settings: Settings, iris: np.ndarray, servers: Callable[..., LiveServer], tmp_path: Path
 ) -> None:

@@ -96,8 +96,7 @@ def dockerfile(
     if out is None:
         typer.echo(files["Dockerfile"], nl=False)
         return
-    _write(out, files)
-    if bake_models:
+    if bake_models:  # first: a model that cannot be baked leaves no Dockerfile behind
         with opened_registry() as registry:
             baked = bake(registry, options.models, out / BAKE_CONTEXT)
         for item in baked:
@@ -105,6 +104,7 @@ def dockerfile(
                 f"baked {item.address} (version {item.version}) into {out / BAKE_CONTEXT}",
                 highlight=False,
             )
+    _write(out, files)
     _check_wheel(out, options.wheel)
 
 
