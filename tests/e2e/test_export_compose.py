@@ -15,6 +15,7 @@ import promql_parser
 import pytest
 import yaml
 
+from modelport.config import Settings
 from modelport.deploy.dockerfile import PORT
 from modelport.monitoring.alerts import rules
 from tests.unit.test_alert_rules import METRIC, exported_names
@@ -169,3 +170,44 @@ def test_grafana_provisions_prometheus_and_loads_dashboards_from_the_folder(stac
             promql_parser.parse(target["expr"])
             assert set(METRIC.findall(target["expr"])) <= exported_names(), panel["title"]
             assert target["datasource"]["uid"] == source["uid"]
+
+
+def interpolate(value: str, variables: dict[str, str]) -> str:
+    """What compose makes of ``${NAME:?message}`` and ``${NAME:-default}``."""
+
+    def replace(match: re.Match[str]) -> str:
+        name, kind, rest = match.group(1), match.group(2), match.group(3)
+        if name in variables:
+            return variables[name]
+        assert kind == ":-", f"{name} is required and unset"
+        return str(rest)
+
+    return re.sub(r"\$\{([A-Z_]+)(:[?-])?([^}]*)\}", replace, value)
+
+
+def test_every_modelport_variable_of_the_stack_is_a_setting_modelport_accepts(
+    stack: Path,
+) -> None:
+    """A misspelt MODELPORT_* name would be ignored silently: each must name a setting, and
+    the values (placeholders filled in) must parse."""
+    services = load(stack / "compose.yaml")["services"]
+    filled = {
+        "POSTGRES_PASSWORD": "pw",
+        "MODELPORT_AUTH_SECRET": "s" * 40,
+        "GRAFANA_ADMIN_PASSWORD": "pw",
+    }
+    for name in ("modelport", "worker"):
+        environment = {
+            key: interpolate(value, filled) for key, value in services[name]["environment"].items()
+        }
+        fields = {key.removeprefix("MODELPORT_").lower() for key in environment}
+        assert fields <= set(Settings.model_fields), fields - set(Settings.model_fields)
+        settings = Settings(
+            **{k.removeprefix("MODELPORT_").lower(): v for k, v in environment.items()}
+        )
+        assert settings.resolved_database_url == (
+            "postgresql+psycopg://modelport:pw@postgres:5432/modelport"
+        )
+        assert settings.resolved_artifact_uri == "/var/lib/modelport/artifacts"
+        assert settings.wait_for_models
+        assert settings.workers == 2

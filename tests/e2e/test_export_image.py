@@ -192,6 +192,19 @@ def test_bad_options_are_refused_with_a_reason(cli: Any, args: list[str], words:
     assert "error:" in result.stderr
 
 
+@pytest.mark.parametrize("bake", [False, True])
+def test_every_modelport_variable_of_the_image_is_a_setting(bake: bool) -> None:
+    options = ImageOptions(models=("iris@production",), bake=bake)
+    values = {
+        key.removeprefix("MODELPORT_").lower(): value
+        for key, value in environment(options).items()
+        if key.startswith("MODELPORT_")
+    }
+    assert set(values) <= set(Settings.model_fields), set(values) - set(Settings.model_fields)
+    settings = Settings(**values)
+    assert (settings.host, settings.port) == ("0.0.0.0", 8000)
+
+
 def test_without_a_folder_the_dockerfile_goes_to_stdout(cli: Any) -> None:
     result = cli("export", "dockerfile", "-m", "iris@production")
     assert result.returncode == 0, result.stderr
