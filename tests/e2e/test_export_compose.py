@@ -36,7 +36,18 @@ def validate(compose_file: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def stack(cli: Any, tmp_path: Path) -> Path:
     out = tmp_path / "stack"
-    result = cli("export", "compose", "-m", "iris@production", "-m", "churn", "-o", str(out))
+    result = cli(
+        "export",
+        "compose",
+        "-m",
+        "iris@production",
+        "-m",
+        "churn",
+        "--extras",
+        "s3",
+        "-o",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
     return out
 
@@ -85,9 +96,9 @@ def test_services_healthchecks_and_start_order(stack: Path) -> None:
         if not volume.startswith(".")
     }
     assert named == set(document["volumes"])
-    # what `build: .` builds: the image with the extras the stack uses
+    # what `build: .` builds: the image with the extras the stack uses, and those asked for
     lock = (stack / "requirements.lock").read_text()
-    for extra in ("psycopg-binary==", "redis==", "celery=="):
+    for extra in ("psycopg-binary==", "redis==", "celery==", "s3fs=="):
         assert f"\n{extra}" in lock
     assert 'ENTRYPOINT ["modelport"]' in (stack / "Dockerfile").read_text()
     assert not (stack / ".env").exists()

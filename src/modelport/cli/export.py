@@ -31,6 +31,10 @@ _FOLDER = typer.Option(
     "--output", "-o", help="Folder to write the files into (created); without it, stdout."
 )
 _BASE = typer.Option(help="Base image of both stages, pinned (a version tag or a digest).")
+_EXTRAS = typer.Option(
+    help="modelport extras the image installs, comma-separated (postgres,redis,celery,s3…); "
+    "they must be installed here, as their versions are pinned from here."
+)
 
 
 @app.command()
@@ -75,13 +79,7 @@ def dockerfile(
         ),
     ] = False,
     base: Annotated[str, _BASE] = DEFAULT_BASE,
-    extras: Annotated[
-        str,
-        typer.Option(
-            help="modelport extras the image installs, comma-separated (postgres,redis,celery,"
-            "s3…); they must be installed here, as their versions are pinned from here."
-        ),
-    ] = "",
+    extras: Annotated[str, _EXTRAS] = "",
     out: Annotated[Path | None, _FOLDER] = None,
 ) -> None:
     """A two-stage Dockerfile serving the models, its .dockerignore and requirements.lock
@@ -91,7 +89,7 @@ def dockerfile(
         options = ImageOptions(models=tuple(model or ()), bake=bake_models, base=base)
         if bake_models and out is None:
             raise InvalidInputError("--bake writes a folder: name it with -o", pointer="/output")
-        chosen = [e.strip() for e in extras.split(",") if e.strip()]
+        chosen = {e.strip() for e in extras.split(",") if e.strip()}
         files = context_files(options, pinned_requirements(chosen))
     if out is None:
         typer.echo(files["Dockerfile"], nl=False)
@@ -119,6 +117,7 @@ def compose(
         ),
     ] = None,
     base: Annotated[str, _BASE] = DEFAULT_BASE,
+    extras: Annotated[str, _EXTRAS] = ",".join(EXTRAS),
     out: Annotated[Path | None, _FOLDER] = None,
 ) -> None:
     """A compose stack: modelport on PostgreSQL and Redis, a Celery worker for the models'
@@ -129,7 +128,8 @@ def compose(
         files = stack_files(options)
         image_options = ImageOptions(models=options.models, base=base)
         if image is None:
-            files |= context_files(image_options, pinned_requirements(EXTRAS))
+            chosen = {e.strip() for e in extras.split(",") if e.strip()}
+            files |= context_files(image_options, pinned_requirements(chosen | set(EXTRAS)))
     if out is None:
         typer.echo(files["compose.yaml"], nl=False)
         return

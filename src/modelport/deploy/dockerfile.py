@@ -37,7 +37,10 @@ BAKED = "/srv/modelport"
 BAKE_CONTEXT = "bake"
 """The baked folder's name in the build context."""
 LOCK = "requirements.lock"
-_TAG = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:\d+(\.\d+)*[A-Za-z0-9._-]*|@sha256:[0-9a-f]{64})$")
+_PINNED = re.compile(
+    r"^(?:[a-z0-9.-]+(?::\d+)?/)?[a-z0-9][a-z0-9._/-]*"  # [registry[:port]/]repository
+    r"(?::(?=[\w.-]*\d)[\w.-]+|@sha256:[0-9a-f]{64})$"  # a tag with a version in it, or a digest
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +53,7 @@ class ImageOptions:
     """The modelport wheel's file name in the build context."""
 
     def __post_init__(self) -> None:
-        if not _TAG.match(self.base):
+        if not _PINNED.match(self.base):
             raise InvalidInputError(
                 f"base image {self.base!r} is not pinned: name a version tag "
                 f"({DEFAULT_BASE}) or a digest (python@sha256:…), never latest or no tag",
