@@ -8,6 +8,7 @@ are run here as the image would run them, with this interpreter.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -293,3 +294,20 @@ def test_a_tampered_artifact_fails_the_build_check(baked: Path) -> None:
     assert f"{relative} has SHA-256" in check.stderr
     assert "the manifest says" in check.stderr
     assert "export dockerfile --bake" in check.stderr
+
+
+def test_an_artifact_changed_with_its_manifest_entry_still_fails_the_build_check(
+    baked: Path,
+) -> None:
+    """The manifest is not the only record: the baked database's hashes must agree too."""
+    [model_file] = (baked / "registry" / "artifacts").rglob("model.skops")
+    model_file.write_bytes(model_file.read_bytes() + b"\0")
+    manifest = json.loads((baked / "manifest.json").read_text())
+    relative = model_file.relative_to(baked).as_posix()
+    manifest["files"][relative] = hashlib.sha256(model_file.read_bytes()).hexdigest()
+    (baked / "manifest.json").write_text(json.dumps(manifest))
+    check = subprocess.run(
+        [sys.executable, *verify_command(str(baked))[1:]], capture_output=True, text=True
+    )
+    assert check.returncode == 1
+    assert f"the database's hash of {relative} is not the manifest's" in check.stderr
