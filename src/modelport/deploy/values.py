@@ -18,10 +18,9 @@ from typing import Any
 from pydantic import SecretStr
 
 from modelport.config import Settings
+from modelport.deploy.dockerfile import HOME, PORT, UID
 from modelport.errors import InvalidInputError
 
-HOME = "/var/lib/modelport"
-"""The server's home in the pod: an emptyDir, since the root file system is read-only."""
 PRE_STOP_SECONDS = 5
 """Pause before SIGTERM so that endpoints drop the pod before it stops accepting requests."""
 DRAIN_MARGIN_SECONDS = 10
@@ -68,7 +67,7 @@ class KubeOptions:
     cpu: str = "1"
     memory: str = "1Gi"
     startup_seconds: int = 120
-    port: int = 8000
+    port: int = PORT
     grpc_port: int | None = None
     service_monitor: bool = True
 
@@ -205,9 +204,9 @@ def chart_values(options: KubeOptions, settings: Settings) -> dict[str, Any]:
         },
         "podSecurityContext": {
             "runAsNonRoot": True,
-            "runAsUser": 10001,
-            "runAsGroup": 10001,
-            "fsGroup": 10001,
+            "runAsUser": UID,
+            "runAsGroup": UID,
+            "fsGroup": UID,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "securityContext": {
