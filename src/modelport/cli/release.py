@@ -67,9 +67,6 @@ def show(
     output.console.print(f"wrote the card of {record.address} to {out}", highlight=False)
 
 
-Text = Annotated[str | None, typer.Option(help="New text ('' clears it).")]
-
-
 @card.command()
 def edit(
     version: VersionArgument,
@@ -86,7 +83,8 @@ def edit(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Change the card's fields; those not given keep their text (audited as version.card)."""
+    """Change the card's fields; those not given keep their text, '' clears one (audited as
+    version.card)."""
     changes: dict[str, Any] = {
         "intended_use": intended_use,
         "limitations": limitations,

@@ -66,7 +66,19 @@ def release_workflow(options: WorkflowOptions) -> str:
         "# Written by `modelport export github-actions`. Set the repository secrets\n"
         f"# {' and '.join(SECRETS)} to the registry the models live in.\n"
     )
-    return header + yaml.safe_dump(document, sort_keys=False, width=100)
+    return header + yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=100)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line scripts as literal blocks (``run: |``), as people write workflows."""
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _text)
 
 
 def _steps(options: WorkflowOptions, model: str) -> list[dict[str, Any]]:
@@ -97,7 +109,8 @@ def _steps(options: WorkflowOptions, model: str) -> list[dict[str, Any]]:
         {
             "name": "Set up Python",
             "uses": "actions/setup-python@v5",
-            "with": {"python-version": options.python, "cache": "pip"},
+            # no pip cache: setup-python fails when the repository has no requirements file
+            "with": {"python-version": options.python},
         },
         {
             "name": "Install",
