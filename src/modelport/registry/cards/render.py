@@ -13,9 +13,11 @@ from html import escape
 
 from modelport.registry.cards.document import Block, CardDocument, Items, Table
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~&])")
-_MD_LINE_START = re.compile(r"^(\s*)(?:([-=]+\s*$|-\s)|(\d+)\.(?=\s|$))", re.MULTILINE)
-"""What would make a line a list item or a heading's underline: ``- x``, ``1. x``, ``---``."""
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
+"""Markup anywhere in a line: emphasis, code, links and images (their brackets), HTML and
+entities, table cells, strikethrough."""
+_MD_LINE_START = re.compile(r"^(\s*)(?:([-=]+\s*$|[-+]\s|#)|(\d+)\.(?=\s|$))", re.MULTILINE)
+"""What makes a line markup only at its start: ``- x``, ``+ x``, ``1. x``, ``# x``, ``---``."""
 
 
 def markdown(document: CardDocument) -> str:
@@ -72,8 +74,9 @@ def _md_block(block: Block) -> str:
         rows = ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
         caption = [f"**{_md(block.caption)}**", ""] if block.caption else []
         return "\n".join([*caption, head, rule, *rows])
-    # a paragraph keeps its line breaks (two spaces: a Markdown line break)
-    return "  \n".join(_md(line) for line in block.strip().splitlines())
+    # paragraphs stay apart, and lines inside one keep their breaks (two trailing spaces)
+    paragraphs = [p for p in re.split(r"\n\s*\n", block.strip()) if p.strip()]
+    return "\n\n".join("  \n".join(_md(line) for line in p.splitlines()) for p in paragraphs)
 
 
 def _html_block(block: Block) -> str:
