@@ -62,8 +62,10 @@ def holdout(tmp_path: Path, iris_frame: tuple[pd.DataFrame, np.ndarray]) -> Path
     return path
 
 
-def _check(cli: Cli, version: str, *extra: str) -> tuple[int, dict[str, Any]]:
-    done = cli("check", version, "--against", "iris@production", *extra, "--json")
+def _check(
+    cli: Cli, version: str, *extra: str, against: str = "iris@production"
+) -> tuple[int, dict[str, Any]]:
+    done = cli("check", version, "--against", against, *extra, "--json")
     assert done.returncode in (0, 1), done.stderr
     report = json.loads(done.stdout)
     return done.returncode, {c["name"]: c for c in report["checks"]}
@@ -213,3 +215,30 @@ def test_a_first_release_skips_the_comparisons_and_bad_options_are_errors(
     assert wrong.returncode == 1
     assert "has no column 'nope'" in wrong.stderr
     assert cli("check", "iris/7", "--against", "iris@production").returncode == 1
+
+
+def test_a_regressor_is_compared_on_r2_and_rmse(
+    cli: Cli, settings: Settings, registry: Registry, tmp_path: Path
+) -> None:
+    from sklearn.datasets import make_regression
+    from sklearn.linear_model import Ridge
+
+    X, y = make_regression(n_samples=300, n_features=5, noise=5.0, random_state=1)
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(5)])
+    good = Ridge().fit(frame, y)
+    worse = Ridge().fit(frame, np.random.default_rng(1).permutation(y))
+    for model in (good, good, worse):
+        modelport.log_model(model, "prices", frame.head(20), settings=settings)
+    registry.set_alias("prices", "production", 1)
+    data = tmp_path / "holdout.csv"
+    frame.assign(target=y).to_csv(data, index=False)
+    holdout = ("--data", str(data), "--label", "target")
+    _, same = _check(cli, "prices/2", *holdout, against="prices@production")
+    assert same["quality"]["status"] == "pass"
+    assert "r2" in same["quality"]["detail"]
+    assert "rmse" in same["quality"]["detail"]
+    code, checks = _check(cli, "prices/3", *holdout, against="prices@production")
+    assert code == 1
+    assert checks["quality"]["status"] == "fail"
+    assert "r2" in checks["quality"]["detail"]
+    assert "rmse" in checks["quality"]["detail"]
