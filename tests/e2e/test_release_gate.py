@@ -101,6 +101,7 @@ def test_an_equal_model_passes_every_check_and_its_card_renders(
     assert card.stdout.startswith("# Model card: iris/2")
     assert "Teaching demos." in card.stdout
     assert "| sepal\\_length | float64 | \\[N\\] | no |" in card.stdout
+    assert cli("card", "--html", "iris/2").stdout.startswith("<!doctype html>")
     page = tmp_path / "card.html"
     assert cli("card", "show", "iris/2", "--html", "-o", str(page)).returncode == 0
     assert "<h2>Intended use</h2><p>Teaching demos.</p>" in page.read_text()

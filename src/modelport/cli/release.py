@@ -25,10 +25,10 @@ if TYPE_CHECKING:
 
 
 class _ShowByDefault(TyperGroup):
-    """`modelport card iris/3` means `modelport card show iris/3`."""
+    """`modelport card iris/3` (or `card --html iris/3`) means `modelport card show …`."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # click's Context, vendored
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
             args = ["show", *args]
         return super().parse_args(ctx, args)
 
