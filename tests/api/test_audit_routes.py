@@ -177,6 +177,15 @@ def _calls(
             lambda c, h: c.delete(alias.format(name="iris", alias="nothing"), headers=h),
             "alias.delete",
         ),
+        ("put", "/api/models/{name}/versions/{version}/card"): (
+            lambda c, h: c.put(
+                "/api/models/iris/versions/1/card", json={"limitations": "iris only"}, headers=h
+            ),
+            lambda c, h: c.put(
+                "/api/models/iris/versions/9/card", json={"limitations": "iris only"}, headers=h
+            ),
+            "version.card",
+        ),
         ("post", "/api/keys"): (
             lambda c, h: c.post("/api/keys", json={"scope": "read"}, headers=h),
             lambda c, h: c.post(

@@ -27,6 +27,7 @@ from modelport.cli import (
     quality,
     quickstart,
     references,
+    release,
     schedules,
     serving,
     stream,
@@ -96,6 +97,8 @@ app.add_typer(export.app, name="export")
 app.add_typer(references.app, name="reference")
 app.add_typer(drift.app, name="drift")
 app.add_typer(experiments.app, name="experiments")
+app.add_typer(release.card, name="card")
+app.command()(release.check)
 
 
 @app.command()
