@@ -93,6 +93,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(config.app, name="config")
 for kube_export in (export_kube.k8s, export_kube.helm, export_kube.kserve):
     export.app.command()(kube_export)
+export.app.command("github-actions")(release.github_actions)
 app.add_typer(export.app, name="export")
 app.add_typer(references.app, name="reference")
 app.add_typer(drift.app, name="drift")

@@ -37,7 +37,18 @@ class CardBody(BaseModel):
     owners: list[str] | None = Field(None, description="Who answers for it (names or emails).")
 
 
-@reader.get(CARD, response_model=None)
+_CARD_TYPES = {
+    "text/markdown": {"schema": {"type": "string"}},
+    "text/html": {"schema": {"type": "string"}},
+    "application/json": {"schema": {"type": "object"}},
+}
+
+
+@reader.get(
+    CARD,
+    response_model=None,
+    responses={200: {"description": "The card", "content": _CARD_TYPES}},
+)
 async def get_card(
     request: Request,
     name: str,
