@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -122,7 +121,7 @@ def dockerfile(
                 f"baked {item.address} (version {item.version}) into {out / BAKE_CONTEXT}",
                 highlight=False,
             )
-    _write(out, files)
+    output.write_files(out, files)
     _check_wheel(out, options.wheel)
 
 
@@ -153,7 +152,7 @@ def compose(
     if out is None:
         typer.echo(files["compose.yaml"], nl=False)
         return
-    _write(out, files)
+    output.write_files(out, files)
     output.console.print(
         f"next: cp {out / '.env.example'} {out / '.env'}, replace its placeholders, then "
         "see docs/shipping.md",
@@ -162,15 +161,6 @@ def compose(
     )
     if image is None:
         _check_wheel(out, image_options.wheel)
-
-
-def _write(folder: Path, files: Mapping[str, str]) -> None:
-    with output.reporting_errors():
-        for relative, text in files.items():
-            path = folder / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            output.console.print(f"wrote {path}", highlight=False)
 
 
 def _check_wheel(folder: Path, wheel: str) -> None:

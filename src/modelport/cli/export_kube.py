@@ -57,15 +57,6 @@ ServiceMonitor = Annotated[
 ]
 
 
-def _write(out: Path, files: dict[str, str]) -> None:
-    with output.reporting_errors():
-        for relative, text in files.items():
-            path = out / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-    output.console.print(f"wrote {len(files)} files to {out}", highlight=False)
-
-
 def k8s(
     models: Models,
     out: Annotated[
@@ -105,7 +96,7 @@ def k8s(
         return
     files = {file: kubernetes.dump(manifest) for file, manifest in found.items()}
     files[kubernetes.SECRET_TEMPLATE_FILE] = kubernetes.dump(secret)
-    _write(out, files)
+    output.write_files(out, files)
 
 
 def helm(
@@ -140,7 +131,7 @@ def helm(
     files = helm_chart.chart(values)
     secret = kubernetes.secret_template(values, namespace)
     files[kubernetes.SECRET_TEMPLATE_FILE] = kubernetes.dump(secret)
-    _write(out, files)
+    output.write_files(out, files)
 
 
 def kserve(
@@ -175,4 +166,4 @@ def kserve(
     files[kubernetes.SECRET_TEMPLATE_FILE] = kubernetes.dump(
         kubernetes.secret_template(values, namespace)
     )
-    _write(out, files)
+    output.write_files(out, files)

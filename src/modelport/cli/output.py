@@ -12,6 +12,7 @@ import errno
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -91,6 +92,16 @@ def emit_resource(document: dict[str, Any], everything: dict[str, Any], output_f
         typer.echo(yaml.safe_dump(document, sort_keys=False), nl=False)
     else:
         fail(InvalidInputError(f"--output must be yaml or json, not {output_format!r}"))
+
+
+def write_files(folder: Path, files: Mapping[str, str]) -> None:
+    """Generated files (relative path → text) into ``folder``, each one named as written."""
+    with reporting_errors():
+        for relative, text in files.items():
+            path = folder / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            console.print(f"wrote {path}", highlight=False)
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
