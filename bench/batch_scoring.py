@@ -1,13 +1,15 @@
 """Batch scoring throughput and memory: ``modelport batch`` (local engine) against the raw
 in-process limit, the model's own ``predict_proba`` on the same 1,024-row chunks with no file
 reading or writing, for the small and medium models; then the run's peak memory as the
-input grows tenfold. With ``--engine dask``, the same runs on a local Dask cluster
-(``--dask-workers`` processes of one thread) beside them.
+input grows tenfold. Both throughputs vary by tens of percent from one pass to the next on a
+shared machine, so each model runs ``--rounds`` interleaved raw/batch rounds (after a raw
+warm-up pass) and the table gives the median of each. With ``--engine dask``, the same runs
+on a local Dask cluster (``--dask-workers`` processes of one thread) beside them.
 
 Each run is its own process (``modelport batch --json``), so its peak RSS is its own.
 
     .venv/bin/python bench/batch_scoring.py [--rows 500000] [--chunk-rows 1024]
-        [--engine dask [--dask-workers 2]]
+        [--rounds 3] [--engine dask [--dask-workers 2]]
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=500_000)
     parser.add_argument("--chunk-rows", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--engine", choices=["local", "dask"], default="local")
     parser.add_argument("--dask-workers", type=int, default=2)
     args = parser.parse_args()
@@ -61,9 +64,15 @@ def main() -> None:
         print("|---|---:|---:|---:|---:|" + ("---:|" if scheduler else ""))
         for name, model in models.items():
             source = _input(Path(scratch), name, model.rows, args.rows)
-            raw = _raw_rows_per_s(model.estimator, model.rows, args.rows, args.chunk_rows)
-            summary, _ = _batch(env, name, source, Path(scratch) / f"out-{name}", args.chunk_rows)
-            ours = summary["rows"] / summary["seconds"]
+            raw_pass = (model.estimator, model.rows, args.rows, args.chunk_rows)
+            _raw_rows_per_s(*raw_pass)  # warm-up
+            raws, batches = [], []
+            for _ in range(args.rounds):
+                raws.append(_raw_rows_per_s(*raw_pass))
+                out = Path(scratch) / f"out-{name}"
+                summary, _ = _batch(env, name, source, out, args.chunk_rows)
+                batches.append(summary["rows"] / summary["seconds"])
+            raw, ours = float(np.median(raws)), float(np.median(batches))
             row = f"| {name} | {args.rows:,} | {raw:,.0f} | {ours:,.0f} | {ours / raw:.2f} |"
             if scheduler:
                 out = Path(scratch) / f"dask-{name}"

@@ -52,6 +52,21 @@ def test_probabilities_and_labels_equal_the_estimators(
     np.testing.assert_array_equal(outputs["label"], model.predict(X[:rows]))
 
 
+@pytest.mark.parametrize("n_classes", [3, 7, 8, 11])
+def test_softmax_by_column_or_by_row_equals_the_estimators_to_the_bit(n_classes: int) -> None:
+    """Both sides of SEQUENTIAL_SUM_BELOW, on wide-ranging scores where a different order of
+    additions would change the last bits."""
+    X, y = make_classification(
+        n_samples=2000, n_features=12, n_informative=10, n_classes=n_classes, random_state=3
+    )
+    X = X * np.random.default_rng(0).uniform(0.1, 40, X.shape[1])
+    model = LogisticRegression(max_iter=2000).fit(X, y)
+    signature = Signature(SignatureKind.TENSOR, (TensorSpec("input", "float64", (-1, 12)),))
+    outputs = path(model, signature).predict(Batch.of({"input": X}))
+    assert outputs is not None
+    np.testing.assert_array_equal(outputs["probabilities"], model.predict_proba(X))
+
+
 def test_integer_and_float32_inputs_are_converted_as_the_estimator_does() -> None:
     model, X = fitted(3)
     for rows in (np.rint(X[:9]).astype(np.int64), X[:9].astype(np.float32)):

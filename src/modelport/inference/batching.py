@@ -7,9 +7,11 @@ once. A call the model is known to answer within ``inline_max_ms`` (timed per ba
 runs right on the event loop; any other call waits for a free model slot (the executor's
 threads, shared by every loaded version) while more requests join it. ``max_wait_ms`` only
 applies when a batch is already forming (more than one request queued): it lets the batch
-wait that long for more rows. Rows are split back so every request gets exactly its own, in
-order. If a merged call fails, each request is retried alone, so one bad request cannot fail
-its neighbours. The queue is bounded in rows; past it, requests get a 503 with
+wait that long for more rows. A batch that fills a call by itself (a piece of a batch job)
+arriving at an empty queue skips the queue when the model is fast enough to run inline: the
+dispatcher could only hand it on unchanged. Rows are split back so every request gets exactly
+its own, in order. If a merged call fails, each request is retried alone, so one bad request
+cannot fail its neighbours. The queue is bounded in rows; past it, requests get a 503 with
 ``Retry-After`` instead of unbounded latency.
 """
 
@@ -110,6 +112,9 @@ class Batcher:
                 f"the queue of this model holds {self._queued_rows} rows "
                 f"(limit {self._options.max_queue_rows}); retry shortly"
             )
+        fills_a_call = batch.n_rows >= self._options.max_batch_size
+        if fills_a_call and not self._queue and self._fast_enough(batch.n_rows):
+            return await self._alone_inline(batch)
         pending = _Pending(batch, asyncio.get_running_loop().create_future())
         self._queue.append(pending)
         self._queued_rows += batch.n_rows
@@ -120,13 +125,27 @@ class Batcher:
             self._dispatcher = asyncio.create_task(self._dispatch_forever())
         return await pending.future
 
+    async def _alone_inline(self, batch: Batch) -> Outputs:
+        """A batch that fills a call by itself (a piece of a job or a batch run) while nothing
+        waits, for a model fast enough to answer it on the loop: called at once, since the
+        queue and dispatcher could only hand it on unchanged, at a cost near the model's own
+        for a small model. The loop is given up after it, as the dispatcher does."""
+        self._queue_wait.observe(0.0)
+        self._observe(Release.FULL, batch.n_rows)
+        outputs = await self._executor.run(lambda: self._timed_call(batch), inline=True)
+        await asyncio.sleep(0)
+        return outputs
+
     def _runs_inline(self) -> bool:
         """The batch about to leave is one this model is known to answer faster than
         ``inline_max_ms``: cheaper on the event loop than handed to a model thread."""
-        if self._options.inline_max_ms <= 0:
-            return False
         limit = self._options.max_batch_size
         rows = limit if self._options.max_wait_ms > 0 else min(self._queued_rows, limit)
+        return self._fast_enough(rows)
+
+    def _fast_enough(self, rows: int) -> bool:
+        if self._options.inline_max_ms <= 0:
+            return False
         estimate = self._call_times.estimate(rows)
         return estimate is not None and estimate * 1000 < self._options.inline_max_ms
 

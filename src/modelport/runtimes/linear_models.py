@@ -39,9 +39,33 @@ class LogisticRegressionPath:
         if self._binary:  # scikit-learn's _predict_proba_lr, on the one column of scores
             positive = self._expit(scores.reshape(-1), out=scores.reshape(-1))
             probabilities = np.stack([1 - positive, positive], axis=1)
+        elif scores.shape[1] < SEQUENTIAL_SUM_BELOW:
+            probabilities = _softmax_by_column(scores)
         else:
             probabilities = self._softmax(scores, copy=False)
         return classifier_outputs(self._classes, probabilities)
+
+
+SEQUENTIAL_SUM_BELOW = 8
+"""numpy sums a row of fewer than 8 values left to right (pairwise, in unrolled blocks, from
+8 on), so below that column-by-column adds give its sums to the bit."""
+
+
+def _softmax_by_column(scores: np.ndarray) -> np.ndarray:
+    """scikit-learn's softmax, in place, with the row max and sum taken column by column: a
+    numpy reduction along a row of 3 values cost 40 µs for 1,024 rows, the columns 4 µs, and
+    softmax was three quarters of a small model's batch call (bench/batch_scoring.py)."""
+    columns = scores.shape[1]
+    peak = scores[:, 0].copy()
+    for j in range(1, columns):
+        np.maximum(peak, scores[:, j], out=peak)
+    scores -= peak[:, None]
+    np.exp(scores, out=scores)
+    total = scores[:, 0].copy()
+    for j in range(1, columns):
+        total += scores[:, j]
+    scores /= total[:, None]
+    return scores
 
 
 def logistic_regression_path(model: object, signature: Signature) -> LogisticRegressionPath | None:

@@ -99,6 +99,19 @@ class OutputLayout:
             )
         return cls(pa.schema(fields), outputs, tuple(passthrough), format)
 
+    def dictionary_columns(self) -> list[str]:
+        """Columns worth a Parquet dictionary: the ones whose values repeat. Labels, the version
+        and text passthrough columns (categories) do; scores hardly do, nor do numeric
+        passthrough columns (row ids), and a dictionary tried on each of them made writing the
+        slowest step of a small model's run (bench/batch_scoring.py)."""
+        passthrough = set(self.passthrough)
+        return [
+            f.name
+            for f in self.schema
+            if (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+            or (f.name not in passthrough and not _floating(f.type))
+        ]
+
     def table(self, batch: pa.RecordBatch, outputs: Outputs, version: int) -> pa.Table:
         columns: list[pa.Array] = [batch.column(name) for name in self.passthrough]
         for spec in self.outputs:
@@ -108,6 +121,12 @@ class OutputLayout:
             [c.cast(f.type) for c, f in zip(columns, self.schema, strict=True)],
             schema=self.schema,
         )
+
+
+def _floating(kind: pa.DataType) -> bool:
+    if pa.types.is_fixed_size_list(kind) or pa.types.is_list(kind):
+        return _floating(kind.value_type)
+    return bool(pa.types.is_floating(kind))
 
 
 def _element_type(spec: TensorSpec) -> pa.DataType:

@@ -15,7 +15,7 @@ import asyncio
 import functools
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -52,7 +52,10 @@ Progress = Callable[[int], None]
 READ_ROWS = 65_536
 """Rows read, assembled and written at a time (``chunk_rows`` only sets the model's share):
 a file call per 1,024 rows cost more than a small model's prediction did
-(bench/batch_scoring.py). Memory is bounded by this and a Parquet row group, not the input."""
+(bench/batch_scoring.py). Memory is bounded by this, a Parquet row group and
+``PARTS_IN_FLIGHT``, not the input."""
+PARTS_IN_FLIGHT = 2
+"""Parts a process scores at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +209,14 @@ class PartScorer:
         """Score one part into its output file; its row count."""
         plan = self._plan
         path = part_path(self._root_out, part, plan.job.format)
+        layout = plan.layout
         writer = await asyncio.to_thread(
-            PartWriter, self._fs_out, path, plan.layout.schema, plan.job.format
+            PartWriter,
+            self._fs_out,
+            path,
+            layout.schema,
+            plan.job.format,
+            layout.dictionary_columns(),
         )
         try:
             rows = await self._score_into(part, writer, progress)
@@ -216,6 +225,22 @@ class PartScorer:
             raise
         await asyncio.to_thread(writer.commit)
         return rows
+
+    async def score_all(self, parts: Sequence[Part], progress: Progress | None = None) -> int:
+        """Score ``parts``, ``PARTS_IN_FLIGHT`` at a time: a part's first read and last write
+        then overlap another part's predictions instead of leaving the model idle."""
+        turns = asyncio.Semaphore(PARTS_IN_FLIGHT)
+
+        async def one(part: Part) -> int:
+            async with turns:
+                return await self.score(part, progress)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                scored = [group.create_task(one(part)) for part in parts]
+        except BaseExceptionGroup as failed:  # the others were cancelled: report the first
+            raise failed.exceptions[0] from None
+        return sum(task.result() for task in scored)
 
     async def _score_into(self, part: Part, writer: PartWriter, progress: Progress | None) -> int:
         plan = self._plan
@@ -298,7 +323,7 @@ async def score_locally(
         return 0, 0.0
     async with part_scorer(settings, plan) as scorer:
         started = time.perf_counter()
-        rows = sum([await scorer.score(part, progress) for part in plan.todo])
+        rows = await scorer.score_all(plan.todo, progress)
         return rows, time.perf_counter() - started
 
 
