@@ -67,9 +67,9 @@ def main() -> None:
             raw_pass = (model.estimator, model.rows, args.rows, args.chunk_rows)
             _raw_rows_per_s(*raw_pass)  # warm-up
             raws, batches = [], []
-            for _ in range(args.rounds):
+            for round_ in range(args.rounds):
                 raws.append(_raw_rows_per_s(*raw_pass))
-                out = Path(scratch) / f"out-{name}"
+                out = Path(scratch) / f"out-{name}-{round_}"
                 summary, _ = _batch(env, name, source, out, args.chunk_rows)
                 batches.append(summary["rows"] / summary["seconds"])
             raw, ours = float(np.median(raws)), float(np.median(batches))
