@@ -71,6 +71,44 @@ def test_entries_read_back_exactly_and_filter(store: PredictionStore) -> None:
     assert [e.request_id for e in following] == ["b", "c"]
 
 
+def test_every_kind_of_value_reads_back_as_written(store: PredictionStore) -> None:
+    """Text that needs escaping, nulls, a true flag and a whole-number latency: SQLite's batch
+    goes through one JSON array, which must not change a value."""
+    at = datetime(2026, 12, 6, 21, 5, 7, 1, tzinfo=UTC)
+    odd = entry('ü-"q"-\\', at)._replace(
+        deployment="fraud",
+        slot=None,
+        version=None,
+        unit_id=None,
+        status=500,
+        error="model_error",
+        latency_ms=3.0,
+        rows=0,
+        shadow=True,
+        inputs='{"city":["Zürich \\"Nord\\"","\\u2028 \\\\ end"],"n":[9007199254740993]}',
+        outputs=None,
+    )
+    store.write([odd])
+    (back,) = store.query(PredictionQuery())
+    assert (back.request_id, back.at, back.deployment, back.slot, back.version) == (
+        odd.request_id,
+        at,
+        "fraud",
+        None,
+        None,
+    )
+    assert (back.unit_id, back.status, back.error, back.latency_ms, back.rows, back.shadow) == (
+        None,
+        500,
+        "model_error",
+        3.0,
+        0,
+        True,
+    )
+    assert back.inputs == {"city": ['Zürich "Nord"', "\u2028 \\ end"], "n": [9007199254740993]}
+    assert back.outputs is None
+
+
 def test_prune_removes_only_old_entries(store: PredictionStore) -> None:
     now = datetime.now(UTC)
     store.write([entry(f"old-{n}", now - timedelta(days=40)) for n in range(3)])
