@@ -137,8 +137,8 @@ class PredictionStore:
             cursor = connection.connection.cursor()
             try:
                 if connection.dialect.name == "sqlite":
-                    texts = [(e.request_id, _sqlite_instant(e.at), *e[2:]) for e in entries]
-                    cursor.execute(_SQLITE_INSERT, (orjson.dumps(texts).decode(),))
+                    values = [(e.request_id, _sqlite_instant(e.at), *e[2:]) for e in entries]
+                    cursor.execute(_SQLITE_INSERT, (orjson.dumps(values).decode(),))
                 else:
                     rows = [(e.request_id, _naive_utc(e.at), *e[2:]) for e in entries]
                     cursor.executemany(_INSERT, rows)
