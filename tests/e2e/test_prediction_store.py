@@ -109,6 +109,16 @@ def test_every_kind_of_value_reads_back_as_written(store: PredictionStore) -> No
     assert back.outputs is None
 
 
+def test_a_full_batch_is_written_whole_and_in_order(
+    store: PredictionStore,
+) -> None:
+    now = datetime.now(UTC)
+    count = 500  # the log's batch
+    store.write([entry(f"r{n}", now, version=n) for n in range(count)])
+    back = store.query(PredictionQuery(after_id=0, limit=count + 1))
+    assert [(e.request_id, e.version) for e in back] == [(f"r{n}", n) for n in range(count)]
+
+
 def test_prune_removes_only_old_entries(store: PredictionStore) -> None:
     now = datetime.now(UTC)
     store.write([entry(f"old-{n}", now - timedelta(days=40)) for n in range(3)])
