@@ -5,11 +5,14 @@ feedback joins logged answers by request and by unit."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from modelport.config import Settings
+from modelport.errors import StorageUnavailableError
 from modelport.monitoring.feedback import Feedback, FeedbackStore
 from modelport.monitoring.predictions import NewEntry, PredictionQuery, PredictionStore
 from modelport.registry import Registry
@@ -117,6 +120,39 @@ def test_a_full_batch_is_written_whole_and_in_order(
     store.write([entry(f"r{n}", now, version=n) for n in range(count)])
     back = store.query(PredictionQuery(after_id=0, limit=count + 1))
     assert [(e.request_id, e.version) for e in back] == [(f"r{n}", n) for n in range(count)]
+
+
+def test_a_locked_table_is_a_storage_error_the_log_retries(backend: Settings) -> None:
+    """Another writer holding the table past ``db_timeout_s`` makes the batch a 503 error,
+    which the prediction log retries, never a bare driver error, which would drop the batch
+    (on PostgreSQL the insert statement itself times out); entries before and after stay."""
+    registry = Registry.from_settings(backend.model_copy(update={"db_timeout_s": 0.3}))
+    try:
+        store = PredictionStore(registry.database)
+        now = datetime.now(UTC)
+        store.write([entry("before", now)])
+        with _table_locked(registry.database), pytest.raises(StorageUnavailableError):
+            store.write([entry("while-locked", now)])
+        store.write([entry("after", now)])
+        assert [e.request_id for e in store.query(PredictionQuery())] == ["after", "before"]
+    finally:
+        registry.close()
+
+
+@contextmanager
+def _table_locked(database: Database) -> Iterator[None]:
+    other = sa.create_engine(database.engine.url, poolclass=sa.pool.NullPool)
+    with other.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
+            connection.exec_driver_sql("LOCK TABLE prediction_log IN ACCESS EXCLUSIVE MODE")
+        try:
+            yield
+        finally:
+            connection.exec_driver_sql("ROLLBACK")
+    other.dispose()
 
 
 def test_prune_removes_only_old_entries(store: PredictionStore) -> None:

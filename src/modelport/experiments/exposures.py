@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 
 from modelport.inference.observers import Outcome, QueuedObserver
 from modelport.inference.router import Router
 from modelport.rollout.endpoint import DeploymentEndpoint
+from modelport.store.bulk import insert_rows, sqlite_instant
 from modelport.store.tables import ExposureRow, utcnow
 from modelport.store.unit_of_work import Database
 
@@ -44,24 +45,32 @@ class ExposureStore:
     def record(self, exposures: Sequence[Exposure]) -> None:
         """Write the first exposure of each unit. A unit written already (by another replica,
         before a restart) keeps its row: one statement, no read first, however many replicas
-        race (and no RETURNING, which more than doubled the cost of a row)."""
+        race (and no RETURNING, which more than doubled the cost of a row). On SQLite the
+        statement takes its rows as one JSON array (:mod:`modelport.store.bulk`)."""
         first: dict[tuple[str, str], Exposure] = {}
         for exposure in exposures:
             first.setdefault((exposure.experiment, exposure.unit_id), exposure)
-        rows = [
-            {
-                "experiment": e.experiment,
-                "unit_id": e.unit_id,
-                "variant": e.variant,
-                "step": e.step,
-                "at": e.at,
-            }
-            for e in first.values()
-        ]
         with self._db.write() as s:
-            dialect = s.get_bind().dialect.name
-            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            s.execute(insert(ExposureRow).on_conflict_do_nothing(), rows)
+            connection = s.connection()
+            if connection.dialect.name == "sqlite":
+                rows = [
+                    (e.experiment, e.unit_id, e.variant, e.step, sqlite_instant(e.at))
+                    for e in first.values()
+                ]
+                columns = ("experiment", "unit_id", "variant", "step", "at")
+                insert_rows(connection, "experiment_exposures", columns, rows, skip_conflicts=True)
+                return
+            rows_by_name = [
+                {
+                    "experiment": e.experiment,
+                    "unit_id": e.unit_id,
+                    "variant": e.variant,
+                    "step": e.step,
+                    "at": e.at,
+                }
+                for e in first.values()
+            ]
+            s.execute(postgresql.insert(ExposureRow).on_conflict_do_nothing(), rows_by_name)
 
 
 class ExposureRecorder:

@@ -8,10 +8,10 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-import orjson
 from sqlalchemy import Text, cast, delete, select
 
 from modelport.durations import parse_instant
+from modelport.store.bulk import insert_rows, sqlite_instant
 from modelport.store.tables import PredictionRow
 from modelport.store.unit_of_work import Database
 
@@ -43,23 +43,11 @@ _INSERT = (
     f"INSERT INTO prediction_log ({', '.join(NewEntry._fields)}) "
     f"VALUES ({', '.join(['%s'] * len(NewEntry._fields))})"
 )
-_SQLITE_INSERT = (
-    f"INSERT INTO prediction_log ({', '.join(NewEntry._fields)}) SELECT "
-    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(NewEntry._fields)))
-    + " FROM json_each(?)"
-)
-"""Each element of the one parameter is an entry's values in column order."""
 
 
 def _naive_utc(at: datetime) -> datetime:
     """As :class:`~modelport.store.tables.UTCDateTime` stores a time: naive UTC."""
     return at.astimezone(UTC).replace(tzinfo=None)
-
-
-def _sqlite_instant(at: datetime) -> str:
-    """On SQLite, the text SQLAlchemy writes for a naive UTC time and parses back. Entries
-    are made in UTC: the offset is cut off rather than converted (a third of the cost)."""
-    return at.isoformat(" ", "microseconds")[:26]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,31 +109,26 @@ class PredictionStore:
         self._db = database
 
     def write(self, entries: Sequence[NewEntry]) -> None:
-        """One transaction and one driver call for the whole batch.
+        """One transaction for the whole batch, in one statement on SQLite.
 
-        Rows go to the driver's own cursor as they are (inputs and outputs already JSON text,
-        the time in the form the dialect stores): the ORM's per-row work cost three times the
-        rest of the write, and even SQLAlchemy's plain ``exec_driver_sql`` half as much again.
-        On SQLite the batch is one statement over one JSON array: ``executemany`` takes the
-        GIL back for every row, and the event loop, handing it over each time, served a
-        third fewer requests while the log was on (bench/prediction_log.py). Statements of
-        50 rows each cost SQLite half the CPU of the JSON array, yet served fewer requests in
-        two runs of the bench: binding their parameters holds the GIL.
+        Rows go as they are (inputs and outputs already JSON text, the time in the form the
+        dialect stores), as driver SQL: the ORM's per-row work cost three times the rest of
+        the write. On SQLite the batch is one statement over one JSON array
+        (:mod:`modelport.store.bulk`); statements of 50 rows each cost SQLite half its CPU,
+        yet served fewer requests in two runs of the bench: binding their parameters holds
+        the GIL. Either way errors come through SQLAlchemy, so an unreachable database is the
+        503 the log retries, not a lost batch.
         """
         if not entries:
             return
         with self._db.write() as session:
             connection = session.connection()
-            cursor = connection.connection.cursor()
-            try:
-                if connection.dialect.name == "sqlite":
-                    values = [(e.request_id, _sqlite_instant(e.at), *e[2:]) for e in entries]
-                    cursor.execute(_SQLITE_INSERT, (orjson.dumps(values).decode(),))
-                else:
-                    rows = [(e.request_id, _naive_utc(e.at), *e[2:]) for e in entries]
-                    cursor.executemany(_INSERT, rows)
-            finally:
-                cursor.close()
+            if connection.dialect.name == "sqlite":
+                values = [(e.request_id, sqlite_instant(e.at), *e[2:]) for e in entries]
+                insert_rows(connection, "prediction_log", NewEntry._fields, values)
+                return
+            rows = [(e.request_id, _naive_utc(e.at), *e[2:]) for e in entries]
+            connection.exec_driver_sql(_INSERT, rows)
 
     def query(self, query: PredictionQuery) -> list[LoggedPrediction]:
         """Newest first, or oldest first after ``after_id``; at most MAX_QUERY_ROWS."""
