@@ -112,9 +112,7 @@ def test_every_kind_of_value_reads_back_as_written(store: PredictionStore) -> No
     assert back.outputs is None
 
 
-def test_a_full_batch_is_written_whole_and_in_order(
-    store: PredictionStore,
-) -> None:
+def test_a_full_batch_is_written_whole_and_in_order(store: PredictionStore) -> None:
     now = datetime.now(UTC)
     count = 500  # the log's batch
     store.write([entry(f"r{n}", now, version=n) for n in range(count)])

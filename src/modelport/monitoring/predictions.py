@@ -39,7 +39,7 @@ class NewEntry(NamedTuple):
     outputs: str | None
 
 
-_INSERT = (
+_INSERT = (  # PostgreSQL's (psycopg's) parameter markers
     f"INSERT INTO prediction_log ({', '.join(NewEntry._fields)}) "
     f"VALUES ({', '.join(['%s'] * len(NewEntry._fields))})"
 )
