@@ -229,6 +229,8 @@ _BAD_JSON: list[tuple[bytes, str]] = [
     (body({"shape": [1], "datatype": "FP64", "data": [1]}), "/inputs/0/name"),
     (body(tensor([1, 2, 3, 4], datatype="fp64")), "/inputs/0/datatype"),
     (body(tensor([1, 2, 3, 4], datatype="FLOAT")), "/inputs/0/datatype"),
+    (body(tensor([1, 2, 3, 4], datatype=["FP64"])), "/inputs/0/datatype"),
+    (body(tensor([1, 2, 3, 4], datatype={"FP64": 1})), "/inputs/0/datatype"),
     (body({"name": "x", "shape": [4], "data": [1, 2, 3, 4]}), "/inputs/0/datatype"),
     (body(tensor([1, 2, 3, 4], shape=[-1, 2])), "/inputs/0/shape"),
     (body(tensor([1, 2, 3, 4], shape=[2.0, 2])), "/inputs/0/shape"),

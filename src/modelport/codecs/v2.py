@@ -192,7 +192,7 @@ def _is_count(value: Any) -> bool:
 
 def tensor_datatype(value: Any, name: str, pointer: str) -> str:
     """A declared datatype, checked against the V2 table."""
-    if value not in DATATYPES:
+    if not isinstance(value, str) or value not in DATATYPES:  # a list or object is unhashable
         raise MalformedRequestError(
             f"input {name!r}: datatype {value!r} is not one of {', '.join(DATATYPES)}",
             pointer=pointer,
@@ -333,7 +333,7 @@ def encode_response(
         array = output.array
         tensor: dict[str, Any] = {
             "name": output.name,
-            "datatype": datatype_of(array.dtype),
+            "datatype": _BY_NUMPY.get(array.dtype, "BYTES"),
             "shape": list(array.shape),
         }
         if output.binary:
@@ -351,7 +351,7 @@ def encode_response(
 def to_json(array: np.ndarray) -> Any:
     """Flat row-major data: numeric arrays go to orjson as they are, text as strings."""
     if array.dtype.kind in "biuf":
-        return np.ascontiguousarray(array).ravel()
+        return array.ravel()  # always C-contiguous, as orjson needs: a view, or a copy
     return [as_text(v) for v in array.ravel().tolist()]
 
 
