@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from modelport.config import Settings
 from modelport.serving import create_app
+from modelport.serving.http.app import FIRST_GENERATION_GC, SWITCH_INTERVAL_S
 
 REQUEST_ID = "x-request-id"
 
@@ -216,3 +219,11 @@ def test_a_large_body_is_parsed_off_the_event_loop(
 
     asyncio.run(main())
     assert finished == ["healthz", "csv"]
+
+
+def test_a_serving_process_tunes_its_interpreter(serve: Any, iris_served: np.ndarray) -> None:
+    gc.set_threshold(700, 10, 10)  # Python's defaults, whatever an earlier test left
+    sys.setswitchinterval(0.005)
+    with serve(["iris"]):
+        assert gc.get_threshold() == (FIRST_GENERATION_GC, 10, 10)
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_S)
