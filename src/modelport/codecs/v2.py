@@ -49,9 +49,11 @@ EXTENSIONS = ("binary_tensor_data",)
 
 def datatype_of(dtype: np.dtype[Any] | str) -> str:
     """The V2 datatype of a numpy dtype or signature dtype name; text and objects are BYTES."""
-    if isinstance(dtype, str) and dtype == "string":
-        return "BYTES"
-    return _BY_NUMPY.get(np.dtype(dtype), "BYTES")
+    if isinstance(dtype, str):
+        if dtype == "string":
+            return "BYTES"
+        dtype = np.dtype(dtype)
+    return _BY_NUMPY.get(dtype, "BYTES")
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,7 +335,7 @@ def encode_response(
         array = output.array
         tensor: dict[str, Any] = {
             "name": output.name,
-            "datatype": _BY_NUMPY.get(array.dtype, "BYTES"),
+            "datatype": datatype_of(array.dtype),
             "shape": list(array.shape),
         }
         if output.binary:
