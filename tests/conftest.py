@@ -32,6 +32,9 @@ from modelport.registry import Registry
 from tests import processes
 from tests.webhooks import Receiver
 
+WORKER_EXIT_S = 10.0
+"""How long the last check waits for a killed server's workers to stop on their own."""
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "MODELPORT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -58,7 +61,7 @@ def no_listening_process_left_behind() -> Iterator[None]:
     """
     processes.mark_this_process()
     yield
-    leftovers = processes.listening_leftovers()
+    leftovers = processes.still_listening_after(WORKER_EXIT_S)
     if leftovers:
         processes.stop(leftovers)
         pytest.fail(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,17 @@ def listening_leftovers() -> list[Leftover]:
         if addresses:
             found.append(Leftover(int(entry.name), command[:200], addresses))
     return found
+
+
+def still_listening_after(grace_s: float) -> list[Leftover]:
+    """The leftovers that outlive ``grace_s``: a worker whose supervisor a fixture killed stops
+    on its own (the kernel sends it SIGTERM, and it drains), just not at once."""
+    deadline = time.monotonic() + grace_s
+    leftovers = listening_leftovers()
+    while leftovers and time.monotonic() < deadline:
+        time.sleep(0.1)
+        leftovers = listening_leftovers()
+    return leftovers
 
 
 def stop(leftovers: list[Leftover]) -> None:
