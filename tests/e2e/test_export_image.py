@@ -50,13 +50,18 @@ def hadolint(dockerfile: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def iris(settings: Settings, iris_data: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """iris/1 and iris/2 registered, production on 2; returns rows to predict."""
+    """iris/1 and iris/2 (with a reference profile) registered, production on 2; returns
+    rows to predict."""
     X, y = iris_data
     modelport.log_model(
         LogisticRegression(max_iter=500).fit(X, y), "iris", X[:10], settings=settings
     )
     modelport.log_model(
-        LogisticRegression(C=0.01, max_iter=500).fit(X, y), "iris", X[:10], settings=settings
+        LogisticRegression(C=0.01, max_iter=500).fit(X, y),
+        "iris",
+        X[:10],
+        reference_data=X,
+        settings=settings,
     )
     from modelport.registry import Registry
 
@@ -262,6 +267,7 @@ def test_the_baked_folder_alone_serves_the_model(
     baked: Path,
     make_settings: Callable[..., Settings],
     iris: np.ndarray,
+    iris_data: tuple[np.ndarray, np.ndarray],
     servers: Callable[..., LiveServer],
     tmp_path: Path,
 ) -> None:
@@ -281,6 +287,9 @@ def test_the_baked_folder_alone_serves_the_model(
     assert len(answer.json()["predictions"]) == 3
     [status] = httpx.get(f"{server.url}/readyz").json()["models"]
     assert status["version"] == 2  # the same number as in the source registry
+    reference = httpx.get(f"{server.url}/api/models/iris/versions/2/reference")
+    assert reference.status_code == 200, reference.text
+    assert reference.json()["rows"] == len(iris_data[0])
 
 
 def test_a_tampered_artifact_fails_the_build_check(baked: Path) -> None:

@@ -29,6 +29,7 @@ from typer.testing import CliRunner
 import modelport
 from modelport.cli.export_kube import helm, k8s, kserve
 from modelport.config import Settings
+from modelport.deploy.kubernetes import CONFIG_CHECKSUM
 from modelport.runtimes.base import ENTRY_POINT_GROUP
 from tests.e2e.conftest import free_port
 
@@ -403,11 +404,48 @@ def test_the_chart_renders_to_exactly_the_k8s_manifests(
         labels = document["metadata"]["labels"]
         assert labels.pop("helm.sh/chart").startswith("modelport-")
         assert labels.pop("app.kubernetes.io/managed-by") == "Helm"
+    checksums = [pod_checksum(found) for found in (got, expected)]
+    assert all(len(checksum) == 64 for checksum in checksums)  # each hashes its own text
     assert got == expected
     data = got["ConfigMap"]["data"]
     assert data["MODELPORT_DRAIN_TIMEOUT_S"] == "2.5"
     assert data["MODELPORT_PUBLIC_URL"] == "https://models.example.com/a b'c\\d"
     assert data["MODELPORT_MODEL_OPTIONS"].startswith('{"iris"')
+
+
+def pod_checksum(found: dict[str, Any]) -> str:
+    """The pod template's ConfigMap checksum, taken out of the Deployment."""
+    annotations = found["Deployment"]["spec"]["template"]["metadata"].pop("annotations")
+    checksum: str = annotations.pop(CONFIG_CHECKSUM)
+    assert not annotations
+    return checksum
+
+
+def test_a_changed_config_map_changes_the_pod_template(
+    runner: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pods read the ConfigMap once, at start: a change must roll them, with `kubectl apply`
+    as with `helm upgrade`."""
+    runner("k8s", "-m", "iris@production", "-o", str(tmp_path / "before"))
+    runner("k8s", "-m", "iris@production", "-o", str(tmp_path / "again"))
+    monkeypatch.setenv("MODELPORT_DRAIN_TIMEOUT_S", "7.5")
+    runner("k8s", "-m", "iris@production", "-o", str(tmp_path / "after"))
+    before, again, after = (
+        pod_checksum(documents(tmp_path / name)) for name in ("before", "again", "after")
+    )
+    assert before == again != after
+
+    runner("helm", "-m", "iris@production", "-o", str(tmp_path / "chart"))
+    with helm_python.Chart.load(tmp_path / "chart") as chart:
+        rendered = [
+            chart.render(values, name="iris", namespace="ml")
+            for values in ({}, {}, {"config": {"MODELPORT_LOG_LEVEL": "debug"}})
+        ]
+    helm_before, helm_again, helm_after = (
+        pod_checksum({"Deployment": yaml.safe_load(r["modelport/templates/deployment.yaml"])})
+        for r in rendered
+    )
+    assert helm_before == helm_again != helm_after
 
 
 def test_chart_values_change_what_renders(runner: Callable[..., Any], tmp_path: Path) -> None:

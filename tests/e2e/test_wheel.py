@@ -18,7 +18,7 @@ import pytest
 from tests.e2e.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("src", "pyproject.toml", "README.md")
+SOURCES = ("src", "pyproject.toml", "README.md", "LICENSE")
 
 
 def run(*command: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:
@@ -57,10 +57,15 @@ def test_sdist_and_wheel_pass_twine_check_and_carry_every_data_file(dist: Path) 
         "modelport/py.typed",
         "modelport/serving/grpc/inference.proto",
         "modelport/store/migrations/env.py",
+        f"modelport-{version}.dist-info/licenses/LICENSE",
         *(f"modelport/store/migrations/versions/{m.name}" for m in migrations),
     ):
         assert needed in listing, needed
     assert "tests/" not in listing
+    sdist = run(
+        sys.executable, "-m", "tarfile", "-l", dist / f"modelport-{version}.tar.gz", cwd=dist
+    )
+    assert f"modelport-{version}/LICENSE" in sdist
 
 
 def test_the_wheel_in_a_fresh_venv_runs_the_quickstart_and_serves(

@@ -3,7 +3,8 @@
 A baked image starts without any service: it serves from an SQLite registry and a local
 artifact folder inside the image. ``bake`` copies each named version out of the current
 registry (every file verified against its recorded SHA-256 on the way out) into
-``<folder>/registry`` under the same model name, version number and alias, and writes
+``<folder>/registry`` under the same model name, version number and alias, with its reference
+profile when it has one (drift inside the image needs it), and writes
 ``<folder>/manifest.json`` with the SHA-256 of every baked file. ``verify`` is the image's
 build step: it fails the build, naming the file, if anything in the context changed between
 the export and the build, and checks that the baked database records the same hashes.
@@ -26,6 +27,7 @@ from sqlalchemy import select, update
 from modelport.config import without_credentials
 from modelport.errors import ArtifactIntegrityError, ModelportError
 from modelport.registry import ModelAddress, PreparedModel, Registry, VersionRecord
+from modelport.registry.references import ReferenceStore
 from modelport.runtimes.base import SavedModel
 from modelport.store.artifacts import ArtifactStore, sha256_of
 from modelport.store.db import create_db_engine
@@ -106,7 +108,7 @@ def _copy(source: Registry, target: Registry, record: VersionRecord) -> VersionR
         record.signature,
         record.trusted,
     )
-    return target.register(
+    copied = target.register(
         record.name,
         prepared,
         description=record.description,
@@ -115,6 +117,14 @@ def _copy(source: Registry, target: Registry, record: VersionRecord) -> VersionR
         metrics=record.metrics,
         lineage={**record.lineage, "baked_from": without_credentials(record.artifact_uri)},
     )
+    # its reference profile too (checked against its SHA-256 on the way out): the image's
+    # drift compares live traffic with what the version was registered against
+    reference = ReferenceStore(source).get(record.name, record.version)
+    if reference is not None:
+        ReferenceStore(target).attach(
+            record.name, record.version, reference.summary, reference.sample
+        )
+    return copied
 
 
 def verify(folder: Path) -> list[BakedModel]:

@@ -104,6 +104,9 @@ spec:
       {{- include "modelport.selectorLabels" . | nindent 6 }}
   template:
     metadata:
+      annotations:
+        {{- /* a changed ConfigMap rolls the pods: they read it once, at start */}}
+        checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sha256sum }}
       labels:
         {{- include "modelport.selectorLabels" . | nindent 8 }}
     spec:

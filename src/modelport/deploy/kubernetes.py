@@ -9,6 +9,7 @@ chart (:mod:`modelport.deploy.helm`) field for field; keep them in step (a test 
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import yaml
@@ -55,6 +56,15 @@ def config_map(values: dict[str, Any], namespace: str | None) -> Manifest:
         "metadata": metadata(values, namespace),
         "data": data,
     }
+
+
+CONFIG_CHECKSUM = "checksum/config"
+"""A pod annotation that changes with the ConfigMap, so ``kubectl apply`` of a changed
+ConfigMap rolls the pods (environment variables are read once, at a container's start)."""
+
+
+def config_checksum(values: dict[str, Any], namespace: str | None) -> str:
+    return hashlib.sha256(dump(config_map(values, namespace)).encode()).hexdigest()
 
 
 def _ports(values: dict[str, Any]) -> list[Manifest]:
@@ -123,7 +133,10 @@ def deployment(values: dict[str, Any], namespace: str | None) -> Manifest:
             },
             "selector": {"matchLabels": selector_labels(values)},
             "template": {
-                "metadata": {"labels": selector_labels(values)},
+                "metadata": {
+                    "annotations": {CONFIG_CHECKSUM: config_checksum(values, namespace)},
+                    "labels": selector_labels(values),
+                },
                 "spec": {
                     "automountServiceAccountToken": False,
                     "terminationGracePeriodSeconds": grace_seconds(values),
