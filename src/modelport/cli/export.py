@@ -15,7 +15,7 @@ from modelport.deploy.bake import bake
 from modelport.deploy.compose import EXTRAS, StackOptions, stack_files
 from modelport.deploy.dockerfile import BAKE_CONTEXT, DEFAULT_BASE, ImageOptions, context_files
 from modelport.deploy.grafana import dashboard
-from modelport.deploy.pins import pinned_requirements
+from modelport.deploy.pins import modelport_version, pinned_requirements
 from modelport.errors import InvalidInputError
 from modelport.monitoring.alerts import AlertThresholds, rules
 
@@ -167,5 +167,7 @@ def _check_wheel(folder: Path, wheel: str) -> None:
     if not (folder / wheel).is_file():
         output.warn(
             f"{folder / wheel} is not there yet: build it into the context with "
-            f"`pip wheel --no-deps --wheel-dir {folder} .` in a modelport checkout"
+            f"`pip wheel --no-deps --wheel-dir {folder} .` in a modelport checkout, or fetch "
+            f"the published one with `pip download --no-deps --only-binary=:all: "
+            f"modelport=={modelport_version()} -d {folder}`"
         )
