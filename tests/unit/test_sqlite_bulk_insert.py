@@ -1,8 +1,10 @@
-"""Rows inserted on SQLite as one JSON array come back as given; a taken key is skipped only
-when asked, and no other constraint is ever waived."""
+"""Rows inserted on SQLite in multi-row statements come back as given and in order, whatever
+their number; a taken key is skipped only when asked, and no other constraint is ever
+waived."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 
 import pytest
@@ -37,6 +39,26 @@ def test_values_come_back_as_given(engine: sa.Engine) -> None:
         ("a", 'quote " and \\ and ü', 2**62, 0.1, 1, "2026-12-06 21:30:01.000005"),
         ("b", None, -1, 3.0, 0, None),
     ]
+
+
+@pytest.mark.parametrize("count", [1, 7, 256, 300, 1_000])
+def test_every_row_of_any_batch_size_arrives_in_order(engine: sa.Engine, count: int) -> None:
+    rows = [(f"k{i:05d}", f"row {i}", i, i / 3, i % 2 == 0, None) for i in range(count)]
+    with engine.begin() as connection:
+        insert_rows(connection, "t", COLUMNS, rows)
+        back = connection.exec_driver_sql("SELECT key, number FROM t ORDER BY rowid").all()
+    assert [tuple(row) for row in back] == [(key, number) for key, _, number, *_ in rows]
+
+
+def test_a_statement_stays_within_the_parameter_limit(engine: sa.Engine) -> None:
+    """An SQLite built with the old limit (999 parameters) still takes a large batch."""
+    rows = [(f"k{i:04d}", None, i, None, None, None) for i in range(500)]
+    with engine.begin() as connection:
+        driver = connection.connection.driver_connection
+        assert isinstance(driver, sqlite3.Connection)
+        driver.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+        insert_rows(connection, "t", COLUMNS, rows)
+        assert connection.exec_driver_sql("SELECT count(*) FROM t").scalar_one() == 500
 
 
 def test_a_taken_key_is_skipped_only_when_asked(engine: sa.Engine) -> None:

@@ -113,11 +113,9 @@ class PredictionStore:
 
         Rows go as they are (inputs and outputs already JSON text, the time in the form the
         dialect stores), as driver SQL: the ORM's per-row work cost three times the rest of
-        the write. On SQLite the batch is one statement over one JSON array
-        (:mod:`modelport.store.bulk`); statements of 50 rows each cost SQLite half its CPU,
-        yet served fewer requests in two runs of the bench: binding their parameters holds
-        the GIL. Either way errors come through SQLAlchemy, so an unreachable database is the
-        503 the log retries, not a lost batch.
+        the write. On SQLite the batch goes in multi-row statements of up to 256 rows
+        (:mod:`modelport.store.bulk`). Either way errors come through SQLAlchemy, so an
+        unreachable database is the 503 the log retries, not a lost batch.
         """
         if not entries:
             return
