@@ -7,7 +7,9 @@ with version 2 also mirrored on every request) and `NAME-experiment` (the same s
 experiment randomising every request: each request is a new unit whose exposure is written,
 the most an experiment can cost). All answer the same single-row requests in
 the same run, measured in alternating rounds (A B C A B C …) so a busy moment of the machine
-lands on each; the table gives the median round of each and its ratio to the primary alone.
+lands on each; the table gives the median round of each and its ratio to the primary alone,
+then the median and range of each round's ratio to the primary's round of the same pass
+(:mod:`rounds`).
 
     .venv/bin/python bench/deployments.py [--models small,medium] [--duration S] [--rounds N]
 """
@@ -26,6 +28,7 @@ import orjson
 
 import load
 from models import build_models
+from rounds import cpu_us_per_request, median_round, paired_ratio
 from targets import modelport_target, running
 
 
@@ -117,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"{'model':8} {'target':24} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-            f"{'CPU µs/req':>10} {'ratio':>6}"
+            f"{'CPU µs/req':>10} {'ratio':>6}  paired (range)"
         )
         with running(target) as server:
             for name in names:
@@ -135,24 +138,18 @@ def main(argv: list[str] | None = None) -> int:
                         rounds[label].append(
                             load.run(request, args.concurrency, args.duration, 1.0, server.pids())
                         )
-                alone = _median(rounds["primary alone"])
+                alone = median_round(rounds["primary alone"])
                 for label, results in rounds.items():
-                    result = _median(results)
-                    cpu_us = result.server_cpu_s / max(result.requests, 1) * 1e6
+                    result = median_round(results)
                     errors = sum(r.errors for r in results)
                     print(
                         f"{name:8} {label:24} {result.req_per_s:8.0f} {result.p50_ms:7.2f} "
-                        f"{result.p99_ms:7.2f} {cpu_us:10.0f} "
-                        f"{result.req_per_s / alone.req_per_s:6.2f}"
+                        f"{result.p99_ms:7.2f} {cpu_us_per_request(result):10.0f} "
+                        f"{result.req_per_s / alone.req_per_s:6.2f}  "
+                        f"{paired_ratio(results, rounds['primary alone'])}"
                         + (f"  ({errors} errors)" if errors else "")
                     )
     return 0
-
-
-def _median(results: list[load.LoadResult]) -> load.LoadResult:
-    """The round with the median throughput (a real round, not a mix of several)."""
-    ordered = sorted(results, key=lambda r: r.req_per_s)
-    return ordered[len(ordered) // 2]
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@ every request logged), at c=16 and c=64, in alternating rounds of one run.
 
 Two `modelport serve` process groups share one registry; one writes every answered request
 to the prediction log. Rounds alternate (off, on, off, on …) so a busy moment of the machine
-lands on both; the table gives the median round of each and the ratio on/off.
+lands on both; the table gives the median round of each and the ratio on/off, then the median
+and range of each "on" round's ratio to the "off" round of the same pass (:mod:`rounds`).
 
     .venv/bin/python bench/prediction_log.py [--models small,medium] [--concurrency 16,64]
 """
@@ -23,6 +24,7 @@ import orjson
 
 import load
 from models import build_models
+from rounds import cpu_us_per_request, median_round, paired_ratio
 from targets import Server, modelport_target, running
 
 
@@ -55,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"load: {load.generator_name()}, {args.rounds} x {args.duration:g} s per target")
         print(
             f"{'model':8} {'c':>3} {'log':4} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-            f"{'CPU µs/req':>10} {'ratio':>6}"
+            f"{'CPU µs/req':>10} {'ratio':>6}  paired (range)"
         )
         with ExitStack() as stack:
             servers = {"off": stack.enter_context(running(off))}
@@ -77,22 +79,16 @@ def _compare(
                 server.host, server.port, "POST", f"/v1/models/{name}:predict", body
             )
             rounds[label].append(load.run(request, concurrency, args.duration, 1.0, server.pids()))
-    baseline = _median(rounds["off"])
+    baseline = median_round(rounds["off"])
     for label, results in rounds.items():
-        result = _median(results)
-        cpu_us = result.server_cpu_s / max(result.requests, 1) * 1e6
+        result = median_round(results)
         errors = sum(r.errors for r in results)
         print(
             f"{name:8} {concurrency:3} {label:4} {result.req_per_s:8.0f} {result.p50_ms:7.2f} "
-            f"{result.p99_ms:7.2f} {cpu_us:10.0f} {result.req_per_s / baseline.req_per_s:6.2f}"
+            f"{result.p99_ms:7.2f} {cpu_us_per_request(result):10.0f} "
+            f"{result.req_per_s / baseline.req_per_s:6.2f}  {paired_ratio(results, rounds['off'])}"
             + (f"  ({errors} errors)" if errors else "")
         )
-
-
-def _median(results: list[load.LoadResult]) -> load.LoadResult:
-    """The round with the median throughput (a real round, not a mix of several)."""
-    ordered = sorted(results, key=lambda r: r.req_per_s)
-    return ordered[len(ordered) // 2]
 
 
 if __name__ == "__main__":
