@@ -285,6 +285,17 @@ def test_a_window_counts_mirrored_rows_and_failed_mirrors() -> None:
     assert window.mean_abs_diff == pytest.approx(0.05)
 
 
+def test_requests_served_at_once_count_like_requests_served_one_by_one() -> None:
+    one_by_one = served(5, seconds=0.2)
+    one_by_one.mirror_failed()
+    one_by_one.mirror_failed()
+    at_once = SlotWindow()
+    at_once.served_at_once(5, 0.2)
+    at_once.mirror_failed(2)
+    assert at_once.to_json() == one_by_one.to_json()
+    assert at_once.p99_s == pytest.approx(0.2, rel=LATENCY_RATIO - 1)
+
+
 def full_window() -> SlotWindow:
     window = served(30, errors=2, outputs={"value": np.linspace(-5, 5, 7)})
     window.mirrored(Comparison(rows=7, disagreed=2, abs_diff_sum=1.5, abs_diff_max=0.75))

@@ -46,6 +46,7 @@ class DeploymentEndpoint:
         slot whose model did not change is never loaded twice)."""
         spec, state = deployment.spec, deployment.state
         self.deployment = deployment
+        self.name = deployment.name
         self.epoch = state.epoch
         self.revision = deployment.revision
         serving = [s for s in spec.slots if s.role is not Role.SHADOW]
@@ -56,6 +57,8 @@ class DeploymentEndpoint:
             None if shadow is None else Slot(shadow.name, routes[shadow.name], shadow.weight)
         )
         self._primary = self.slots[0]
+        self._weighted = [s for s in self.slots if s.weight > 0]
+        self._weight_total = sum(s.weight for s in self._weighted)
         self.unit_field = spec.sticky.field
         self._salt = f"{spec.name}:".encode()
         self.allocation = state.experiment
@@ -65,21 +68,22 @@ class DeploymentEndpoint:
             else f"{spec.name}:{self.allocation.experiment}:".encode()
         )
 
-    @property
-    def name(self) -> str:
-        return self.deployment.name
-
     def choose(self, ctx: InferenceContext, version: int | None) -> tuple[str, Route]:
         if version is not None:
             return self._serving_version(version)
         if self.allocation is not None:
             return self._enrolled(ctx, self.allocation)
-        live = [s for s in self.slots if s.weight > 0 and s.route.current is not None]
+        live, total = self._weighted, self._weight_total
+        for slot in live:  # the weights as written while every slot is loaded (the rule)
+            if slot.route.current is None:
+                live = [s for s in self._weighted if s.route.current is not None]
+                total = sum(s.weight for s in live)
+                break
         if not live:
             return self._primary.name, self._primary.route  # the router answers 503 not ready
         if len(live) == 1:
             return live[0].name, live[0].route
-        point = self._point(ctx.unit_id) * sum(s.weight for s in live)
+        point = self._point(ctx.unit_id) * total
         for slot in live:
             point -= slot.weight
             if point < 0:

@@ -41,10 +41,11 @@ class LatencyHistogram:
     def count(self) -> int:
         return sum(self.buckets.values())
 
-    def record(self, seconds: float) -> None:
+    def record(self, seconds: float, count: int = 1) -> None:
+        """``count`` requests that took ``seconds`` each (a shadow call answers many at once)."""
         # NaN lands in the overflow bucket: an unmeasured request must not look fast.
         index = _OVERFLOW if math.isnan(seconds) else bisect_left(_EDGES, seconds)
-        self.buckets[index] = self.buckets.get(index, 0) + 1
+        self.buckets[index] = self.buckets.get(index, 0) + count
 
     def merge(self, other: LatencyHistogram) -> None:
         for index, n in other.buckets.items():

@@ -63,12 +63,10 @@ class RolloutRecorder:
         """A shadow's answer to ``copies`` mirrored requests (one call), compared with the
         primary's (None: the call failed)."""
         window = self._windows[key]
-        for _ in range(copies):
-            if comparison is None:
-                window.mirror_failed()
-            else:
-                window.served(200, elapsed_s, None)
-        if comparison is not None:
+        if comparison is None:
+            window.mirror_failed(copies)
+        else:
+            window.served_at_once(copies, elapsed_s)
             window.mirrored(comparison)
 
     async def start(self) -> None:

@@ -147,14 +147,20 @@ class SlotWindow:
             self.unbinned.clear()
         return self.binned
 
+    def served_at_once(self, requests: int, elapsed_s: float) -> None:
+        """``requests`` answered by one call (a shadow's mirrored copies), each taking all
+        of ``elapsed_s``."""
+        self.requests += requests
+        self.latency.record(elapsed_s, requests)
+
     def mirrored(self, comparison: Comparison) -> None:
         self.compared += comparison.rows
         self.disagreed += comparison.disagreed
         self.abs_diff_sum += comparison.abs_diff_sum
         self.abs_diff_max = max(self.abs_diff_max, comparison.abs_diff_max)
 
-    def mirror_failed(self) -> None:
-        self.shadow_failures += 1
+    def mirror_failed(self, copies: int = 1) -> None:
+        self.shadow_failures += copies
 
     def merge(self, other: SlotWindow) -> None:
         self.requests += other.requests
