@@ -74,7 +74,7 @@ class DeploymentEndpoint:
         if self.allocation is not None:
             return self._enrolled(ctx, self.allocation)
         live, total = self._weighted, self._weight_total
-        for slot in live:  # the weights as written while every slot is loaded (the rule)
+        for slot in live:  # while every weighted slot is loaded: the weights as written
             if slot.route.current is None:
                 live = [s for s in self._weighted if s.route.current is not None]
                 total = sum(s.weight for s in live)
