@@ -71,11 +71,20 @@ def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def scheduler(watched: Path) -> Iterator[str]:
     """The address of a two-worker cluster (one process and one thread each); its web
-    server on a free port."""
-    with LocalCluster(
-        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0"
-    ) as cluster:
-        yield cluster.scheduler_address
+    server on a free port.
+
+    Dask's nanny writes its workers' settings (OMP_NUM_THREADS=1 among them) into this
+    process's environment and leaves them there: they are taken back afterwards, or every
+    process a later test starts here would run with one BLAS thread."""
+    environment = dict(os.environ)
+    try:
+        with LocalCluster(
+            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0"
+        ) as cluster:
+            yield cluster.scheduler_address
+    finally:
+        os.environ.clear()
+        os.environ.update(environment)
 
 
 @pytest.fixture
