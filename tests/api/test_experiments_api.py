@@ -118,9 +118,12 @@ def exposures(settings: Settings, name: str = "ab-test") -> dict[str, str]:
 def test_units_are_enrolled_by_plan_and_keep_their_variant_through_the_ramp(
     two_irises: Settings,
 ) -> None:
+    # a step of an hour: the server's own controller must not ramp while the first 600 units
+    # are asked (a slow machine takes seconds); this test's controller is told the hour passed
+    ramp = {"steps": [30, 100], "interval": "1h", "minUnits": 5}
     with serving(two_irises, []) as client:
         assert client.post("/api/deployments", json=deployment()).status_code == 201
-        created = client.post("/api/experiments", json=experiment())
+        created = client.post("/api/experiments", json=experiment(ramp=ramp))
         assert created.status_code == 201, created.text
         assert created.json()["state"]["phase"] == "draft"
         routing(client, None)
@@ -144,8 +147,10 @@ def test_units_are_enrolled_by_plan_and_keep_their_variant_through_the_ramp(
         registry = Registry.from_settings(two_irises)
         store = ExperimentStore(registry)
         controller = ExperimentController(registry, Leases(registry.database, "t"))
-        time.sleep(1.1)
-        controller.evaluate(store.get("ab-test"), utcnow())
+        assert store.get("ab-test").state.step == 0
+        controller.evaluate(store.get("ab-test"), utcnow() + timedelta(minutes=59))
+        assert store.get("ab-test").state.step == 0  # the step has not lasted its hour
+        controller.evaluate(store.get("ab-test"), utcnow() + timedelta(hours=1, seconds=1))
         assert store.get("ab-test").state.step == 1
         routing(client, 100)
         second = {f"u{i}": ask(client, f"u{i}") for i in range(600)}
