@@ -133,6 +133,9 @@ class ThreadNamingRuntime:
         # 64 rows were never timed, one row was: a thread; once timed, the loop, and one
         # row is then bounded by the 64-row time
         (5.0, 0.0, [1, 64, 64, 2], [False, False, True, True]),
+        # one request of 200 rows leaves whole: judged by 200 rows (never timed), not by
+        # the 64 the batch size allows
+        (5.0, 0.0, [64, 64, 200], [False, True, False]),
     ],
 )
 def test_calls_known_to_be_fast_run_on_the_event_loop(
