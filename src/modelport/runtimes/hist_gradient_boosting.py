@@ -38,15 +38,19 @@ _NODE_FIELDS = (
 
 @dataclass(frozen=True, slots=True)
 class _Forest:
-    """Every tree's nodes end to end; a leaf is its own child on both sides, so a row stays
-    at its leaf however many steps the deeper trees still take."""
+    """Every tree's nodes end to end, addressed by slot: node i owns slots 2i (its left
+    child) and 2i + 1 (its right). A step reads the node's split at its even slot, adds the
+    comparison to pick a side, and reads there the child's even slot: six numpy calls per
+    level for one row (the node number itself would need a doubling as well). A leaf is its
+    own child on both sides, so a row stays at its leaf however many steps the deeper trees
+    still take."""
 
-    feature: np.ndarray  # intp per node (0 at leaves: any column will do)
-    threshold: np.ndarray  # float64 per node: ``x > threshold`` goes right
-    nan_right: np.ndarray  # bool per node: where a missing value goes
-    children: np.ndarray  # intp, 2 per node: left at 2i, right at 2i + 1
+    feature: np.ndarray  # intp per slot, both slots alike (0 at leaves: any column will do)
+    threshold: np.ndarray  # float64 per slot, both alike: ``x > threshold`` goes right
+    nan_right: np.ndarray  # bool per slot, both alike: where a missing value goes
+    children: np.ndarray  # intp per slot: the even slot of the child on that side
     value: np.ndarray  # float64 per node (leaf values carry the learning rate)
-    roots: np.ndarray  # intp: K baseline leaves, then iteration by iteration, class by class
+    roots: np.ndarray  # even slots: K baseline leaves, then by iteration, class by class
     depth: int  # steps that take every root to its leaf
     per_iteration: int  # K: trees per iteration, one per class for multiclass
 
@@ -56,20 +60,22 @@ class _Forest:
         Fortran order, as scikit-learn's own, so the link function sees the same layout."""
         n_rows, n_features = features.shape
         flat = features.ravel()
-        row_start = np.repeat(np.arange(0, n_rows * n_features, n_features), self.roots.size)
-        node = np.tile(self.roots, n_rows)
+        slot = np.tile(self.roots, n_rows)
+        row_start = None  # one row: its features start at 0
+        if n_rows > 1:
+            row_start = np.repeat(np.arange(0, n_rows * n_features, n_features), self.roots.size)
         missing = bool(np.isnan(flat).any())
         for _ in range(self.depth):
-            column = self.feature[node]
-            column += row_start
+            column = self.feature[slot]
+            if row_start is not None:
+                column += row_start
             x = flat[column]
-            right = x > self.threshold[node]  # NaN compares false: goes left unless told
+            right = x > self.threshold[slot]  # NaN compares false: goes left unless told
             if missing:
-                right |= np.isnan(x) & self.nan_right[node]
-            node *= 2
-            node += right
-            node = self.children[node]
-        values = self.value[node].reshape(n_rows, -1, self.per_iteration)
+                right |= np.isnan(x) & self.nan_right[slot]
+            slot += right
+            slot = self.children[slot]
+        values = self.value[slot >> 1].reshape(n_rows, -1, self.per_iteration)
         return np.asfortranarray(np.cumsum(values, axis=1)[:, -1])
 
 
@@ -159,12 +165,12 @@ def _flatten(model: Any) -> _Forest | None:
     if depth is None:
         return None
     return _Forest(
-        feature=np.where(leaf, 0, field("feature_idx")).astype(np.intp),
-        threshold=field("num_threshold").astype(np.float64),
-        nan_right=field("missing_go_to_left") == 0,
-        children=children,
+        feature=np.repeat(np.where(leaf, 0, field("feature_idx")).astype(np.intp), 2),
+        threshold=np.repeat(field("num_threshold").astype(np.float64), 2),
+        nan_right=np.repeat(field("missing_go_to_left") == 0, 2),
+        children=children * 2,
         value=field("value").astype(np.float64),
-        roots=roots,
+        roots=roots * 2,
         depth=depth,
         per_iteration=per_iteration,
     )
