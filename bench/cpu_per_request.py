@@ -12,14 +12,23 @@ script starts, one at a time,
 sends ``--requests`` single-row V1 predict requests over ``--connections`` keep-alive
 connections (closed loop), and prints server CPU per request: the sum of ``/proc/PID/task/*/
 schedstat`` run time (nanoseconds, every thread of the server) before and after, median of
-``--rounds`` rounds. With ``--callgrind`` the servers run under ``valgrind --tool=callgrind``
-with instrumentation switched on only around the measured requests, and the table shows
-instructions per request instead (deterministic to a few per mille; slow: about a minute to
-start a server). The client runs in this process; its cost is not counted.
+``--rounds`` rounds. The client runs in this process; its cost is not counted.
+
+* ``--deployments``: the models are registered twice, and the same modelport process also
+  serves each one's 90/10 split and 90/10 split with a 100 % shadow (the deployments of
+  ``bench/deployments.py``);
+* ``--pin``: the server runs on CPU 0 and the client on CPU 1, so neither takes the other's
+  time slices or caches (on a 2-core machine the figures then move by a few percent between
+  runs instead of a third);
+* ``--callgrind``: the servers run under ``valgrind --tool=callgrind`` with instrumentation
+  switched on only around the measured requests, and the table shows instructions per
+  request instead (deterministic to a few per mille, but batches form as on a machine fifty
+  times slower; slow: about a minute to start a server).
 
     PYTHONPATH=src .venv/bin/python bench/cpu_per_request.py
     PYTHONPATH=src .venv/bin/python bench/cpu_per_request.py --connections 16 --requests 5000
     PYTHONPATH=src .venv/bin/python bench/cpu_per_request.py --callgrind --requests 1000
+    PYTHONPATH=src .venv/bin/python bench/cpu_per_request.py --deployments --pin --connections 32
 
 The modelport that runs is the one on ``PYTHONPATH`` (``src`` of the checkout you run from).
 """
@@ -42,7 +51,8 @@ from pathlib import Path
 
 import orjson
 
-from models import build_models, register
+from deployments import prepare
+from models import BenchModel, build_models, register
 from targets import Server, Target, free_port, running
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,6 +88,14 @@ CASES = (
     Case("modelport small", "modelport", "small"),
     Case("modelport medium", "modelport", "medium"),
 )
+SETTLE_S = 1.0
+"""With deployments, how long each round waits after its last answer before reading the
+counters: the shadow's copies are answered after the clients', in calls made every 0.25 s."""
+DEPLOYMENT_CASES = tuple(
+    Case(f"modelport {model}-{kind}", "modelport", f"{model}-{kind}")
+    for model in ("small", "medium")
+    for kind in ("split", "shadow")
+)
 
 
 def main() -> None:
@@ -88,22 +106,28 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=1, help="keep-alive connections")
     parser.add_argument("--callgrind", action="store_true", help="count instructions instead")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (callgrind.out)")
+    parser.add_argument("--deployments", action="store_true", help="also a split and a shadow")
+    parser.add_argument("--pin", action="store_true", help="server on CPU 0, client on CPU 1")
     opts = parser.parse_args()
     if opts.callgrind:
         opts.rounds = 1
+    if opts.pin:
+        os.sched_setaffinity(0, {1})
     tmp = Path(tempfile.mkdtemp(prefix="modelport-cpu-"))
     home = tmp / "home"
     models = build_models()
-    register(models, home)
-    bodies = {name: orjson.dumps({"instances": m.rows[:1].tolist()}) for name, m in models.items()}
+    cases = CASES + DEPLOYMENT_CASES if opts.deployments else CASES
+    if opts.deployments:
+        prepare(home, list(models))
+    else:
+        register(models, home)
     (tmp / "app.py").write_text(FLOOR_APP)
     results: dict[str, Result] = {}
     for server_name in ("floor", "modelport"):
-        target = _target(server_name, tmp, home, opts.callgrind)
+        target = _target(server_name, tmp, home, opts)
         with running(target) as server:
-            for case in (c for c in CASES if c.server == server_name):
-                path = f"/v1/models/{case.model}:predict"
-                results[case.label] = _measure(server, path, bodies[case.model], opts, tmp, case)
+            served = [c for c in cases if c.server == server_name]
+            results |= _measure(server, served, models, opts, tmp)
     _print(results, opts)
     if opts.keep:
         print(f"kept {tmp}")
@@ -113,7 +137,7 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _target(server: str, tmp: Path, home: Path, callgrind: bool) -> Target:
+def _target(server: str, tmp: Path, home: Path, opts: argparse.Namespace) -> Target:
     port = free_port()
     python = sys.executable
     if server == "floor":
@@ -138,10 +162,12 @@ def _target(server: str, tmp: Path, home: Path, callgrind: bool) -> Target:
         entry = "from modelport.cli.main import app; app()"
         command = (python, "-c", entry, "serve", *models, "--port", str(port))
         command += ("--workers", "1")
+        if opts.deployments:
+            command += tuple(f"--deployment={c.model}" for c in DEPLOYMENT_CASES)
         src = os.environ.get("PYTHONPATH", str(ROOT / "src"))
         env = {**ONE_THREAD, "MODELPORT_HOME": str(home), "MODELPORT_CACHE": "false"}
         env["PYTHONPATH"] = src
-    if callgrind:
+    if opts.callgrind:
         out = tmp / f"callgrind.{server}.%p"
         command = (
             "valgrind",
@@ -152,7 +178,9 @@ def _target(server: str, tmp: Path, home: Path, callgrind: bool) -> Target:
         )
     ready = "/healthz" if server == "floor" else "/readyz"
     target = Target(server, command, env, tmp, "127.0.0.1", port, ready_path=ready)
-    if callgrind:
+    if opts.pin:
+        command = ("taskset", "-c", "0", *command)
+    if opts.callgrind:
         from dataclasses import replace
 
         target = replace(target, ready_timeout_s=900.0)
@@ -160,33 +188,59 @@ def _target(server: str, tmp: Path, home: Path, callgrind: bool) -> Target:
 
 
 def _measure(
-    server: Server, path: str, body: bytes, opts: argparse.Namespace, tmp: Path, case: Case
-) -> Result:
-    request = (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
+    server: Server,
+    cases: list[Case],
+    models: dict[str, BenchModel],
+    opts: argparse.Namespace,
+    tmp: Path,
+) -> dict[str, Result]:
+    """Every case warmed up, then measured in alternating rounds (A B C A B C …) over the
+    same connections: a busy moment of the machine, or a server still settling after its
+    start, lands on each case rather than on the first."""
+    requests = {case.label: _request(case, models) for case in cases}
+    costs: dict[str, list[float]] = {case.label: [] for case in cases}
+    latencies: dict[str, list[float]] = {case.label: [] for case in cases}
+    write_calls: dict[str, list[float]] = {case.label: [] for case in cases}
     with _connections(server.port, opts.connections) as socks:
-        _drive(socks, request, opts.warmup)
-        costs, latencies, write_calls = [], [], []
+        for request in requests.values():
+            _drive(socks, request, opts.warmup)
         for _ in range(opts.rounds):
-            if opts.callgrind:
-                _callgrind(server, "-z")
-                _callgrind(server, "-i", "on")
-            before, writes = _cpu_ns(server.process.pid), _writes(server.process.pid)
-            latencies += _drive(socks, request, opts.requests)
-            after = _cpu_ns(server.process.pid)
-            write_calls.append((_writes(server.process.pid) - writes) / opts.requests)
-            if opts.callgrind:
-                _callgrind(server, "-i", "off")
-                costs.append(_instructions(server, tmp, case) / opts.requests)
-            else:
-                costs.append((after - before) / 1e3 / opts.requests)
-    return Result(
-        statistics.median(costs),
-        statistics.median(latencies) * 1e3,
-        statistics.median(write_calls),
+            for case in cases:
+                if opts.callgrind:
+                    _callgrind(server, "-z")
+                    _callgrind(server, "-i", "on")
+                before, writes = _cpu_ns(server.process.pid), _writes(server.process.pid)
+                latencies[case.label] += _drive(socks, requests[case.label], opts.requests)
+                if opts.deployments:
+                    time.sleep(SETTLE_S)
+                after = _cpu_ns(server.process.pid)
+                written = _writes(server.process.pid) - writes
+                write_calls[case.label].append(written / opts.requests)
+                if opts.callgrind:
+                    _callgrind(server, "-i", "off")
+                    cost = _instructions(server, tmp, case) / opts.requests
+                else:
+                    cost = (after - before) / 1e3 / opts.requests
+                costs[case.label].append(cost)
+    return {
+        label: Result(
+            statistics.median(costs[label]),
+            statistics.median(latencies[label]) * 1e3,
+            statistics.median(write_calls[label]),
+        )
+        for label in requests
+    }
+
+
+def _request(case: Case, models: dict[str, BenchModel]) -> bytes:
+    """A single-row V1 predict request for the case's model (or deployment's model)."""
+    model = models[case.model.split("-")[0]]
+    body = orjson.dumps({"instances": model.rows[:1].tolist()})
+    head = (
+        f"POST /v1/models/{case.model}:predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
+    return head.encode() + body
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,7 +356,8 @@ def _print(results: dict[str, Result], opts: argparse.Namespace) -> None:
     floor = results[CASES[0].label].cost
     print(
         f"\n{opts.requests} requests x {opts.rounds} round(s), {opts.connections} connection(s), "
-        f"one worker, OMP_NUM_THREADS=1, load average {os.getloadavg()[0]:.2f}"
+        f"one worker, OMP_NUM_THREADS=1{', pinned' if opts.pin else ''}, "
+        f"load average {os.getloadavg()[0]:.2f}"
     )
     print(f"| server | {unit} | x floor | write calls/req | client p50 ms |")
     print("|---|---|---|---|---|")
