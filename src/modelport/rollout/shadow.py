@@ -18,6 +18,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 from prometheus_client import Counter, Histogram
@@ -44,8 +45,10 @@ gradient-boosted model, a millisecond and a GIL hand-over per tree), so fewer, l
 cost less CPU. The queue holds more than a quarter second of a busy server's copies."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Copy:
+class _Copy(NamedTuple):
+    """One mirrored request (a named tuple: made per request, a third of a frozen
+    dataclass's cost)."""
+
     key: WindowKey
     shadow: LoadedVersion
     inputs: Batch
