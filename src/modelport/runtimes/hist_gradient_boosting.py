@@ -38,19 +38,18 @@ _NODE_FIELDS = (
 
 @dataclass(frozen=True, slots=True)
 class _Forest:
-    """Every tree's nodes end to end, addressed by slot: node i owns slots 2i (its left
-    child) and 2i + 1 (its right). A step reads the node's split at its even slot, adds the
-    comparison to pick a side, and reads there the child's even slot: six numpy calls per
-    level for one row (the node number itself would need a doubling as well). A leaf is its
-    own child on both sides, so a row stays at its leaf however many steps the deeper trees
-    still take."""
+    """Every tree's nodes end to end, addressed by branch: node i owns branches 2i (to its
+    left child) and 2i + 1 (to its right). A step gathers the split's feature and threshold
+    at the node's even branch, adds the comparison to take a side, and gathers there the
+    child's even branch: six numpy calls per level for one row. A leaf is its own child on
+    both sides, so a row stays at its leaf however many steps the deeper trees still take."""
 
-    feature: np.ndarray  # intp per slot, both slots alike (0 at leaves: any column will do)
-    threshold: np.ndarray  # float64 per slot, both alike: ``x > threshold`` goes right
-    nan_right: np.ndarray  # bool per slot, both alike: where a missing value goes
-    children: np.ndarray  # intp per slot: the even slot of the child on that side
+    feature: np.ndarray  # intp per branch, a node's two alike (0 at leaves: any column will do)
+    threshold: np.ndarray  # float64 per branch, a node's two alike: ``x > threshold`` goes right
+    nan_right: np.ndarray  # bool per branch, a node's two alike: where a missing value goes
+    children: np.ndarray  # intp per branch: the even branch of the child it leads to
     value: np.ndarray  # float64 per node (leaf values carry the learning rate)
-    roots: np.ndarray  # even slots: K baseline leaves, then by iteration, class by class
+    roots: np.ndarray  # even branches: K baseline leaves, then by iteration, class by class
     depth: int  # steps that take every root to its leaf
     per_iteration: int  # K: trees per iteration, one per class for multiclass
 
@@ -60,22 +59,22 @@ class _Forest:
         Fortran order, as scikit-learn's own, so the link function sees the same layout."""
         n_rows, n_features = features.shape
         flat = features.ravel()
-        slot = np.tile(self.roots, n_rows)
+        branch = np.tile(self.roots, n_rows)
         row_start = None  # one row: its features start at 0
         if n_rows > 1:
             row_start = np.repeat(np.arange(0, n_rows * n_features, n_features), self.roots.size)
         missing = bool(np.isnan(flat).any())
         for _ in range(self.depth):
-            column = self.feature[slot]
+            column = self.feature[branch]
             if row_start is not None:
                 column += row_start
             x = flat[column]
-            right = x > self.threshold[slot]  # NaN compares false: goes left unless told
+            right = x > self.threshold[branch]  # NaN compares false: goes left unless told
             if missing:
-                right |= np.isnan(x) & self.nan_right[slot]
-            slot += right
-            slot = self.children[slot]
-        values = self.value[slot >> 1].reshape(n_rows, -1, self.per_iteration)
+                right |= np.isnan(x) & self.nan_right[branch]
+            branch += right
+            branch = self.children[branch]
+        values = self.value[branch >> 1].reshape(n_rows, -1, self.per_iteration)
         return np.asfortranarray(np.cumsum(values, axis=1)[:, -1])
 
 
