@@ -18,8 +18,8 @@ schedstat`` run time (nanoseconds, every thread of the server) before and after,
   serves each one's 90/10 split and 90/10 split with a 100 % shadow (the deployments of
   ``bench/deployments.py``);
 * ``--pin``: the server runs on CPU 0 and the client on CPU 1, so neither takes the other's
-  time slices or caches (on a 2-core machine the figures then move by a few percent between
-  runs instead of a third);
+  time slices (rounds of one run then agree more closely; a host that slows down its virtual
+  CPUs still moves whole runs);
 * ``--callgrind``: the servers run under ``valgrind --tool=callgrind`` with instrumentation
   switched on only around the measured requests, and the table shows instructions per
   request instead (deterministic to a few per mille, but batches form as on a machine fifty
