@@ -19,8 +19,11 @@ import modelport
 from modelport.config import Settings
 from tests.e2e.conftest import settings_env
 
-ALLOWANCE_MIB = 48
-"""Growth allowed when the input grows by 192 MiB of float64 (2M to 8M rows of 4 columns)."""
+ALLOWANCE_MIB = 64
+"""Growth allowed when the input grows by 192 MiB of float64 (2M to 8M rows of 4 columns): a
+third of it, so a run that keeps its input, or its outputs (192 MiB each), still fails. Runs of the
+same code differed by -3 to +46 MiB alone and by 57 MiB beside the rest of the suite on two
+cores (the threads' malloc arenas and the chunks in flight when the peak is taken)."""
 # The run's own peak (VmHWM): ru_maxrss would report the parent's RSS at fork when that is
 # larger, since Linux keeps it across exec.
 _MEASURE = (
