@@ -81,6 +81,12 @@ class Case:
     label: str
     server: str  # "floor" or "modelport"
     model: str
+    deployment: str | None = None
+    """What the request names instead of the model (a deployment serving it)."""
+
+    @property
+    def served(self) -> str:
+        return self.deployment or self.model
 
 
 CASES = (
@@ -92,7 +98,7 @@ SETTLE_S = 1.0
 """With deployments, how long each round waits after its last answer before reading the
 counters: the shadow's copies are answered after the clients', in calls made every 0.25 s."""
 DEPLOYMENT_CASES = tuple(
-    Case(f"modelport {model}-{kind}", "modelport", f"{model}-{kind}")
+    Case(f"modelport {model}-{kind}", "modelport", model, f"{model}-{kind}")
     for model in ("small", "medium")
     for kind in ("split", "shadow")
 )
@@ -163,7 +169,7 @@ def _target(server: str, tmp: Path, home: Path, opts: argparse.Namespace) -> Tar
         command = (python, "-c", entry, "serve", *models, "--port", str(port))
         command += ("--workers", "1")
         if opts.deployments:
-            command += tuple(f"--deployment={c.model}" for c in DEPLOYMENT_CASES)
+            command += tuple(f"--deployment={c.served}" for c in DEPLOYMENT_CASES)
         src = os.environ.get("PYTHONPATH", str(ROOT / "src"))
         env = {**ONE_THREAD, "MODELPORT_HOME": str(home), "MODELPORT_CACHE": "false"}
         env["PYTHONPATH"] = src
@@ -206,22 +212,10 @@ def _measure(
             _drive(socks, request, opts.warmup)
         for _ in range(opts.rounds):
             for case in cases:
-                if opts.callgrind:
-                    _callgrind(server, "-z")
-                    _callgrind(server, "-i", "on")
-                before, writes = _cpu_ns(server.process.pid), _writes(server.process.pid)
-                latencies[case.label] += _drive(socks, requests[case.label], opts.requests)
-                if opts.deployments:
-                    time.sleep(SETTLE_S)
-                after = _cpu_ns(server.process.pid)
-                written = _writes(server.process.pid) - writes
-                write_calls[case.label].append(written / opts.requests)
-                if opts.callgrind:
-                    _callgrind(server, "-i", "off")
-                    cost = _instructions(server, tmp, case) / opts.requests
-                else:
-                    cost = (after - before) / 1e3 / opts.requests
+                cost, seen, writes = _round(server, socks, requests[case.label], opts, tmp, case)
                 costs[case.label].append(cost)
+                latencies[case.label] += seen
+                write_calls[case.label].append(writes)
     return {
         label: Result(
             statistics.median(costs[label]),
@@ -232,12 +226,36 @@ def _measure(
     }
 
 
+def _round(
+    server: Server,
+    socks: list[socket.socket],
+    request: bytes,
+    opts: argparse.Namespace,
+    tmp: Path,
+    case: Case,
+) -> tuple[float, list[float], float]:
+    """One round of one case: its cost per request (CPU µs or instructions), each request's
+    latency, and write system calls per request."""
+    if opts.callgrind:
+        _callgrind(server, "-z")
+        _callgrind(server, "-i", "on")
+    before, writes = _cpu_ns(server.process.pid), _writes(server.process.pid)
+    latencies = _drive(socks, request, opts.requests)
+    if opts.deployments:
+        time.sleep(SETTLE_S)
+    after = _cpu_ns(server.process.pid)
+    written = (_writes(server.process.pid) - writes) / opts.requests
+    if not opts.callgrind:
+        return (after - before) / 1e3 / opts.requests, latencies, written
+    _callgrind(server, "-i", "off")
+    return _instructions(server, tmp, case) / opts.requests, latencies, written
+
+
 def _request(case: Case, models: dict[str, BenchModel]) -> bytes:
-    """A single-row V1 predict request for the case's model (or deployment's model)."""
-    model = models[case.model.split("-")[0]]
-    body = orjson.dumps({"instances": model.rows[:1].tolist()})
+    """A single-row V1 predict request for the case's model, by the name it is served as."""
+    body = orjson.dumps({"instances": models[case.model].rows[:1].tolist()})
     head = (
-        f"POST /v1/models/{case.model}:predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"POST /v1/models/{case.served}:predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
