@@ -17,6 +17,8 @@ schedstat`` run time (nanoseconds, every thread of the server) before and after,
 * ``--deployments``: the models are registered twice, and the same modelport process also
   serves each one's 90/10 split and 90/10 split with a 100 % shadow (the deployments of
   ``bench/deployments.py``);
+* ``--log``: a second modelport process, the same but writing every request to the prediction
+  log (SQLite), serves the same models in the same alternating rounds;
 * ``--pin``: the server runs on CPU 0 and the client on CPU 1, so neither takes the other's
   time slices (rounds of one run then agree more closely; a host that slows down its virtual
   CPUs still moves whole runs);
@@ -29,6 +31,7 @@ schedstat`` run time (nanoseconds, every thread of the server) before and after,
     PYTHONPATH=src .venv/bin/python bench/cpu_per_request.py --connections 16 --requests 5000
     PYTHONPATH=src .venv/bin/python bench/cpu_per_request.py --callgrind --requests 1000
     PYTHONPATH=src .venv/bin/python bench/cpu_per_request.py --deployments --pin --connections 32
+    PYTHONPATH=src .venv/bin/python bench/cpu_per_request.py --log --pin --connections 64
 
 The modelport that runs is the one on ``PYTHONPATH`` (``src`` of the checkout you run from).
 """
@@ -79,7 +82,7 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THRE
 @dataclass(frozen=True, slots=True)
 class Case:
     label: str
-    server: str  # "floor" or "modelport"
+    server: str  # "floor", "modelport" or "modelport-log"
     model: str
     deployment: str | None = None
     """What the request names instead of the model (a deployment serving it)."""
@@ -95,12 +98,16 @@ CASES = (
     Case("modelport medium", "modelport", "medium"),
 )
 SETTLE_S = 1.0
-"""With deployments, how long each round waits after its last answer before reading the
-counters: the shadow's copies are answered after the clients', in calls made every 0.25 s."""
+"""With deployments or the log, how long each round waits after its last answer before reading
+the counters: the shadow's copies are answered after the clients', in calls made every 0.25 s,
+and the log writes what gathered every 0.5 s."""
 DEPLOYMENT_CASES = tuple(
     Case(f"modelport {model}-{kind}", "modelport", model, f"{model}-{kind}")
     for model in ("small", "medium")
     for kind in ("split", "shadow")
+)
+LOG_CASES = tuple(
+    Case(f"modelport {model}, log on", "modelport-log", model) for model in ("small", "medium")
 )
 
 
@@ -113,6 +120,7 @@ def main() -> None:
     parser.add_argument("--callgrind", action="store_true", help="count instructions instead")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (callgrind.out)")
     parser.add_argument("--deployments", action="store_true", help="also a split and a shadow")
+    parser.add_argument("--log", action="store_true", help="also with the prediction log on")
     parser.add_argument("--pin", action="store_true", help="server on CPU 0, client on CPU 1")
     opts = parser.parse_args()
     if opts.callgrind:
@@ -122,14 +130,14 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="modelport-cpu-"))
     home = tmp / "home"
     models = build_models()
-    cases = CASES + DEPLOYMENT_CASES if opts.deployments else CASES
+    cases = CASES + (DEPLOYMENT_CASES if opts.deployments else ()) + (LOG_CASES if opts.log else ())
     if opts.deployments:
         prepare(home, list(models))
     else:
         register(models, home)
     (tmp / "app.py").write_text(FLOOR_APP)
     results: dict[str, Result] = {}
-    for server_name in ("floor", "modelport"):
+    for server_name in dict.fromkeys(case.server for case in cases):
         target = _target(server_name, tmp, home, opts)
         with running(target) as server:
             served = [c for c in cases if c.server == server_name]
@@ -173,6 +181,8 @@ def _target(server: str, tmp: Path, home: Path, opts: argparse.Namespace) -> Tar
         src = os.environ.get("PYTHONPATH", str(ROOT / "src"))
         env = {**ONE_THREAD, "MODELPORT_HOME": str(home), "MODELPORT_CACHE": "false"}
         env["PYTHONPATH"] = src
+        if server == "modelport-log":
+            env["MODELPORT_PREDICTION_LOG"] = "true"
     if opts.callgrind:
         out = tmp / f"callgrind.{server}.%p"
         command = (
@@ -182,10 +192,10 @@ def _target(server: str, tmp: Path, home: Path, opts: argparse.Namespace) -> Tar
             f"--callgrind-out-file={out}",
             *command,
         )
-    ready = "/healthz" if server == "floor" else "/readyz"
-    target = Target(server, command, env, tmp, "127.0.0.1", port, ready_path=ready)
     if opts.pin:
         command = ("taskset", "-c", "0", *command)
+    ready = "/healthz" if server == "floor" else "/readyz"
+    target = Target(server, command, env, tmp, "127.0.0.1", port, ready_path=ready)
     if opts.callgrind:
         from dataclasses import replace
 
@@ -241,7 +251,7 @@ def _round(
         _callgrind(server, "-i", "on")
     before, writes = _cpu_ns(server.process.pid), _writes(server.process.pid)
     latencies = _drive(socks, request, opts.requests)
-    if opts.deployments:
+    if opts.deployments or opts.log:
         time.sleep(SETTLE_S)
     after = _cpu_ns(server.process.pid)
     written = (_writes(server.process.pid) - writes) / opts.requests

@@ -78,3 +78,25 @@ def test_other_constraints_still_fail_the_statement(engine: sa.Engine) -> None:
             connection, "t", COLUMNS, [("z", "no number", None, None, None, None)],
             skip_conflicts=True,
         )  # fmt: skip
+
+
+def test_a_value_every_row_shares_is_stored_as_a_bound_one_would_be(engine: sa.Engine) -> None:
+    """NULLs and booleans shared by a whole chunk go into the statement as literals; a column
+    that only compares equal (``0.0`` beside ``False``) is still bound value by value."""
+    shared = [(f"k{i:03d}", None, i, None, True, None) for i in range(300)]
+    mixed = [("m0", None, 0, None, False, None), ("m1", "text", 1, None, True, None)]
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE loose (v)")  # no type: no affinity
+        insert_rows(connection, "t", COLUMNS, shared + mixed)
+        insert_rows(connection, "loose", ("v",), [(False,), (0.0,)])
+        back = connection.exec_driver_sql(
+            "SELECT key, text, typeof(text), flag, typeof(flag), typeof(ratio) FROM t "
+            "ORDER BY rowid"
+        ).all()
+        loose = connection.exec_driver_sql("SELECT typeof(v) FROM loose ORDER BY rowid").all()
+    assert [tuple(row) for row in back] == [
+        *((key, None, "null", 1, "integer", "null") for key, *_ in shared),
+        ("m0", None, "null", 0, "integer", "null"),
+        ("m1", "text", "text", 1, "integer", "null"),
+    ]
+    assert [row[0] for row in loose] == ["integer", "real"]
