@@ -43,7 +43,7 @@ def fill(store: PredictionStore, requests: int, rows: int, features: int, now: d
             entries.append(
                 NewEntry(
                     f"r{index}",
-                    at,
+                    at.timestamp(),
                     "v1",
                     None,
                     "primary",

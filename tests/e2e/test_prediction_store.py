@@ -34,7 +34,7 @@ def store(database: Database) -> PredictionStore:
 def entry(request_id: str, at: datetime, model: str = "iris", version: int = 1) -> NewEntry:
     return NewEntry(
         request_id=request_id,
-        at=at,
+        at=at.timestamp(),
         protocol="v1",
         deployment=None,
         slot="primary",

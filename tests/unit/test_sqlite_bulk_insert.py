@@ -4,13 +4,14 @@ waived."""
 
 from __future__ import annotations
 
+import random
 import sqlite3
 from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 
-from modelport.store.bulk import insert_rows, sqlite_instant
+from modelport.store.bulk import insert_rows, sqlite_epoch_instant, sqlite_instant
 
 COLUMNS = ("key", "text", "number", "ratio", "flag", "at")
 
@@ -100,3 +101,12 @@ def test_a_value_every_row_shares_is_stored_as_a_bound_one_would_be(engine: sa.E
         ("m1", "text", "text", 1, "integer", "null"),
     ]
     assert [row[0] for row in loose] == ["integer", "real"]
+
+
+def test_a_time_since_the_epoch_is_written_as_its_datetime_would_be() -> None:
+    rng = random.Random(0)
+    instants = [0.0, 1_780_000_000.0, 1_780_000_000.9999996, 4_102_444_799.999999]
+    instants += [rng.uniform(0, 4_102_444_800) for _ in range(2_000)]
+    for seconds in instants:
+        expected = sqlite_instant(datetime.fromtimestamp(seconds, UTC))
+        assert sqlite_epoch_instant(seconds) == expected, seconds

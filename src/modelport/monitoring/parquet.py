@@ -93,7 +93,7 @@ class ParquetSink:
 def _by_day(entries: list[NewEntry]) -> dict[str, list[NewEntry]]:
     days: defaultdict[str, list[NewEntry]] = defaultdict(list)
     for entry in entries:
-        days[entry.at.strftime("%Y-%m-%d")].append(entry)
+        days[time.strftime("%Y-%m-%d", time.gmtime(entry.at))].append(entry)
     return days
 
 
@@ -117,10 +117,6 @@ def _table(entries: list[NewEntry]) -> Any:
         "inputs": pa.string(),
         "outputs": pa.string(),
     }
-    columns = zip(*entries, strict=True)
-    return pa.table(
-        {
-            name: pa.array(values, type)
-            for (name, type), values in zip(types.items(), columns, strict=True)
-        }
-    )
+    columns = dict(zip(types, zip(*entries, strict=True), strict=True))
+    columns["at"] = tuple(round(seconds * 1_000_000) for seconds in columns["at"])
+    return pa.table({name: pa.array(columns[name], type) for name, type in types.items()})

@@ -207,7 +207,7 @@ class PredictionLog:
         inputs = outcome.inputs
         return NewEntry(
             request_id=context.request_id,
-            at=datetime.fromtimestamp(at, UTC),
+            at=at,
             protocol=context.transport.value,
             deployment=context.deployment,
             slot=context.slot,

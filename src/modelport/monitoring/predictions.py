@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Text, cast, delete, select
 
 from modelport.durations import parse_instant
-from modelport.store.bulk import insert_rows, sqlite_instant
+from modelport.store.bulk import insert_rows, sqlite_epoch_instant
 from modelport.store.tables import PredictionRow
 from modelport.store.unit_of_work import Database
 
@@ -23,7 +23,8 @@ class NewEntry(NamedTuple):
     """A request about to be logged, column by column (``inputs``/``outputs`` JSON text)."""
 
     request_id: str
-    at: datetime
+    at: float
+    """Seconds since the epoch (``time.time()``): each store makes the time it keeps."""
     protocol: str
     deployment: str | None
     slot: str | None
@@ -45,9 +46,9 @@ _INSERT = (  # PostgreSQL's (psycopg's) parameter markers
 )
 
 
-def _naive_utc(at: datetime) -> datetime:
+def _naive_utc(seconds: float) -> datetime:
     """As :class:`~modelport.store.tables.UTCDateTime` stores a time: naive UTC."""
-    return at.astimezone(UTC).replace(tzinfo=None)
+    return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +123,7 @@ class PredictionStore:
         with self._db.write() as session:
             connection = session.connection()
             if connection.dialect.name == "sqlite":
-                values = [(e.request_id, sqlite_instant(e.at), *e[2:]) for e in entries]
+                values = [(e.request_id, sqlite_epoch_instant(e.at), *e[2:]) for e in entries]
                 insert_rows(connection, "prediction_log", NewEntry._fields, values)
                 return
             rows = [(e.request_id, _naive_utc(e.at), *e[2:]) for e in entries]

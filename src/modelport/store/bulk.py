@@ -18,7 +18,9 @@ prediction log row carries four or five of them (no deployment, slot, unit or er
 from __future__ import annotations
 
 import functools
+import math
 import sqlite3
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from itertools import chain
@@ -32,6 +34,24 @@ def sqlite_instant(at: datetime) -> str:
     """The text SQLAlchemy writes on SQLite for a naive UTC time and parses back. Times are
     made in UTC: the offset is cut off rather than converted (a third of the cost)."""
     return at.isoformat(" ", "microseconds")[:26]
+
+
+def sqlite_epoch_instant(seconds: float) -> str:
+    """:func:`sqlite_instant` of the UTC time ``seconds`` after the epoch (``time.time()``),
+    without making a datetime: ``isoformat`` formats through printf, about 1.5 µs a row.
+    Microseconds are rounded as ``datetime.fromtimestamp`` rounds them (the fraction alone,
+    half to even)."""
+    fraction, whole = math.modf(seconds)
+    micro = round(fraction * 1_000_000)
+    if micro == 1_000_000:
+        whole, micro = whole + 1, 0
+    return f"{_utc_second(int(whole))}.{micro:06d}"
+
+
+@functools.lru_cache(maxsize=16)
+def _utc_second(seconds: int) -> str:
+    """Rows written together share their second."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
 
 
 def insert_rows(
