@@ -36,15 +36,16 @@ def test_a_full_queue_drops_and_counts_and_stop_flushes_the_rest() -> None:
     async def scenario() -> None:
         observer = QueuedObserver("log", sink, dropped, max_queued=5, max_batch=2)
         await observer.start()
-        for i in range(8):  # the sink is stuck on r0: r1-r5 fill the queue, r6 and r7 drop
+        for i in range(8):  # the sink is stuck on r0, which still counts: r1-r4 fill the rest
             observer.observe(_outcome(i))
             await asyncio.sleep(0)
+        assert observer.queued == 5
         gate.set()
         await observer.stop()
 
     asyncio.run(scenario())
-    assert written == [f"r{i}" for i in range(6)]
-    assert registry.get_sample_value("dropped_total", {"observer": "log"}) == 2
+    assert written == [f"r{i}" for i in range(5)]
+    assert registry.get_sample_value("dropped_total", {"observer": "log"}) == 3
 
 
 def test_a_failing_observer_does_not_stop_the_others() -> None:

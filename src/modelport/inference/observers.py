@@ -69,7 +69,8 @@ class QueuedObserver(Generic[T]):
     batches, from a bounded queue.
 
     On stop, what is queued is flushed before the task ends, so a graceful shutdown loses
-    nothing; a crash loses at most ``max_queued`` items.
+    nothing; a crash loses at most ``max_queued`` items: the batch being handed over counts
+    against it until the sink returns.
     """
 
     def __init__(
@@ -91,17 +92,19 @@ class QueuedObserver(Generic[T]):
         self._max_batch = max_batch
         self._linger_s = linger_s
         self._dropped = dropped.labels(name)
+        self._handing_over = 0
         self._ready = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        """Items held: queued, or in the batch the sink has not finished with."""
+        return len(self._queue) + self._handing_over
 
     def observe(self, item: T) -> bool:
         """Queue ``item``; False when the queue was full and it was dropped."""
-        if len(self._queue) >= self._max_queued:
+        if len(self._queue) + self._handing_over >= self._max_queued:
             self._dropped.inc()
             return False
         self._queue.append(item)
@@ -130,10 +133,13 @@ class QueuedObserver(Generic[T]):
                 with contextlib.suppress(TimeoutError):  # a stop cuts the lingering short
                     await asyncio.wait_for(self._stopping.wait(), self._linger_s)
             taken = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
+            self._handing_over = len(taken)
             try:
                 await self._sink(taken)
             except Exception:  # one failing write must not stop the observer
                 log.exception("observer %s failed on %d outcomes", self.name, len(taken))
+            finally:
+                self._handing_over = 0
 
 
 def notify(observers: Sequence[Observer], outcome: Outcome) -> None:

@@ -87,7 +87,10 @@ class LogPolicy:
     sampling: Mapping[str, float] | None = None
     retention: timedelta = timedelta(days=30)
     buffer: int = 10_000
-    batch: int = 500
+    batch: int = 4000
+    """Rows a transaction: with 500, a server answering 8,000 requests a second spent about
+    8 µs more CPU a logged request (more writes and more hand-overs between the writer thread
+    and the event loop; the insert itself costs the same per row)."""
     flush_s: float = 0.5
 
     def rate(self, outcome: Outcome) -> float:
