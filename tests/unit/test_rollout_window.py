@@ -275,6 +275,21 @@ def test_a_window_counts_what_its_slot_served() -> None:
     assert window.predictions.to_json()["score:0.2"] == 1  # first column of a 2-D output
 
 
+def test_predictions_of_differing_shapes_are_binned_by_their_first_column() -> None:
+    window = SlotWindow()
+    window.served(200, 0.01, {"scores": np.array([[0.15, 0.9], [0.85, 0.1]])})
+    window.served(200, 0.01, {"scores": np.array([[0.55, 0.2, 0.25]])})
+    window.served(200, 0.01, {"scores": np.array([[[0.35]], [[0.95]]])})
+    window.served(200, 0.01, {"scores": np.array([[0.16, 0.5]])})
+    assert window.predictions.to_json() == {
+        "score:0.1": 2,
+        "score:0.3": 1,
+        "score:0.5": 1,
+        "score:0.8": 1,
+        "score:0.9": 1,
+    }
+
+
 def test_a_window_counts_mirrored_rows_and_failed_mirrors() -> None:
     window = SlotWindow()
     window.mirrored(Comparison(rows=8, disagreed=1, abs_diff_sum=0.4, abs_diff_max=0.3))

@@ -84,6 +84,17 @@ def _matrix(array: np.ndarray) -> np.ndarray:
     return array.reshape(array.shape[0], math.prod(array.shape[1:]))
 
 
+def _first_column(arrays: list[np.ndarray]) -> np.ndarray:
+    """The first value of every row of ``arrays``, in order. Arrays of one shape beyond their
+    rows (the usual case: one slot, one model) are joined first, in one call: slicing each
+    request's array on its own took a microsecond a request from the thread that flushes."""
+    try:
+        joined = np.concatenate(arrays)
+    except ValueError:  # shapes beyond the rows differ
+        return np.concatenate([_matrix(values)[:, 0] for values in arrays])
+    return _matrix(joined)[:, 0]
+
+
 def _argmax(x: np.ndarray) -> np.ndarray:
     index: np.ndarray = np.where(np.isnan(x), -np.inf, x).argmax(axis=1)
     return index
@@ -142,8 +153,7 @@ class SlotWindow:
     def predictions(self) -> PredictionHistogram:
         """Every prediction counted so far, binned."""
         if self.unbinned:
-            columns = [_matrix(values)[:, 0] for values in self.unbinned]
-            self.binned.record(columns[0] if len(columns) == 1 else np.concatenate(columns))
+            self.binned.record(_first_column(self.unbinned))
             self.unbinned.clear()
         return self.binned
 
