@@ -11,7 +11,11 @@ lands on each; the table gives the median round of each and its ratio to the pri
 then the median and range of each round's ratio to the primary's round of the same pass
 (:mod:`rounds`).
 
+With ``--spread 2`` two one-worker servers answer instead, each driven by its own generator on
+half the connections (:func:`targets.running_spread`).
+
     .venv/bin/python bench/deployments.py [--models small,medium] [--duration S] [--rounds N]
+    .venv/bin/python bench/deployments.py --spread 2
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import orjson
 import load
 from models import build_models
 from rounds import cpu_us_per_request, median_round, paired_ratio
-from targets import modelport_target, running
+from targets import Target, modelport_target, running_spread
 
 
 def deployment_yaml(model: str, suffix: str, shadow: bool) -> str:
@@ -105,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per target")
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--spread", type=int, default=0, help="one-worker servers instead")
     args = parser.parse_args(argv)
     names = args.models.split(",")
     models = build_models()
@@ -112,17 +117,21 @@ def main(argv: list[str] | None = None) -> int:
         home = Path(tmp) / "home"
         prepare(home, names)
         deployments = [f"--deployment={name}-{kind}" for name in names for kind in KINDS]
-        target = modelport_target(home, 0, tuple(names))
-        target = replace(target, command=(*target.command, *deployments))
+
+        def target() -> Target:
+            plain = modelport_target(home, 0, tuple(names))
+            return replace(plain, command=(*plain.command, *deployments))
+
         print(
             f"load: {load.generator_name()}, c={args.concurrency}, "
             f"{args.rounds} x {args.duration:g} s per target, alternating"
+            + (f", {args.spread} one-worker servers" if args.spread > 1 else "")
         )
         print(
             f"{'model':8} {'target':24} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
             f"{'CPU µs/req':>10} {'ratio':>6}  paired (range)"
         )
-        with running(target) as server:
+        with running_spread(target, args.spread) as servers:
             for name in names:
                 row = orjson.dumps({"instances": models[name].rows[:1].tolist()})
                 paths = {
@@ -134,9 +143,12 @@ def main(argv: list[str] | None = None) -> int:
                 rounds: dict[str, list[load.LoadResult]] = {label: [] for label in paths}
                 for _ in range(args.rounds):
                     for label, path in paths.items():
-                        request = load.Request(server.host, server.port, "POST", path, row)
+                        points = [
+                            (load.Request(s.host, s.port, "POST", path, row), s.pids())
+                            for s in servers
+                        ]
                         rounds[label].append(
-                            load.run(request, args.concurrency, args.duration, 1.0, server.pids())
+                            load.run_spread(points, args.concurrency, args.duration, 1.0)
                         )
                 alone = median_round(rounds["primary alone"])
                 for label, results in rounds.items():

@@ -17,10 +17,12 @@ import os
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -116,6 +118,34 @@ def run(
     if done.returncode != 0:
         raise RuntimeError(f"load generator failed: {done.stderr.decode()[-2000:]}")
     return LoadResult(**json.loads(done.stdout))
+
+
+def run_spread(
+    points: list[tuple[Request, list[int]]], concurrency: int, duration_s: float, warmup_s: float
+) -> LoadResult:
+    """One measured point over several servers of one target at once (``points``: each one's
+    request and processes), each with its own generator and an equal share of the
+    connections. Counts and CPU add up; p50 is the generators' mean, p99 their highest."""
+    if len(points) == 1:
+        (request, pids), *_ = points
+        return run(request, concurrency, duration_s, warmup_s, pids)
+    share = concurrency // len(points)
+    with ThreadPoolExecutor(len(points)) as pool:
+        results = list(
+            pool.map(lambda point: run(point[0], share, duration_s, warmup_s, point[1]), points)
+        )
+    return LoadResult(
+        concurrency=share * len(points),
+        duration_s=statistics.fmean(r.duration_s for r in results),
+        requests=sum(r.requests for r in results),
+        errors=sum(r.errors for r in results),
+        p50_ms=statistics.fmean(r.p50_ms for r in results),
+        p99_ms=max(r.p99_ms for r in results),
+        client_cpu_s=sum(r.client_cpu_s for r in results),
+        server_cpu_s=sum(r.server_cpu_s for r in results),
+        machine_cpu_s=statistics.fmean(r.machine_cpu_s for r in results),
+        generator=results[0].generator,
+    )
 
 
 def generator_name() -> str:

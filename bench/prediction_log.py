@@ -5,8 +5,11 @@ Two `modelport serve` process groups share one registry; one writes every answer
 to the prediction log. Rounds alternate (off, on, off, on …) so a busy moment of the machine
 lands on both; the table gives the median round of each and the ratio on/off, then the median
 and range of each "on" round's ratio to the "off" round of the same pass (:mod:`rounds`).
+With ``--spread 2`` each group is two one-worker servers instead, each driven by its own
+generator on half the connections (:func:`targets.running_spread`).
 
     .venv/bin/python bench/prediction_log.py [--models small,medium] [--concurrency 16,64]
+    .venv/bin/python bench/prediction_log.py --spread 2
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: siblings import
@@ -25,7 +30,7 @@ import orjson
 import load
 from models import build_models
 from rounds import cpu_us_per_request, median_round, paired_ratio
-from targets import Server, modelport_target, running
+from targets import Server, Target, modelport_target, running_spread
 
 
 def prepare(home: Path, names: list[str]) -> None:
@@ -44,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="16,64")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per target")
+    parser.add_argument("--spread", type=int, default=0, help="one-worker servers per group")
     args = parser.parse_args(argv)
     names = args.models.split(",")
     levels = [int(c) for c in args.concurrency.split(",")]
@@ -51,17 +57,19 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mp-bench-log-") as tmp:
         home = Path(tmp) / "home"
         prepare(home, names)
-        off = modelport_target(home, 0, tuple(names))
-        on = modelport_target(home, 0, tuple(names))
-        on = replace(on, env={**on.env, "MODELPORT_PREDICTION_LOG": "true"})
-        print(f"load: {load.generator_name()}, {args.rounds} x {args.duration:g} s per target")
+        off = partial(modelport_target, home, 0, tuple(names))
+        on = partial(_logging, off)
+        spread = f", {args.spread} one-worker servers each" if args.spread > 1 else ""
+        print(
+            f"load: {load.generator_name()}, {args.rounds} x {args.duration:g} s per target{spread}"
+        )
         print(
             f"{'model':8} {'c':>3} {'log':4} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
             f"{'CPU µs/req':>10} {'ratio':>6}  paired (range)"
         )
         with ExitStack() as stack:
-            servers = {"off": stack.enter_context(running(off))}
-            servers["on"] = stack.enter_context(running(on))
+            servers = {"off": stack.enter_context(running_spread(off, args.spread))}
+            servers["on"] = stack.enter_context(running_spread(on, args.spread))
             for name in names:
                 body = orjson.dumps({"instances": models[name].rows[:1].tolist()})
                 for concurrency in levels:
@@ -69,16 +77,25 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _logging(make: Callable[[], Target]) -> Target:
+    """The target ``make`` builds, with every request logged."""
+    target = make()
+    return replace(target, env={**target.env, "MODELPORT_PREDICTION_LOG": "true"})
+
+
 def _compare(
-    servers: dict[str, Server], name: str, body: bytes, concurrency: int, args: argparse.Namespace
+    servers: dict[str, list[Server]],
+    name: str,
+    body: bytes,
+    concurrency: int,
+    args: argparse.Namespace,
 ) -> None:
     rounds: dict[str, list[load.LoadResult]] = {label: [] for label in servers}
+    path = f"/v1/models/{name}:predict"
     for _ in range(args.rounds):
-        for label, server in servers.items():
-            request = load.Request(
-                server.host, server.port, "POST", f"/v1/models/{name}:predict", body
-            )
-            rounds[label].append(load.run(request, concurrency, args.duration, 1.0, server.pids()))
+        for label, group in servers.items():
+            points = [(load.Request(s.host, s.port, "POST", path, body), s.pids()) for s in group]
+            rounds[label].append(load.run_spread(points, concurrency, args.duration, 1.0))
     baseline = median_round(rounds["off"])
     for label, results in rounds.items():
         result = median_round(results)

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +182,24 @@ def running(target: Target) -> Iterator[Server]:
         yield server
     finally:
         _stop(process)
+
+
+@contextlib.contextmanager
+def running_spread(make: Callable[[], Target], spread: int) -> Iterator[list[Server]]:
+    """The server ``make`` builds, or with ``spread`` > 1 that many one-worker copies of it,
+    each on a port of its own (``make`` picks a free one each time).
+
+    uvicorn's workers share one listening socket, and the worker that wakes first accepts
+    every connection waiting: a generator that opens all its connections at once can leave
+    one worker serving them all for a whole round. Copies driven each by its own generator
+    measure what the workers would do if connections were spread evenly."""
+    with contextlib.ExitStack() as stack:
+        if spread <= 1:
+            yield [stack.enter_context(running(make()))]
+            return
+        copies = [make() for _ in range(spread)]
+        one_worker = [replace(t, command=(*t.command, "--workers", "1")) for t in copies]
+        yield [stack.enter_context(running(t)) for t in one_worker]
 
 
 def _wait_ready(server: Server, target: Target, log_path: Path) -> None:
