@@ -127,7 +127,7 @@ def run_spread(
     request and processes), each with its own generator and an equal share of the
     connections. Counts and CPU add up; p50 is the generators' mean, p99 their highest."""
     if len(points) == 1:
-        (request, pids), *_ = points
+        request, pids = points[0]
         return run(request, concurrency, duration_s, warmup_s, pids)
     share = concurrency // len(points)
     with ThreadPoolExecutor(len(points)) as pool:
