@@ -104,7 +104,7 @@ class QueuedObserver(Generic[T]):
 
     def observe(self, item: T) -> bool:
         """Queue ``item``; False when the queue was full and it was dropped."""
-        if len(self._queue) + self._handing_over >= self._max_queued:
+        if self.queued >= self._max_queued:
             self._dropped.inc()
             return False
         self._queue.append(item)
