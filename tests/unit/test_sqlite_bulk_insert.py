@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from modelport.store.bulk import insert_rows, sqlite_epoch_instant, sqlite_instant
+from modelport.store.bulk import insert_rows, sqlite_epoch_instants, sqlite_instant
 
 COLUMNS = ("key", "text", "number", "ratio", "flag", "at")
 
@@ -107,6 +107,5 @@ def test_a_time_since_the_epoch_is_written_as_its_datetime_would_be() -> None:
     rng = random.Random(0)
     instants = [0.0, 1_780_000_000.0, 1_780_000_000.9999996, 4_102_444_799.999999]
     instants += [rng.uniform(0, 4_102_444_800) for _ in range(2_000)]
-    for seconds in instants:
-        expected = sqlite_instant(datetime.fromtimestamp(seconds, UTC))
-        assert sqlite_epoch_instant(seconds) == expected, seconds
+    expected = [sqlite_instant(datetime.fromtimestamp(seconds, UTC)) for seconds in instants]
+    assert sqlite_epoch_instants(instants) == expected

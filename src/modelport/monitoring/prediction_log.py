@@ -206,24 +206,28 @@ class PredictionLog:
                 return
 
     def _entry(self, outcome: Outcome, at: float) -> NewEntry:
+        """Arguments by position, in :class:`NewEntry`'s order: by keyword a NamedTuple is
+        made through a Python ``__new__`` that cost 1.5 µs a request. ``_value_`` is the
+        enum's plain attribute (its ``value`` property cost another 0.3 µs)."""
         context = outcome.context
         inputs = outcome.inputs
+        error = outcome.error
         return NewEntry(
-            request_id=context.request_id,
-            at=at,
-            protocol=context.transport.value,
-            deployment=context.deployment,
-            slot=context.slot,
-            model=context.model,
-            version=context.version,
-            unit_id=context.unit_id,
-            status=outcome.status,
-            error=outcome.error.code if outcome.error is not None else None,
-            latency_ms=outcome.elapsed_s * 1000,
-            rows=inputs.n_rows if inputs is not None else 0,
-            shadow=outcome.shadow,
-            inputs=self._json(inputs.columns) if inputs is not None else None,
-            outputs=self._json(outcome.outputs) if outcome.outputs is not None else None,
+            context.request_id,
+            at,
+            context.transport._value_,
+            context.deployment,
+            context.slot,
+            context.model,
+            context.version,
+            context.unit_id,
+            200 if error is None else error.status,
+            None if error is None else error.code,
+            outcome.elapsed_s * 1000,
+            0 if inputs is None else inputs.n_rows,
+            outcome.shadow,
+            None if inputs is None else self._json(inputs.columns),
+            None if outcome.outputs is None else self._json(outcome.outputs),
         )
 
     def _json(self, arrays: Mapping[str, np.ndarray]) -> str:

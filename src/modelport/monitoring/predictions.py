@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Text, cast, delete, select
 
 from modelport.durations import parse_instant
-from modelport.store.bulk import insert_rows, sqlite_epoch_instant
+from modelport.store.bulk import insert_columns, sqlite_epoch_instants
 from modelport.store.tables import PredictionRow
 from modelport.store.unit_of_work import Database
 
@@ -114,17 +114,21 @@ class PredictionStore:
 
         Rows go as they are (inputs and outputs already JSON text, the time in the form the
         dialect stores), as driver SQL: the ORM's per-row work cost three times the rest of
-        the write. On SQLite the batch goes in multi-row statements of up to 256 rows
-        (:mod:`modelport.store.bulk`). Either way errors come through SQLAlchemy, so an
-        unreachable database is the 503 the log retries, not a lost batch.
+        the write. On SQLite the batch goes column by column (no tuple made per row) in
+        multi-row statements of up to 256 rows (:mod:`modelport.store.bulk`). Either way
+        errors come through SQLAlchemy, so an unreachable database is the 503 the log
+        retries, not a lost batch.
         """
         if not entries:
             return
         with self._db.write() as session:
             connection = session.connection()
             if connection.dialect.name == "sqlite":
-                values = [(e.request_id, sqlite_epoch_instant(e.at), *e[2:]) for e in entries]
-                insert_rows(connection, "prediction_log", NewEntry._fields, values)
+                columns: dict[str, Sequence[Any]] = dict(
+                    zip(NewEntry._fields, zip(*entries, strict=True), strict=True)
+                )
+                columns["at"] = sqlite_epoch_instants(columns["at"])
+                insert_columns(connection, "prediction_log", columns)
                 return
             rows = [(e.request_id, _naive_utc(e.at), *e[2:]) for e in entries]
             connection.exec_driver_sql(_INSERT, rows)
