@@ -25,6 +25,9 @@ class FileFormat(StrEnum):
     CSV = "csv"
 
 
+CSV_BLOCK_BYTES = 1 << 20
+"""What arrow reads of a CSV file at a time (its default), and infers column types from."""
+
 SUFFIXES = {".parquet": FileFormat.PARQUET, ".pq": FileFormat.PARQUET, ".csv": FileFormat.CSV}
 
 
@@ -140,4 +143,11 @@ def input_schema(fs: Any, part: Part, signature: Signature) -> pa.Schema:
     with fs.open(part.path, "rb") as file:
         if part.format is FileFormat.PARQUET:
             return pq.ParquetFile(file).schema_arrow
-        return pacsv.open_csv(file, convert_options=_csv_types(signature)).schema
+        first_block = file.read(CSV_BLOCK_BYTES)
+    # From bytes in memory, not the Python file: arrow reads ahead on a thread of its own,
+    # which would call back into Python for the next block; a run refused right after this
+    # (its folder holds another run) could exit while that thread waited for the GIL, and
+    # Python ends such a thread in a way C++ answers with "terminate called" (SIGABRT).
+    options = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES)
+    head = pa.BufferReader(first_block)
+    return pacsv.open_csv(head, read_options=options, convert_options=_csv_types(signature)).schema
