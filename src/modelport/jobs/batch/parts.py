@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
 
 from modelport.errors import InvalidInputError
 from modelport.runtimes.signature import STRING, Signature, SignatureKind
@@ -89,14 +90,18 @@ def record_batches(
     fs: Any, part: Part, rows: int, signature: Signature
 ) -> Iterator[pa.RecordBatch]:
     """The part's rows, ``rows`` at a time (CSV blocks may end a chunk early)."""
-    with fs.open(part.path, "rb") as file:
-        if part.format is FileFormat.PARQUET:
+    if part.format is FileFormat.PARQUET:
+        with fs.open(part.path, "rb") as file:
             groups = [] if part.row_group is None else [part.row_group]
             # one thread per part: the parts in flight are the parallelism, and pyarrow's
             # column threads only added their hand-offs (a fifth of a small read's CPU)
             parquet = pq.ParquetFile(file)
             yield from parquet.iter_batches(batch_size=rows, row_groups=groups, use_threads=False)
-            return
+        return
+    # a local file is opened by arrow itself: its CSV read-ahead thread then never calls back
+    # into Python, so a run that fails mid-part can exit cleanly (see input_schema)
+    local = isinstance(fs, LocalFileSystem)
+    with pa.OSFile(part.path, "rb") if local else fs.open(part.path, "rb") as file:
         reader = pacsv.open_csv(file, convert_options=_csv_types(signature))
         for block in reader:
             for start in range(0, block.num_rows, rows):
