@@ -221,7 +221,7 @@ class PredictionLog:
             context.model,
             context.version,
             context.unit_id,
-            200 if error is None else error.status,
+            outcome.status,
             None if error is None else error.code,
             outcome.elapsed_s * 1000,
             0 if inputs is None else inputs.n_rows,
