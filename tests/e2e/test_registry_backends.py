@@ -42,7 +42,7 @@ from modelport.registry import PreparedModel, Registry, Stage, prepare_object
 from modelport.runtimes.base import call_model
 from modelport.runtimes.signature import SignatureKind, TensorSpec, sample_arrays
 from modelport.sdk import load_model, log_model
-from modelport.store.db import MIGRATIONS, create_db_engine
+from modelport.store.db import MIGRATIONS, PAGE_SIZE, create_db_engine
 
 IrisData = tuple[np.ndarray, np.ndarray]
 
@@ -540,6 +540,26 @@ def test_migrations_run_on_first_use_and_are_idempotent(backend: Settings) -> No
         assert set(inspect(second).get_table_names()) == tables
     finally:
         second.dispose()
+
+
+def test_a_new_sqlite_file_gets_large_pages_and_an_old_one_keeps_its_own(
+    tmp_path: Path, prepared: PreparedModel
+) -> None:
+    old_file = tmp_path / "old.db"
+    made_before = sqlite3.connect(old_file)
+    made_before.execute("CREATE TABLE older (x)")  # the file now has its page size: 4,096
+    made_before.close()
+    for path, pages in ((tmp_path / "new.db", PAGE_SIZE), (old_file, 4096)):
+        settings = Settings(home=tmp_path / path.stem, database_url=f"sqlite:///{path}")
+        registry = Registry.from_settings(settings)
+        try:
+            registry.register("iris", prepared)
+            assert registry.get_version("iris", 1).version == 1
+        finally:
+            registry.close()
+        with sqlite3.connect(path) as reader:
+            assert reader.execute("PRAGMA page_size").fetchone() == (pages,)
+            assert reader.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 def test_upgrade_from_0001_keeps_version_numbering(

