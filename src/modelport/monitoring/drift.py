@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from modelport.config import Settings
 from modelport.monitoring.features import PREDICTION_OUTPUTS, feature_columns
+from modelport.monitoring.gc_pause import gc_paused
 from modelport.monitoring.predictions import PredictionStore
 from modelport.monitoring.watch import Served, Watch
 from modelport.monitoring.webhooks import Announcer, announcer_of
@@ -175,6 +176,10 @@ class DriftReports:
         self.policy = policy
 
     def report(self, model: str, version: int, window: timedelta | None = None) -> DriftResult:
+        with gc_paused():
+            return self._report(model, version, window)
+
+    def _report(self, model: str, version: int, window: timedelta | None) -> DriftResult:
         until = datetime.now(UTC)
         since = until - (window or self.policy.window)
         reference = self._references(model, version)

@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from modelport.config import QualityMetric, Settings
 from modelport.monitoring.feedback import FeedbackStore, Labelled
+from modelport.monitoring.gc_pause import gc_paused
 from modelport.monitoring.watch import Served, Watch
 from modelport.monitoring.webhooks import Announcer, announcer_of
 from modelport.registry import Registry
@@ -223,6 +224,10 @@ class QualityReports:
         self._min_rows = min_rows
 
     def report(self, model: str, version: int, window: timedelta | None = None) -> QualityResult:
+        with gc_paused():
+            return self._report(model, version, window)
+
+    def _report(self, model: str, version: int, window: timedelta | None) -> QualityResult:
         until = datetime.now(UTC)
         since = until - (window or self.window)
         labelled = self._store.labelled(model, version, since, until, self._max_rows)
