@@ -173,6 +173,24 @@ def test_a_folder_of_another_run_is_refused_unless_overwritten(
     assert "holds other files" in foreign.stderr
 
 
+def test_a_folder_of_another_input_is_refused_before_the_input_is_read(
+    cli: Cli, tmp_path: Path, iris: pd.DataFrame
+) -> None:
+    source = tmp_path / "in.csv"
+    iris.to_csv(source, index=False)
+    args = ("batch", "-m", "iris", "-i", str(source), "-o", str(tmp_path / "out"),
+            "--passthrough", "row_id")  # fmt: skip
+    assert cli(*args).returncode == 0
+    source.write_text("")  # another input now, and one arrow could not read a schema from
+    refused = cli(*args)
+    assert refused.returncode == 1
+    assert "holds another run" in refused.stderr
+    unreadable = cli(*args, "--overwrite")  # the folder may go: now the input is read
+    assert unreadable.returncode == 1
+    assert "in.csv is not a CSV file with a header: Empty CSV file" in unreadable.stderr
+    assert "Traceback" not in unreadable.stderr
+
+
 def test_a_killed_run_resumes_where_it_stopped(settings: Settings, tmp_path: Path) -> None:
     """SIGKILL mid-run, run again: the written parts are skipped, the rest scored, and the
     output is whole, with no part written twice or left half-written."""

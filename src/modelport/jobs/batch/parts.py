@@ -155,4 +155,8 @@ def input_schema(fs: Any, part: Part, signature: Signature) -> pa.Schema:
     # Python ends such a thread in a way C++ answers with "terminate called" (SIGABRT).
     options = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES)
     head = pa.BufferReader(first_block)
-    return pacsv.open_csv(head, read_options=options, convert_options=_csv_types(signature)).schema
+    try:
+        reader = pacsv.open_csv(head, read_options=options, convert_options=_csv_types(signature))
+    except pa.ArrowInvalid as exc:
+        raise InvalidInputError(f"{part.path} is not a CSV file with a header: {exc}") from exc
+    return reader.schema

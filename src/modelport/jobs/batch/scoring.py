@@ -134,16 +134,20 @@ def plan_for(settings: Settings, record: VersionRecord, job: BatchJob) -> Plan:
     """:func:`plan` for a version already chosen (the one a server answers with now)."""
     fs_in, root_in = filesystem(settings, job.input)
     parts = find_parts(fs_in, root_in)
-    schema = input_schema(fs_in, parts[0], record.signature)
-    layout = OutputLayout.of(record.signature, schema, job.passthrough, job.outputs, job.format)
     fs_out, root_out = filesystem(settings, job.output)
-    manifest = {
+    manifest: dict[str, Any] = {
         "model": record.name,
         "version": record.version,
         "format": job.format.value,
-        "columns": layout.schema.names,
         "parts": [part.identity() for part in parts],
     }
+    # A folder of another model, version or input is refused before any input file is opened:
+    # an exit right after arrow's CSV reader has been dropped can abort the process while the
+    # reader's read-ahead task still runs (apache/arrow#43604), and a refusal is such an exit.
+    _held_by_another(fs_out, root_out, manifest, job.overwrite)
+    schema = input_schema(fs_in, parts[0], record.signature)
+    layout = OutputLayout.of(record.signature, schema, job.passthrough, job.outputs, job.format)
+    manifest["columns"] = layout.schema.names
     _claim(fs_out, root_out, manifest, job.overwrite)
     todo = tuple(p for p in parts if not fs_out.exists(part_path(root_out, p, job.format)))
     return Plan(job, record.name, record.version, record.signature, layout, tuple(parts), todo)
@@ -151,21 +155,32 @@ def plan_for(settings: Settings, record: VersionRecord, job: BatchJob) -> Plan:
 
 def _claim(fs: Any, root: str, manifest: dict[str, Any], overwrite: bool) -> None:
     fs.makedirs(root, exist_ok=True)
-    found = read_json(fs, f"{root}/{MANIFEST}")
-    other = found != manifest if found is not None else bool(_listing(fs, root))
-    if other:
-        if not overwrite:
-            what = "another run (other model version, input or columns)"
-            raise ConflictError(
-                f"{root} holds {what if found is not None else 'other files'}; choose another "
-                "output folder, or --overwrite to replace it"
-            )
+    if _held_by_another(fs, root, manifest, overwrite):
         for path in _listing(fs, root):
             fs.rm(path, recursive=True)
     for path in _listing(fs, root):
         if path.endswith(PENDING_SUFFIX) or path.endswith(SUCCESS):
             fs.rm(path)  # an interrupted part, or the mark of a run about to change
     write_json(fs, f"{root}/{MANIFEST}", manifest)
+
+
+def _held_by_another(fs: Any, root: str, manifest: dict[str, Any], overwrite: bool) -> bool:
+    """Whether the folder holds files of another run than ``manifest`` (compared on the keys it
+    has) or files of no run; a :class:`ConflictError` unless ``overwrite``."""
+    found = read_json(fs, f"{root}/{MANIFEST}")
+    if found is None:
+        other = bool(_listing(fs, root))
+    else:
+        other = not isinstance(found, dict) or any(
+            found.get(key) != value for key, value in manifest.items()
+        )
+    if other and not overwrite:
+        what = "another run (other model version, input or columns)"
+        raise ConflictError(
+            f"{root} holds {what if found is not None else 'other files'}; choose another "
+            "output folder, or --overwrite to replace it"
+        )
+    return other
 
 
 def _listing(fs: Any, root: str) -> list[str]:
