@@ -23,6 +23,7 @@ from sklearn.pipeline import Pipeline
 
 import modelport
 from modelport.config import Settings
+from modelport.jobs.batch.parts import CSV_BLOCK_BYTES
 from modelport.jobs.batch.scoring import BatchJob, run
 from tests.e2e.conftest import settings_env
 from tests.e2e.doubles import SlowPoisonModel
@@ -189,6 +190,22 @@ def test_a_folder_of_another_input_is_refused_before_the_input_is_read(
     assert unreadable.returncode == 1
     assert "in.csv is not a CSV file with a header: Empty CSV file" in unreadable.stderr
     assert "Traceback" not in unreadable.stderr
+
+
+def test_a_csv_longer_than_its_first_block_is_scored_whole(
+    cli: Cli, tmp_path: Path, iris: pd.DataFrame
+) -> None:
+    source = tmp_path / "in.csv"
+    big = pd.concat([iris] * 20, ignore_index=True)
+    big["row_id"] = np.arange(len(big))
+    big.to_csv(source, index=False)
+    data = source.read_bytes()
+    assert len(data) > CSV_BLOCK_BYTES
+    assert data[CSV_BLOCK_BYTES - 1 : CSV_BLOCK_BYTES + 1].count(b"\n") == 0  # cut inside a row
+    out = tmp_path / "out"
+    done = cli("batch", "-m", "iris", "-i", str(source), "-o", str(out), "--passthrough", "row_id")
+    assert done.returncode == 0, done.stderr
+    assert sorted(pd.read_parquet(out)["row_id"]) == list(range(len(big)))
 
 
 def test_a_killed_run_resumes_where_it_stopped(settings: Settings, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ of their files, so the same input splits the same way every time.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -149,6 +150,8 @@ def input_schema(fs: Any, part: Part, signature: Signature) -> pa.Schema:
         if part.format is FileFormat.PARQUET:
             return pq.ParquetFile(file).schema_arrow
         first_block = file.read(CSV_BLOCK_BYTES)
+        if file.read(1):  # more follows: keep whole rows, as arrow's own first block would
+            first_block = first_block[: first_block.rfind(b"\n") + 1] or first_block
     # From bytes in memory, not the Python file: arrow reads ahead on a thread of its own,
     # which would call back into Python for the next block; a run refused right after this
     # (its folder holds another run) could exit while that thread waited for the GIL, and
@@ -159,4 +162,12 @@ def input_schema(fs: Any, part: Part, signature: Signature) -> pa.Schema:
         reader = pacsv.open_csv(head, read_options=options, convert_options=_csv_types(signature))
     except pa.ArrowInvalid as exc:
         raise InvalidInputError(f"{part.path} is not a CSV file with a header: {exc}") from exc
-    return reader.schema
+    schema = reader.schema
+    # Read to the end before the reader is dropped, so its read-ahead task on arrow's IO
+    # threads is done: an exit right after (a layout mistake) cannot then abort the process
+    # while that task still runs (apache/arrow#43604). A bad row is reported by the run that
+    # reaches it, with its part and rows.
+    with contextlib.suppress(pa.ArrowInvalid):
+        for _ in reader:
+            pass
+    return schema
