@@ -36,14 +36,14 @@ def test_the_collector_resumes_when_the_last_holder_leaves() -> None:
     entered, release = threading.Event(), threading.Event()
 
     def other_holder() -> None:
-        with gc_paused():
+        with gc_paused:
             entered.set()
             release.wait(10)
 
     thread = threading.Thread(target=other_holder)
     thread.start()
     assert entered.wait(10)
-    with gc_paused():
+    with gc_paused:
         release.set()
         thread.join(10)
         assert not gc.isenabled()  # the other holder left; this one still holds
@@ -52,7 +52,7 @@ def test_the_collector_resumes_when_the_last_holder_leaves() -> None:
 
 @pytest.mark.usefixtures("collector_on")
 def test_the_collector_resumes_after_an_error() -> None:
-    with pytest.raises(ValueError, match="failed report"), gc_paused():
+    with pytest.raises(ValueError, match="failed report"), gc_paused:
         raise ValueError("a failed report")
     assert gc.isenabled()
 
@@ -61,7 +61,7 @@ def test_a_collector_already_off_stays_off() -> None:
     was = gc.isenabled()
     gc.disable()
     try:
-        with gc_paused():
+        with gc_paused:
             pass
         assert not gc.isenabled()
     finally:

@@ -175,11 +175,8 @@ class DriftReports:
         self._references = references
         self.policy = policy
 
+    @gc_paused
     def report(self, model: str, version: int, window: timedelta | None = None) -> DriftResult:
-        with gc_paused():
-            return self._report(model, version, window)
-
-    def _report(self, model: str, version: int, window: timedelta | None) -> DriftResult:
         until = datetime.now(UTC)
         since = until - (window or self.policy.window)
         reference = self._references(model, version)

@@ -15,35 +15,30 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import ContextDecorator
+from typing import Any
 
 
-class _Pauses:
+class _Pause(ContextDecorator):
+    """``with gc_paused:`` or ``@gc_paused``: no cyclic collection runs in this process."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._holders = 0
         self._resume = False
 
-    @contextmanager
-    def held(self) -> Iterator[None]:
+    def __enter__(self) -> None:
         with self._lock:
             if self._holders == 0:
                 self._resume = gc.isenabled()
                 gc.disable()
             self._holders += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._holders -= 1
-                if self._holders == 0 and self._resume:
-                    gc.enable()
+
+    def __exit__(self, *_exc: Any) -> None:
+        with self._lock:
+            self._holders -= 1
+            if self._holders == 0 and self._resume:
+                gc.enable()
 
 
-_PAUSES = _Pauses()
-
-
-def gc_paused() -> AbstractContextManager[None]:
-    """Within the block, no cyclic collection runs in this process."""
-    return _PAUSES.held()
+gc_paused = _Pause()

@@ -223,11 +223,8 @@ class QualityReports:
         self._limits = limits or {}
         self._min_rows = min_rows
 
+    @gc_paused
     def report(self, model: str, version: int, window: timedelta | None = None) -> QualityResult:
-        with gc_paused():
-            return self._report(model, version, window)
-
-    def _report(self, model: str, version: int, window: timedelta | None) -> QualityResult:
         until = datetime.now(UTC)
         since = until - (window or self.window)
         labelled = self._store.labelled(model, version, since, until, self._max_rows)
