@@ -32,7 +32,7 @@ import orjson
 
 import load
 from models import build_models
-from rounds import cpu_us_per_request, median_round, paired_ratio
+from rounds import PAIRED_HEADER, cpu_us_per_request, median_round, paired_ratio
 from targets import Target, modelport_target, running_spread
 
 
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"{'model':8} {'target':24} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-            f"{'CPU µs/req':>10} {'ratio':>6}  paired (range)"
+            f"{'CPU µs/req':>10} {'ratio':>6}  {PAIRED_HEADER}"
         )
         with running_spread(target, args.spread) as servers:
             for name in names:
