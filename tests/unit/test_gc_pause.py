@@ -85,21 +85,21 @@ def test_no_collection_runs_during_a_drift_report(
         PredictionStore(registry.database).write(
             [
                 NewEntry(
-                    f"request-{i}",
-                    now,
-                    "v1",
-                    None,
-                    None,
-                    "iris",
-                    1,
-                    None,
-                    200,
-                    None,
-                    0.5,
-                    1,
-                    False,
-                    orjson.dumps({"input": [X[i % 150].tolist()]}).decode(),
-                    outputs,
+                    request_id=f"request-{i}",
+                    at=now,
+                    protocol="v1",
+                    deployment=None,
+                    slot=None,
+                    model="iris",
+                    version=1,
+                    unit_id=None,
+                    status=200,
+                    error=None,
+                    latency_ms=0.5,
+                    rows=1,
+                    shadow=False,
+                    inputs=orjson.dumps({"input": [X[i % 150].tolist()]}).decode(),
+                    outputs=outputs,
                 )
                 for i in range(20_000)
             ]
